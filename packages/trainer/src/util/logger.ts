@@ -1,0 +1,27 @@
+/** Levelled logger taken by library code; the CLI decides where lines go. Libraries never console.log. */
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** A logger that drops everything (the default for library calls). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Logger writing to stderr (warn, error) and stdout (info); debug only when `verbose`. */
+export function consoleLogger(verbose = false): Logger {
+  return {
+    debug: (m) => { if (verbose) process.stdout.write(`${m}\n`); },
+    info: (m) => process.stdout.write(`${m}\n`),
+    warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
+    error: (m) => process.stderr.write(`ERROR: ${m}\n`),
+  };
+}
+
+/** Logger that records lines in memory, for tests. */
+export function memoryLogger(): Logger & { lines: { level: string; msg: string }[] } {
+  const lines: { level: string; msg: string }[] = [];
+  const rec = (level: string) => (msg: string) => { lines.push({ level, msg }); };
+  return { lines, debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') };
+}
