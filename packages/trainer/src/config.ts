@@ -1,0 +1,180 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '@kd-edge/core';
+import { HYP_SCRATCH_LOW, type Hyp } from './train/hyp.js';
+
+/** One option of a command: its type, default, allowed values and help line. */
+export type OptionSpec =
+  | { type: 'int' | 'number'; default?: number; min?: number; max?: number; multipleOf?: number; help: string }
+  | { type: 'string'; default?: string; help: string; required?: boolean }
+  | { type: 'enum'; choices: readonly string[]; default: string; help: string }
+  | { type: 'boolean'; default: boolean; help: string };
+
+export type OptionsSchema = Record<string, OptionSpec>;
+
+/** Names of the compute backends, in the order `auto` tries the native ones. */
+export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** Options of `kd-trainer train` (keys in ultralytics' snake_case; flags are the kebab-case forms). */
+export const TRAIN_SCHEMA = {
+  data: { type: 'string', required: true, help: 'dataset YAML (ultralytics format)' },
+  model: { type: 'string', default: 'yolov5n', help: 'yolov5n|s|m|l|x or a model YAML' },
+  weights: { type: 'string', default: '', help: 'initial weights (.kdw) to fine-tune from' },
+  epochs: { type: 'int', default: 100, min: 1, help: 'training epochs' },
+  batch_size: { type: 'int', default: 16, min: 1, help: 'images per step' },
+  imgsz: { type: 'int', default: 640, min: 32, multipleOf: 32, help: 'train and val image size (pixels)' },
+  backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend' },
+  project: { type: 'string', default: 'runs/train', help: 'save to project/name' },
+  name: { type: 'string', default: 'exp', help: 'save to project/name' },
+  exist_ok: { type: 'boolean', default: false, help: 'reuse project/name instead of incrementing' },
+  resume: { type: 'string', default: '', help: 'resume from a last.kdw checkpoint (or a run folder)' },
+  hyp: { type: 'string', default: '', help: 'hyperparameters YAML (hyp.scratch-low keys)' },
+  seed: { type: 'int', default: 0, min: 0, help: 'global seed (augmentation, shuffling, init)' },
+  cos_lr: { type: 'boolean', default: false, help: 'cosine learning-rate schedule' },
+  patience: { type: 'int', default: 100, min: 0, help: 'stop after this many epochs without improvement (0: never)' },
+  workers: { type: 'int', default: 4, min: 1, max: 64, help: 'batches prepared ahead of the training step' },
+  noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
+  conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'validation confidence threshold' },
+  iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'validation NMS IoU threshold' },
+  nbs: { type: 'int', default: 64, min: 1, help: 'nominal batch size (gradient accumulation target)' },
+} as const satisfies OptionsSchema;
+
+/** Options of `kd-trainer val`. */
+export const VAL_SCHEMA = {
+  weights: { type: 'string', required: true, help: 'weights (.kdw) to validate' },
+  data: { type: 'string', required: true, help: 'dataset YAML' },
+  imgsz: { type: 'int', default: 640, min: 32, multipleOf: 32, help: 'image size (pixels)' },
+  batch_size: { type: 'int', default: 32, min: 1, help: 'images per batch' },
+  task: { type: 'enum', choices: ['val', 'test', 'train'], default: 'val', help: 'split to evaluate' },
+  conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'confidence threshold' },
+  iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'NMS IoU threshold' },
+  max_det: { type: 'int', default: 300, min: 1, help: 'maximum detections per image' },
+  backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend' },
+  workers: { type: 'int', default: 4, min: 1, max: 64, help: 'batches prepared ahead' },
+  json: { type: 'boolean', default: false, help: 'print the metrics as JSON' },
+} as const satisfies OptionsSchema;
+
+/** Options of `kd-trainer data synth`. */
+export const SYNTH_SCHEMA = {
+  out: { type: 'string', required: true, help: 'output folder' },
+  train: { type: 'int', default: 512, min: 1, help: 'training images' },
+  val: { type: 'int', default: 128, min: 1, help: 'validation images' },
+  imgsz: { type: 'int', default: 128, min: 32, help: 'image size (pixels)' },
+  classes: { type: 'int', default: 6, min: 1, max: 12, help: 'number of shape classes' },
+  seed: { type: 'int', default: 0, min: 0, help: 'seed' },
+} as const satisfies OptionsSchema;
+
+/** The resolved value type of a schema. */
+export type Resolved<S extends OptionsSchema> = {
+  -readonly [K in keyof S]: S[K] extends { type: 'int' | 'number' } ? number
+    : S[K] extends { type: 'boolean' } ? boolean
+    : S[K] extends { type: 'enum'; choices: readonly (infer C)[] } ? C
+    : string;
+};
+
+export type TrainConfig = Resolved<typeof TRAIN_SCHEMA>;
+export type ValConfig = Resolved<typeof VAL_SCHEMA>;
+export type SynthConfig = Resolved<typeof SYNTH_SCHEMA>;
+
+/** Normalises `batch-size`, `batchSize` and `batch_size` to the schema's snake_case key. */
+export function normaliseKey(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
+}
+
+// Keys ultralytics users type that mean one of ours.
+const ALIASES: Record<string, string> = { batch: 'batch_size', img: 'imgsz', img_size: 'imgsz', cfg_model: 'model' };
+
+/**
+ * Validates raw values (from a YAML file and flags, flags winning) against a schema: unknown keys,
+ * wrong types, out-of-range or disallowed values fail with a ConfigError naming the field, the value
+ * and what is allowed. Keys listed in `passthrough` are returned untouched in `extra`.
+ */
+export function resolveOptions<S extends OptionsSchema>(
+  schema: S,
+  layers: Record<string, unknown>[],
+  passthrough: readonly string[] = [],
+): { config: Resolved<S>; extra: Record<string, unknown> } {
+  const merged: Record<string, unknown> = {};
+  const extra: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [k0, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      const k1 = normaliseKey(k0);
+      const k = ALIASES[k1] ?? k1;
+      if (k in schema) merged[k] = v;
+      else if (passthrough.includes(k)) extra[k] = v;
+      else throw new ConfigError(k0, v, `one of ${[...Object.keys(schema), ...passthrough].join(', ')}`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, spec] of Object.entries(schema)) out[k] = checkValue(k, merged[k], spec);
+  return { config: out as Resolved<S>, extra };
+}
+
+function checkValue(field: string, raw: unknown, spec: OptionSpec): unknown {
+  if (raw === undefined || raw === null) {
+    if ('required' in spec && spec.required) throw new ConfigError(field, raw, `a ${spec.type} (required)`);
+    return spec.default ?? (spec.type === 'string' ? '' : undefined);
+  }
+  switch (spec.type) {
+    case 'int':
+    case 'number': {
+      const v = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+      const what = spec.type === 'int' ? 'an integer' : 'a number';
+      const range = `${what}${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}${spec.max !== undefined ? ` ≤ ${spec.max}` : ''}${spec.multipleOf ? `, a multiple of ${spec.multipleOf}` : ''}`;
+      if (typeof v !== 'number' || !Number.isFinite(v) || (spec.type === 'int' && !Number.isInteger(v))) throw new ConfigError(field, raw, range);
+      if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) throw new ConfigError(field, raw, range);
+      if (spec.multipleOf && v % spec.multipleOf !== 0) throw new ConfigError(field, raw, range);
+      return v;
+    }
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new ConfigError(field, raw, 'true or false');
+    case 'enum':
+      if (typeof raw !== 'string' || !spec.choices.includes(raw)) throw new ConfigError(field, raw, spec.choices.join(', '));
+      return raw;
+    case 'string':
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(field, raw, 'a string');
+      return String(raw);
+  }
+}
+
+/** Reads a YAML mapping (a `--cfg` or `--hyp` file); anything but a mapping is an error naming the file. */
+export async function readYamlMapping(file: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(what, file, `a readable YAML file (${(e as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(what, file, `valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(what, file, 'a YAML mapping of key: value');
+  return doc as Record<string, unknown>;
+}
+
+/** Hyperparameter keys, for passthrough from a `--cfg` file and validation of `--hyp`. */
+export const HYP_KEYS = Object.keys(HYP_SCRATCH_LOW) as (keyof Hyp)[];
+
+/** Merges hyperparameter overrides onto scratch-low, each a finite number ≥ 0. */
+export function resolveHyp(...layers: Record<string, unknown>[]): Hyp {
+  const hyp: Hyp = { ...HYP_SCRATCH_LOW };
+  for (const layer of layers) {
+    for (const [k0, v] of Object.entries(layer)) {
+      const k = normaliseKey(k0);
+      if (!(HYP_KEYS as string[]).includes(k)) throw new ConfigError(`hyp.${k0}`, v, HYP_KEYS.join(', '));
+      const n = typeof v === 'string' ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new ConfigError(`hyp.${k0}`, v, 'a finite number ≥ 0');
+      (hyp as unknown as Record<string, number>)[k] = n;
+    }
+  }
+  return hyp;
+}

@@ -1,0 +1,179 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  decodeYoloOutputs,
+  evaluateCoco,
+  nonMaxSuppression,
+  precisionRecall,
+  type Annotation,
+  type Detection,
+} from '@kd-edge/core';
+import type { Batch } from '../data/types.js';
+import type { DetectionModel } from '../model/types.js';
+import { scaleLossHyp, yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
+
+/** Options of a validation pass (ultralytics val.py defaults). */
+export interface ValidateOptions {
+  confThres?: number;
+  iouThres?: number;
+  maxDet?: number;
+  /** When set, the YOLO loss terms are computed on the validation set too (val/box_loss…). */
+  lossHyp?: LossHyp;
+  imgsz?: number;
+  /** Called with the first batch's detections (for drawing). */
+  onFirstBatch?: (batch: Batch, detections: Detection[][]) => void | Promise<void>;
+}
+
+/** One row of the per-class table. */
+export interface ClassMetrics {
+  cls: number;
+  images: number;
+  instances: number;
+  precision: number;
+  recall: number;
+  map50: number;
+  map: number;
+}
+
+/** The result of a validation pass, with ultralytics' metric names in `metrics`. */
+export interface ValResult {
+  images: number;
+  instances: number;
+  precision: number;
+  recall: number;
+  map50: number;
+  map: number;
+  /** 0.1·mAP50 + 0.9·mAP50-95 (ultralytics fitness). */
+  fitness: number;
+  perClass: ClassMetrics[];
+  /** Milliseconds per image: pre-process (waiting for and uploading the batch), inference, NMS. */
+  speed: { preprocess: number; inference: number; nms: number };
+  /** Validation losses (zero when not computed). */
+  loss: { box: number; obj: number; cls: number };
+}
+
+/**
+ * Runs the model over batches and measures COCO mAP50 and mAP50-95, precision and recall at the
+ * best-F1 confidence, and a per-class table.
+ */
+export async function validate(
+  model: DetectionModel,
+  batches: AsyncIterable<Batch>,
+  opts: ValidateOptions = {},
+): Promise<ValResult> {
+  const confThres = opts.confThres ?? 0.001;
+  const iouThres = opts.iouThres ?? 0.6;
+  const maxDet = opts.maxDet ?? 300;
+  const images: { detections: Detection[]; annotations: Annotation[] }[] = [];
+  const t = { pre: 0, inf: 0, nms: 0 };
+  const loss = { box: 0, obj: 0, cls: 0 };
+  let nBatches = 0;
+  let first = true;
+
+  let t0 = performance.now();
+  for await (const batch of batches) {
+    const x = tf.tensor4d(batch.images, [batch.n, batch.height, batch.width, 3]);
+    const t1 = performance.now();
+    t.pre += t1 - t0;
+
+    const outs = model.forward(x, false);
+    const raw = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
+    const t2 = performance.now();
+    t.inf += t2 - t1;
+    if (opts.lossHyp) {
+      const hyp = scaleLossHyp(opts.lossHyp, model.nl, model.nc, opts.imgsz ?? batch.width);
+      const terms = yoloLoss(outs, batch.targets, batch.nTargets, model, hyp);
+      const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
+      loss.box += b[0]; loss.obj += o[0]; loss.cls += c[0];
+      tf.dispose(terms);
+    }
+    tf.dispose([x, ...outs]);
+
+    const t3 = performance.now();
+    const decoded = decodeYoloOutputs(
+      raw.map((data, i) => ({ data, ny: outs[i].shape[1], nx: outs[i].shape[2], stride: model.strides[i], anchors: model.anchors[i] })),
+      batch.n,
+      model.nc,
+    );
+    const perImage: Detection[][] = [];
+    const rowsPerImage = decoded.length / batch.n;
+    for (let i = 0; i < batch.n; i++) {
+      const rows = decoded.subarray(i * rowsPerImage, (i + 1) * rowsPerImage);
+      const dets = nonMaxSuppression(rows, model.nc, { confThres, iouThres, maxDet, multiLabel: model.nc > 1 });
+      perImage.push(dets);
+      images.push({ detections: dets, annotations: annotationsOf(batch, i) });
+    }
+    t.nms += performance.now() - t3;
+    if (first && opts.onFirstBatch) await opts.onFirstBatch(batch, perImage);
+    first = false;
+    nBatches++;
+    t0 = performance.now();
+  }
+
+  const nc = model.nc;
+  const coco = evaluateCoco(images, nc, { maxDets: maxDet });
+  const pr = precisionRecall(images, nc, 0.5);
+  const n = images.length || 1;
+  const perClass: ClassMetrics[] = [];
+  for (let c = 0; c < nc; c++) {
+    const instances = images.reduce((s, im) => s + im.annotations.filter((a) => a.cls === c).length, 0);
+    const withClass = images.filter((im) => im.annotations.some((a) => a.cls === c)).length;
+    const cc = coco.perClass[c];
+    const pc = pr.perClass[c];
+    perClass.push({
+      cls: c,
+      images: withClass,
+      instances,
+      precision: pc?.precision ?? 0,
+      recall: pc?.recall ?? 0,
+      map50: Math.max(0, cc?.ap50 ?? 0),
+      map: Math.max(0, cc?.ap ?? 0),
+    });
+  }
+  const map50 = Math.max(0, coco.map50);
+  const map = Math.max(0, coco.map);
+  return {
+    images: images.length,
+    instances: images.reduce((s, im) => s + im.annotations.length, 0),
+    precision: pr.precision,
+    recall: pr.recall,
+    map50,
+    map,
+    fitness: 0.1 * map50 + 0.9 * map,
+    perClass,
+    speed: { preprocess: t.pre / n, inference: t.inf / n, nms: t.nms / n },
+    loss: nBatches ? { box: loss.box / nBatches, obj: loss.obj / nBatches, cls: loss.cls / nBatches } : loss,
+  };
+}
+
+/** Ground-truth boxes of image i of a batch, in the batch's pixel space. */
+export function annotationsOf(batch: Batch, i: number): Annotation[] {
+  const out: Annotation[] = [];
+  for (let k = 0; k < batch.nTargets; k++) {
+    const r = k * 6;
+    if (batch.targets[r] !== i) continue;
+    const cx = batch.targets[r + 2] * batch.width;
+    const cy = batch.targets[r + 3] * batch.height;
+    const w = batch.targets[r + 4] * batch.width;
+    const h = batch.targets[r + 5] * batch.height;
+    out.push({ cls: batch.targets[r + 1], box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] });
+  }
+  return out;
+}
+
+/** The ultralytics-style metrics table as text lines. */
+export function formatValTable(r: ValResult, names: string[]): string[] {
+  const row = (c: string, im: number, inst: number, p: number, rc: number, m50: number, m: number) =>
+    `${c.padStart(22)}${String(im).padStart(11)}${String(inst).padStart(11)}${[p, rc, m50, m].map((v) => v.toFixed(3).padStart(11)).join('')}`;
+  const lines = [
+    `${'Class'.padStart(22)}${'Images'.padStart(11)}${'Instances'.padStart(11)}${'P'.padStart(11)}${'R'.padStart(11)}${'mAP50'.padStart(11)}${'mAP50-95'.padStart(11)}`,
+    row('all', r.images, r.instances, r.precision, r.recall, r.map50, r.map),
+  ];
+  if (names.length > 1) {
+    for (const c of r.perClass) {
+      if (c.instances === 0) continue;
+      lines.push(row(names[c.cls] ?? String(c.cls), c.images, c.instances, c.precision, c.recall, c.map50, c.map));
+    }
+  }
+  lines.push(`Speed: ${r.speed.preprocess.toFixed(1)}ms pre-process, ${r.speed.inference.toFixed(1)}ms inference, ${r.speed.nms.toFixed(1)}ms NMS per image`);
+  return lines;
+}
