@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { BackendError } from '../errors.js';
+import { type Logger, silentLogger } from '../util/logger.js';
+import { registerWasmKernels } from './kernels/register-all.js';
+import { ensureTrainingGradients } from './register-gradients.js';
+
+/** Backend names accepted by {@link selectBackend} (and the CLI's --backend). */
+export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** One of {@link BACKEND_NAMES}. */
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** The backend that was made active. */
+export interface SelectedBackend {
+  /** tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** One line for logs: what runs the kernels. */
+  description: string;
+}
+
+type ConcreteBackend = Exclude<BackendName, 'auto'>;
+
+const DOCS = 'docs/backends.md';
+
+const INSTALL_HINT: Record<'tensorflow-gpu' | 'tensorflow', string> = {
+  'tensorflow-gpu':
+    'install it with `npm install @tensorflow/tfjs-node-gpu@4.22.0` (Linux x64 with CUDA 11.x and cuDNN 8)',
+  tensorflow: 'install it with `npm install @tensorflow/tfjs-node@4.22.0` (Linux x64, macOS, Windows)',
+};
+
+const NODE_PACKAGE: Record<'tensorflow-gpu' | 'tensorflow', string> = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+};
+
+async function activate(name: ConcreteBackend): Promise<SelectedBackend> {
+  if (name === 'tensorflow-gpu' || name === 'tensorflow') {
+    const pkg = NODE_PACKAGE[name];
+    // A computed specifier: neither tsc nor a bundler may try to resolve an optional native package.
+    const specifier = [pkg].join('');
+    try {
+      await import(specifier);
+    } catch (err) {
+      throw new BackendError(`${pkg} could not be loaded (${(err as Error).message})`, { cause: err });
+    }
+    if (!(await tf.setBackend('tensorflow'))) {
+      throw new BackendError(`${pkg} loaded but the 'tensorflow' backend failed to initialise`);
+    }
+    return { name: 'tensorflow', description: `TensorFlow C library via ${pkg}${name === 'tensorflow-gpu' ? ' (CUDA)' : ''}` };
+  }
+  if (name === 'wasm') {
+    registerWasmKernels();
+    if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialise');
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    return { name: 'wasm', description: `WebAssembly + XNNPACK (${simd ? 'SIMD' : 'no SIMD'}, 1 thread) with kd-edge training kernels` };
+  }
+  if (!(await tf.setBackend('cpu'))) throw new BackendError('the cpu backend failed to initialise');
+  return { name: 'cpu', description: 'plain JavaScript reference kernels (slow; for tests)' };
+}
+
+/**
+ * Makes a tfjs backend active for training and returns what was chosen. 'auto' tries
+ * tensorflow-gpu, then tensorflow, then wasm; an explicit name that cannot load throws
+ * BackendError with install instructions.
+ * @example
+ * const { name } = await selectBackend('auto', consoleLogger());
+ */
+export async function selectBackend(name: BackendName, logger: Logger = silentLogger): Promise<SelectedBackend> {
+  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+    throw new RangeError(`backend must be one of ${BACKEND_NAMES.join(', ')}; got '${String(name)}'`);
+  }
+  await ensureTrainingGradients();
+  const order: ConcreteBackend[] = name === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm'] : [name];
+  const failures: string[] = [];
+  for (const candidate of order) {
+    try {
+      const chosen = await activate(candidate);
+      if (failures.length > 0) {
+        logger.warn(`backend '${candidate}' in use; faster ones are unavailable: ${failures.join('; ')}. See ${DOCS}.`);
+      }
+      logger.info(`backend: ${chosen.name} — ${chosen.description}`);
+      return chosen;
+    } catch (err) {
+      const hint = candidate === 'tensorflow-gpu' || candidate === 'tensorflow' ? `; ${INSTALL_HINT[candidate]}` : '';
+      failures.push(`${candidate}: ${(err as Error).message}${hint}`);
+    }
+  }
+  const what = name === 'auto' ? 'no backend could be loaded' : `backend '${name}' is unavailable`;
+  throw new BackendError(`${what}:\n  - ${failures.join('\n  - ')}\nSee ${DOCS}.`);
+}
