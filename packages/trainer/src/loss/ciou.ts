@@ -1,10 +1,16 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 
-/** Identity whose gradient is zero (torch's `.detach()` / `no_grad` inside a graph). */
-export const stopGradient = tf.customGrad((x: tf.Tensor) => ({
-  value: x.clone(),
-  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-})) as <T extends tf.Tensor>(x: T) => T;
+/**
+ * `fn(x)` computed off the gradient tape: its gradient with respect to x is zero (torch's
+ * `.detach()` / `no_grad`). Ops inside `fn` need no gradient of their own.
+ */
+export function detached<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor) => T): T {
+  const op = tf.customGrad((input: tf.Tensor) => ({
+    value: fn(input),
+    gradFunc: () => tf.zerosLike(input),
+  }));
+  return op(x) as T;
+}
 
 /**
  * Complete IoU of boxes given as [n, 4] (cx, cy, w, h), Zheng et al. 2020; the alpha term is
@@ -28,7 +34,7 @@ export function ciou(box1: tf.Tensor2D, box2: tf.Tensor2D, eps = 1e-7): tf.Tenso
     const c2 = cw.square().add(ch.square()).add(eps);
     const rho2 = x2.sub(x1).square().add(y2.sub(y1).square());
     const v = tf.atan(w2.div(h2.add(eps))).sub(tf.atan(w1.div(h1.add(eps)))).square().mul(4 / (Math.PI * Math.PI));
-    const alpha = stopGradient(v.div(v.sub(iou).add(1 + eps)));
+    const alpha = detached(v.sub(iou), (d) => v.div(d.add(1 + eps)));
     return iou.sub(rho2.div(c2).add(v.mul(alpha))).reshape([-1]) as tf.Tensor1D;
   });
 }

@@ -1,6 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { buildTargets, type LevelGrid } from './build-targets.js';
-import { ciou, stopGradient } from './ciou.js';
+import { ciou, detached } from './ciou.js';
 
 /** Loss hyperparameters, ultralytics names (hyp.scratch-low.yaml), before level/class/size scaling. */
 export interface LossHyp {
@@ -91,9 +91,11 @@ export function yoloLoss(
         const iou = ciou(pbox, tf.tensor2d(m.tbox, [m.n, 4]));
         lbox = lbox.add(tf.scalar(1).sub(iou).mean());
         // tobj[b, a, gj, gi] = iou.detach().clamp(0), last match at a cell wins.
-        const iouDet = stopGradient(tf.relu(iou));
-        const winners = tf.gather(iouDet, tf.tensor1d(m.objFrom, 'int32'));
-        tobj = tf.scatterND(tf.tensor2d(m.objRows, [m.objRows.length, 1], 'int32'), winners, [cells]);
+        tobj = detached(iou, (v) => tf.scatterND(
+          tf.tensor2d(m.objRows, [m.objRows.length, 1], 'int32'),
+          tf.gather(tf.relu(v), tf.tensor1d(m.objFrom, 'int32')),
+          [cells],
+        ));
         if (nc > 1) {
           const pcls = ps.slice([0, 5], [m.n, nc]);
           const t = new Float32Array(m.n * nc).fill(cn);

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '../tf.js';
 
 /**
  * ultralytics smart_optimizer groups, in its order: 0 biases (no decay), 1 weights (decay),

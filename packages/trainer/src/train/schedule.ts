@@ -32,6 +32,12 @@ export function warmupStep(ni: number, epochLr: number, w: WarmupConfig): { lrs:
   return {
     lrs: [interp(ni, xi, [w.warmupBiasLr, epochLr]), interp(ni, xi, [0, epochLr]), interp(ni, xi, [0, epochLr])],
     momentum: interp(ni, xi, [w.warmupMomentum, w.momentum]),
-    accumulate: Math.max(1, Math.round(interp(ni, xi, [1, w.accumulateTarget]))),
+    accumulate: Math.max(1, roundHalfEven(interp(ni, xi, [1, w.accumulateTarget]))),
   };
+}
+
+/** numpy's round(): halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

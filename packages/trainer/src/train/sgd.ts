@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { paramGroupOf, type ParamGroupIndex } from './param-groups.js';
 
 /** Per-group settings that the schedule changes every step. */

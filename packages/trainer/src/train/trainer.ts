@@ -1,7 +1,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { stringify as toYaml } from 'yaml';
 import { selectBackend } from '../backend/select.js';
 import type { TrainConfig } from '../config.js';
