@@ -1,0 +1,88 @@
+/**
+ * Training-step benchmark: yolov5n at 128 px, batch 16 (SPECS.md section 8's reference setting), on
+ * every backend that loads here, plus validation throughput. Prints figures; asserts nothing.
+ * Run: npm run bench (from the repository root or packages/trainer).
+ */
+import * as tf from '../src/tf.js';
+import { selectBackend } from '../src/backend/select.js';
+import { scaleLossHyp, yoloLoss } from '../src/loss/yolo-loss.js';
+import { createYoloModel } from '../src/model/yolo.js';
+import { yoloDescription } from '../src/model/yolo-config.js';
+import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
+import { NesterovSgd } from '../src/train/sgd.js';
+
+const IMGSZ = Number(process.env.BENCH_IMGSZ ?? 128);
+const BATCH = Number(process.env.BENCH_BATCH ?? 16);
+const STEPS = Number(process.env.BENCH_STEPS ?? 5);
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'tensorflow-gpu,tensorflow,wasm,cpu').split(',');
+const NC = 6;
+
+function syntheticTargets(n: number): Float32Array {
+  const rows: number[] = [];
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < 4; k++) rows.push(i, k % NC, 0.2 + 0.2 * k, 0.3 + 0.1 * k, 0.05 + 0.05 * k, 0.08 + 0.04 * k);
+  }
+  return Float32Array.from(rows);
+}
+
+async function benchBackend(name: string): Promise<void> {
+  try {
+    await selectBackend(name as 'wasm');
+  } catch (e) {
+    console.log(`${name.padEnd(15)} not available: ${(e as Error).message.split('\n')[0]}`);
+    return;
+  }
+  const model = createYoloModel(yoloDescription('n', NC), { seed: 0 });
+  const opt = new NesterovSgd(model.params, 0.01, 0.937, 0.0005);
+  const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, NC, IMGSZ);
+  const images = new Float32Array(BATCH * IMGSZ * IMGSZ * 3).map((_, i) => (i * 7919 % 255) / 255);
+  const targets = syntheticTargets(BATCH);
+  const vars = [...model.params.values()];
+  const names = [...model.params.keys()];
+  const steps = name === 'cpu' ? 1 : STEPS;
+  const times: number[] = [];
+  let profiled: tf.ProfileInfo | undefined;
+  for (let s = 0; s <= steps; s++) {
+    const t0 = performance.now();
+    const run = () => {
+      const { value, grads } = tf.variableGrads(() => {
+        const x = tf.tensor4d(images, [BATCH, IMGSZ, IMGSZ, 3]);
+        return yoloLoss(model.forward(x, true), targets, targets.length / 6, model, hyp).total;
+      }, vars);
+      const named: Record<string, tf.Tensor> = {};
+      names.forEach((n, k) => { named[n] = grads[vars[k].name]; });
+      opt.step(named);
+      value.dataSync();
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    if (s === 1 && process.env.BENCH_PROFILE) profiled = await tf.profile(run);
+    else run();
+    if (s > 0) times.push(performance.now() - t0); // step 0 is warm-up
+  }
+  const ms = times.reduce((a, b) => a + b, 0) / times.length;
+  console.log(`${name.padEnd(15)} train step ${ms.toFixed(0).padStart(6)} ms  ${(BATCH / (ms / 1000)).toFixed(1).padStart(6)} img/s  (yolov5n ${IMGSZ}px batch ${BATCH}, mean of ${times.length})`);
+  if (profiled) {
+    const byKernel = new Map<string, number>();
+    for (const k of profiled.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
+    for (const [k, t] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`    ${k.padEnd(28)} ${t.toFixed(0).padStart(6)} ms ${(100 * t / total).toFixed(1).padStart(5)} %`);
+  }
+  // Validation throughput: eval-mode forward + read-back, batch 32.
+  const vb = 32;
+  const vimg = new Float32Array(vb * IMGSZ * IMGSZ * 3).fill(0.5);
+  const vt: number[] = [];
+  for (let s = 0; s <= 3; s++) {
+    const t0 = performance.now();
+    const outs = tf.tidy(() => model.forward(tf.tensor4d(vimg, [vb, IMGSZ, IMGSZ, 3]), false));
+    await Promise.all(outs.map((o) => o.data()));
+    tf.dispose(outs);
+    if (s > 0) vt.push(performance.now() - t0);
+  }
+  const vms = vt.reduce((a, b) => a + b, 0) / vt.length;
+  console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
+  opt.dispose();
+  model.dispose();
+}
+
+console.log(`kd-trainer bench: node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+for (const b of BACKENDS) await benchBackend(b);
