@@ -1,0 +1,119 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { BottleneckPlan, ConvPlan, LayerPlan } from './plan.js';
+
+/** BatchNorm epsilon used by YOLOv5 (`initialize_weights`). */
+export const BN_EPS = 1e-3;
+/** BatchNorm momentum used by YOLOv5, PyTorch convention: running = (1 − m)·running + m·batch. */
+export const BN_MOMENTUM = 0.03;
+
+/** Finds a model variable by its state_dict name. */
+export type VarLookup = (name: string) => tf.Variable;
+
+type Pad = 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+function padOf(p: number): Pad {
+  // Explicit padding: TensorFlow's 'same' pads asymmetrically at stride 2, PyTorch pads both sides.
+  return p === 0 ? 'valid' : [[0, 0], [p, p], [p, p], [0, 0]];
+}
+
+/** SiLU (x·σ(x)), the activation of every YOLOv5 Conv. */
+export function silu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * Training-mode BatchNorm over N, H, W: normalises with the batch moments and moves the running
+ * statistics towards them (PyTorch uses the unbiased batch variance for running_var).
+ */
+export function batchNormTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  runningMean: tf.Variable,
+  runningVar: tf.Variable,
+): tf.Tensor4D {
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  tf.tidy(() => {
+    const m = BN_MOMENTUM;
+    runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
+    const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
+    runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(unbiased, m)));
+  });
+  const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, BN_EPS)));
+  return tf.add(tf.mul(tf.sub(x, mean), scale), beta);
+}
+
+/** Conv module: Conv2d (no bias) → BatchNorm → SiLU. Eval folds BatchNorm into one fused convolution. */
+export function convForward(c: ConvPlan, v: VarLookup, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  const w = v(`${c.prefix}.conv.weight`) as tf.Tensor4D;
+  const gamma = v(`${c.prefix}.bn.weight`) as tf.Tensor1D;
+  const beta = v(`${c.prefix}.bn.bias`) as tf.Tensor1D;
+  const rm = v(`${c.prefix}.bn.running_mean`);
+  const rv = v(`${c.prefix}.bn.running_var`);
+  const pad = padOf(c.p);
+  let y: tf.Tensor4D;
+  if (training) {
+    y = batchNormTrain(tf.conv2d(x, w, c.s, pad), gamma, beta, rm, rv);
+  } else {
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(rv, BN_EPS)));
+    const bias = tf.sub(beta, tf.mul(rm, scale));
+    y = tf.fused.conv2d({ x, filter: tf.mul(w, scale) as tf.Tensor4D, strides: c.s, pad, bias });
+  }
+  return c.act ? silu(y) : y;
+}
+
+function bottleneckForward(b: BottleneckPlan, v: VarLookup, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  const y = convForward(b.cv2, v, convForward(b.cv1, v, x, training), training);
+  return b.add ? tf.add(x, y) : y;
+}
+
+/** Nearest-neighbour upsampling by an integer factor (PyTorch nn.Upsample(mode='nearest')). */
+export function upsampleNearest(x: tf.Tensor4D, scale: number): tf.Tensor4D {
+  if (scale === 1) return x;
+  return tf.image.resizeNearestNeighbor(x, [x.shape[1] * scale, x.shape[2] * scale], false, false);
+}
+
+/**
+ * Runs one planned layer on its inputs (one tensor, or several for Concat and Detect). Detect returns
+ * the raw per-level logits [N, ny, nx, na·(5+nc)].
+ */
+export function layerForward(
+  l: LayerPlan,
+  v: VarLookup,
+  inputs: tf.Tensor4D[],
+  training: boolean,
+): tf.Tensor4D | tf.Tensor4D[] {
+  const x = inputs[0]!;
+  switch (l.type) {
+    case 'Conv':
+      return convForward(l.conv, v, x, training);
+    case 'C3': {
+      let a = convForward(l.cv1, v, x, training);
+      for (const b of l.m) a = bottleneckForward(b, v, a, training);
+      const b = convForward(l.cv2, v, x, training);
+      return convForward(l.cv3, v, tf.concat([a, b], 3), training);
+    }
+    case 'SPPF': {
+      const a = convForward(l.cv1, v, x, training);
+      const y1 = tf.maxPool(a, l.k, 1, 'same');
+      const y2 = tf.maxPool(y1, l.k, 1, 'same');
+      const y3 = tf.maxPool(y2, l.k, 1, 'same');
+      return convForward(l.cv2, v, tf.concat([a, y1, y2, y3], 3), training);
+    }
+    case 'Upsample':
+      return upsampleNearest(x, l.scale);
+    case 'Concat':
+      return tf.concat(inputs, 3);
+    case 'Detect':
+      return l.levels.map((lv, i) =>
+        tf.fused.conv2d({
+          x: inputs[i]!,
+          filter: v(`${lv.prefix}.weight`) as tf.Tensor4D,
+          strides: 1,
+          pad: 'valid',
+          bias: v(`${lv.prefix}.bias`),
+        }),
+      );
+  }
+}

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { layerForward } from './layers.js';
+import { layerParamSpecs, planLayers, type LayerPlan, type ParamSpec } from './plan.js';
+import { checkInput, sumSizes, createState, randomSource, type ValueSource } from './state.js';
+import type { DetectionModel, YoloDescription } from './types.js';
+import { validateYoloDescription } from './yolo-config.js';
+
+/** Options of createYoloModel. */
+export interface YoloModelOptions {
+  /** Seed of the random initialisation (default 0, so two models built alike are identical). */
+  seed?: number;
+}
+
+/** A detector description resolved into layers, state tensors and level strides. */
+export interface YoloPlan {
+  layers: LayerPlan[];
+  specs: ParamSpec[];
+  strides: number[];
+  /** Input sides must be multiples of this (the largest stride in the network). */
+  maxStride: number;
+}
+
+/** Plans a detector without allocating anything: shapes of every state tensor, strides of the levels. */
+export function planYolo(desc: YoloDescription): YoloPlan {
+  validateYoloDescription(desc);
+  const layers = planLayers([...desc.backbone, ...desc.head], {
+    depth_multiple: desc.depth_multiple,
+    width_multiple: desc.width_multiple,
+    nc: desc.nc,
+    anchors: desc.anchors,
+  });
+  const detect = layers[layers.length - 1]!;
+  if (detect.type !== 'Detect') throw new RangeError('head: the last layer must be Detect');
+  const maxStride = layers.reduce((m, l) => Math.max(m, l.stride), 1);
+  if (!layers.every((l) => Number.isInteger(l.stride))) {
+    throw new RangeError('head: an upsample brings the resolution above the input resolution');
+  }
+  return { layers, specs: layers.flatMap(layerParamSpecs), strides: detect.levels.map((lv) => lv.stride), maxStride };
+}
+
+/**
+ * Builds a detector from a plan with values from `source` (random init, or a weights file).
+ * Internal to the model folder; use createYoloModel or loadModel.
+ */
+export function buildYoloModel(desc: YoloDescription, source: ValueSource): DetectionModel {
+  const plan = planYolo(desc);
+  const state = createState(plan.specs, source);
+  const description: YoloDescription = structuredClone(desc);
+  const detect = plan.layers[plan.layers.length - 1] as Extract<LayerPlan, { type: 'Detect' }>;
+  return {
+    kind: 'detect',
+    description,
+    nc: desc.nc,
+    nl: detect.levels.length,
+    na: detect.na,
+    strides: [...plan.strides],
+    anchors: description.anchors.map((a) => [...a]),
+    params: state.params,
+    buffers: state.buffers,
+    paramCount: () => sumSizes(state.params),
+    dispose: () => state.dispose(),
+    forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D[] {
+      checkInput(x, plan.maxStride);
+      return tf.tidy(() => {
+        const outs: tf.Tensor4D[] = [];
+        let result: tf.Tensor4D[] = [];
+        for (const l of plan.layers) {
+          const inputs = l.from.map((j) => (j < 0 ? x : outs[j]!));
+          const y = layerForward(l, state.lookup, inputs, training);
+          if (Array.isArray(y)) result = y;
+          else outs[l.index] = y;
+        }
+        return result;
+      });
+    },
+  };
+}
+
+/**
+ * Creates a YOLOv5-family detector with PyTorch-like seeded initialisation and YOLOv5's Detect bias
+ * prior. Parameter names follow ultralytics' state_dict.
+ * @example
+ * const model = createYoloModel(yoloDescription('n', 3), { seed: 1 });
+ * const [p3, p4, p5] = model.forward(images, false); // [N, 16, 16, 24], [N, 8, 8, 24], [N, 4, 4, 24] at 128 px
+ */
+export function createYoloModel(desc: YoloDescription, opts: YoloModelOptions = {}): DetectionModel {
+  const seed = opts.seed ?? 0;
+  if (!Number.isInteger(seed)) throw new RangeError(`seed: expected an integer, got ${String(opts.seed)}`);
+  return buildYoloModel(desc, randomSource(seed));
+}
