@@ -1,5 +1,17 @@
 // Errors
 export { KdEdgeError, ConfigError } from './errors.js';
 
-// Detection maths
+// Detection maths: boxes, letterbox geometry, YOLOv5 decode, NMS, COCO mAP
 export type { BoxXYXY, Detection, Annotation } from './detect/types.js';
+export { xywhToXyxy, xyxyToXywh, boxArea, boxIou } from './detect/box.js';
+export { letterbox, scaleBoxes } from './detect/letterbox.js';
+export type { LetterboxOptions, LetterboxGeometry } from './detect/letterbox.js';
+export { decodeYoloOutputs, decodedRowCount } from './detect/decode.js';
+export type { YoloHeadLevel } from './detect/decode.js';
+export { nonMaxSuppression, nmsBoxes } from './detect/nms.js';
+export type { NmsOptions } from './detect/nms.js';
+export { evaluateCoco } from './detect/map.js';
+export type { EvalImage, CocoEvalOptions, CocoEval, CocoClassResult } from './detect/map.js';
+export { precisionRecall } from './detect/precision-recall.js';
+export type { PrecisionRecall, ClassPrecisionRecall } from './detect/precision-recall.js';
+export { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS } from './detect/coco-match.js';
