@@ -5,10 +5,10 @@ import * as tf from '../tf.js';
  * `.detach()` / `no_grad`). Ops inside `fn` need no gradient of their own.
  */
 export function detached<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor) => T): T {
-  const op = tf.customGrad((input: tf.Tensor) => ({
+  const op = tf.customGrad(((input: tf.Tensor) => ({
     value: fn(input),
     gradFunc: () => tf.zerosLike(input),
-  }));
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(x) as T;
 }
 

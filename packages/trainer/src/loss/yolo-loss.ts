@@ -62,7 +62,7 @@ export function yoloLoss(
   model: LossModelInfo,
   hyp: LossHyp,
 ): YoloLossTerms {
-  const { nc, na } = model;
+  const { nc } = model;
   const no = nc + 5;
   const levels: LevelGrid[] = preds.map((p, i) => ({
     ny: p.shape[1], nx: p.shape[2], stride: model.strides[i], anchors: model.anchors[i],

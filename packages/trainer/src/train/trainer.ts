@@ -8,16 +8,15 @@ import type { TrainConfig } from '../config.js';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
 import { DataLoader } from '../data/loader.js';
 import { scanSplit } from '../data/scan.js';
-import type { DatasetItem } from '../data/types.js';
 import { WeightsError } from '../errors.js';
 import { SummaryWriter } from '../log/event-writer.js';
-import { ProgressBar } from '../log/progress.js';
+import { ProgressBar, type ProgressStream } from '../log/progress.js';
 import { ResultsCsv } from '../log/results-csv.js';
 import { plotResults } from '../log/results-plot.js';
 import { drawDetections } from '../log/draw-boxes.js';
 import { scaleLossHyp, yoloLoss } from '../loss/yolo-loss.js';
 import type { DetectionModel, YoloDescription } from '../model/types.js';
-import { loadModel, readTensorArchive, saveWeights } from '../model/weights-io.js';
+import { loadModel, saveWeights, type LoadedModel } from '../model/weights-io.js';
 import { createYoloModel } from '../model/yolo.js';
 import { parseModelYaml, yoloDescription } from '../model/yolo-config.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -43,7 +42,7 @@ export interface TrainResult {
 export interface TrainRunOptions {
   logger?: Logger;
   /** Where the progress bar goes (process.stdout by default). */
-  progress?: NodeJS.WritableStream;
+  progress?: ProgressStream;
   /** Stops the run after the current step, saving `last` first (the CLI wires Ctrl-C to it). */
   signal?: AbortSignal;
   /** Stop after this many optimizer-visible steps in total (tests, benchmarks). */
@@ -74,16 +73,16 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   const log = run.logger ?? silentLogger;
   let cfg = cfgIn;
   let hyp = hypIn;
-  let resumeFrom: { file: string; meta: CheckpointMeta } | undefined;
+  let resumeFrom: { file: string; meta: CheckpointMeta; loaded: LoadedModel } | undefined;
   if (cfg.resume) {
     const file = resolveResume(cfg.resume);
-    const archive = await readTensorArchive(file);
-    const meta = archive.meta as unknown as CheckpointMeta;
+    const loaded = await loadModel(file);
+    const meta = loaded.meta as unknown as CheckpointMeta;
     if (meta?.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
     // A run continues with its own settings; only the backend and the step limit may change.
     cfg = { ...meta.opt, backend: cfg.backend, resume: file };
     hyp = meta.hyp;
-    resumeFrom = { file, meta };
+    resumeFrom = { file, meta, loaded };
   }
 
   const backend = await selectBackend(cfg.backend, log);
@@ -101,7 +100,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
   writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
 
-  const { model, ema } = await buildModels(cfg, data.nc, data.names, resumeFrom?.file);
+  const { model, ema } = await buildModels(cfg, data.nc, data.names, resumeFrom?.loaded);
   log.info(`model: ${model.description.scale === 'custom' ? 'custom' : `yolov5${model.description.scale}`}, ${model.paramCount().toLocaleString('en-US')} parameters, ${model.nl} levels, strides ${model.strides.join('/')}`);
 
   const bs = cfg.batch_size;
@@ -115,9 +114,8 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   let startEpoch = 0;
   let bestFitness = 0;
   if (resumeFrom) {
-    const archive = await readTensorArchive(resumeFrom.file);
     const momentum = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, t] of archive.tensors) if (name.startsWith('sgd/')) momentum.set(name.slice(4), t);
+    for (const [name, t] of Object.entries(resumeFrom.loaded.extraTensors)) if (name.startsWith('sgd/')) momentum.set(name.slice(4), t);
     optimizer.loadState(momentum);
     ema.updates = resumeFrom.meta.emaUpdates;
     startEpoch = resumeFrom.meta.epoch + (resumeFrom.meta.epochComplete ? 1 : 0);
@@ -165,7 +163,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
       const epochLr = hyp.lr0 * lf(epoch);
       for (const g of optimizer.groups) g.lr = epochLr;
       const mloss = [0, 0, 0];
-      const bar = new ProgressBar({ epoch: epoch + 1, epochs: cfg.epochs, steps: nb, stream: run.progress });
+      const bar = new ProgressBar({ epoch, epochs: cfg.epochs, steps: nb, stream: run.progress });
       let acc: Record<string, tf.Tensor> | undefined;
       let i = 0;
       let seen = 0;
@@ -212,14 +210,14 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         seen += batch.n;
         i++;
         steps++;
-        bar.update(i, { box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2], instances: batch.nTargets, size: batch.width }, seen / ((performance.now() - tEpoch) / 1000));
+        bar.update(i, { box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2] }, seen);
         if (interrupted || (run.maxSteps !== undefined && steps >= run.maxSteps)) {
           interrupted = interrupted || steps >= (run.maxSteps ?? Infinity);
           break;
         }
       }
       if (acc) tf.dispose(Object.values(acc));
-      bar.done();
+      bar.finish();
       const complete = i === nb;
       if (!complete) {
         await saveCheckpoint(lastPath, epoch, false);
@@ -252,7 +250,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
       tb.addScalars({
         'train/box_loss': mloss[0], 'train/obj_loss': mloss[1], 'train/cls_loss': mloss[2],
         'x/lr0': lrs[0], 'x/lr1': lrs[1], 'x/lr2': lrs[2],
-        'x/data_wait_share': stats.total > 0 ? stats.waited / stats.total : 0,
+        'x/data_wait_share': stats.waitShare,
         'x/images_per_second': seen / ((performance.now() - tEpoch) / 1000),
         ...(metrics ? {
           'metrics/precision': metrics.precision, 'metrics/recall': metrics.recall,
@@ -309,18 +307,17 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   };
 }
 
-async function buildModels(cfg: TrainConfig, nc: number, names: string[], resumeFile?: string): Promise<{ model: DetectionModel; ema: ModelEma }> {
+async function buildModels(cfg: TrainConfig, nc: number, names: string[], resumed?: LoadedModel): Promise<{ model: DetectionModel; ema: ModelEma }> {
   let model: DetectionModel;
   let emaModel: DetectionModel;
-  if (resumeFile) {
-    const loaded = await loadModel(resumeFile);
-    emaModel = loaded.model as DetectionModel;
+  if (resumed) {
+    emaModel = resumed.model as DetectionModel;
     model = createYoloModel(emaModel.description, { seed: cfg.seed });
-    for (const [name, t] of loaded.extraTensors) {
+    for (const [name, t] of Object.entries(resumed.extraTensors)) {
       if (!name.startsWith('train/')) continue;
       const key = name.slice(6);
       const v = model.params.get(key) ?? model.buffers.get(key);
-      if (v) v.assign(tf.tensor(t.data, t.shape));
+      if (v) tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
     }
     return { model, ema: new ModelEma(emaModel) };
   }

@@ -84,7 +84,7 @@ export async function validate(
       const terms = yoloLoss(outs, batch.targets, batch.nTargets, model, hyp);
       const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
       loss.box += b[0]; loss.obj += o[0]; loss.cls += c[0];
-      tf.dispose(terms);
+      tf.dispose([terms.total, terms.box, terms.obj, terms.cls]);
     }
     tf.dispose([x, ...outs]);
 
