@@ -1,0 +1,142 @@
+/**
+ * Turns a list of dataset indices into a {@link Batch}: augmented samples for training, letterboxed
+ * ones for validation. Runs inside the loader's worker (or in-process when no worker is used) and
+ * imports nothing that needs the package's own module resolution.
+ */
+import type { AugmentHyp, Batch, ImageShape } from './types.js';
+import { augmentSample, type SampleSource } from './augment.js';
+import { decodeImage, letterboxImage, loadResized, type RgbImage } from './image.js';
+import type { LabelledImage } from './mosaic.js';
+import { Rng } from './rng.js';
+
+/** What a builder needs to know about one dataset item (structured-clone friendly). */
+export interface BuilderItem {
+  image: string;
+  labels: Float32Array;
+}
+
+/** Settings shared by every batch of a loader. */
+export interface BuilderOptions {
+  imgsz: number;
+  augment: boolean;
+  hyp: AugmentHyp;
+  seed: number;
+  /** Keep decoded images in memory (ultralytics --cache ram). */
+  cache: boolean;
+}
+
+/** One batch to build: its epoch, its position in the epoch, and the dataset indices it holds. */
+export interface BatchJob {
+  epoch: number;
+  batch: number;
+  indices: number[];
+}
+
+/** Builds batches; reports each unreadable image once through `warn` and replaces (train) or skips (val) it. */
+export class BatchBuilder implements SampleSource {
+  readonly count: number;
+  readonly size: number;
+  private readonly bad = new Set<number>();
+  private readonly cache = new Map<number, RgbImage | { data: Uint8Array; shape: ImageShape }>();
+
+  constructor(
+    private readonly items: readonly BuilderItem[],
+    private readonly options: BuilderOptions,
+    private readonly warn: (msg: string) => void,
+  ) {
+    if (items.length === 0) throw new RangeError('BatchBuilder: items must not be empty');
+    this.count = items.length;
+    this.size = options.imgsz;
+  }
+
+  private markBad(index: number, err: unknown): void {
+    if (this.bad.has(index)) return;
+    this.bad.add(index);
+    const reason = err instanceof Error ? err.message : String(err);
+    this.warn(`image failed to decode and was ${this.options.augment ? 'replaced' : 'skipped'}: ${this.items[index]!.image} (${reason})`);
+  }
+
+  /** The image at `index` resized to long side imgsz; an unreadable one is swapped for the next readable item. */
+  async load(index: number): Promise<LabelledImage> {
+    for (let k = 0; k < this.count; k++) {
+      const i = (index + k) % this.count;
+      if (this.bad.has(i)) continue;
+      try {
+        let image = this.cache.get(i) as RgbImage | undefined;
+        if (!image) {
+          image = await loadResized(this.items[i]!.image, this.size);
+          if (this.options.cache) this.cache.set(i, image);
+        }
+        return { image, labels: this.items[i]!.labels };
+      } catch (err) {
+        this.markBad(i, err);
+      }
+    }
+    throw new Error('no readable image left in the dataset');
+  }
+
+  private async letterboxed(index: number): Promise<{ data: Uint8Array; shape: ImageShape } | null> {
+    if (this.bad.has(index)) return null;
+    const hit = this.cache.get(index) as { data: Uint8Array; shape: ImageShape } | undefined;
+    if (hit) return hit;
+    try {
+      const img = await decodeImage(this.items[index]!.image);
+      const lb = await letterboxImage(img.data, img.width, img.height, this.size);
+      const out = { data: lb.data, shape: { orig: [img.height, img.width], ratio: lb.ratio, pad: lb.pad } as ImageShape };
+      if (this.options.cache) this.cache.set(index, out);
+      return out;
+    } catch (err) {
+      this.markBad(index, err);
+      return null;
+    }
+  }
+
+  /** Builds one batch. Sample randomness comes from Rng.derive(seed, epoch, index). */
+  async build(job: BatchJob): Promise<Batch> {
+    const S = this.size;
+    const { hyp, seed, augment } = this.options;
+    const samples = await Promise.all(job.indices.map(async (index) => {
+      if (augment) {
+        const s = await augmentSample(this, index, hyp, Rng.derive(seed, job.epoch, index));
+        const shape: ImageShape = { orig: [S, S], ratio: [1, 1], pad: [0, 0] };
+        return { index, data: s.data, labels: s.labels, shape };
+      }
+      const lb = await this.letterboxed(index);
+      if (!lb) return null;
+      const { ratio, pad } = lb.shape;
+      const [h0, w0] = lb.shape.orig;
+      const src = this.items[index]!.labels;
+      const labels = new Float32Array(src.length);
+      for (let i = 0; i + 4 < src.length; i += 5) {
+        labels[i] = src[i]!;
+        labels[i + 1] = (src[i + 1]! * w0 * ratio[1] + pad[0]) / S;
+        labels[i + 2] = (src[i + 2]! * h0 * ratio[0] + pad[1]) / S;
+        labels[i + 3] = (src[i + 3]! * w0 * ratio[1]) / S;
+        labels[i + 4] = (src[i + 4]! * h0 * ratio[0]) / S;
+      }
+      return { index, data: lb.data, labels, shape: lb.shape };
+    }));
+    const kept = samples.filter((s): s is NonNullable<typeof s> => s !== null);
+    const n = kept.length;
+    const px = S * S * 3;
+    const images = new Float32Array(n * px);
+    let nTargets = 0;
+    for (const s of kept) nTargets += s.labels.length / 5;
+    const targets = new Float32Array(nTargets * 6);
+    let t = 0;
+    const inv = 1 / 255;
+    kept.forEach((s, b) => {
+      const off = b * px;
+      for (let k = 0; k < px; k++) images[off + k] = s.data[k]! * inv;
+      for (let i = 0; i + 4 < s.labels.length; i += 5) {
+        targets[t++] = b;
+        for (let j = 0; j < 5; j++) targets[t++] = s.labels[i + j]!;
+      }
+    });
+    return {
+      images, n, height: S, width: S, targets, nTargets,
+      files: kept.map((s) => this.items[s.index]!.image),
+      shapes: kept.map((s) => s.shape),
+    };
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * DataLoader: seeded per-epoch order, batches built ahead of the consumer in a worker thread
+ * (sharp and the HSV lookup run there), handed over with their buffers transferred. The training
+ * step runs on the main thread, so the main thread only receives finished batches.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { DatasetError } from '../errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { DEFAULT_HYP } from './augment.js';
+import { BatchBuilder, type BatchJob, type BuilderOptions } from './batch-builder.js';
+import type { FromWorker, ToWorker, WorkerInit } from './loader-worker.js';
+import { Rng } from './rng.js';
+import type { AugmentHyp, Batch, DatasetItem } from './types.js';
+
+/** Options of a {@link DataLoader}. */
+export interface DataLoaderOptions {
+  /** Square training/validation size in pixels. */
+  imgsz: number;
+  batchSize: number;
+  /** Mosaic/affine/HSV/flip augmentation (training); false: letterbox only (validation). */
+  augment: boolean;
+  /** Augmentation hyperparameters; default hyp.scratch-low. */
+  hyp?: AugmentHyp;
+  /** Shuffle the order every epoch (seeded); default: same as `augment`. */
+  shuffle?: boolean;
+  seed?: number;
+  /** Batches prepared ahead of the one being consumed; default 3. */
+  prefetch?: number;
+  /** Worker threads building batches; 0 builds them on the calling thread. Default 1. */
+  workers?: number;
+  /** Keep decoded images in memory across epochs. */
+  cache?: boolean;
+  logger?: Logger;
+}
+
+/** Timing of the current (or last) epoch, for the trainer's "data wait share". */
+export interface LoaderStats {
+  epoch: number;
+  /** Batches handed to the consumer. */
+  batches: number;
+  /** Time the consumer spent waiting for a batch that was not ready. */
+  waitMs: number;
+  /** Time since the epoch started (until its end once finished). */
+  totalMs: number;
+  /** waitMs / totalMs (0 when nothing ran). */
+  waitShare: number;
+  /** Batches handed to the producer, whose building started, and that are finished. */
+  submitted: number;
+  started: number;
+  ready: number;
+}
+
+interface Pending {
+  resolve(b: Batch): void;
+  reject(e: Error): void;
+  worker: number;
+}
+
+/** Finds the worker entry next to this file: built `.js`, or the `.ts` source under vitest/tsx. */
+function workerEntry(): URL | null {
+  for (const rel of ['./loader-worker.js', './data/loader-worker.js', '../data/loader-worker.js', './loader-worker.ts']) {
+    const url = new URL(rel, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return url;
+  }
+  return null;
+}
+
+function spawnWorker(entry: URL, init: WorkerInit): Worker {
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: init });
+  // Running from sources: load the TypeScript entry through tsx's API inside the worker.
+  const api = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(api)}).then((api) => api.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(entry.href)}));`;
+  return new Worker(code, { eval: true, workerData: init });
+}
+
+/**
+ * Batches of a dataset split, built ahead of consumption.
+ * @example
+ * const loader = new DataLoader(items, { imgsz: 128, batchSize: 16, augment: true, seed: 0 });
+ * for await (const batch of loader.epoch(0)) step(batch);
+ * await loader.close();
+ */
+export class DataLoader {
+  private readonly items: readonly DatasetItem[];
+  private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger'>> & { hyp: AugmentHyp; logger: Logger };
+  private workers: Worker[] | null = null;
+  private inProcess: BatchBuilder | null = null;
+  private inProcessChain: Promise<unknown> = Promise.resolve();
+  private readonly pending = new Map<number, Pending>();
+  private readonly inFlight: number[] = [];
+  private nextId = 0;
+  private closed = false;
+  private current = { epoch: -1, batches: 0, waitMs: 0, start: 0, end: 0, submitted: 0, started: 0, ready: 0, ids: new Set<number>() };
+
+  constructor(items: readonly DatasetItem[], options: DataLoaderOptions) {
+    if (items.length === 0) throw new DatasetError('DataLoader: the split has no images');
+    for (const k of ['imgsz', 'batchSize'] as const) {
+      if (!Number.isInteger(options[k]) || options[k] < 1) throw new RangeError(`DataLoader: ${k} must be a positive integer, got ${options[k]}`);
+    }
+    const prefetch = options.prefetch ?? 3;
+    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`DataLoader: prefetch must be an integer >= 0, got ${prefetch}`);
+    const workers = options.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`DataLoader: workers must be an integer >= 0, got ${workers}`);
+    this.items = items;
+    this.opts = {
+      imgsz: options.imgsz, batchSize: options.batchSize, augment: options.augment,
+      hyp: options.hyp ?? { ...DEFAULT_HYP }, shuffle: options.shuffle ?? options.augment,
+      seed: options.seed ?? 0, prefetch, workers, cache: options.cache ?? false,
+      logger: options.logger ?? silentLogger,
+    };
+  }
+
+  /** Batches per epoch; the last partial batch is kept. */
+  get length(): number {
+    return Math.ceil(this.items.length / this.opts.batchSize);
+  }
+
+  /** Dataset indices in the order of epoch `e` (seeded shuffle, or as scanned). */
+  order(e: number): number[] {
+    const idx = this.items.map((_, i) => i);
+    return this.opts.shuffle ? Rng.derive(this.opts.seed, e, -1).shuffle(idx) : idx;
+  }
+
+  private builderOptions(): BuilderOptions {
+    const { imgsz, augment, hyp, seed, cache } = this.opts;
+    return { imgsz, augment, hyp, seed, cache };
+  }
+
+  private startWorkers(): void {
+    if (this.workers || this.inProcess) return;
+    const entry = this.opts.workers > 0 ? workerEntry() : null;
+    if (!entry) {
+      if (this.opts.workers > 0) this.opts.logger.debug('DataLoader: worker entry not found, building batches on the main thread');
+      this.inProcess = new BatchBuilder(this.items, this.builderOptions(), (m) => this.opts.logger.warn(m));
+      return;
+    }
+    const init: WorkerInit = { items: this.items.map((it) => ({ image: it.image, labels: it.labels })), options: this.builderOptions() };
+    this.workers = [];
+    for (let w = 0; w < this.opts.workers; w++) {
+      const worker = spawnWorker(entry, init);
+      worker.on('message', (m: FromWorker) => this.onMessage(m));
+      worker.on('error', (err) => this.failWorker(w, err));
+      worker.on('exit', (code) => { if (!this.closed) this.failWorker(w, new Error(`data worker exited with code ${code}`)); });
+      worker.unref();
+      this.workers.push(worker);
+      this.inFlight.push(0);
+    }
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === 'warn') { this.opts.logger.warn(m.message); return; }
+    if (m.type === 'started') { if (this.current.ids.has(m.id)) this.current.started++; return; }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    // Let the process exit when no batch is awaited (a forgotten close() must not hang it).
+    if (--this.inFlight[p.worker]! === 0) this.workers?.[p.worker]?.unref();
+    if (m.type === 'batch') p.resolve(m.batch);
+    else p.reject(new Error(m.message));
+  }
+
+  private failWorker(w: number, err: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.worker === w) { this.pending.delete(id); p.reject(err); }
+    }
+  }
+
+  private dispatch(job: BatchJob): Promise<Batch> {
+    const id = this.nextId++;
+    this.current.ids.add(id);
+    this.current.submitted++;
+    const done = (b: Batch) => { if (this.current.ids.has(id)) this.current.ready++; return b; };
+    if (this.inProcess) {
+      const builder = this.inProcess;
+      const run = this.inProcessChain.then(() => {
+        if (this.current.ids.has(id)) this.current.started++;
+        return builder.build(job);
+      });
+      this.inProcessChain = run.catch(() => undefined);
+      return run.then(done);
+    }
+    const w = job.batch % this.workers!.length;
+    const worker = this.workers![w]!;
+    if (this.inFlight[w]!++ === 0) worker.ref();
+    return new Promise<Batch>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, worker: w });
+      worker.postMessage({ type: 'job', id, job } satisfies ToWorker);
+    }).then(done);
+  }
+
+  /**
+   * Yields the batches of epoch `e`. While the consumer works on batch k, batches k+1 … k+prefetch
+   * are being built. A validation batch whose images all fail to decode is left out.
+   */
+  async *epoch(e: number): AsyncGenerator<Batch> {
+    if (this.closed) throw new Error('DataLoader: closed');
+    this.startWorkers();
+    const order = this.order(e);
+    const bs = this.opts.batchSize;
+    const jobs: BatchJob[] = [];
+    for (let b = 0; b * bs < order.length; b++) jobs.push({ epoch: e, batch: b, indices: order.slice(b * bs, (b + 1) * bs) });
+    this.current = { epoch: e, batches: 0, waitMs: 0, start: performance.now(), end: 0, submitted: 0, started: 0, ready: 0, ids: new Set() };
+    const stats = this.current;
+    const queued = new Map<number, Promise<Batch>>();
+    let next = 0;
+    try {
+      for (let k = 0; k < jobs.length; k++) {
+        for (; next < jobs.length && next <= k + this.opts.prefetch; next++) {
+          const p = this.dispatch(jobs[next]!);
+          p.catch(() => undefined); // awaited below; an abandoned epoch must not raise unhandled rejections
+          queued.set(next, p);
+        }
+        const t0 = performance.now();
+        const batch = await queued.get(k)!;
+        stats.waitMs += performance.now() - t0;
+        queued.delete(k);
+        if (batch.n === 0) continue;
+        stats.batches++;
+        yield batch;
+      }
+    } finally {
+      stats.end = performance.now();
+    }
+  }
+
+  /** Timing and progress of the current or last epoch. */
+  stats(): LoaderStats {
+    const c = this.current;
+    const totalMs = c.epoch < 0 ? 0 : (c.end || performance.now()) - c.start;
+    return {
+      epoch: c.epoch, batches: c.batches, waitMs: c.waitMs, totalMs,
+      waitShare: totalMs > 0 ? c.waitMs / totalMs : 0,
+      submitted: c.submitted, started: c.started, ready: c.ready,
+    };
+  }
+
+  /** Stops the workers; batches still in flight are dropped. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, p] of this.pending) { this.pending.delete(id); p.reject(new Error('DataLoader: closed')); }
+    await Promise.all((this.workers ?? []).map((w) => w.terminate()));
+    this.workers = null;
+  }
+}
