@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../errors.js';
 import { type Logger, silentLogger } from '../util/logger.js';
-import { registerWasmKernels } from './kernels/register-all.js';
+import { registerCpuKernelFixes, registerWasmKernels } from './kernels/register-all.js';
 import { ensureTrainingGradients } from './register-gradients.js';
 
 /** Backend names accepted by {@link selectBackend} (and the CLI's --backend). */
@@ -72,6 +72,8 @@ export async function selectBackend(name: BackendName, logger: Logger = silentLo
     throw new RangeError(`backend must be one of ${BACKEND_NAMES.join(', ')}; got '${String(name)}'`);
   }
   await ensureTrainingGradients();
+  // The cpu backend is the reference every backend is tested against, whichever is chosen.
+  registerCpuKernelFixes();
   const order: ConcreteBackend[] = name === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm'] : [name];
   const failures: string[] = [];
   for (const candidate of order) {

@@ -3,6 +3,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { logSoftmaxConfig } from './log-softmax.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
+import { resizeNearestNeighborGradCpuConfig } from './resize-nearest-neighbor-grad-cpu.js';
 import { tileConfig } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 import { saveOriginalWasmKernel } from './wasm-ops.js';
@@ -14,8 +16,11 @@ const MISSING: readonly tf.KernelConfig[] = [
   logSoftmaxConfig,
 ];
 
-/** Kernels wasm has but that we replace because ours measured faster (packages/trainer/bench/kernels.bench.ts). */
-const FASTER: readonly tf.KernelConfig[] = [conv2DBackpropInputConfig, tileConfig];
+/**
+ * Kernels wasm has but that we replace: faster (packages/trainer/bench/kernels.bench.ts) or, for
+ * MaxPoolGrad, correct where wasm's is not.
+ */
+const REPLACED: readonly tf.KernelConfig[] = [conv2DBackpropInputConfig, tileConfig, maxPoolGradConfig];
 
 let registered = false;
 
@@ -28,14 +33,33 @@ export function registerWasmKernels(): void {
   for (const config of MISSING) {
     if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
   }
-  for (const config of FASTER) {
-    if (saveOriginalWasmKernel(config.kernelName) !== undefined) {
+  for (const config of REPLACED) {
+    const original = tf.getKernel(config.kernelName, 'wasm');
+    if (original !== undefined) {
+      saveOriginalWasmKernel(config.kernelName);
       tf.unregisterKernel(config.kernelName, 'wasm');
     }
-    tf.registerKernel(config);
+    // The original still needs its setup (it binds its wasm export) when the backend starts, since
+    // ours falls back to it and the bench times it.
+    tf.registerKernel({ ...config, setupFunc: original?.setupFunc });
   }
   registered = true;
 }
 
+let cpuFixed = false;
+
+/**
+ * Replaces tfjs-backend-cpu 4.22 kernels that give wrong results (ResizeNearestNeighborGrad with
+ * batch > 1), so the cpu backend can serve as the reference. Safe to call more than once.
+ */
+export function registerCpuKernelFixes(): void {
+  if (cpuFixed) return;
+  for (const config of [resizeNearestNeighborGradCpuConfig]) {
+    if (tf.getKernel(config.kernelName, 'cpu') !== undefined) tf.unregisterKernel(config.kernelName, 'cpu');
+    tf.registerKernel(config);
+  }
+  cpuFixed = true;
+}
+
 /** Names of the kernels {@link registerWasmKernels} adds or replaces, for logs and docs. */
-export const WASM_KERNEL_NAMES: readonly string[] = [...MISSING, ...FASTER].map((c) => c.kernelName);
+export const WASM_KERNEL_NAMES: readonly string[] = [...MISSING, ...REPLACED].map((c) => c.kernelName);
