@@ -63,7 +63,7 @@ for (const c of CASES) {
 
   const ours = time(call('dW', tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')!.kernelFunc, wasm, { x, dy },
     { strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape: c.k }), wasm);
-  row('dW ours (XNNPACK conv)', ours);
+  row('dW ours (XNNPACK conv; 1x1: matmul)', ours);
   // The route SPECS 8 measured: Conv3DBackpropFilterV2 with depth 1 (explicit pads done by PadV2).
   const p = c.pad;
   const xPadded = Array.isArray(p) ? tf.pad(x, p) : x;
