@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '@kd-edge/core';
+import { BACKEND_NAMES } from './backend/select.js';
 import { HYP_SCRATCH_LOW, type Hyp } from './train/hyp.js';
 
 /** One option of a command: its type, default, allowed values and help line. */
@@ -12,9 +13,6 @@ export type OptionSpec =
 
 export type OptionsSchema = Record<string, OptionSpec>;
 
-/** Names of the compute backends, in the order `auto` tries the native ones. */
-export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** Options of `kd-trainer train` (keys in ultralytics' snake_case; flags are the kebab-case forms). */
 export const TRAIN_SCHEMA = {

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../../tf.js';
 
 /**
  * Gradient of gatherND, which tfjs-core 4.22 does not define: the upstream gradient scattered back

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../../tf.js';
 
 /**
  * Comparison and logical kernels have zero gradient, but tfjs-core 4.22 registers none for most of

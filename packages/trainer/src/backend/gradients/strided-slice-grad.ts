@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../../tf.js';
 
 /**
  * Gradient of stridedSlice, which tfjs-core 4.22 does not define: each upstream element goes back to
