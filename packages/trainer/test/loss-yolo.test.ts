@@ -64,11 +64,11 @@ describe('YOLOv5 loss', () => {
   });
 
   it('total is (box + obj + cls) times the batch size, and has gradients', () => {
-    const preds = perfectPreds(Float32Array.from([0, 0, 0.5, 0.5, 0.3, 0.3]), 1, 64).map((p) => tf.variable(p.add(tf.randomNormal(p.shape, 0, 0.5, 'float32', 1))));
+    const preds = perfectPreds(Float32Array.from([0, 0, 0.5, 0.5, 0.3, 0.3]), 1, 64).map((p) => tf.variable(p.add(tf.randomNormal(p.shape, 0, 0.5, 'float32', 1))) as unknown as tf.Tensor4D);
     const l = yoloLoss(preds, targets, 1, model, hyp);
     const sum = l.box.dataSync()[0] + l.obj.dataSync()[0] + l.cls.dataSync()[0];
     expect(l.total.dataSync()[0]).toBeCloseTo(sum, 5);
-    const { grads } = tf.variableGrads(() => yoloLoss(preds, targets, 1, model, hyp).total, preds);
+    const { grads } = tf.variableGrads(() => yoloLoss(preds, targets, 1, model, hyp).total, preds as unknown as tf.Variable[]);
     for (const g of Object.values(grads)) expect(tf.abs(g).sum().dataSync()[0]).toBeGreaterThan(0);
   });
 
