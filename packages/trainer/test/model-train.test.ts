@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTrainingGradients } from '../src/backend/register-gradients.js';
+import { BN_EPS, batchNormActTrain } from '../src/model/layers.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '../src/model/yolo-config.js';
 import type { DetectionModel } from '../src/model/types.js';
@@ -86,5 +87,34 @@ describe('training mode', () => {
   it('normalises with batch statistics in training and running statistics in eval', () => {
     const [t, e] = tf.tidy(() => [model.forward(x, true)[0]!.dataSync(), model.forward(x, false)[0]!.dataSync()]);
     expect(t).not.toEqual(e);
+  });
+});
+
+describe('batchNormActTrain', () => {
+  it.each([true, false])('has the gradients of the op-by-op BatchNorm+SiLU (act=%s)', (act) => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 3, 4, 5], 0.5, 2, 'float32', 11) as tf.Tensor4D;
+      const gamma = tf.randomUniform([5], 0.5, 1.5, 'float32', 12) as tf.Tensor1D;
+      const beta = tf.randomUniform([5], -1, 1, 'float32', 13) as tf.Tensor1D;
+      const dy = tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', 14);
+      const reference = (xi: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => {
+        const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+        const z = tf.add(tf.mul(tf.div(tf.sub(xi, mean), tf.sqrt(tf.add(variance, BN_EPS))), g), b);
+        return tf.sum(tf.mul(act ? tf.mul(z, tf.sigmoid(z)) : z, dy));
+      };
+      const rm = tf.variable(tf.zeros([5]), false);
+      const rv = tf.variable(tf.ones([5]), false);
+      const ours = (xi: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.sum(tf.mul(batchNormActTrain(xi, g, b, rm, rv, act), dy));
+      expect(ours(x, gamma, beta).dataSync()[0]).toBeCloseTo(reference(x, gamma, beta).dataSync()[0]!, 3);
+      const want = tf.grads(reference as (...a: tf.Tensor[]) => tf.Tensor)([x, gamma, beta]);
+      const got = tf.grads(ours as (...a: tf.Tensor[]) => tf.Tensor)([x, gamma, beta]);
+      got.forEach((g, i) => {
+        const err = tf.max(tf.abs(tf.sub(g, want[i]!))).dataSync()[0]!;
+        const scale = tf.max(tf.abs(want[i]!)).dataSync()[0]!;
+        expect(err / scale).toBeLessThan(1e-4);
+      });
+      rm.dispose();
+      rv.dispose();
+    });
   });
 });
