@@ -104,9 +104,11 @@ export async function warpCanvas(plan: CanvasPlan, m: Affine, size: number): Pro
     minX = Math.min(minX, px); maxX = Math.max(maxX, px);
     minY = Math.min(minY, py); maxY = Math.max(maxY, py);
   }
-  // Two pixels of margin keep the bilinear taps at the window's edge inside the region.
-  const rx = Math.max(0, Math.floor(minX) - 2), ry = Math.max(0, Math.floor(minY) - 2);
-  const rw = Math.min(plan.width, Math.ceil(maxX) + 2) - rx, rh = Math.min(plan.height, Math.ceil(maxY) + 2) - ry;
+  // A grey margin around the region keeps the bilinear taps at its edges inside it, and lets the
+  // canvas border blend into grey as it would on an unbounded canvas.
+  const mg = 2;
+  const rx = Math.max(-mg, Math.floor(minX) - mg), ry = Math.max(-mg, Math.floor(minY) - mg);
+  const rw = Math.min(plan.width + mg, Math.ceil(maxX) + mg) - rx, rh = Math.min(plan.height + mg, Math.ceil(maxY) + mg) - ry;
   if (rw <= 0 || rh <= 0) return new Uint8Array(size * size * 3).fill(PAD_VALUE);
   const region = renderRegion(plan, rx, ry, rw, rh);
   // Output of p_local: q = L·p_local + t_l.
@@ -115,7 +117,8 @@ export async function warpCanvas(plan: CanvasPlan, m: Affine, size: number): Pro
     return cropPad(region, rw, rh, -tlx, -tly, size, size);
   }
   // libvips maps pixel indices (centres at integers) and always outputs the bounding box of the
-  // transformed input, whatever the offset: content moved out of that box by odx/ody is lost. So
+  // transformed input rectangle, its corner rounded half away from zero (VIPS_ROUND_INT in
+  // vips__transform_set_area), whatever odx/ody: content they move out of that box is lost. So
   // only the sub-pixel part of the translation goes to libvips and the whole pixels to the crop.
   const tix = tlx + (a + b) / 2 - 0.5, tiy = tly + (c + d) / 2 - 0.5;
   let bx = Infinity, by = Infinity;
@@ -126,12 +129,17 @@ export async function warpCanvas(plan: CanvasPlan, m: Affine, size: number): Pro
   const kx = Math.floor(bx + tix), ky = Math.floor(by + tiy);
   const { data, info } = await sharp(region, { raw: { width: rw, height: rh, channels: 3 } })
     .affine([[a, b], [c, d]], {
-      odx: tix + Math.floor(bx) - kx, ody: tiy + Math.floor(by) - ky,
+      odx: tix + vipsRound(bx) - kx, ody: tiy + vipsRound(by) - ky,
       interpolator: 'bilinear', background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE },
     })
     .raw()
     .toBuffer({ resolveWithObject: true });
   return cropPad(data, info.width, info.height, -kx, -ky, size, size);
+}
+
+/** C's (int)(v ± 0.5): round half away from zero, as libvips' VIPS_ROUND_INT. */
+function vipsRound(v: number): number {
+  return v > 0 ? Math.floor(v + 0.5) : Math.ceil(v - 0.5);
 }
 
 /** Where training samples come from: `load` returns an image resized to long side `size`, with its labels. */

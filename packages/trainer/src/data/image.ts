@@ -78,8 +78,8 @@ export async function letterboxImage(rgb: Uint8Array, width: number, height: num
   const nw = Math.min(size, Math.max(1, Math.round(width * r)));
   const nh = Math.min(size, Math.max(1, Math.round(height * r)));
   // ultralytics rounds dw-0.1 / dh-0.1 so that an odd padding puts the extra pixel right/bottom.
-  const left = Math.round((size - nw) / 2 - 0.1);
-  const top = Math.round((size - nh) / 2 - 0.1);
+  const left = Math.max(0, Math.round((size - nw) / 2 - 0.1));
+  const top = Math.max(0, Math.round((size - nh) / 2 - 0.1));
   let pipeline = sharp(rgb, { raw: { width, height, channels: 3 } });
   if (nw !== width || nh !== height) pipeline = pipeline.resize(nw, nh, { fit: 'fill', kernel: 'linear' });
   if (nw !== size || nh !== size) {

@@ -65,8 +65,8 @@ export function mosaicPlan(quad: readonly LabelledImage[], size: number, xc: num
 /** Centres one image (long side already S) on an S×S canvas (ultralytics letterbox, auto=False). */
 export function letterboxPlan(item: LabelledImage, size: number): CanvasPlan {
   const { width: w, height: h } = item.image;
-  const x = Math.round((size - w) / 2 - 0.1);
-  const y = Math.round((size - h) / 2 - 0.1);
+  const x = Math.max(0, Math.round((size - w) / 2 - 0.1));
+  const y = Math.max(0, Math.round((size - h) / 2 - 0.1));
   const boxes: number[] = [];
   placeBoxes(item.labels, w, h, x, y, boxes);
   return { width: size, height: size, pieces: [{ image: item.image, x, y }], boxes: Float32Array.from(boxes) };

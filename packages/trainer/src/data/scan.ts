@@ -40,15 +40,17 @@ export function imageToLabelPath(image: string): string {
 /** Counts of one kind of problem, with the files where it happened. */
 class Tally {
   count = 0;
-  readonly files: string[] = [];
+  readonly files = new Set<string>();
   add(file: string, n = 1): void {
     if (n <= 0) return;
     this.count += n;
-    if (this.files[this.files.length - 1] !== file) this.files.push(file);
+    this.files.add(file);
   }
   names(): string {
-    const shown = this.files.slice(0, NAMED_FILES).map((f) => basename(f)).join(', ');
-    return this.files.length > NAMED_FILES ? `${shown}, …` : shown;
+    // Sorted, so the message does not depend on which check finished first.
+    const files = [...this.files].sort();
+    const shown = files.slice(0, NAMED_FILES).map((f) => basename(f)).join(', ');
+    return files.length > NAMED_FILES ? `${shown}, …` : shown;
   }
 }
 
@@ -213,7 +215,7 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
 
   const warn = (t: Tally, what: string) => { if (t.count) logger.warn(`${split}: ${t.count} ${what}: ${t.names()}`); };
   const warnRows = (t: Tally, what: string) => {
-    if (t.count) logger.warn(`${split}: ${t.count} ${what} in ${t.files.length} file${t.files.length === 1 ? '' : 's'}: ${t.names()}`);
+    if (t.count) logger.warn(`${split}: ${t.count} ${what} in ${t.files.size} file${t.files.size === 1 ? '' : 's'}: ${t.names()}`);
   };
   warn(missingListed, 'listed images not found, skipped');
   warn(corrupt, 'corrupt images skipped');
