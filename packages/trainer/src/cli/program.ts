@@ -57,7 +57,7 @@ export function buildProgram(): Command {
   addSchemaOptions(valCmd, VAL_SCHEMA).action(async (opts: Record<string, unknown>) => {
     const { file, flags } = await layers(opts);
     const { config } = resolveOptions(VAL_SCHEMA, [file, flags]);
-    await runVal(config, { logger: consoleLogger(false) });
+    await runVal(config, { logger: consoleLogger(false, config.json ? process.stderr : process.stdout) });
   });
 
   const synthCmd = new Command('synth')

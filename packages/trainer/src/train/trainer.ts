@@ -86,7 +86,6 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   }
 
   const backend = await selectBackend(cfg.backend, log);
-  log.info(`backend: ${backend.name} (${backend.description})`);
 
   const data = await loadDatasetConfig(cfg.data);
   const trainItems = await scanSplit(data.train, data.nc, log);

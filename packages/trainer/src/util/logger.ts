@@ -9,11 +9,14 @@ export interface Logger {
 /** A logger that drops everything (the default for library calls). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** Logger writing to stderr (warn, error) and stdout (info); debug only when `verbose`. */
-export function consoleLogger(verbose = false): Logger {
+/**
+ * Logger writing warnings and errors to stderr and info to `out` (stdout, or stderr when stdout
+ * carries machine-readable output); debug only when `verbose`.
+ */
+export function consoleLogger(verbose = false, out: NodeJS.WritableStream = process.stdout): Logger {
   return {
-    debug: (m) => { if (verbose) process.stdout.write(`${m}\n`); },
-    info: (m) => process.stdout.write(`${m}\n`),
+    debug: (m) => { if (verbose) out.write(`${m}\n`); },
+    info: (m) => out.write(`${m}\n`),
     warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
     error: (m) => process.stderr.write(`ERROR: ${m}\n`),
   };

@@ -13,8 +13,7 @@ import { formatValTable, validate, type ValResult } from './validator.js';
 /** `kd-trainer val`: loads weights, validates a split, prints the table (or JSON). */
 export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Promise<ValResult> {
   const log = opts.logger ?? silentLogger;
-  const backend = await selectBackend(cfg.backend, log);
-  if (!cfg.json) log.info(`backend: ${backend.name} (${backend.description})`);
+  await selectBackend(cfg.backend, log);
   const data = await loadDatasetConfig(cfg.data);
   const sources = cfg.task === 'test' ? data.test : cfg.task === 'train' ? data.train : data.val;
   if (!sources) throw new DatasetError(`${data.file} has no '${cfg.task}' split`);
