@@ -130,6 +130,8 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   });
   const tb = new SummaryWriter(saveDir);
   const csv = new ResultsCsv(join(saveDir, 'results.csv'));
+  // Rows of epochs that will be trained again (an interrupted epoch) must not stay in results.csv.
+  if (resumeFrom) csv.truncateFrom(startEpoch);
   const nb = trainLoader.length;
   const nw = Math.max(Math.round(hyp.warmup_epochs * nb), 100);
   let lastOptStep = -1;

@@ -1,0 +1,63 @@
+// Training and validation entry points
+export { train } from './train/trainer.js';
+export type { TrainResult, TrainRunOptions } from './train/trainer.js';
+export { validate, formatValTable, annotationsOf } from './val/validator.js';
+export type { ValidateOptions, ValResult, ClassMetrics } from './val/validator.js';
+export { runVal } from './val/run-val.js';
+
+// Configuration
+export {
+  TRAIN_SCHEMA, VAL_SCHEMA, SYNTH_SCHEMA, HYP_KEYS, resolveOptions, resolveHyp, readYamlMapping, normaliseKey,
+} from './config.js';
+export type { TrainConfig, ValConfig, SynthConfig, OptionSpec, OptionsSchema, Resolved } from './config.js';
+export { HYP_SCRATCH_LOW } from './train/hyp.js';
+export type { Hyp } from './train/hyp.js';
+
+// Compute backends
+export { selectBackend, BACKEND_NAMES } from './backend/select.js';
+export type { BackendName, SelectedBackend } from './backend/select.js';
+export { registerWasmKernels } from './backend/kernels/register-all.js';
+export { ensureTrainingGradients } from './backend/register-gradients.js';
+
+// Datasets
+export { loadDatasetConfig } from './data/dataset-yaml.js';
+export { scanSplit, imageToLabelPath } from './data/scan.js';
+export { DataLoader } from './data/loader.js';
+export type { DataLoaderOptions, LoaderStats } from './data/loader.js';
+export { synthesizeDataset } from './data/synth.js';
+export type { SynthOptions } from './data/synth.js';
+export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, ImageShape } from './data/types.js';
+
+// Models and weights
+export { yoloDescription, parseModelYaml, validateYoloDescription, YOLO_SCALES, DEFAULT_ANCHORS } from './model/yolo-config.js';
+export type { YoloScale, ScaleMultipliers } from './model/yolo-config.js';
+export { createYoloModel, planYolo } from './model/yolo.js';
+export { classifierDescription, createClassifier } from './model/classifier.js';
+export { countParams } from './model/param-count.js';
+export { saveWeights, loadModel, writeTensorArchive, readTensorArchive, KDW_MAGIC } from './model/weights-io.js';
+export type { StoredTensor, SaveWeightsExtra, LoadedModel } from './model/weights-io.js';
+export type {
+  DetectionModel, ClassificationModel, TrainableModel, ModelDescription, YoloDescription, ClassifierDescription, LayerSpec,
+} from './model/types.js';
+
+// Losses and optimisation
+export { yoloLoss, scaleLossHyp, bceWithLogits } from './loss/yolo-loss.js';
+export type { LossHyp, YoloLossTerms, LossModelInfo } from './loss/yolo-loss.js';
+export { buildTargets } from './loss/build-targets.js';
+export { NesterovSgd, clipGradNorm } from './train/sgd.js';
+export { ModelEma } from './train/ema.js';
+export { lrLambda, warmupStep } from './train/schedule.js';
+
+// Logs
+export { SummaryWriter } from './log/event-writer.js';
+export { readEvents } from './log/event-reader.js';
+export type { TfEvent, SummaryValue, SummaryImage } from './log/event-reader.js';
+export { ResultsCsv, readResultsCsv, RESULTS_COLUMNS } from './log/results-csv.js';
+export { plotResults } from './log/results-plot.js';
+export { drawDetections } from './log/draw-boxes.js';
+export { ProgressBar } from './log/progress.js';
+
+// Errors and logging
+export { DatasetError, BackendError, WeightsError } from './errors.js';
+export { consoleLogger, silentLogger, memoryLogger } from './util/logger.js';
+export type { Logger } from './util/logger.js';
