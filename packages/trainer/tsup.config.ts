@@ -1,10 +1,17 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/bin/kd-trainer.ts'],
+  entry: {
+    index: 'src/index.ts',
+    'bin/kd-trainer': 'src/bin/kd-trainer.ts',
+    // Worker-thread entries are loaded by path at run time, so they must be files of their own.
+    'data/loader-worker': 'src/data/loader-worker.ts',
+  },
   format: ['esm'],
-  dts: { entry: 'src/index.ts' },
+  dts: { entry: { index: 'src/index.ts' } },
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Optional native backends are imported by computed names; keep every dependency external.
+  skipNodeModulesBundle: true,
 });

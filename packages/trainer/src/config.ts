@@ -31,7 +31,7 @@ export const TRAIN_SCHEMA = {
   seed: { type: 'int', default: 0, min: 0, help: 'global seed (augmentation, shuffling, init)' },
   cos_lr: { type: 'boolean', default: false, help: 'cosine learning-rate schedule' },
   patience: { type: 'int', default: 100, min: 0, help: 'stop after this many epochs without improvement (0: never)' },
-  workers: { type: 'int', default: 4, min: 1, max: 64, help: 'batches prepared ahead of the training step' },
+  workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads (0: load on the main thread)' },
   noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
   conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'validation confidence threshold' },
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'validation NMS IoU threshold' },
@@ -49,7 +49,7 @@ export const VAL_SCHEMA = {
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'NMS IoU threshold' },
   max_det: { type: 'int', default: 300, min: 1, help: 'maximum detections per image' },
   backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend' },
-  workers: { type: 'int', default: 4, min: 1, max: 64, help: 'batches prepared ahead' },
+  workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads' },
   json: { type: 'boolean', default: false, help: 'print the metrics as JSON' },
 } as const satisfies OptionsSchema;
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { KdEdgeError } from '@kd-edge/core';
 import {
@@ -10,7 +10,18 @@ import { consoleLogger } from '../util/logger.js';
 import { runVal } from '../val/run-val.js';
 import { addSchemaOptions, givenOptions } from './schema-options.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** The trainer's version from its package.json, found from sources (src/cli) or a build (dist, dist/bin). */
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json', '../../../package.json']) {
+    const file = new URL(rel, import.meta.url);
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === '@kd-edge/trainer' && pkg.version) return pkg.version;
+  }
+  return '0.0.0';
+}
+
+const VERSION = packageVersion();
 
 /** Reads `--cfg FILE` (if any) and layers the flags over it. */
 async function layers(opts: Record<string, unknown>): Promise<{ file: Record<string, unknown>; flags: Record<string, unknown> }> {

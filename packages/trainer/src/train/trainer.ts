@@ -88,8 +88,8 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   const backend = await selectBackend(cfg.backend, log);
 
   const data = await loadDatasetConfig(cfg.data);
-  const trainItems = await scanSplit(data.train, data.nc, log);
-  const valItems = await scanSplit(data.val, data.nc, log);
+  const trainItems = await scanSplit(data.train, data.nc, log, { split: 'train' });
+  const valItems = await scanSplit(data.val, data.nc, log, { split: 'val' });
   log.info(`data: ${trainItems.length} train images, ${valItems.length} val images, ${data.nc} classes`);
 
   const saveDir = resumeFrom ? resolve(resumeFrom.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
@@ -123,10 +123,10 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   }
 
   const trainLoader = new DataLoader(trainItems, {
-    imgsz: cfg.imgsz, batchSize: bs, augment: true, hyp, shuffle: true, seed: cfg.seed, prefetch: cfg.workers, logger: log,
+    imgsz: cfg.imgsz, batchSize: bs, augment: true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
   });
   const valLoader = new DataLoader(valItems, {
-    imgsz: cfg.imgsz, batchSize: bs * 2, augment: false, hyp, shuffle: false, seed: cfg.seed, prefetch: cfg.workers, logger: log,
+    imgsz: cfg.imgsz, batchSize: bs * 2, augment: false, hyp, shuffle: false, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
   });
   const tb = new SummaryWriter(saveDir);
   const csv = new ResultsCsv(join(saveDir, 'results.csv'));
@@ -295,8 +295,8 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
     log.info(`\nValidating ${bestPath}...`);
     for (const line of formatValTable(final, data.names)) log.info(line);
   }
-  trainLoader.close();
-  valLoader.close();
+  await trainLoader.close();
+  await valLoader.close();
   const epochsDone = epoch;
   model.dispose();
   ema.ema.dispose();

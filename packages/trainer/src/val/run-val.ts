@@ -17,12 +17,12 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
   const data = await loadDatasetConfig(cfg.data);
   const sources = cfg.task === 'test' ? data.test : cfg.task === 'train' ? data.train : data.val;
   if (!sources) throw new DatasetError(`${data.file} has no '${cfg.task}' split`);
-  const items = await scanSplit(sources, data.nc, log);
+  const items = await scanSplit(sources, data.nc, log, { split: cfg.task });
   const { model } = await loadModel(cfg.weights);
   const det = model as DetectionModel;
   if (det.nc !== data.nc) throw new DatasetError(`${cfg.weights} has nc=${det.nc} but ${data.file} has nc=${data.nc}`);
   const loader = new DataLoader(items, {
-    imgsz: cfg.imgsz, batchSize: cfg.batch_size, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, prefetch: cfg.workers, logger: log,
+    imgsz: cfg.imgsz, batchSize: cfg.batch_size, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
   });
   try {
     const r = await validate(det, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres, maxDet: cfg.max_det, imgsz: cfg.imgsz });
@@ -30,7 +30,7 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
     else for (const line of formatValTable(r, data.names)) log.info(line);
     return r;
   } finally {
-    loader.close();
+    await loader.close();
     det.dispose();
   }
 }
