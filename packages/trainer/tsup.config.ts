@@ -6,6 +6,7 @@ export default defineConfig({
     'bin/kd-trainer': 'src/bin/kd-trainer.ts',
     // Worker-thread entries are loaded by path at run time, so they must be files of their own.
     'data/loader-worker': 'src/data/loader-worker.ts',
+    'train/grad-worker': 'src/train/grad-worker.ts',
   },
   format: ['esm'],
   dts: { entry: { index: 'src/index.ts' } },

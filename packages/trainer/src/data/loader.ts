@@ -3,11 +3,10 @@
  * (sharp and the HSV lookup run there), handed over with their buffers transferred. The training
  * step runs on the main thread, so the main thread only receives finished batches.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DatasetError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import { DEFAULT_HYP } from './augment.js';
 import { BatchBuilder, type BatchJob, type BuilderOptions } from './batch-builder.js';
 import type { FromWorker, ToWorker, WorkerInit } from './loader-worker.js';
@@ -56,23 +55,6 @@ interface Pending {
   resolve(b: Batch): void;
   reject(e: Error): void;
   worker: number;
-}
-
-/** Finds the worker entry next to this file: built `.js`, or the `.ts` source under vitest/tsx. */
-function workerEntry(): URL | null {
-  for (const rel of ['./loader-worker.js', './data/loader-worker.js', '../data/loader-worker.js', './loader-worker.ts']) {
-    const url = new URL(rel, import.meta.url);
-    if (existsSync(fileURLToPath(url))) return url;
-  }
-  return null;
-}
-
-function spawnWorker(entry: URL, init: WorkerInit): Worker {
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: init });
-  // Running from sources: load the TypeScript entry through tsx's API inside the worker.
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(api)}).then((api) => api.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(entry.href)}));`;
-  return new Worker(code, { eval: true, workerData: init });
 }
 
 /**
@@ -130,7 +112,7 @@ export class DataLoader {
 
   private startWorkers(): void {
     if (this.workers || this.inProcess) return;
-    const entry = this.opts.workers > 0 ? workerEntry() : null;
+    const entry = this.opts.workers > 0 ? findWorkerEntry(import.meta.url, ['./loader-worker', './data/loader-worker', '../data/loader-worker']) : null;
     if (!entry) {
       if (this.opts.workers > 0) this.opts.logger.debug('DataLoader: worker entry not found, building batches on the main thread');
       this.inProcess = new BatchBuilder(this.items, this.builderOptions(), (m) => this.opts.logger.warn(m));

@@ -1,5 +1,6 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '../tf.js';
 import { stringify as toYaml } from 'yaml';
@@ -14,18 +15,20 @@ import { ProgressBar, type ProgressStream } from '../log/progress.js';
 import { ResultsCsv } from '../log/results-csv.js';
 import { plotResults } from '../log/results-plot.js';
 import { drawDetections } from '../log/draw-boxes.js';
-import { scaleLossHyp, yoloLoss } from '../loss/yolo-loss.js';
+import { scaleLossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel, YoloDescription } from '../model/types.js';
 import { loadModel, saveWeights, type LoadedModel } from '../model/weights-io.js';
 import { createYoloModel } from '../model/yolo.js';
 import { parseModelYaml, yoloDescription } from '../model/yolo-config.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { formatValTable, validate, type ValResult } from '../val/validator.js';
+import { GradientWorker, splitBatch } from './data-parallel.js';
 import { ModelEma } from './ema.js';
 import type { Hyp } from './hyp.js';
 import { incrementRunDir } from './run-dir.js';
 import { lrLambda, warmupStep } from './schedule.js';
 import { clipGradNorm, NesterovSgd } from './sgd.js';
+import { shardGradients } from './step.js';
 
 /** Where a training run writes and what it ended with. */
 export interface TrainResult {
@@ -157,8 +160,13 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
     return saveWeights(file, ema.ema as DetectionModel, { meta: meta as unknown as Record<string, unknown>, tensors: Object.fromEntries(extra) });
   };
 
-  const varList = [...model.params.values()];
   const varNames = [...model.params.keys()];
+  const threads = cfg.threads || Math.min(availableParallelism(), 2);
+  let gradWorker: GradientWorker | undefined;
+  if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
+    gradWorker = await GradientWorker.start(model, backend.name, lossHyp);
+    log.info(`data parallel: 2 replicas (main thread + 1 worker thread), ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
+  }
   try {
     for (; epoch < cfg.epochs && !interrupted; epoch++) {
       const epochLr = hyp.lr0 * lf(epoch);
@@ -178,25 +186,27 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
           w.lrs.forEach((lr, j) => { optimizer.groups[j].lr = lr; optimizer.groups[j].momentum = w.momentum; });
           accumulate = w.accumulate;
         }
-        const items: tf.Scalar[] = [];
-        const { value, grads } = tf.variableGrads(() => {
-          const x = tf.tensor4d(batch.images, [batch.n, batch.height, batch.width, 3]);
-          const outs = model.forward(x, true);
-          const terms = yoloLoss(outs, batch.targets, batch.nTargets, model, lossHyp);
-          items.push(tf.keep(terms.box), tf.keep(terms.obj), tf.keep(terms.cls));
-          return terms.total;
-        }, varList);
-        const named: Record<string, tf.Tensor> = {};
-        varNames.forEach((n, k) => { named[n] = grads[varList[k].name]; });
+        // Data parallel: the worker differentiates the second half of the batch meanwhile.
+        const [mine, theirs] = gradWorker && batch.n > 1 ? splitBatch(batch) : [batch, undefined];
+        const pending = theirs ? gradWorker!.compute(model, theirs) : undefined;
+        const step = shardGradients(model, varNames, mine, lossHyp);
+        let named = step.grads;
+        let lossItems: number[] = step.loss;
+        if (pending && theirs) {
+          const other = await pending;
+          const wg = gradWorker!.gradients();
+          named = tf.tidy(() => Object.fromEntries(varNames.map((n) => [n, step.grads[n].add(wg[n])])));
+          tf.dispose([...Object.values(step.grads), ...Object.values(wg)]);
+          lossItems = lossItems.map((v, k) => (v * mine.n + other[k] * theirs.n) / batch.n);
+        }
         if (acc) {
           const prev: Record<string, tf.Tensor> = acc;
-          acc = tf.tidy(() => Object.fromEntries(varNames.map((n) => [n, prev[n].add(named[n])])));
-          tf.dispose([...Object.values(prev), ...Object.values(named)]);
+          const cur = named;
+          acc = tf.tidy(() => Object.fromEntries(varNames.map((n) => [n, prev[n].add(cur[n])])));
+          tf.dispose([...Object.values(prev), ...Object.values(cur)]);
         } else {
           acc = named;
         }
-        const lossItems = items.map((t) => t.dataSync()[0]);
-        tf.dispose([value, ...items]);
         if (!lossItems.every(Number.isFinite)) log.warn(`non-finite loss at epoch ${epoch + 1} step ${i + 1}: ${lossItems.join(', ')}`);
         for (let k = 0; k < 3; k++) mloss[k] = (mloss[k] * i + lossItems[k]) / (i + 1);
 
@@ -206,6 +216,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
           tf.dispose(Object.values(clipped));
           acc = undefined;
           ema.update(model);
+          gradWorker?.invalidate();
           lastOptStep = ni;
         }
         seen += batch.n;
@@ -282,6 +293,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   } finally {
     run.signal?.removeEventListener('abort', onAbort);
     tb.close();
+    await gradWorker?.close();
   }
 
   if (existsSync(join(saveDir, 'results.csv')) && statSync(join(saveDir, 'results.csv')).size > 0) {

@@ -1,0 +1,88 @@
+/**
+ * Worker-thread entry of data-parallel training: a replica of the model that computes the loss
+ * gradients of its share of each batch and writes them into shared memory. Weights come from the
+ * main thread through shared memory as well, re-read whenever their version changes.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '../tf.js';
+import { selectBackend, type BackendName } from '../backend/select.js';
+import type { LossHyp } from '../loss/yolo-loss.js';
+import { createYoloModel } from '../model/yolo.js';
+import type { YoloDescription } from '../model/types.js';
+import { shardGradients } from './step.js';
+
+/** Data given to the worker at start. */
+export interface GradWorkerInit {
+  backend: BackendName;
+  description: YoloDescription;
+  /** Loss hyperparameters, already scaled. */
+  hyp: LossHyp;
+  /** Trainable parameter names in the order of the flat buffers. */
+  names: string[];
+  weights: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+}
+
+/** A shard of a batch to differentiate. */
+export interface GradJob {
+  type: 'step';
+  id: number;
+  /** Weights version to use; the worker re-reads the shared weights when it changes. */
+  version: number;
+  images: Float32Array;
+  n: number;
+  height: number;
+  width: number;
+  targets: Float32Array;
+  nTargets: number;
+}
+
+/** Messages from the worker. */
+export type GradWorkerMessage =
+  | { type: 'ready'; backend: string }
+  | { type: 'done'; id: number; loss: [number, number, number] }
+  | { type: 'error'; id: number; message: string };
+
+const port = parentPort;
+if (port) {
+  const init = workerData as GradWorkerInit;
+  const post = (m: GradWorkerMessage) => port.postMessage(m);
+  const start = async () => {
+    const backend = await selectBackend(init.backend);
+    const model = createYoloModel(init.description);
+    const vars = init.names.map((n) => {
+      const v = model.params.get(n);
+      if (!v) throw new Error(`replica has no parameter ${n}`);
+      return v;
+    });
+    const weights = new Float32Array(init.weights);
+    const grads = new Float32Array(init.grads);
+    let version = -1;
+    port.on('message', (job: GradJob) => {
+      try {
+        if (job.version !== version) {
+          let off = 0;
+          tf.tidy(() => {
+            for (const v of vars) {
+              v.assign(tf.tensor(weights.subarray(off, off + v.size), v.shape));
+              off += v.size;
+            }
+          });
+          version = job.version;
+        }
+        const { grads: g, loss } = shardGradients(model, init.names, job, init.hyp);
+        let off = 0;
+        for (const n of init.names) {
+          grads.set(g[n].dataSync() as Float32Array, off);
+          off += g[n].size;
+        }
+        tf.dispose(Object.values(g));
+        post({ type: 'done', id: job.id, loss });
+      } catch (err) {
+        post({ type: 'error', id: job.id, message: err instanceof Error ? err.message : String(err) });
+      }
+    });
+    post({ type: 'ready', backend: backend.name });
+  };
+  start().catch((err: unknown) => post({ type: 'error', id: -1, message: err instanceof Error ? err.message : String(err) }));
+}

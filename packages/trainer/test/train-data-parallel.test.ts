@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '../src/tf.js';
+import { selectBackend } from '../src/backend/select.js';
+import type { Batch } from '../src/data/types.js';
+import { scaleLossHyp } from '../src/loss/yolo-loss.js';
+import { yoloDescription } from '../src/model/yolo-config.js';
+import { createYoloModel } from '../src/model/yolo.js';
+import type { DetectionModel } from '../src/model/types.js';
+import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
+import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
+import { shardGradients } from '../src/train/step.js';
+
+function batchOf(n: number, size: number): Batch {
+  const images = new Float32Array(n * size * size * 3).map((_, i) => ((i * 2654435761) % 1000) / 1000);
+  const rows: number[] = [];
+  for (let i = 0; i < n; i++) rows.push(i, i % 2, 0.3 + 0.1 * i, 0.5, 0.2, 0.3, i, 1, 0.7, 0.25, 0.15, 0.1);
+  return {
+    images, n, height: size, width: size, targets: Float32Array.from(rows), nTargets: rows.length / 6,
+    files: [], shapes: [],
+  };
+}
+
+describe('splitBatch', () => {
+  it('splits images and renumbers target rows of the second half', () => {
+    const b = batchOf(5, 32);
+    const [a, c] = splitBatch(b);
+    expect([a.n, c.n]).toEqual([3, 2]);
+    expect(a.images.length).toBe(3 * 32 * 32 * 3);
+    expect(c.images[0]).toBe(b.images[3 * 32 * 32 * 3]);
+    expect(a.nTargets + c.nTargets).toBe(b.nTargets);
+    expect([...c.targets].filter((_, k) => k % 6 === 0)).toEqual([0, 0, 1, 1]);
+    expect(c.targets[2]).toBeCloseTo(0.3 + 0.1 * 3, 6);
+  });
+});
+
+describe('GradientWorker (data-parallel replica)', () => {
+  const desc = yoloDescription({ depth_multiple: 0.33, width_multiple: 0.125 }, 2);
+  const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, 2, 64);
+  let model: DetectionModel;
+  let worker: GradientWorker;
+
+  beforeAll(async () => {
+    await selectBackend('wasm');
+    model = createYoloModel(desc, { seed: 3 });
+    worker = await GradientWorker.start(model, 'wasm', hyp);
+  });
+  afterAll(async () => {
+    await worker?.close();
+    model?.dispose();
+  });
+
+  it('computes the same gradients as the main thread, and follows weight updates', async () => {
+    const names = [...model.params.keys()];
+    const shard = splitBatch(batchOf(4, 64))[1];
+    for (let round = 0; round < 2; round++) {
+      const remote = await worker.compute(model, shard);
+      const theirs = worker.gradients();
+      const local = shardGradients(model, names, shard, hyp);
+      for (let k = 0; k < 3; k++) expect(remote[k]).toBeCloseTo(local.loss[k], 5);
+      for (const n of names) {
+        const a = local.grads[n].dataSync();
+        const b = theirs[n].dataSync();
+        const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+        for (let i = 0; i < a.length; i += Math.max(1, Math.floor(a.length / 50))) expect(Math.abs(a[i] - b[i]) / scale).toBeLessThan(1e-4);
+      }
+      tf.dispose([...Object.values(local.grads), ...Object.values(theirs)]);
+      // Change the weights: the replica must pick them up after invalidate().
+      tf.tidy(() => { for (const v of model.params.values()) v.assign(v.mul(0.9)); });
+      worker.invalidate();
+    }
+  });
+});
