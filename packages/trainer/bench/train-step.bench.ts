@@ -6,6 +6,9 @@
 import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { scaleLossHyp, yoloLoss } from '../src/loss/yolo-loss.js';
+import type { Batch } from '../src/data/types.js';
+import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
+import { shardGradients } from '../src/train/step.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '../src/model/yolo-config.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
@@ -79,6 +82,28 @@ async function benchBackend(name: string): Promise<void> {
     if (s > 0) vt.push(performance.now() - t0);
   }
   const vms = vt.reduce((a, b) => a + b, 0) / vt.length;
+  // Data parallel: a replica in a worker thread takes half of each batch (what `kd-trainer train` does on wasm/cpu).
+  if (name === 'wasm') {
+    const worker = await GradientWorker.start(model, 'wasm', hyp);
+    const batch: Batch = { images, n: BATCH, height: IMGSZ, width: IMGSZ, targets, nTargets: targets.length / 6, files: [], shapes: [] };
+    const dp: number[] = [];
+    for (let s = 0; s <= steps; s++) {
+      const t0 = performance.now();
+      const [mine, theirs] = splitBatch(batch);
+      const pending = worker.compute(model, theirs);
+      const local = shardGradients(model, names, mine, hyp);
+      await pending;
+      const remote = worker.gradients();
+      const sum = tf.tidy(() => Object.fromEntries(names.map((n) => [n, local.grads[n].add(remote[n])])));
+      opt.step(sum);
+      worker.invalidate();
+      tf.dispose([...Object.values(local.grads), ...Object.values(remote), ...Object.values(sum)]);
+      if (s > 0) dp.push(performance.now() - t0);
+    }
+    await worker.close();
+    const dms = dp.reduce((a, b) => a + b, 0) / dp.length;
+    console.log(`${'wasm x2 threads'.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (data parallel, ${BATCH / 2}+${BATCH / 2} images)`);
+  }
   console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
   opt.dispose();
   model.dispose();

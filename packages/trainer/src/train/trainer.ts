@@ -48,8 +48,21 @@ export interface TrainRunOptions {
   progress?: ProgressStream;
   /** Stops the run after the current step, saving `last` first (the CLI wires Ctrl-C to it). */
   signal?: AbortSignal;
-  /** Stop after this many optimizer-visible steps in total (tests, benchmarks). */
+  /** Stop after this many training steps in total, saving `last` as an interrupted run (tests, benchmarks). */
   maxSteps?: number;
+  /** Called after every training step (tests watch tensor counts and losses through it). */
+  onStep?: (info: StepInfo) => void;
+}
+
+/** What {@link TrainRunOptions.onStep} is told after each step. */
+export interface StepInfo {
+  epoch: number;
+  step: number;
+  /** Whether the optimizer stepped (accumulated gradients applied) at this step. */
+  optimizerStep: boolean;
+  loss: [number, number, number];
+  /** Live tensors after the step (tf.memory().numTensors). */
+  numTensors: number;
 }
 
 /** Meta stored in a checkpoint; `opt` and `hyp` let `--resume` continue with the same settings. */
@@ -210,7 +223,8 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         if (!lossItems.every(Number.isFinite)) log.warn(`non-finite loss at epoch ${epoch + 1} step ${i + 1}: ${lossItems.join(', ')}`);
         for (let k = 0; k < 3; k++) mloss[k] = (mloss[k] * i + lossItems[k]) / (i + 1);
 
-        if (ni - lastOptStep >= accumulate) {
+        const optimizerStep = ni - lastOptStep >= accumulate;
+        if (optimizerStep) {
           const clipped = clipGradNorm(acc, 10.0).grads;
           optimizer.step(clipped);
           tf.dispose(Object.values(clipped));
@@ -222,9 +236,10 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         seen += batch.n;
         i++;
         steps++;
+        run.onStep?.({ epoch, step: i, optimizerStep, loss: lossItems as [number, number, number], numTensors: tf.memory().numTensors });
         bar.update(i, { box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2] }, seen);
         if (interrupted || (run.maxSteps !== undefined && steps >= run.maxSteps)) {
-          interrupted = interrupted || steps >= (run.maxSteps ?? Infinity);
+          interrupted = true;
           break;
         }
       }
