@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@kd-edge/core';
+import { resolveHyp, resolveOptions, TRAIN_SCHEMA } from '../src/config.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
+
+/** Runs the real CLI from sources; resolves with exit code and output. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('configuration', () => {
+  it('layers a cfg file under flags and validates once', () => {
+    const { config, extra } = resolveOptions(TRAIN_SCHEMA, [{ data: 'a.yaml', epochs: 5, 'batch-size': 8, lr0: 0.02 }, { epochs: '7' }], ['lr0']);
+    expect(config.epochs).toBe(7);
+    expect(config.batch_size).toBe(8);
+    expect(config.imgsz).toBe(640);
+    expect(extra).toEqual({ lr0: 0.02 });
+    expect(resolveHyp(extra).lr0).toBe(0.02);
+  });
+
+  it('names the field, the value and the allowed values', () => {
+    const bad = (layer: Record<string, unknown>) => () => resolveOptions(TRAIN_SCHEMA, [{ data: 'a.yaml', ...layer }]);
+    expect(bad({ imgsz: 100 })).toThrow(/invalid imgsz: 100 \(allowed: an integer ≥ 32, a multiple of 32\)/);
+    expect(bad({ backend: 'gpu' })).toThrow(/invalid backend: "gpu" \(allowed: auto, tensorflow-gpu, tensorflow, wasm, cpu\)/);
+    expect(bad({ epochs: 1.5 })).toThrow(ConfigError);
+    expect(bad({ cos_lr: 'maybe' })).toThrow(/true or false/);
+    expect(bad({ colour: 'red' })).toThrow(/invalid colour/);
+    expect(() => resolveOptions(TRAIN_SCHEMA, [{}])).toThrow(/invalid data.*required/);
+    expect(() => resolveHyp({ lr0: -1 })).toThrow(/hyp\.lr0/);
+    expect(() => resolveHyp({ momentumm: 0.9 })).toThrow(/hyp\.momentumm/);
+  });
+});
+
+describe('kd-trainer CLI', () => {
+  it('prints help for each command', async () => {
+    const r = await cli(['train', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--data', '--imgsz', '--batch-size', '--epochs', '--backend', '--resume', '--cfg']) expect(r.stdout).toContain(flag);
+    expect((await cli(['data', 'synth', '--help'])).stdout).toContain('--classes');
+  });
+
+  it('fails at start on an invalid value, naming field, value and allowed values', async () => {
+    const r = await cli(['train', '--data', 'x.yaml', '--imgsz', '100']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid imgsz: "100"');
+    expect(r.stderr).toContain('multiple of 32');
+    expect(r.stderr).toContain('CONFIG_INVALID');
+  });
+
+  it('reads options from --cfg and reports a bad key in it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    writeFileSync(join(dir, 'run.yaml'), 'data: x.yaml\nepochz: 3\n');
+    const r = await cli(['train', '--cfg', join(dir, 'run.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid epochz');
+  });
+
+  it('stops before training when the dataset is missing', async () => {
+    const r = await cli(['train', '--data', '/nonexistent/data.yaml', '--backend', 'cpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/nonexistent\/data\.yaml/);
+    expect(r.stderr).toContain('DATASET_INVALID');
+  });
+
+  it('explains how to install a native backend that is asked for but missing', async () => {
+    const r = await cli(['train', '--data', 'x.yaml', '--backend', 'tensorflow-gpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('npm install @tensorflow/tfjs-node-gpu');
+  });
+
+  it('writes a synthetic dataset', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const r = await cli(['data', 'synth', '--out', dir, '--train', '4', '--val', '2', '--imgsz', '64', '--classes', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('data.yaml');
+  });
+});
