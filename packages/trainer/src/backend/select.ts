@@ -57,6 +57,9 @@ async function activate(name: ConcreteBackend): Promise<SelectedBackend> {
     return { name: 'wasm', description: `WebAssembly + XNNPACK (${simd ? 'SIMD' : 'no SIMD'}, 1 thread) with kd-edge training kernels` };
   }
   if (!(await tf.setBackend('cpu'))) throw new BackendError('the cpu backend failed to initialise');
+  // The cpu backend greets its first tensor with advice to install tfjs-node; our own backend line
+  // (and docs/backends.md) already says what runs and what else could.
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   return { name: 'cpu', description: 'plain JavaScript reference kernels (slow; for tests)' };
 }
 
