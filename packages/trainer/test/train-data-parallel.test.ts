@@ -8,7 +8,8 @@ import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel } from '../src/model/types.js';
 import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
-import { shardGradients } from '../src/train/step.js';
+import { shardGradients, splitShard } from '../src/train/step.js';
+import { validate } from '../src/val/validator.js';
 
 function batchOf(n: number, size: number): Batch {
   const images = new Float32Array(n * size * size * 3).map((_, i) => ((i * 2654435761) % 1000) / 1000);
@@ -68,5 +69,50 @@ describe('GradientWorker (data-parallel replica)', () => {
       tf.tidy(() => { for (const v of model.params.values()) v.assign(v.mul(0.9)); });
       worker.invalidate();
     }
+  });
+});
+
+describe('micro-batches and evaluation chunks', () => {
+  const desc = yoloDescription({ depth_multiple: 0.33, width_multiple: 0.125 }, 2);
+  const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, 2, 64);
+
+  it('splitShard renumbers targets per part', () => {
+    const parts = splitShard(batchOf(5, 32), 2);
+    expect(parts.map((p) => p.n)).toEqual([2, 2, 1]);
+    expect(parts.map((p) => p.nTargets)).toEqual([4, 4, 2]);
+    for (const p of parts) for (let k = 0; k < p.nTargets; k++) expect(p.targets[k * 6]).toBeLessThan(p.n);
+  });
+
+  it('sums the gradients of micro-batches when a shard exceeds the pixel budget', async () => {
+    await selectBackend('wasm');
+    const model = createYoloModel(desc, { seed: 4 });
+    const names = [...model.params.keys()];
+    const whole = shardGradients(model, names, batchOf(4, 64), hyp, 64 * 64 * 2);
+    const parts = splitShard(batchOf(4, 64), 2).map((p) => shardGradients(model, names, p, hyp));
+    for (const n of names.slice(0, 20)) {
+      const a = whole.grads[n].dataSync();
+      const b = tf.add(parts[0].grads[n], parts[1].grads[n]).dataSync();
+      for (let i = 0; i < a.length; i += Math.max(1, Math.floor(a.length / 20))) expect(a[i]).toBeCloseTo(b[i], 5);
+    }
+    expect(whole.loss[0]).toBeCloseTo((parts[0].loss[0] + parts[1].loss[0]) / 2, 6);
+    tf.dispose([...Object.values(whole.grads), ...parts.flatMap((p) => Object.values(p.grads))]);
+    model.dispose();
+  });
+
+  it('evaluation in chunks gives exactly the metrics of one pass', async () => {
+    await selectBackend('wasm');
+    const model = createYoloModel(desc, { seed: 4 });
+    const batches = async function* () { yield batchOf(6, 64); yield batchOf(3, 64); };
+    const seen: number[][][] = [];
+    const keep = (_b: unknown, dets: { score: number }[][]) => { seen.push(dets.map((d) => d.map((x) => x.score))); };
+    const one = await validate(model, batches(), { confThres: 0.0001, onFirstBatch: keep });
+    const chunked = await validate(model, batches(), { confThres: 0.0001, maxPixels: 64 * 64 * 2, onFirstBatch: keep });
+    expect(one.images).toBe(9);
+    expect(seen[0].flat().length).toBeGreaterThan(0);
+    expect(seen[1]).toEqual(seen[0]);
+    expect(chunked.map).toBe(one.map);
+    expect(chunked.map50).toBe(one.map50);
+    expect(chunked.precision).toBe(one.precision);
+    model.dispose();
   });
 });

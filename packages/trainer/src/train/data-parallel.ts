@@ -2,21 +2,13 @@ import type { Worker } from 'node:worker_threads';
 import * as tf from '../tf.js';
 import type { BackendName } from '../backend/select.js';
 import type { Batch } from '../data/types.js';
+export type { Shard } from './step.js';
 import { KdEdgeError } from '@kd-edge/core';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
+import { splitShard, type Shard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
-
-/** The part of a batch one replica differentiates. */
-export interface Shard {
-  images: Float32Array;
-  n: number;
-  height: number;
-  width: number;
-  targets: Float32Array;
-  nTargets: number;
-}
 
 /**
  * Splits a batch into two shards by image: the first ceil(n/2) images and the rest, with target rows
@@ -24,19 +16,9 @@ export interface Shard {
  * the gradient ultralytics' DDP produces (per-replica BatchNorm statistics, as without SyncBN).
  */
 export function splitBatch(b: Batch): [Shard, Shard] {
-  const na = Math.ceil(b.n / 2);
-  const px = b.height * b.width * 3;
-  const ta: number[] = [];
-  const tb: number[] = [];
-  for (let k = 0; k < b.nTargets; k++) {
-    const row = Array.from(b.targets.subarray(k * 6, k * 6 + 6));
-    if (row[0] < na) ta.push(...row);
-    else { row[0] -= na; tb.push(...row); }
-  }
-  const shard = (images: Float32Array, n: number, t: number[]): Shard => ({
-    images, n, height: b.height, width: b.width, targets: Float32Array.from(t), nTargets: t.length / 6,
-  });
-  return [shard(b.images.subarray(0, na * px), na, ta), shard(b.images.slice(na * px), b.n - na, tb)];
+  const [mine, theirs] = splitShard(b, Math.ceil(b.n / 2));
+  // The worker's half is posted: give it its own buffer (a view would clone the whole batch).
+  return [mine, { ...theirs, images: theirs.images.slice() }];
 }
 
 /**

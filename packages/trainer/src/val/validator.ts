@@ -10,6 +10,7 @@ import {
 import type { Batch } from '../data/types.js';
 import type { DetectionModel } from '../model/types.js';
 import { scaleLossHyp, yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
+import { splitShard } from '../train/step.js';
 
 /** Options of a validation pass (ultralytics val.py defaults). */
 export interface ValidateOptions {
@@ -19,9 +20,17 @@ export interface ValidateOptions {
   /** When set, the YOLO loss terms are computed on the validation set too (val/box_loss…). */
   lossHyp?: LossHyp;
   imgsz?: number;
+  /** Input pixels per forward pass (default {@link EVAL_CHUNK_PIXELS}); larger batches run in parts. */
+  maxPixels?: number;
   /** Called with the first batch's detections (for drawing). */
   onFirstBatch?: (batch: Batch, detections: Detection[][]) => void | Promise<void>;
 }
+
+/**
+ * Evaluation keeps about 440 bytes per input pixel on the wasm backend (180 MiB per 640×640 image
+ * for yolov5n), so 4.5 M pixels ≈ 2 GiB of the 4 GiB WebAssembly heap: 10 images at 640 px.
+ */
+export const EVAL_CHUNK_PIXELS = 4_500_000;
 
 /** One row of the per-class table. */
 export interface ClassMetrics {
@@ -71,38 +80,45 @@ export async function validate(
 
   let t0 = performance.now();
   for await (const batch of batches) {
-    const x = tf.tensor4d(batch.images, [batch.n, batch.height, batch.width, 3]);
-    const t1 = performance.now();
-    t.pre += t1 - t0;
-
-    const outs = model.forward(x, false);
-    const raw = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
-    const t2 = performance.now();
-    t.inf += t2 - t1;
-    if (opts.lossHyp) {
-      const hyp = scaleLossHyp(opts.lossHyp, model.nl, model.nc, opts.imgsz ?? batch.width);
-      const terms = yoloLoss(outs, batch.targets, batch.nTargets, model, hyp);
-      const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
-      loss.box += b[0]; loss.obj += o[0]; loss.cls += c[0];
-      tf.dispose([terms.total, terms.box, terms.obj, terms.cls]);
-    }
-    tf.dispose([x, ...outs]);
-
-    const t3 = performance.now();
-    const decoded = decodeYoloOutputs(
-      raw.map((data, i) => ({ data, ny: outs[i].shape[1], nx: outs[i].shape[2], stride: model.strides[i], anchors: model.anchors[i] })),
-      batch.n,
-      model.nc,
-    );
+    const waited = performance.now() - t0;
     const perImage: Detection[][] = [];
-    const rowsPerImage = decoded.length / batch.n;
-    for (let i = 0; i < batch.n; i++) {
-      const rows = decoded.subarray(i * rowsPerImage, (i + 1) * rowsPerImage);
-      const dets = nonMaxSuppression(rows, model.nc, { confThres, iouThres, maxDet, multiLabel: model.nc > 1 });
-      perImage.push(dets);
-      images.push({ detections: dets, annotations: annotationsOf(batch, i) });
+    // Evaluation keeps every layer's output until the end of the forward pass: cap the pixels per pass.
+    const per = Math.max(1, Math.floor((opts.maxPixels ?? EVAL_CHUNK_PIXELS) / (batch.height * batch.width)));
+    for (const part of splitShard(batch, per)) {
+      const t1 = performance.now();
+      const x = tf.tensor4d(part.images, [part.n, part.height, part.width, 3]);
+      const t2 = performance.now();
+      t.pre += t2 - t1;
+      const outs = model.forward(x, false);
+      const raw = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
+      const t3 = performance.now();
+      t.inf += t3 - t2;
+      if (opts.lossHyp) {
+        const hyp = scaleLossHyp(opts.lossHyp, model.nl, model.nc, opts.imgsz ?? batch.width);
+        const terms = yoloLoss(outs, part.targets, part.nTargets, model, hyp);
+        const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
+        const w = part.n / batch.n;
+        loss.box += b[0] * w; loss.obj += o[0] * w; loss.cls += c[0] * w;
+        tf.dispose([terms.total, terms.box, terms.obj, terms.cls]);
+      }
+      const shapes = outs.map((o) => [o.shape[1], o.shape[2]]);
+      tf.dispose([x, ...outs]);
+
+      const t4 = performance.now();
+      const decoded = decodeYoloOutputs(
+        raw.map((data, i) => ({ data, ny: shapes[i][0], nx: shapes[i][1], stride: model.strides[i], anchors: model.anchors[i] })),
+        part.n,
+        model.nc,
+      );
+      const rowsPerImage = decoded.length / part.n;
+      for (let i = 0; i < part.n; i++) {
+        const rows = decoded.subarray(i * rowsPerImage, (i + 1) * rowsPerImage);
+        perImage.push(nonMaxSuppression(rows, model.nc, { confThres, iouThres, maxDet, multiLabel: model.nc > 1 }));
+      }
+      t.nms += performance.now() - t4;
     }
-    t.nms += performance.now() - t3;
+    t.pre += waited;
+    perImage.forEach((dets, i) => images.push({ detections: dets, annotations: annotationsOf(batch, i) }));
     if (first && opts.onFirstBatch) await opts.onFirstBatch(batch, perImage);
     first = false;
     nBatches++;
