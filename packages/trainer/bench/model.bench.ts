@@ -19,8 +19,8 @@ await selectBackend('cpu');
 const small = createYoloModel(yoloDescription('n', 3), { seed: 3 });
 const xs = tf.randomUniform([2, 64, 96, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
 const xsData = xs.dataSync().slice();
-const refEval = tf.tidy(() => small.forward(xs, false).map((t) => t.dataSync().slice()));
-const refTrain = tf.tidy(() => small.forward(xs, true).map((t) => t.dataSync().slice()));
+const refEval = tf.tidy(() => small.forward(xs, false).map((t) => Float32Array.from(t.dataSync())));
+const refTrain = tf.tidy(() => small.forward(xs, true).map((t) => Float32Array.from(t.dataSync())));
 small.dispose();
 
 await selectBackend('wasm');

@@ -5,7 +5,7 @@
  */
 import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
-import { scaleLossHyp, yoloLoss } from '../src/loss/yolo-loss.js';
+import { scaleLossHyp } from '../src/loss/yolo-loss.js';
 import type { Batch } from '../src/data/types.js';
 import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
 import { shardGradients } from '../src/train/step.js';
@@ -40,23 +40,17 @@ async function benchBackend(name: string): Promise<void> {
   const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, NC, IMGSZ);
   const images = new Float32Array(BATCH * IMGSZ * IMGSZ * 3).map((_, i) => (i * 7919 % 255) / 255);
   const targets = syntheticTargets(BATCH);
-  const vars = [...model.params.values()];
   const names = [...model.params.keys()];
   const steps = name === 'cpu' ? 1 : STEPS;
   const times: number[] = [];
-  let profiled: tf.ProfileInfo | undefined;
+  let profiled: Awaited<ReturnType<typeof tf.profile>> | undefined;
   for (let s = 0; s <= steps; s++) {
     const t0 = performance.now();
     const run = () => {
-      const { value, grads } = tf.variableGrads(() => {
-        const x = tf.tensor4d(images, [BATCH, IMGSZ, IMGSZ, 3]);
-        return yoloLoss(model.forward(x, true), targets, targets.length / 6, model, hyp).total;
-      }, vars);
-      const named: Record<string, tf.Tensor> = {};
-      names.forEach((n, k) => { named[n] = grads[vars[k].name]; });
-      opt.step(named);
-      value.dataSync();
-      tf.dispose([value, ...Object.values(grads)]);
+      const batch = { images, n: BATCH, height: IMGSZ, width: IMGSZ, targets, nTargets: targets.length / 6 };
+      const { grads } = shardGradients(model, names, batch, hyp);
+      opt.step(grads);
+      tf.dispose(Object.values(grads));
     };
     if (s === 1 && process.env.BENCH_PROFILE) profiled = await tf.profile(run);
     else run();
@@ -69,9 +63,18 @@ async function benchBackend(name: string): Promise<void> {
     for (const k of profiled.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
     const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
     for (const [k, t] of [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`    ${k.padEnd(28)} ${t.toFixed(0).padStart(6)} ms ${(100 * t / total).toFixed(1).padStart(5)} %`);
+    if (process.env.BENCH_PROFILE === 'shapes') {
+      const byShape = new Map<string, number>();
+      for (const k of profiled.kernels) {
+        if (!k.name.startsWith('Conv2D')) continue;
+        const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+        byShape.set(key, (byShape.get(key) ?? 0) + (k.kernelTimeMs as number));
+      }
+      for (const [k, t] of [...byShape].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`      ${t.toFixed(1).padStart(6)} ms  ${k}`);
+    }
   }
   // Validation throughput: eval-mode forward + read-back, batch 32.
-  const vb = 32;
+  const vb = Math.min(32, Math.max(1, Math.floor(4_500_000 / (IMGSZ * IMGSZ))));
   const vimg = new Float32Array(vb * IMGSZ * IMGSZ * 3).fill(0.5);
   const vt: number[] = [];
   for (let s = 0; s <= 3; s++) {
