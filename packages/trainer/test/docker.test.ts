@@ -9,9 +9,10 @@ const dockerfiles = readdirSync(join(ROOT, 'docker'), { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(join(ROOT, 'docker', d.name, 'Dockerfile')))
   .map((d) => join('docker', d.name, 'Dockerfile'));
 
-/** Dockerfile instructions with continuation lines joined. */
+/** Dockerfile instructions: comment lines dropped (as Docker does, even inside a continuation), continuations joined. */
 function instructions(text: string): string[] {
-  return text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const body = text.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+  return body.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
 describe.each(dockerfiles)('%s', (file) => {
