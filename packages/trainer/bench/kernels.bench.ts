@@ -7,7 +7,7 @@
 // 5–20×; the input gradient as an XNNPACK convolution of the zero-spread dy beats wasm's loop by
 // 3–10× at stride 1 and 2–4× at stride 2 (where 3/4 of its multiply-adds hit inserted zeros);
 // Tile by block copies is 5–10× faster than wasm's per-element Tile.
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../src/tf.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../src/backend/select.js';

@@ -2,7 +2,7 @@
 // forward and one forward+backward via tf.variableGrads (no loss, no optimizer). Also checks that
 // wasm and cpu agree on a small input. Prints figures; asserts nothing.
 // Run: node --conditions=source --import tsx packages/trainer/bench/model.bench.ts
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '../src/model/yolo-config.js';

@@ -26,7 +26,7 @@ export { DataLoader } from './data/loader.js';
 export type { DataLoaderOptions, LoaderStats } from './data/loader.js';
 export { synthesizeDataset } from './data/synth.js';
 export type { SynthOptions } from './data/synth.js';
-export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, ImageShape } from './data/types.js';
+export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, Shard, ImageShape } from './data/types.js';
 
 // Models and weights
 export { yoloDescription, parseModelYaml, validateYoloDescription, YOLO_SCALES, DEFAULT_ANCHORS } from './model/yolo-config.js';

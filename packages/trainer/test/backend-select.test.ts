@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../src/tf.js';
 import { describe, expect, it } from 'vitest';
 import { BACKEND_NAMES, type BackendName, selectBackend } from '../src/backend/select.js';
 import { registerWasmKernels } from '../src/backend/kernels/register-all.js';

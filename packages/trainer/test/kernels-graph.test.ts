@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../src/tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
 

@@ -42,8 +42,8 @@ export interface ImageShape {
   pad: [number, number];
 }
 
-/** One batch ready for a training or validation step. */
-export interface Batch {
+/** Images and their targets: a batch, or the part of one that a pass or a replica differentiates. */
+export interface Shard {
   /** NHWC, RGB, float32 in 0..1; length n*height*width*3. */
   images: Float32Array;
   n: number;
@@ -52,6 +52,10 @@ export interface Batch {
   /** Rows of [imageIndexInBatch, cls, cx, cy, w, h], normalised to the batch image size. */
   targets: Float32Array;
   nTargets: number;
+}
+
+/** One batch ready for a training or validation step. */
+export interface Batch extends Shard {
   files: string[];
   shapes: ImageShape[];
 }

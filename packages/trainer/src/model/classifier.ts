@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { convForward, layerForward } from './layers.js';
 import { convParamSpecs, layerParamSpecs, planLayers, type ConvPlan, type LayerPlan, type ParamSpec } from './plan.js';
 import { checkInput, sumSizes, createState, randomSource, type ValueSource } from './state.js';

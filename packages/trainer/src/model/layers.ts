@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import type { BottleneckPlan, ConvPlan, LayerPlan } from './plan.js';
 
 /** BatchNorm epsilon used by YOLOv5 (`initialize_weights`). */

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { initialValues, seededRandom } from './init.js';
 import type { ParamSpec } from './plan.js';
 import type { VarLookup } from './layers.js';

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '../tf.js';
 
 /** One layer of a YOLOv5 model description, as in ultralytics' yaml: [from, repeats, module, args]. */
 export type LayerSpec = [number | number[], number, string, unknown[]];

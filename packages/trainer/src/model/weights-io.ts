@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { endianness } from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { WeightsError } from '../errors.js';
 import { buildClassifier } from './classifier.js';
 import type { ValueSource } from './state.js';

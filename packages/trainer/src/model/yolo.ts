@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '../tf.js';
 import { layerForward } from './layers.js';
 import { layerParamSpecs, planLayers, type LayerPlan, type ParamSpec } from './plan.js';
 import { checkInput, sumSizes, createState, randomSource, type ValueSource } from './state.js';

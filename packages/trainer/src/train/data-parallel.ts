@@ -1,12 +1,11 @@
 import type { Worker } from 'node:worker_threads';
 import * as tf from '../tf.js';
 import type { BackendName } from '../backend/select.js';
-import type { Batch } from '../data/types.js';
-export type { Shard } from './step.js';
+import type { Batch, Shard } from '../data/types.js';
 import { KdEdgeError } from '@kd-edge/core';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
-import { splitShard, type Shard } from './step.js';
+import { splitShard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
 

@@ -8,6 +8,7 @@ import * as tf from '../tf.js';
 import { selectBackend, type BackendName } from '../backend/select.js';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import { createYoloModel } from '../model/yolo.js';
+import type { Shard } from '../data/types.js';
 import type { YoloDescription } from '../model/types.js';
 import { shardGradients } from './step.js';
 
@@ -24,17 +25,11 @@ export interface GradWorkerInit {
 }
 
 /** A shard of a batch to differentiate. */
-export interface GradJob {
+export interface GradJob extends Shard {
   type: 'step';
   id: number;
   /** Weights version to use; the worker re-reads the shared weights when it changes. */
   version: number;
-  images: Float32Array;
-  n: number;
-  height: number;
-  width: number;
-  targets: Float32Array;
-  nTargets: number;
 }
 
 /** Messages from the worker. */

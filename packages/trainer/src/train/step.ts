@@ -1,16 +1,7 @@
 import * as tf from '../tf.js';
 import { yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
+import type { Shard } from '../data/types.js';
 import type { DetectionModel } from '../model/types.js';
-
-/** The part of a batch that one pass or one replica differentiates. */
-export interface Shard {
-  images: Float32Array;
-  n: number;
-  height: number;
-  width: number;
-  targets: Float32Array;
-  nTargets: number;
-}
 
 /**
  * Images per forward/backward pass are capped so the WebAssembly heap (4 GiB at most) holds the

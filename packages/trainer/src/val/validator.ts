@@ -43,7 +43,7 @@ export interface ClassMetrics {
   map: number;
 }
 
-/** The result of a validation pass, with ultralytics' metric names in `metrics`. */
+/** The result of a validation pass: the headline metrics (all classes), the per-class table and speed. */
 export interface ValResult {
   images: number;
   instances: number;
