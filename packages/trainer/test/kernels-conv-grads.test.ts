@@ -17,6 +17,10 @@ const CASES: Case[] = [
   { x: [2, 8, 8, 4], k: [5, 5, 4, 2], s: 1, pad: 'same' },
   { x: [2, 8, 9, 4], k: [5, 5, 4, 2], s: 2, pad: 1 },
   { x: [1, 7, 7, 2], k: [3, 3, 2, 2], s: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  // Sub-pixel input gradient: stride 3, a 2×2 kernel at stride 2, and asymmetric explicit pads.
+  { x: [1, 13, 12, 2], k: [4, 3, 2, 3], s: 3, pad: 'same' },
+  { x: [2, 7, 6, 2], k: [2, 2, 2, 3], s: 2, pad: 'valid' },
+  { x: [1, 9, 10, 3], k: [3, 3, 3, 2], s: 2, pad: [[0, 0], [0, 1], [2, 0], [0, 0]] },
 ];
 
 function relErr(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
