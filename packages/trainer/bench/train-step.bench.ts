@@ -9,6 +9,7 @@ import { scaleLossHyp } from '../src/loss/yolo-loss.js';
 import type { Batch } from '../src/data/types.js';
 import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
 import { shardGradients } from '../src/train/step.js';
+import { withBatchNormSync } from '../src/model/batch-norm-sync.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '../src/model/yolo-config.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
@@ -93,8 +94,8 @@ async function benchBackend(name: string): Promise<void> {
     for (let s = 0; s <= steps; s++) {
       const t0 = performance.now();
       const [mine, theirs] = splitBatch(batch);
-      const pending = worker.compute(model, theirs);
-      const local = shardGradients(model, names, mine, hyp);
+      const pending = worker.compute(model, theirs, true);
+      const local = withBatchNormSync(worker.exchange, () => shardGradients(model, names, mine, hyp));
       await pending;
       const remote = worker.gradients();
       const sum = tf.tidy(() => Object.fromEntries(names.map((n) => [n, local.grads[n].add(remote[n])])));
@@ -105,7 +106,7 @@ async function benchBackend(name: string): Promise<void> {
     }
     await worker.close();
     const dms = dp.reduce((a, b) => a + b, 0) / dp.length;
-    console.log(`${'wasm x2 threads'.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (data parallel, ${BATCH / 2}+${BATCH / 2} images)`);
+    console.log(`${'wasm x2 threads'.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (data parallel with SyncBN, ${BATCH / 2}+${BATCH / 2} images)`);
   }
   console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
   opt.dispose();

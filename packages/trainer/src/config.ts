@@ -32,7 +32,7 @@ export const TRAIN_SCHEMA = {
   cos_lr: { type: 'boolean', default: false, help: 'cosine learning-rate schedule' },
   patience: { type: 'int', default: 100, min: 0, help: 'stop after this many epochs without improvement (0: never)' },
   workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads (0: load on the main thread)' },
-  threads: { type: 'int', default: 0, min: 0, max: 2, help: 'model replicas in threads on the wasm/cpu backends (data parallel; 0: one per core, up to 2)' },
+  threads: { type: 'int', default: 0, min: 0, max: 2, help: 'model replicas in threads on the wasm/cpu backends (data parallel with SyncBN; 0: one per core, up to 2)' },
   noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
   conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'validation confidence threshold' },
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'validation NMS IoU threshold' },

@@ -7,6 +7,7 @@ import { yoloDescription } from '../src/model/yolo-config.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel } from '../src/model/types.js';
 import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
+import { withBatchNormSync } from '../src/model/batch-norm-sync.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { shardGradients, splitShard } from '../src/train/step.js';
 import { validate } from '../src/val/validator.js';
@@ -48,6 +49,43 @@ describe('GradientWorker (data-parallel replica)', () => {
   afterAll(async () => {
     await worker?.close();
     model?.dispose();
+  });
+
+  it('with SyncBN, the two halves sum to the full batch gradient', async () => {
+    const names = [...model.params.keys()];
+    // Identical targets in every image: both halves get the same matches, so the YOLO loss splits exactly.
+    const b = batchOf(4, 64);
+    const same = Array.from({ length: 4 }, (_, i) => [i, 0, 0.4, 0.5, 0.2, 0.3, i, 1, 0.7, 0.25, 0.15, 0.1]).flat();
+    b.targets = Float32Array.from(same);
+    b.nTargets = same.length / 6;
+    const full = shardGradients(model, names, b, hyp);
+    const [mine, theirs] = splitBatch(b);
+    const pending = worker.compute(model, theirs, true);
+    const local = withBatchNormSync(worker.exchange, () => shardGradients(model, names, mine, hyp));
+    await pending;
+    const remote = worker.gradients();
+    let worst = 0;
+    for (const n of names) {
+      const a = full.grads[n].dataSync();
+      const s2 = tf.add(local.grads[n], remote[n]).dataSync();
+      const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - s2[i]) / scale);
+    }
+    expect(worst).toBeLessThan(2e-3);
+    // Without SyncBN the halves normalise with their own statistics and the sum differs.
+    const pending2 = worker.compute(model, theirs, false);
+    const local2 = shardGradients(model, names, mine, hyp);
+    await pending2;
+    const remote2 = worker.gradients();
+    let unsynced = 0;
+    for (const n of names) {
+      const a = full.grads[n].dataSync();
+      const s2 = tf.add(local2.grads[n], remote2[n]).dataSync();
+      const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+      for (let i = 0; i < a.length; i++) unsynced = Math.max(unsynced, Math.abs(a[i] - s2[i]) / scale);
+    }
+    expect(unsynced).toBeGreaterThan(10 * worst);
+    tf.dispose([...Object.values(full.grads), ...Object.values(local.grads), ...Object.values(remote), ...Object.values(local2.grads), ...Object.values(remote2)]);
   });
 
   it('computes the same gradients as the main thread, and follows weight updates', async () => {

@@ -1,4 +1,5 @@
 import * as tf from '../tf.js';
+import { batchNormSync, combineMoments } from './batch-norm-sync.js';
 import type { BottleneckPlan, ConvPlan, LayerPlan } from './plan.js';
 
 /** BatchNorm epsilon used by YOLOv5 (`initialize_weights`). */
@@ -35,10 +36,29 @@ export function batchNormActTrain(
   runningVar: tf.Variable,
   act: boolean,
 ): tf.Tensor4D {
-  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  const local = x.shape[0] * x.shape[1] * x.shape[2];
+  // With data-parallel replicas, statistics and the backward's means span both replicas (SyncBN).
+  const sync = batchNormSync();
+  let n = local;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+    let { mean, variance } = tf.moments(xi, [0, 1, 2]);
+    if (sync) {
+      const c = mean.size;
+      const vec = new Float32Array(1 + 2 * c);
+      vec[0] = local;
+      vec.set(mean.dataSync() as Float32Array, 1);
+      vec.set(variance.dataSync() as Float32Array, 1 + c);
+      const peer = sync.exchange(vec);
+      const both = combineMoments(
+        local, vec.subarray(1, 1 + c), vec.subarray(1 + c),
+        peer[0], peer.subarray(1, 1 + c), peer.subarray(1 + c),
+      );
+      n = local + peer[0];
+      tf.dispose([mean, variance]);
+      mean = tf.tensor1d(both.mean);
+      variance = tf.tensor1d(both.variance);
+    }
     tf.tidy(() => {
       const m = BN_MOMENTUM;
       runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
@@ -61,8 +81,22 @@ export function batchNormActTrain(
         }
         const dbeta = tf.sum(dz, [0, 1, 2]);
         const dgamma = tf.sum(tf.mul(dz, sx), [0, 1, 2]);
+        // The means below are over the whole (synchronised) batch; γ and β's own gradients stay
+        // local, since replicas' parameter gradients are summed afterwards.
+        let sumDz: tf.Tensor = dbeta;
+        let sumDzX: tf.Tensor = dgamma;
+        if (sync) {
+          const c = dbeta.size;
+          const vec = new Float32Array(2 * c);
+          vec.set(dbeta.dataSync() as Float32Array, 0);
+          vec.set(dgamma.dataSync() as Float32Array, c);
+          const peer = sync.exchange(vec);
+          for (let i = 0; i < 2 * c; i++) vec[i] += peer[i];
+          sumDz = tf.tensor1d(vec.subarray(0, c));
+          sumDzX = tf.tensor1d(vec.subarray(c));
+        }
         // dx = γ·rstd·(dz − mean(dz) − x̂·mean(dz·x̂)), the batch-norm backward of Ioffe & Szegedy 2015.
-        const centred = tf.sub(tf.sub(dz, tf.div(dbeta, n)), tf.mul(sx, tf.div(dgamma, n)));
+        const centred = tf.sub(tf.sub(dz, tf.div(sumDz, n)), tf.mul(sx, tf.div(sumDzX, n)));
         return [tf.mul(centred, tf.mul(sg, sr)), dgamma, dbeta];
       },
     };

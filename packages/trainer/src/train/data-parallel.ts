@@ -5,6 +5,7 @@ import type { Batch, Shard } from '../data/types.js';
 import { KdEdgeError } from '@kd-edge/core';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
+import { PeerExchange } from '../model/batch-norm-sync.js';
 import { splitShard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
@@ -40,6 +41,8 @@ export class GradientWorker {
     private readonly shapes: number[][],
     weights: SharedArrayBuffer,
     grads: SharedArrayBuffer,
+    /** The main thread's side of the SyncBN exchange (run its own pass inside withBatchNormSync). */
+    readonly exchange: PeerExchange,
   ) {
     this.weights = new Float32Array(weights);
     this.grads = new Float32Array(grads);
@@ -60,7 +63,11 @@ export class GradientWorker {
     const total = vars.reduce((s, v) => s + v.size, 0);
     const weights = new SharedArrayBuffer(total * 4);
     const grads = new SharedArrayBuffer(total * 4);
-    const init: GradWorkerInit = { backend, description: model.description, hyp, names, weights, grads };
+    let maxChannels = 1;
+    for (const [n, v] of model.params) if (n.endsWith('.bn.weight')) maxChannels = Math.max(maxChannels, v.size);
+    const bnCapacity = 1 + 2 * maxChannels;
+    const bnSync = new SharedArrayBuffer(PeerExchange.bytes(bnCapacity));
+    const init: GradWorkerInit = { backend, description: model.description, hyp, names, weights, grads, bnSync, bnCapacity };
     const worker = spawnWorker(entry, init);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: GradWorkerMessage) => {
@@ -70,7 +77,8 @@ export class GradientWorker {
       worker.on('message', onMessage);
       worker.once('error', reject);
     });
-    return new GradientWorker(worker, names, vars.map((v) => v.size), vars.map((v) => v.shape), weights, grads);
+    const exchange = new PeerExchange(bnSync, 0, bnCapacity);
+    return new GradientWorker(worker, names, vars.map((v) => v.size), vars.map((v) => v.shape), weights, grads, exchange);
   }
 
   /** Marks the weights as changed (after an optimizer step); they are copied before the next job. */
@@ -78,8 +86,12 @@ export class GradientWorker {
     this.version++;
   }
 
-  /** Starts differentiating a shard with the model's current weights; resolves with its loss terms. */
-  compute(model: DetectionModel, shard: Shard): Promise<[number, number, number]> {
+  /**
+   * Starts differentiating a shard with the model's current weights; resolves with its loss terms.
+   * With `syncBn`, the caller must run its own pass of the same step inside
+   * `withBatchNormSync(worker.exchange, …)`, with as many micro-batches, or both sides wait.
+   */
+  compute(model: DetectionModel, shard: Shard, syncBn = false): Promise<[number, number, number]> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.published !== this.version) {
       let off = 0;
@@ -91,7 +103,7 @@ export class GradientWorker {
       this.published = this.version;
     }
     const id = this.nextId++;
-    const job: GradJob = { type: 'step', id, version: this.version, ...shard };
+    const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(job);

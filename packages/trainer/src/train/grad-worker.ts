@@ -10,6 +10,7 @@ import type { LossHyp } from '../loss/yolo-loss.js';
 import { createYoloModel } from '../model/yolo.js';
 import type { Shard } from '../data/types.js';
 import type { YoloDescription } from '../model/types.js';
+import { PeerExchange, withBatchNormSync } from '../model/batch-norm-sync.js';
 import { shardGradients } from './step.js';
 
 /** Data given to the worker at start. */
@@ -22,6 +23,9 @@ export interface GradWorkerInit {
   names: string[];
   weights: SharedArrayBuffer;
   grads: SharedArrayBuffer;
+  /** BatchNorm statistics exchange (SyncBN) and its capacity in floats. */
+  bnSync: SharedArrayBuffer;
+  bnCapacity: number;
 }
 
 /** A shard of a batch to differentiate. */
@@ -30,6 +34,8 @@ export interface GradJob extends Shard {
   id: number;
   /** Weights version to use; the worker re-reads the shared weights when it changes. */
   version: number;
+  /** Whether BatchNorm statistics are synchronised with the main thread for this job. */
+  syncBn: boolean;
 }
 
 /** Messages from the worker. */
@@ -52,6 +58,7 @@ if (port) {
     });
     const weights = new Float32Array(init.weights);
     const grads = new Float32Array(init.grads);
+    const exchange = new PeerExchange(init.bnSync, 1, init.bnCapacity);
     let version = -1;
     port.on('message', (job: GradJob) => {
       try {
@@ -65,7 +72,7 @@ if (port) {
           });
           version = job.version;
         }
-        const { grads: g, loss } = shardGradients(model, init.names, job, init.hyp);
+        const { grads: g, loss } = withBatchNormSync(job.syncBn ? exchange : null, () => shardGradients(model, init.names, job, init.hyp));
         let off = 0;
         for (const n of init.names) {
           grads.set(g[n].dataSync() as Float32Array, off);

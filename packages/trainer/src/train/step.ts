@@ -23,7 +23,7 @@ export interface ShardGradients {
  * (and disposes) the returned gradients.
  */
 export function shardGradients(model: DetectionModel, names: string[], shard: Shard, hyp: LossHyp, maxPixels = MICRO_BATCH_PIXELS): ShardGradients {
-  const per = Math.max(1, Math.floor(maxPixels / (shard.height * shard.width)));
+  const per = imagesPerPass(shard, maxPixels);
   if (shard.n <= per) return passGradients(model, names, shard, hyp);
   let acc: Record<string, tf.Tensor> | undefined;
   const loss: [number, number, number] = [0, 0, 0];
@@ -39,6 +39,15 @@ export function shardGradients(model: DetectionModel, names: string[], shard: Sh
     }
   }
   return { grads: acc!, loss };
+}
+
+function imagesPerPass(shard: Shard, maxPixels: number): number {
+  return Math.max(1, Math.floor(maxPixels / (shard.height * shard.width)));
+}
+
+/** How many forward/backward passes {@link shardGradients} makes for a shard. */
+export function microBatches(shard: Shard, maxPixels = MICRO_BATCH_PIXELS): number {
+  return Math.ceil(shard.n / imagesPerPass(shard, maxPixels));
 }
 
 /** Consecutive parts of at most `per` images, with target rows renumbered. */

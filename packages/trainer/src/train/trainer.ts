@@ -28,7 +28,8 @@ import type { Hyp } from './hyp.js';
 import { incrementRunDir } from './run-dir.js';
 import { lrLambda, warmupStep } from './schedule.js';
 import { clipGradNorm, NesterovSgd } from './sgd.js';
-import { shardGradients } from './step.js';
+import { microBatches, shardGradients } from './step.js';
+import { withBatchNormSync } from '../model/batch-norm-sync.js';
 
 /** Where a training run writes and what it ended with. */
 export interface TrainResult {
@@ -178,7 +179,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   let gradWorker: GradientWorker | undefined;
   if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
     gradWorker = await GradientWorker.start(model, backend.name, lossHyp);
-    log.info(`data parallel: 2 replicas (main thread + 1 worker thread), ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
+    log.info(`data parallel: 2 replicas (main thread + 1 worker thread) with synchronised BatchNorm, ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
   }
   try {
     for (; epoch < cfg.epochs && !interrupted; epoch++) {
@@ -201,8 +202,10 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         }
         // Data parallel: the worker differentiates the second half of the batch meanwhile.
         const [mine, theirs] = gradWorker && batch.n > 1 ? splitBatch(batch) : [batch, undefined];
-        const pending = theirs ? gradWorker!.compute(model, theirs) : undefined;
-        const step = shardGradients(model, varNames, mine, lossHyp);
+        // SyncBN needs both replicas to make the same passes; an uneven last batch runs unsynchronised.
+        const syncBn = theirs !== undefined && microBatches(mine) === microBatches(theirs);
+        const pending = theirs ? gradWorker!.compute(model, theirs, syncBn) : undefined;
+        const step = withBatchNormSync(syncBn ? gradWorker!.exchange : null, () => shardGradients(model, varNames, mine, lossHyp));
         let named = step.grads;
         let lossItems: number[] = step.loss;
         if (pending && theirs) {
