@@ -1,6 +1,7 @@
 import * as tf from '../src/tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
+import { relErr } from './rel-err.js';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 interface Case { x: [number, number, number, number]; k: [number, number, number, number]; s: number; pad: Pad }
@@ -22,16 +23,6 @@ const CASES: Case[] = [
   { x: [2, 7, 6, 2], k: [2, 2, 2, 3], s: 2, pad: 'valid' },
   { x: [1, 9, 10, 3], k: [3, 3, 3, 2], s: 2, pad: [[0, 0], [0, 1], [2, 0], [0, 0]] },
 ];
-
-function relErr(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / Math.max(scale, 1e-6);
-}
 
 async function convGrads(backend: 'wasm' | 'cpu', c: Case): Promise<Float32Array[]> {
   await tf.setBackend(backend);

@@ -1,16 +1,7 @@
 import * as tf from '../src/tf.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / Math.max(scale, 1e-6);
-}
+import { relErr } from './rel-err.js';
 
 /** Runs `f` on wasm and on cpu and returns both results as plain arrays with their shapes. */
 async function onBoth(f: () => tf.Tensor): Promise<[{ v: number[]; s: number[] }, { v: number[]; s: number[] }]> {
