@@ -40,6 +40,18 @@ describe('loadDatasetConfig', () => {
     expect(c.file).toBe(f);
   });
 
+  it('falls back to the working directory for a relative path, as ultralytics does', async () => {
+    const f = await yamlAt('cfg/cwd.yaml', 'path: ds\ntrain: images/train\nval: images/val\nnames: [cat]\n');
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      expect((await loadDatasetConfig(f)).root).toBe(join(dir, 'ds'));
+    } finally {
+      process.chdir(cwd);
+    }
+    await expectError(f, 'path', join(dir, 'cfg', 'ds'));
+  });
+
   it('reads map names, a .txt list, a list of sources, test and a matching nc', async () => {
     const f = await yamlAt('ds/b.yaml', [
       'train: train.txt', 'val: [images/val, images/train]', 'test: images/test', 'nc: 3',

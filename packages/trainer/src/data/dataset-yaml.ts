@@ -2,9 +2,9 @@
  * Reads an ultralytics dataset YAML (`path`, `train`, `val`, `test`, `names`, `nc`) and checks it
  * before any training starts.
  *
- * Unlike ultralytics, a relative `path` is resolved against the YAML file's folder (ultralytics uses
- * its working directory), so a dataset folder can be moved or referenced from anywhere. Without
- * `path`, the root is the YAML's folder.
+ * A relative `path` is resolved against the YAML file's folder first, so a dataset folder can be moved
+ * or referenced from anywhere, then against the working directory as ultralytics does. Without `path`,
+ * the root is the YAML's folder.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -88,8 +88,13 @@ export async function loadDatasetConfig(yamlPath: string): Promise<DatasetConfig
   let root = dirname(file);
   if (d.path !== undefined && d.path !== null && d.path !== '') {
     if (typeof d.path !== 'string') fail(file, 'path', `must be a string, got ${JSON.stringify(d.path)}`);
-    root = resolve(root, d.path);
-    if (!existsSync(root)) fail(file, 'path', `${root} does not exist`);
+    const besideYaml = resolve(root, d.path);
+    // ultralytics resolves a relative path against the working directory: accept that too, so its
+    // own dataset YAMLs (`path: ../datasets/coco128`) work when run from the same folder.
+    const fromCwd = resolve(d.path);
+    if (existsSync(besideYaml)) root = besideYaml;
+    else if (existsSync(fromCwd)) root = fromCwd;
+    else fail(file, 'path', `${besideYaml} does not exist${fromCwd !== besideYaml ? ` (nor ${fromCwd})` : ''}`);
   }
   for (const k of ['train', 'val'] as const) {
     if (d[k] === undefined || d[k] === null || d[k] === '') fail(file, k, 'missing (a folder, a .txt list of images, or a list of those)');
