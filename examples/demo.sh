@@ -3,7 +3,7 @@
 # validate the saved weights and print the metrics table. Everything stays under ./datasets and ./runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPOCHS="${EPOCHS:-12}"
+EPOCHS="${EPOCHS:-20}"
 kd() { node --conditions=source --import tsx packages/trainer/src/bin/kd-trainer.ts "$@"; }
 
 echo "== 1/3 synthetic dataset"
