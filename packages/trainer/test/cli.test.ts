@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,6 +80,33 @@ describe('kd-trainer CLI', () => {
     const r = await cli(['train', '--data', 'x.yaml', '--backend', 'tensorflow-gpu']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('npm install @tensorflow/tfjs-node-gpu');
+  });
+
+  it('saves last.kdw and exits 130 on Ctrl-C during training', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const synth = await cli(['data', 'synth', '--out', dir, '--train', '64', '--val', '4', '--imgsz', '64', '--classes', '2']);
+    expect(synth.code).toBe(0);
+    const child = spawn(process.execPath, [
+      '--conditions=source', '--import', 'tsx', BIN, 'train', '--data', join(dir, 'data.yaml'), '--imgsz', '64',
+      '--batch-size', '4', '--epochs', '50', '--backend', 'wasm', '--threads', '1', '--project', join(dir, 'runs'), '--name', 'int',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    // Interrupt once training steps are running.
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => { if (/1\/50 .*\d+\/16/.test(out)) { clearInterval(t); resolve(); } }, 100);
+    });
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(out).toContain('Interrupted');
+    const { loadModel } = await import('../src/model/weights-io.js');
+    const { selectBackend } = await import('../src/backend/select.js');
+    await selectBackend('cpu');
+    const ck = await loadModel(join(dir, 'runs', 'int', 'weights', 'last.kdw'));
+    expect(ck.meta).toMatchObject({ kind: 'kd-trainer-checkpoint', epoch: 0, epochComplete: false });
+    ck.model.dispose();
   });
 
   it('writes a synthetic dataset', async () => {
