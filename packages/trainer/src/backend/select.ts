@@ -43,7 +43,8 @@ async function activate(name: ConcreteBackend): Promise<SelectedBackend> {
     try {
       await import(specifier);
     } catch (err) {
-      throw new BackendError(`${pkg} could not be loaded (${(err as Error).message})`, { cause: err });
+      const missing = (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(pkg);
+      throw new BackendError(missing ? `${pkg} is not installed` : `${pkg} could not be loaded (${(err as Error).message})`, { cause: err });
     }
     if (!(await tf.setBackend('tensorflow'))) {
       throw new BackendError(`${pkg} loaded but the 'tensorflow' backend failed to initialise`);
@@ -83,7 +84,11 @@ export async function selectBackend(name: BackendName, logger: Logger = silentLo
     try {
       const chosen = await activate(candidate);
       if (failures.length > 0) {
-        logger.warn(`backend '${candidate}' in use; faster ones are unavailable: ${failures.join('; ')}. See ${DOCS}.`);
+        // Native packages that are simply not installed are the normal case: say so in one line.
+        const notInstalled = failures.every((f) => f.includes('is not installed'));
+        const msg = `backend '${candidate}' in use; faster ones are unavailable: ${failures.join('; ')}. See ${DOCS}.`;
+        if (notInstalled) logger.info(`backend: native TensorFlow not installed (${order.filter((o) => o !== candidate).map((o) => NODE_PACKAGE[o as 'tensorflow']).join(', ')}), using ${candidate}; see ${DOCS}`);
+        else logger.warn(msg);
       }
       logger.info(`backend: ${chosen.name} — ${chosen.description}`);
       return chosen;
