@@ -175,6 +175,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   };
 
   const varNames = [...model.params.keys()];
+  let acc: Record<string, tf.Tensor> | undefined;
   const threads = cfg.threads || Math.min(availableParallelism(), 2);
   let gradWorker: GradientWorker | undefined;
   if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
@@ -187,7 +188,6 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
       for (const g of optimizer.groups) g.lr = epochLr;
       const mloss = [0, 0, 0];
       const bar = new ProgressBar({ epoch, epochs: cfg.epochs, steps: nb, stream: run.progress });
-      let acc: Record<string, tf.Tensor> | undefined;
       let i = 0;
       let seen = 0;
       const tEpoch = performance.now();
@@ -210,19 +210,11 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         let lossItems: number[] = step.loss;
         if (pending && theirs) {
           const other = await pending;
-          const wg = gradWorker!.gradients();
-          named = tf.tidy(() => Object.fromEntries(varNames.map((n) => [n, step.grads[n].add(wg[n])])));
-          tf.dispose([...Object.values(step.grads), ...Object.values(wg)]);
+          named = sumGradients(varNames, step.grads, gradWorker!.gradients());
           lossItems = lossItems.map((v, k) => (v * mine.n + other[k] * theirs.n) / batch.n);
         }
-        if (acc) {
-          const prev: Record<string, tf.Tensor> = acc;
-          const cur = named;
-          acc = tf.tidy(() => Object.fromEntries(varNames.map((n) => [n, prev[n].add(cur[n])])));
-          tf.dispose([...Object.values(prev), ...Object.values(cur)]);
-        } else {
-          acc = named;
-        }
+        // Gradients accumulate across steps (and epochs, as in ultralytics) until the optimizer steps.
+        acc = acc ? sumGradients(varNames, acc, named) : named;
         if (!lossItems.every(Number.isFinite)) log.warn(`non-finite loss at epoch ${epoch + 1} step ${i + 1}: ${lossItems.join(', ')}`);
         for (let k = 0; k < 3; k++) mloss[k] = (mloss[k] * i + lossItems[k]) / (i + 1);
 
@@ -246,7 +238,6 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
           break;
         }
       }
-      if (acc) tf.dispose(Object.values(acc));
       bar.finish();
       const complete = i === nb;
       if (!complete) {
@@ -309,6 +300,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
       }
     }
   } finally {
+    if (acc) tf.dispose(Object.values(acc));
     run.signal?.removeEventListener('abort', onAbort);
     tb.close();
     await gradWorker?.close();
@@ -368,6 +360,13 @@ async function buildModels(cfg: TrainConfig, nc: number, names: string[], resume
   const ema = new ModelEma(emaModel);
   ema.copyFrom(model);
   return { model, ema };
+}
+
+/** a + b per parameter; both inputs are disposed. */
+function sumGradients(names: string[], a: Record<string, tf.Tensor>, b: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
+  const sum = tf.tidy(() => Object.fromEntries(names.map((n) => [n, a[n].add(b[n])])));
+  tf.dispose([...Object.values(a), ...Object.values(b)]);
+  return sum;
 }
 
 function resolveResume(p: string): string {
