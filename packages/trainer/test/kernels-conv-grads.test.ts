@@ -22,7 +22,7 @@ const CASES: Case[] = [
   { x: [1, 13, 12, 2], k: [4, 3, 2, 3], s: 3, pad: 'same' },
   { x: [2, 7, 6, 2], k: [2, 2, 2, 3], s: 2, pad: 'valid' },
   { x: [1, 9, 10, 3], k: [3, 3, 3, 2], s: 2, pad: [[0, 0], [0, 1], [2, 0], [0, 0]] },
-  // More than 4 input channels: the filter gradient takes the one-convolution route, not im2col.
+  // More input channels, larger kernels, asymmetric pads.
   { x: [2, 9, 9, 6], k: [3, 3, 6, 4], s: 2, pad: 'same' },
   { x: [1, 10, 11, 5], k: [5, 5, 5, 3], s: 1, pad: 'valid' },
   { x: [2, 8, 8, 8], k: [3, 3, 8, 4], s: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },

@@ -29,9 +29,6 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && oh === h && ow === w) {
     return pointwiseFilterGrad(backend, x, dy, filterShape);
   }
-  if (info.inChannels <= IM2COL_MAX_IN_CHANNELS) {
-    return im2colFilterGrad(backend, x, dy, info, bottom, right);
-  }
   const xT = runWasm('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
   const dyT = runWasm('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
   const conv = runWasm('Conv2D', backend, { x: xT, filter: dyT }, {
@@ -48,45 +45,6 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   }
   const dw = runWasm('Transpose', backend, { x: cropped }, { perm: [1, 2, 0, 3] });
   release(backend, cropped);
-  return dw;
-}
-
-/**
- * Few input channels (the 6×6 stem on RGB) make the general route's "filter" a whole feature map,
- * a poor shape for XNNPACK (42 ms for the yolov5n stem at 128 px, batch 16, against 8 ms forward).
- * There the patches are gathered once (kh·kw strided slices) and multiplied with dy.
- */
-const IM2COL_MAX_IN_CHANNELS = 4;
-
-function im2colFilterGrad(
-  backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, bottom: number, right: number,
-): tf.TensorInfo {
-  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info;
-  const { batchSize: n, inChannels: ci, outChannels: co } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const padded = top || left || bottom || right
-    ? runWasm('PadV2', backend, { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
-    : x;
-  const taps: tf.TensorInfo[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      taps.push(runWasm('StridedSlice', backend, { x: padded }, {
-        begin: [0, i, j, 0], end: [n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, ci], strides: [1, sh, sw, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      }));
-    }
-  }
-  if (padded !== x) release(backend, padded);
-  // [n, oh, ow, kh·kw·ci] in (kh, kw, ci) order, the row order of a [kh, kw, ci, co] filter.
-  const patches = runWasm('Concat', backend, taps as never, { axis: 3 });
-  release(backend, ...taps);
-  const pixels = n * oh * ow;
-  const a = runWasm('Reshape', backend, { x: patches }, { shape: [1, pixels, kh * kw * ci] });
-  const b = runWasm('Reshape', backend, { x: dy }, { shape: [1, pixels, co] });
-  const prod = runWasm('BatchMatMul', backend, { a, b }, { transposeA: true, transposeB: false });
-  const dw = runWasm('Reshape', backend, { x: prod }, { shape: [kh, kw, ci, co] });
-  release(backend, patches, a, b, prod);
   return dw;
 }
 
