@@ -7,6 +7,8 @@ export default defineConfig({
     include: ['packages/*/test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 120_000,
+    // Under CI, also write the results as JSON so .ci/run can print a plain "N passed, N failed" line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci/vitest-results.json' }]] : ['default'],
     hookTimeout: 120_000,
   },
 });
