@@ -186,21 +186,23 @@ export function nonMaxSuppression(pred: Float32Array, nc: number, options: NmsOp
   let candRow = new Int32Array(1024);
   let candCls = new Int32Array(1024);
   let candScore = new Float32Array(1024);
+  const push = (r: number, k: number, score: number) => {
+    if (n === candRow.length) {
+      candRow = grow(candRow, n + 1);
+      candCls = grow(candCls, n + 1);
+      candScore = grow(candScore, n + 1);
+    }
+    candRow[n] = r;
+    candCls[n] = k;
+    candScore[n++] = score;
+  };
   for (let r = 0, base = 0; r < rows; r++, base += no) {
     const obj = pred[base + 4];
     if (!(obj > ct)) continue;
     if (multiLabel) {
       for (let k = 0; k < nc; k++) {
         const s = Math.fround(obj * pred[base + 5 + k]);
-        if (!(s > ct)) continue;
-        if (n === candRow.length) {
-          candRow = grow(candRow, n + 1);
-          candCls = grow(candCls, n + 1);
-          candScore = grow(candScore, n + 1);
-        }
-        candRow[n] = r;
-        candCls[n] = k;
-        candScore[n++] = s;
+        if (s > ct) push(r, k, s);
       }
     } else {
       // First maximal class wins, as torch.max does.
@@ -213,15 +215,7 @@ export function nonMaxSuppression(pred: Float32Array, nc: number, options: NmsOp
           bestK = k;
         }
       }
-      if (!(best > ct)) continue;
-      if (n === candRow.length) {
-        candRow = grow(candRow, n + 1);
-        candCls = grow(candCls, n + 1);
-        candScore = grow(candScore, n + 1);
-      }
-      candRow[n] = r;
-      candCls[n] = bestK;
-      candScore[n++] = best;
+      if (best > ct) push(r, bestK, best);
     }
   }
   if (n === 0 || maxDet === 0) return [];
