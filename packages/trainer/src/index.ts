@@ -2,7 +2,7 @@
 export { train } from './train/trainer.js';
 export type { TrainResult, TrainRunOptions, StepInfo } from './train/trainer.js';
 export { validate, formatValTable, annotationsOf } from './val/validator.js';
-export type { ValidateOptions, ValResult, ClassMetrics } from './val/validator.js';
+export type { ValidateOptions, ValResult, ClassMetrics, DetectionMetrics } from './val/validator.js';
 export { runVal } from './val/run-val.js';
 
 // Configuration

@@ -33,8 +33,12 @@ export interface ValidateOptions {
 export const EVAL_CHUNK_PIXELS = 4_500_000;
 
 /** One row of the per-class table. */
-export interface ClassMetrics {
+export interface ClassMetrics extends DetectionMetrics {
   cls: number;
+}
+
+/** One row of the metrics table: images and instances counted, P and R at best F1, COCO mAP. */
+export interface DetectionMetrics {
   images: number;
   instances: number;
   precision: number;
@@ -44,13 +48,7 @@ export interface ClassMetrics {
 }
 
 /** The result of a validation pass: the headline metrics (all classes), the per-class table and speed. */
-export interface ValResult {
-  images: number;
-  instances: number;
-  precision: number;
-  recall: number;
-  map50: number;
-  map: number;
+export interface ValResult extends DetectionMetrics {
   /** 0.1·mAP50 + 0.9·mAP50-95 (ultralytics fitness). */
   fitness: number;
   perClass: ClassMetrics[];
