@@ -15,3 +15,17 @@ export type { EvalImage, CocoEvalOptions, CocoEval, CocoClassResult } from './de
 export { precisionRecall } from './detect/precision-recall.js';
 export type { PrecisionRecall, ClassPrecisionRecall } from './detect/precision-recall.js';
 export { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS } from './detect/coco-match.js';
+
+// Model descriptions and planning (shared by the trainer and the ONNX exporter)
+export type { LayerSpec, YoloDescription, ClassifierDescription, ModelDescription, ModelWeights } from './model/description.js';
+export {
+  yoloDescription, parseModelYaml, validateYoloDescription, planYolo, YOLO_SCALES, DEFAULT_ANCHORS, YOLOV5_BACKBONE, YOLOV5_HEAD,
+  SUPPORTED_MODULES,
+} from './model/yolo-description.js';
+export type { YoloScale, ScaleMultipliers, YoloPlan } from './model/yolo-description.js';
+export { classifierDescription, planClassifier, CLASSIFY_HIDDEN } from './model/classifier-description.js';
+export type { ClassifierDescriptionOptions, ClassifierPlan } from './model/classifier-description.js';
+export { planLayers, convParamSpecs, layerParamSpecs, countTrainable, makeDivisible, pyRound } from './model/plan.js';
+export type { LayerPlan, ConvPlan, BottleneckPlan, ParamSpec, ParamInit, PlanOptions } from './model/plan.js';
+export { countParams } from './model/param-count.js';
+export type { CountParamsOptions } from './model/param-count.js';

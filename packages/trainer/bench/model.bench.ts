@@ -5,7 +5,7 @@
 import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { createYoloModel } from '../src/model/yolo.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 

@@ -11,7 +11,7 @@ import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
 import { shardGradients } from '../src/train/step.js';
 import { withBatchNormSync } from '../src/model/batch-norm-sync.js';
 import { createYoloModel } from '../src/model/yolo.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { NesterovSgd } from '../src/train/sgd.js';
 

@@ -29,11 +29,12 @@ export type { SynthOptions } from './data/synth.js';
 export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, Shard, ImageShape } from './data/types.js';
 
 // Models and weights
-export { yoloDescription, parseModelYaml, validateYoloDescription, YOLO_SCALES, DEFAULT_ANCHORS } from './model/yolo-config.js';
-export type { YoloScale, ScaleMultipliers } from './model/yolo-config.js';
-export { createYoloModel, planYolo } from './model/yolo.js';
-export { classifierDescription, createClassifier } from './model/classifier.js';
-export { countParams } from './model/param-count.js';
+export {
+  yoloDescription, parseModelYaml, validateYoloDescription, YOLO_SCALES, DEFAULT_ANCHORS, planYolo, classifierDescription, countParams,
+} from '@kd-edge/core';
+export type { YoloScale, ScaleMultipliers } from '@kd-edge/core';
+export { createYoloModel } from './model/yolo.js';
+export { createClassifier } from './model/classifier.js';
 export { saveWeights, loadModel, writeTensorArchive, readTensorArchive, KDW_MAGIC } from './model/weights-io.js';
 export type { StoredTensor, SaveWeightsExtra, LoadedModel } from './model/weights-io.js';
 export type {

@@ -2,8 +2,9 @@ import * as tf from '../src/tf.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureTrainingGradients } from '../src/backend/register-gradients.js';
-import { CLASSIFY_HIDDEN, classifierDescription, createClassifier } from '../src/model/classifier.js';
-import { countParams } from '../src/model/param-count.js';
+import { CLASSIFY_HIDDEN, classifierDescription } from '@kd-edge/core';
+import { createClassifier } from '../src/model/classifier.js';
+import { countParams } from '@kd-edge/core';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

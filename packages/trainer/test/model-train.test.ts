@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTrainingGradients } from '../src/backend/register-gradients.js';
 import { BN_EPS, batchNormActTrain } from '../src/model/layers.js';
 import { createYoloModel } from '../src/model/yolo.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 import type { DetectionModel } from '../src/model/types.js';
 
 // A narrow yolov5n-shaped model keeps the cpu backend's gradient convolutions quick.

@@ -5,11 +5,12 @@ import * as tf from '../src/tf.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WeightsError } from '../src/errors.js';
-import { classifierDescription, createClassifier } from '../src/model/classifier.js';
+import { classifierDescription } from '@kd-edge/core';
+import { createClassifier } from '../src/model/classifier.js';
 import type { ClassificationModel, DetectionModel } from '../src/model/types.js';
 import { loadModel, readTensorArchive, saveWeights, writeTensorArchive } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 
 let dir: string;
 beforeAll(async () => {

@@ -2,9 +2,9 @@ import * as tf from '../src/tf.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convForward, upsampleNearest } from '../src/model/layers.js';
-import { countParams } from '../src/model/param-count.js';
+import { countParams } from '@kd-edge/core';
 import { createYoloModel } from '../src/model/yolo.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 import type { DetectionModel } from '../src/model/types.js';
 
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import type { Batch } from '../src/data/types.js';
 import { scaleLossHyp } from '../src/loss/yolo-loss.js';
-import { yoloDescription } from '../src/model/yolo-config.js';
+import { yoloDescription } from '@kd-edge/core';
 import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel } from '../src/model/types.js';
 import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';

@@ -1,4 +1,4 @@
-import type { ParamSpec } from './plan.js';
+import type { ParamSpec } from '@kd-edge/core';
 
 /** A seeded uniform generator on [0, 1) (mulberry32), so that model initialisation is reproducible. */
 export function seededRandom(seed: number): () => number {

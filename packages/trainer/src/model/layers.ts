@@ -1,6 +1,6 @@
 import * as tf from '../tf.js';
 import { batchNormSync, combineMoments } from './batch-norm-sync.js';
-import type { BottleneckPlan, ConvPlan, LayerPlan } from './plan.js';
+import type { BottleneckPlan, ConvPlan, LayerPlan } from '@kd-edge/core';
 
 /** BatchNorm epsilon used by YOLOv5 (`initialize_weights`). */
 export const BN_EPS = 1e-3;

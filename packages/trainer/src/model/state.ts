@@ -1,6 +1,6 @@
 import * as tf from '../tf.js';
 import { initialValues, seededRandom } from './init.js';
-import type { ParamSpec } from './plan.js';
+import type { ParamSpec } from '@kd-edge/core';
 import type { VarLookup } from './layers.js';
 
 /** Gives the initial values of one state tensor (random init, or values read from a file). */

@@ -1,41 +1,13 @@
 import * as tf from '../tf.js';
 import { layerForward } from './layers.js';
-import { layerParamSpecs, planLayers, type LayerPlan, type ParamSpec } from './plan.js';
+import { planYolo, type LayerPlan, type YoloDescription } from '@kd-edge/core';
 import { checkInput, sumSizes, createState, randomSource, type ValueSource } from './state.js';
-import type { DetectionModel, YoloDescription } from './types.js';
-import { validateYoloDescription } from './yolo-config.js';
+import type { DetectionModel } from './types.js';
 
 /** Options of createYoloModel. */
 export interface YoloModelOptions {
   /** Seed of the random initialisation (default 0, so two models built alike are identical). */
   seed?: number;
-}
-
-/** A detector description resolved into layers, state tensors and level strides. */
-export interface YoloPlan {
-  layers: LayerPlan[];
-  specs: ParamSpec[];
-  strides: number[];
-  /** Input sides must be multiples of this (the largest stride in the network). */
-  maxStride: number;
-}
-
-/** Plans a detector without allocating anything: shapes of every state tensor, strides of the levels. */
-export function planYolo(desc: YoloDescription): YoloPlan {
-  validateYoloDescription(desc);
-  const layers = planLayers([...desc.backbone, ...desc.head], {
-    depth_multiple: desc.depth_multiple,
-    width_multiple: desc.width_multiple,
-    nc: desc.nc,
-    anchors: desc.anchors,
-  });
-  const detect = layers[layers.length - 1]!;
-  if (detect.type !== 'Detect') throw new RangeError('head: the last layer must be Detect');
-  const maxStride = layers.reduce((m, l) => Math.max(m, l.stride), 1);
-  if (!layers.every((l) => Number.isInteger(l.stride))) {
-    throw new RangeError('head: an upsample brings the resolution above the input resolution');
-  }
-  return { layers, specs: layers.flatMap(layerParamSpecs), strides: detect.levels.map((lv) => lv.stride), maxStride };
 }
 
 /**

@@ -19,7 +19,7 @@ import { scaleLossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel, YoloDescription } from '../model/types.js';
 import { loadModel, saveWeights, type LoadedModel } from '../model/weights-io.js';
 import { createYoloModel } from '../model/yolo.js';
-import { parseModelYaml, yoloDescription } from '../model/yolo-config.js';
+import { parseModelYaml, yoloDescription } from '@kd-edge/core';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { formatValTable, validate, type ValResult } from '../val/validator.js';
 import { GradientWorker, splitBatch } from './data-parallel.js';

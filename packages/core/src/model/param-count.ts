@@ -1,7 +1,7 @@
-import { planClassifier } from './classifier.js';
+import { planClassifier } from './classifier-description.js';
 import { countTrainable } from './plan.js';
-import type { ModelDescription } from './types.js';
-import { planYolo } from './yolo.js';
+import type { ModelDescription } from './description.js';
+import { planYolo } from './yolo-description.js';
 
 /** Options of countParams. */
 export interface CountParamsOptions {

@@ -1,4 +1,4 @@
-import type { LayerSpec } from './types.js';
+import type { LayerSpec } from './description.js';
 
 /** How a parameter is initialised. */
 export type ParamInit =

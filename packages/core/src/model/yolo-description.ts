@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
-import { planLayers } from './plan.js';
-import type { LayerSpec, YoloDescription } from './types.js';
+import type { LayerSpec, YoloDescription } from './description.js';
+import { layerParamSpecs, planLayers, type LayerPlan, type ParamSpec } from './plan.js';
 
 /** Standard YOLOv5 size names. */
 export type YoloScale = 'n' | 's' | 'm' | 'l' | 'x';
@@ -239,4 +239,31 @@ export function parseModelYaml(text: string): YoloDescription {
     desc.scale = std;
   }
   return desc;
+}
+
+/** A detector description resolved into layers, state tensors and level strides. */
+export interface YoloPlan {
+  layers: LayerPlan[];
+  specs: ParamSpec[];
+  strides: number[];
+  /** Input sides must be multiples of this (the largest stride in the network). */
+  maxStride: number;
+}
+
+/** Plans a detector without allocating anything: shapes of every state tensor, strides of the levels. */
+export function planYolo(desc: YoloDescription): YoloPlan {
+  validateYoloDescription(desc);
+  const layers = planLayers([...desc.backbone, ...desc.head], {
+    depth_multiple: desc.depth_multiple,
+    width_multiple: desc.width_multiple,
+    nc: desc.nc,
+    anchors: desc.anchors,
+  });
+  const detect = layers[layers.length - 1]!;
+  if (detect.type !== 'Detect') throw new RangeError('head: the last layer must be Detect');
+  const maxStride = layers.reduce((m, l) => Math.max(m, l.stride), 1);
+  if (!layers.every((l) => Number.isInteger(l.stride))) {
+    throw new RangeError('head: an upsample brings the resolution above the input resolution');
+  }
+  return { layers, specs: layers.flatMap(layerParamSpecs), strides: detect.levels.map((lv) => lv.stride), maxStride };
 }

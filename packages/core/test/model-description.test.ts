@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { classifierDescription } from '../src/model/classifier.js';
+import { classifierDescription } from '../src/model/classifier-description.js';
 import { countParams } from '../src/model/param-count.js';
 import { makeDivisible, planLayers, pyRound } from '../src/model/plan.js';
-import { DEFAULT_ANCHORS, parseModelYaml, yoloDescription } from '../src/model/yolo-config.js';
-import { planYolo } from '../src/model/yolo.js';
+import { DEFAULT_ANCHORS, parseModelYaml, planYolo, yoloDescription } from '../src/model/yolo-description.js';
 
 // ultralytics yolov5 v6.0+ model summaries at nc=80: unfused (training) counts, and the fused counts
 // of the published tables (BatchNorm folded into a conv bias).
