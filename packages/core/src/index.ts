@@ -29,3 +29,8 @@ export { planLayers, convParamSpecs, layerParamSpecs, countTrainable, makeDivisi
 export type { LayerPlan, ConvPlan, BottleneckPlan, ParamSpec, ParamInit, PlanOptions } from './model/plan.js';
 export { countParams } from './model/param-count.js';
 export type { CountParamsOptions } from './model/param-count.js';
+
+// ONNX export of kd-trainer models
+export { exportOnnx, EXPORT_OPSETS } from './export/export-onnx.js';
+export type { OnnxExportOptions, ExportOpset, OutputLayout } from './export/export-onnx.js';
+export { pyNamesDict, parsePyNames } from './export/python-repr.js';

@@ -7,7 +7,7 @@ import {
   type Annotation,
   type Detection,
 } from '@kd-edge/core';
-import type { Batch } from '../data/types.js';
+import type { Batch, Shard } from '../data/types.js';
 import type { DetectionModel } from '../model/types.js';
 import { scaleLossHyp, yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
 import { splitShard } from '../train/step.js';
@@ -59,6 +59,15 @@ export interface ValResult extends DetectionMetrics {
 }
 
 /**
+ * Gives decoded YOLOv5 rows [n, rows, 5+nc] (the `output0` layout) for a shard of images, and how
+ * long its pre-processing and inference took: a TensorFlow.js model, or an ONNX Runtime session.
+ */
+export interface DetectionPredictor {
+  readonly nc: number;
+  predict(part: Shard): Promise<{ decoded: Float32Array; preMs: number; inferMs: number }>;
+}
+
+/**
  * Runs the model over batches and measures COCO mAP50 and mAP50-95, precision and recall at the
  * best-F1 confidence, and a per-class table.
  */
@@ -67,13 +76,60 @@ export async function validate(
   batches: AsyncIterable<Batch>,
   opts: ValidateOptions = {},
 ): Promise<ValResult> {
+  const loss = { box: 0, obj: 0, cls: 0 };
+  let batchN = 0;
+  let nBatches = 0;
+  const predictor: DetectionPredictor = {
+    nc: model.nc,
+    async predict(part) {
+      const t1 = performance.now();
+      const x = tf.tensor4d(part.images, [part.n, part.height, part.width, 3]);
+      const t2 = performance.now();
+      const outs = model.forward(x, false);
+      const raw = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
+      const t3 = performance.now();
+      if (opts.lossHyp) {
+        const hyp = scaleLossHyp(opts.lossHyp, model.nl, model.nc, opts.imgsz ?? part.width);
+        const terms = yoloLoss(outs, part.targets, part.nTargets, model, hyp);
+        const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
+        const w = part.n / batchN;
+        loss.box += b[0] * w; loss.obj += o[0] * w; loss.cls += c[0] * w;
+        tf.dispose([terms.total, terms.box, terms.obj, terms.cls]);
+      }
+      const shapes = outs.map((o) => [o.shape[1], o.shape[2]]);
+      tf.dispose([x, ...outs]);
+      const decoded = decodeYoloOutputs(
+        raw.map((data, i) => ({ data, ny: shapes[i][0], nx: shapes[i][1], stride: model.strides[i], anchors: model.anchors[i] })),
+        part.n,
+        model.nc,
+      );
+      return { decoded, preMs: t2 - t1, inferMs: t3 - t2 };
+    },
+  };
+  async function* counted(): AsyncIterable<Batch> {
+    for await (const b of batches) {
+      batchN = b.n;
+      nBatches++;
+      yield b;
+    }
+  }
+  const r = await validateWith(predictor, counted(), opts);
+  if (nBatches) r.loss = { box: loss.box / nBatches, obj: loss.obj / nBatches, cls: loss.cls / nBatches };
+  return r;
+}
+
+/** {@link validate} for any predictor (an ONNX model, for example); no losses. */
+export async function validateWith(
+  predictor: DetectionPredictor,
+  batches: AsyncIterable<Batch>,
+  opts: ValidateOptions = {},
+): Promise<ValResult> {
   const confThres = opts.confThres ?? 0.001;
   const iouThres = opts.iouThres ?? 0.6;
   const maxDet = opts.maxDet ?? 300;
+  const nc = predictor.nc;
   const images: { detections: Detection[]; annotations: Annotation[] }[] = [];
   const t = { pre: 0, inf: 0, nms: 0 };
-  const loss = { box: 0, obj: 0, cls: 0 };
-  let nBatches = 0;
   let first = true;
 
   let t0 = performance.now();
@@ -83,35 +139,14 @@ export async function validate(
     // Evaluation keeps every layer's output until the end of the forward pass: cap the pixels per pass.
     const per = Math.max(1, Math.floor((opts.maxPixels ?? EVAL_CHUNK_PIXELS) / (batch.height * batch.width)));
     for (const part of splitShard(batch, per)) {
-      const t1 = performance.now();
-      const x = tf.tensor4d(part.images, [part.n, part.height, part.width, 3]);
-      const t2 = performance.now();
-      t.pre += t2 - t1;
-      const outs = model.forward(x, false);
-      const raw = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
-      const t3 = performance.now();
-      t.inf += t3 - t2;
-      if (opts.lossHyp) {
-        const hyp = scaleLossHyp(opts.lossHyp, model.nl, model.nc, opts.imgsz ?? batch.width);
-        const terms = yoloLoss(outs, part.targets, part.nTargets, model, hyp);
-        const [b, o, c] = await Promise.all([terms.box.data(), terms.obj.data(), terms.cls.data()]);
-        const w = part.n / batch.n;
-        loss.box += b[0] * w; loss.obj += o[0] * w; loss.cls += c[0] * w;
-        tf.dispose([terms.total, terms.box, terms.obj, terms.cls]);
-      }
-      const shapes = outs.map((o) => [o.shape[1], o.shape[2]]);
-      tf.dispose([x, ...outs]);
-
+      const { decoded, preMs, inferMs } = await predictor.predict(part);
+      t.pre += preMs;
+      t.inf += inferMs;
       const t4 = performance.now();
-      const decoded = decodeYoloOutputs(
-        raw.map((data, i) => ({ data, ny: shapes[i][0], nx: shapes[i][1], stride: model.strides[i], anchors: model.anchors[i] })),
-        part.n,
-        model.nc,
-      );
       const rowsPerImage = decoded.length / part.n;
       for (let i = 0; i < part.n; i++) {
         const rows = decoded.subarray(i * rowsPerImage, (i + 1) * rowsPerImage);
-        perImage.push(nonMaxSuppression(rows, model.nc, { confThres, iouThres, maxDet, multiLabel: model.nc > 1 }));
+        perImage.push(nonMaxSuppression(rows, nc, { confThres, iouThres, maxDet, multiLabel: nc > 1 }));
       }
       t.nms += performance.now() - t4;
     }
@@ -119,11 +154,9 @@ export async function validate(
     perImage.forEach((dets, i) => images.push({ detections: dets, annotations: annotationsOf(batch, i) }));
     if (first && opts.onFirstBatch) await opts.onFirstBatch(batch, perImage);
     first = false;
-    nBatches++;
     t0 = performance.now();
   }
 
-  const nc = model.nc;
   const coco = evaluateCoco(images, nc, { maxDets: maxDet });
   const pr = precisionRecall(images, nc, 0.5);
   const n = images.length || 1;
@@ -155,7 +188,7 @@ export async function validate(
     fitness: 0.1 * map50 + 0.9 * map,
     perClass,
     speed: { preprocess: t.pre / n, inference: t.inf / n, nms: t.nms / n },
-    loss: nBatches ? { box: loss.box / nBatches, obj: loss.obj / nBatches, cls: loss.cls / nBatches } : loss,
+    loss: { box: 0, obj: 0, cls: 0 },
   };
 }
 
