@@ -34,3 +34,10 @@ export type { CountParamsOptions } from './model/param-count.js';
 export { exportOnnx, EXPORT_OPSETS } from './export/export-onnx.js';
 export type { OnnxExportOptions, ExportOpset, OutputLayout } from './export/export-onnx.js';
 export { pyNamesDict, parsePyNames } from './export/python-repr.js';
+
+// ONNX model I/O
+export { decodeModel } from './onnx/decode.js';
+export { encodeModel } from './onnx/encode.js';
+export type * from './onnx/types.js';
+export { DataType, AttributeType } from './onnx/types.js';
+export { OnnxError } from './onnx/onnx-error.js';

@@ -20,3 +20,10 @@ export class WeightsError extends KdEdgeError {
     super('WEIGHTS_INVALID', message, options);
   }
 }
+
+/** An export, quantization or packaging step that cannot go on; `code` says which (EXPORT_*). */
+export class ExportError extends KdEdgeError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
