@@ -1,0 +1,468 @@
+import { PackageError } from './errors.js';
+import { packagePathProblem } from './package-path.js';
+import { isSemver } from './semver.js';
+
+/** The manifest format this code reads and writes (`manifestVersion`); any other is refused. */
+export const MANIFEST_VERSION = 1;
+
+/** The manifest's file name at the package root; it is the one file `files` does not list. */
+export const MANIFEST_FILE = 'manifest.json';
+
+/** What a model does. */
+export const TASKS = ['detect', 'classify'] as const;
+/** A model task. */
+export type Task = (typeof TASKS)[number];
+
+/** Numeric precision of a model file. */
+export const PRECISIONS = ['fp32', 'fp16', 'int8'] as const;
+/** A model file's precision. */
+export type Precision = (typeof PRECISIONS)[number];
+
+/**
+ * Output layouts: `yolov5-decoded` is ultralytics' `[N, A, 5 + nc]` (boxes in pixels, sigmoid
+ * applied), `yolov5-raw` the undecoded head output, `logits` a classifier's `[N, nc]`.
+ */
+export const OUTPUT_LAYOUTS = ['yolov5-decoded', 'yolov5-raw', 'logits'] as const;
+/** An output layout. */
+export type OutputLayout = (typeof OUTPUT_LAYOUTS)[number];
+
+/** A tensor dimension: a size, or a symbolic name such as `'batch'`. */
+export type Dim = number | string;
+
+/** Pixel normalisation: `(pixel * scale - mean[c]) / std[c]`. */
+export interface ManifestNormalisation {
+  scale: number;
+  mean: number[];
+  std: number[];
+}
+
+/** ultralytics letterbox settings used before inference. */
+export interface ManifestLetterbox {
+  /** Padding colour per channel, 0–255. */
+  color: number[];
+  /** Pad only to the next multiple of `stride` (ultralytics `auto`). */
+  auto: boolean;
+  stride: number;
+}
+
+/** The model input tensor and how an image becomes it. */
+export interface ManifestInput {
+  name: string;
+  shape: Dim[];
+  layout: 'NCHW';
+  dtype: 'float32';
+  normalisation: ManifestNormalisation;
+  /** Required for `detect`; a classifier may resize without letterboxing. */
+  letterbox?: ManifestLetterbox;
+}
+
+/** The model output tensor. */
+export interface ManifestOutput {
+  name: string;
+  layout: OutputLayout;
+  shape: Dim[];
+}
+
+/** One model file of the package. */
+export interface ManifestModel {
+  /** Package path of the ONNX file; listed in `files`. */
+  file: string;
+  precision: Precision;
+  format: 'onnx';
+  /** The model an agent loads unless told otherwise; at most one has it, else the first model is the default. */
+  default?: boolean;
+  /** Metrics measured on this file (e.g. after INT8 quantization). */
+  metrics?: Record<string, number>;
+}
+
+/** A file of the package with its SHA-256 (lower-case hex) and size in bytes. */
+export interface ManifestFile {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+/** TensorRT inputs the device builds its engine from. */
+export interface ManifestTensorrt {
+  /** Package path of the build plan (conventionally `trt-plan.json`). */
+  plan: string;
+  /** Package path of the INT8 calibration cache (conventionally `calib.cache`); absent for FP16 builds. */
+  calibCache?: string;
+}
+
+/** A small validation set for the on-device accuracy check (YOLO txt labels). */
+export interface ManifestVal {
+  /** Package directory of the images (conventionally `val/images`). */
+  images: string;
+  /** Package directory of the labels (conventionally `val/labels`). */
+  labels: string;
+}
+
+/** An Ed25519 signature over the canonical JSON of the manifest without this field. */
+export interface ManifestSignature {
+  algorithm: 'ed25519';
+  /** {@link keyIdOf} the signing key: 16 lower-case hex characters. */
+  keyId: string;
+  /** The 64-byte signature, base64. */
+  value: string;
+}
+
+/** The manifest of a model package (`manifest.json`), format version 1. */
+export interface Manifest {
+  manifestVersion: typeof MANIFEST_VERSION;
+  /** A slug: lower-case letters, digits, `-`, `_`, `.`; starts with a letter or digit; at most 64 characters. */
+  name: string;
+  /** Semver 2.0.0. */
+  version: string;
+  /** ISO 8601 date-time with seconds and a zone (`2026-05-01T12:00:00Z`). */
+  createdAt: string;
+  task: Task;
+  input: ManifestInput;
+  output: ManifestOutput;
+  /** Class names, index = class id. */
+  names: string[];
+  /** Detection strides per head level; empty for `classify`. */
+  strides: number[];
+  /** Anchor (w, h) pairs per head level, flattened; empty for `classify`. */
+  anchors: number[][];
+  /** Precision of the default model. */
+  precision: Precision;
+  models: ManifestModel[];
+  /** Every file of the package except manifest.json. */
+  files: ManifestFile[];
+  /** Metrics measured at export, e.g. `{ 'metrics/mAP50(B)': 0.5 }`. */
+  metrics: Record<string, number>;
+  tensorrt?: ManifestTensorrt;
+  val?: ManifestVal;
+  signature?: ManifestSignature;
+}
+
+/** A manifest before signing. */
+export type UnsignedManifest = Omit<Manifest, 'signature'>;
+
+// --- validation helpers: each names the field, the value and what is allowed ---
+
+function show(value: unknown): string {
+  if (value === undefined) return 'missing';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function fail(field: string, value: unknown, allowed: string): never {
+  throw new PackageError('PACKAGE_MANIFEST_INVALID', `invalid manifest field ${field}: ${show(value)} (allowed: ${allowed})`, { field });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A plain object with every required key and no unknown one; `field` '' is the manifest root. */
+function record(value: unknown, field: string, required: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
+  const at = (key: string): string => (field === '' ? key : `${field}.${key}`);
+  if (!isRecord(value)) fail(field === '' ? '(root)' : field, value, `an object with ${required.join(', ')}`);
+  for (const key of Object.keys(value)) {
+    if (!required.includes(key) && !optional.includes(key)) {
+      fail(at(key), value[key], `no such field; known: ${[...required, ...optional].join(', ')}`);
+    }
+  }
+  for (const key of required) if (value[key] === undefined) fail(at(key), undefined, 'a value (the field is required)');
+  return value;
+}
+
+function string(value: unknown, field: string, allowed = 'a non-empty string', test?: (s: string) => boolean): string {
+  if (typeof value !== 'string' || value.length === 0 || (test !== undefined && !test(value))) fail(field, value, allowed);
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, field: string, choices: readonly T[]): T {
+  if (!choices.includes(value as T)) fail(field, value, choices.map((c) => `'${c}'`).join(' | '));
+  return value as T;
+}
+
+function finite(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) fail(field, value, 'a finite number');
+  return value;
+}
+
+function positive(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(field, value, 'a finite number > 0');
+  return value;
+}
+
+function positiveInt(value: unknown, field: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) <= 0) fail(field, value, 'an integer > 0');
+  return value as number;
+}
+
+function array(value: unknown, field: string, allowed: string, minLength = 0): unknown[] {
+  if (!Array.isArray(value) || value.length < minLength) fail(field, value, allowed);
+  return value;
+}
+
+function numberRecord(value: unknown, field: string): Record<string, number> {
+  if (!isRecord(value)) fail(field, value, 'an object of finite numbers');
+  const out: Record<string, number> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key.length === 0) fail(field, value, 'non-empty metric names');
+    out[key] = finite(v, `${field}[${JSON.stringify(key)}]`);
+  }
+  return out;
+}
+
+function dims(value: unknown, field: string): Dim[] {
+  return array(value, field, 'a non-empty array of dimensions', 1).map((d, i) => {
+    if (typeof d === 'string') return string(d, `${field}[${i}]`, 'an integer > 0 or a symbolic name');
+    if (!Number.isSafeInteger(d) || (d as number) <= 0) fail(`${field}[${i}]`, d, 'an integer > 0 or a symbolic name');
+    return d as number;
+  });
+}
+
+function packagePath(value: unknown, field: string): string {
+  const path = string(value, field, 'a relative POSIX path inside the package');
+  const problem = packagePathProblem(path);
+  if (problem?.escape === true) {
+    throw new PackageError('PACKAGE_PATH_ESCAPE', `manifest field ${field} ${show(path)} leaves the package: ${problem.reason}`, { field, path });
+  }
+  if (problem !== undefined) fail(field, path, `a relative POSIX path inside the package (${problem.reason})`);
+  return path;
+}
+
+const SLUG_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const KEY_ID_RE = /^[0-9a-f]{16}$/;
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** Whether `text` is an ISO 8601 / RFC 3339 date-time with seconds and a zone that names a real instant. */
+export function isIsoDateTime(text: string): boolean {
+  const m = typeof text === 'string' ? ISO_RE.exec(text) : null;
+  if (m === null) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const zoneOk = m[7] === undefined || (Number(m[7]) <= 23 && Number(m[8]) <= 59);
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && zoneOk;
+}
+
+function isBase64Signature(text: string): boolean {
+  return /^[A-Za-z0-9+/]{86}==$/.test(text) && Buffer.from(text, 'base64').length === 64;
+}
+
+/** Check the `signature` field alone; used before the rest of the manifest is trusted. */
+export function parseSignature(value: unknown, field = 'signature'): ManifestSignature {
+  const s = record(value, field, ['algorithm', 'keyId', 'value']);
+  return {
+    algorithm: oneOf(s.algorithm, `${field}.algorithm`, ['ed25519'] as const),
+    keyId: string(s.keyId, `${field}.keyId`, '16 lower-case hex characters', (v) => KEY_ID_RE.test(v)),
+    value: string(s.value, `${field}.value`, 'a base64 Ed25519 signature (64 bytes)', isBase64Signature),
+  };
+}
+
+/**
+ * Check the manifest's format version; anything but {@link MANIFEST_VERSION} is refused with
+ * 'PACKAGE_MANIFEST_VERSION' (a missing or non-integer one is 'PACKAGE_MANIFEST_INVALID').
+ */
+export function checkManifestVersion(json: unknown): void {
+  if (!isRecord(json)) fail('(root)', json, 'a JSON object');
+  const v = json.manifestVersion;
+  if (!Number.isSafeInteger(v)) fail('manifestVersion', v, `the integer ${MANIFEST_VERSION}`);
+  if (v !== MANIFEST_VERSION) {
+    throw new PackageError('PACKAGE_MANIFEST_VERSION', `manifestVersion ${show(v)} is not supported (this build reads ${MANIFEST_VERSION})`, {
+      field: 'manifestVersion',
+    });
+  }
+}
+
+const TOP_REQUIRED = [
+  'manifestVersion', 'name', 'version', 'createdAt', 'task', 'input', 'output', 'names',
+  'strides', 'anchors', 'precision', 'models', 'files', 'metrics',
+] as const;
+const TOP_OPTIONAL = ['tensorrt', 'val', 'signature'] as const;
+
+function parseInput(value: unknown, task: Task): ManifestInput {
+  const v = record(value, 'input', ['name', 'shape', 'layout', 'dtype', 'normalisation'], ['letterbox']);
+  const shape = dims(v.shape, 'input.shape');
+  if (shape.length !== 4) fail('input.shape', shape, 'four dimensions [N, C, H, W]');
+  const n = record(v.normalisation, 'input.normalisation', ['scale', 'mean', 'std']);
+  const channels = typeof shape[1] === 'number' ? shape[1] : undefined;
+  const perChannel = (x: unknown, field: string, check: (e: unknown, f: string) => number): number[] => {
+    const list = array(x, field, `one number per channel${channels === undefined ? '' : ` (${channels})`}`, 1);
+    if (channels !== undefined && list.length !== channels) fail(field, x, `${channels} values, one per channel`);
+    return list.map((e, i) => check(e, `${field}[${i}]`));
+  };
+  const mean = perChannel(n.mean, 'input.normalisation.mean', finite);
+  const std = perChannel(n.std, 'input.normalisation.std', positive);
+  if (std.length !== mean.length) fail('input.normalisation.std', n.std, `${mean.length} values, as many as mean`);
+  const input: ManifestInput = {
+    name: string(v.name, 'input.name'),
+    shape,
+    layout: oneOf(v.layout, 'input.layout', ['NCHW'] as const),
+    dtype: oneOf(v.dtype, 'input.dtype', ['float32'] as const),
+    normalisation: { scale: positive(n.scale, 'input.normalisation.scale'), mean, std },
+  };
+  if (v.letterbox !== undefined) {
+    const l = record(v.letterbox, 'input.letterbox', ['color', 'auto', 'stride']);
+    const color = array(l.color, 'input.letterbox.color', `${mean.length} integers 0-255`, 1);
+    if (color.length !== mean.length) fail('input.letterbox.color', l.color, `${mean.length} integers 0-255, one per channel`);
+    color.forEach((c, i) => {
+      if (!Number.isInteger(c) || (c as number) < 0 || (c as number) > 255) fail(`input.letterbox.color[${i}]`, c, 'an integer 0-255');
+    });
+    if (typeof l.auto !== 'boolean') fail('input.letterbox.auto', l.auto, 'true | false');
+    input.letterbox = { color: color as number[], auto: l.auto, stride: positiveInt(l.stride, 'input.letterbox.stride') };
+  } else if (task === 'detect') {
+    fail('input.letterbox', undefined, "letterbox settings (required when task is 'detect')");
+  }
+  return input;
+}
+
+function parseOutput(value: unknown, task: Task, classes: number): ManifestOutput {
+  const v = record(value, 'output', ['name', 'layout', 'shape']);
+  const layout = oneOf(v.layout, 'output.layout', OUTPUT_LAYOUTS);
+  const shape = dims(v.shape, 'output.shape');
+  if (task === 'classify' && layout !== 'logits') fail('output.layout', layout, "'logits' when task is 'classify'");
+  if (task === 'detect' && layout === 'logits') fail('output.layout', layout, "'yolov5-decoded' | 'yolov5-raw' when task is 'detect'");
+  const last = shape[shape.length - 1];
+  if (layout === 'yolov5-decoded') {
+    if (shape.length !== 3) fail('output.shape', shape, '[N, A, 5 + nc] for yolov5-decoded');
+    if (typeof last === 'number' && last !== 5 + classes) fail('output.shape[2]', last, `5 + names.length = ${5 + classes}`);
+  } else if (layout === 'logits') {
+    if (shape.length !== 2) fail('output.shape', shape, '[N, nc] for logits');
+    if (typeof last === 'number' && last !== classes) fail('output.shape[1]', last, `names.length = ${classes}`);
+  }
+  return { name: string(v.name, 'output.name'), layout, shape };
+}
+
+function parseFiles(value: unknown): ManifestFile[] {
+  const list = array(value, 'files', 'an array of { path, sha256, size }');
+  const seen = new Set<string>();
+  const files = list.map((f, i) => {
+    const field = `files[${i}]`;
+    const e = record(f, field, ['path', 'sha256', 'size']);
+    const path = packagePath(e.path, `${field}.path`);
+    if (path === MANIFEST_FILE) fail(`${field}.path`, path, 'any path but manifest.json, which is never listed');
+    if (seen.has(path)) fail(`${field}.path`, path, 'a path not listed before');
+    seen.add(path);
+    const sha256 = string(e.sha256, `${field}.sha256`, '64 lower-case hex characters', (s) => SHA256_RE.test(s));
+    if (!Number.isSafeInteger(e.size) || (e.size as number) < 0) fail(`${field}.size`, e.size, 'an integer >= 0 (bytes)');
+    return { path, sha256, size: e.size as number };
+  });
+  files.forEach((f, i) => {
+    const parts = f.path.split('/');
+    for (let k = 1; k < parts.length; k++) {
+      const dir = parts.slice(0, k).join('/');
+      if (seen.has(dir)) fail(`files[${i}].path`, f.path, `a path whose parent ${JSON.stringify(dir)} is not itself a listed file`);
+    }
+  });
+  return files;
+}
+
+function listed(path: string, field: string, files: ReadonlySet<string>): string {
+  if (!files.has(path)) fail(field, path, 'a path listed in files');
+  return path;
+}
+
+/**
+ * Validate a parsed manifest.json and return a fresh, typed copy. Every field is checked; the first
+ * fault throws PackageError 'PACKAGE_MANIFEST_INVALID' naming the field, its value and what is
+ * allowed ('PACKAGE_MANIFEST_VERSION' for another format version, 'PACKAGE_PATH_ESCAPE' for a path
+ * that leaves the package). Unknown fields are refused.
+ * @example
+ * const manifest = parseManifest(JSON.parse(await readFile('pkg/manifest.json', 'utf8')));
+ */
+export function parseManifest(json: unknown): Manifest {
+  checkManifestVersion(json);
+  const m = record(json, '', TOP_REQUIRED, TOP_OPTIONAL);
+
+  const task = oneOf(m.task, 'task', TASKS);
+  const names = array(m.names, 'names', 'a non-empty array of class names', 1).map((n, i) => string(n, `names[${i}]`));
+  const strides = array(m.strides, 'strides', "stride per head level ([] when task is 'classify')").map((s, i) => positiveInt(s, `strides[${i}]`));
+  const anchors = array(m.anchors, 'anchors', "anchor (w, h) pairs per head level ([] when task is 'classify')").map((row, i) =>
+    array(row, `anchors[${i}]`, 'a non-empty, even-length array of numbers > 0 (w, h pairs)', 2).map((a, j) => positive(a, `anchors[${i}][${j}]`)),
+  );
+  anchors.forEach((row, i) => {
+    if (row.length % 2 !== 0) fail(`anchors[${i}]`, row, 'an even number of values (w, h pairs)');
+  });
+  if (task === 'detect') {
+    if (strides.length === 0) fail('strides', strides, "at least one stride when task is 'detect'");
+    if (anchors.length !== strides.length) fail('anchors', anchors, `one row per stride (${strides.length})`);
+  } else {
+    if (strides.length !== 0) fail('strides', strides, "[] when task is 'classify'");
+    if (anchors.length !== 0) fail('anchors', anchors, "[] when task is 'classify'");
+  }
+
+  const files = parseFiles(m.files);
+  const paths = new Set(files.map((f) => f.path));
+
+  const modelFiles = new Set<string>();
+  const models = array(m.models, 'models', 'a non-empty array of { file, precision, format, default?, metrics? }', 1).map((x, i) => {
+    const field = `models[${i}]`;
+    const e = record(x, field, ['file', 'precision', 'format'], ['default', 'metrics']);
+    const file = listed(packagePath(e.file, `${field}.file`), `${field}.file`, paths);
+    if (!file.endsWith('.onnx')) fail(`${field}.file`, file, 'a path ending in .onnx');
+    if (modelFiles.has(file)) fail(`${field}.file`, file, 'a file no other model names');
+    modelFiles.add(file);
+    const model: ManifestModel = {
+      file,
+      precision: oneOf(e.precision, `${field}.precision`, PRECISIONS),
+      format: oneOf(e.format, `${field}.format`, ['onnx'] as const),
+    };
+    if (e.default !== undefined) {
+      if (typeof e.default !== 'boolean') fail(`${field}.default`, e.default, 'true | false');
+      model.default = e.default;
+    }
+    if (e.metrics !== undefined) model.metrics = numberRecord(e.metrics, `${field}.metrics`);
+    return model;
+  });
+  if (models.filter((x) => x.default === true).length > 1) fail('models', models.map((x) => x.file), 'at most one model with default: true');
+  const precision = oneOf(m.precision, 'precision', PRECISIONS);
+  const def = defaultModel({ models });
+  if (precision !== def.precision) fail('precision', precision, `'${def.precision}', the precision of the default model ${def.file}`);
+
+  const manifest: Manifest = {
+    manifestVersion: MANIFEST_VERSION,
+    name: string(m.name, 'name', 'a slug: a-z, 0-9, "-", "_", "." starting with a letter or digit, at most 64 characters', (s) => SLUG_RE.test(s)),
+    version: string(m.version, 'version', 'a semver 2.0.0 version such as 1.2.3, 1.2.3-rc.1 or 1.2.3+build.5', isSemver),
+    createdAt: string(m.createdAt, 'createdAt', 'an ISO 8601 date-time such as 2026-05-01T12:00:00Z', isIsoDateTime),
+    task,
+    input: parseInput(m.input, task),
+    output: parseOutput(m.output, task, names.length),
+    names,
+    strides,
+    anchors,
+    precision,
+    models,
+    files,
+    metrics: numberRecord(m.metrics, 'metrics'),
+  };
+
+  if (m.tensorrt !== undefined) {
+    const t = record(m.tensorrt, 'tensorrt', ['plan'], ['calibCache']);
+    manifest.tensorrt = { plan: listed(packagePath(t.plan, 'tensorrt.plan'), 'tensorrt.plan', paths) };
+    if (t.calibCache !== undefined) {
+      manifest.tensorrt.calibCache = listed(packagePath(t.calibCache, 'tensorrt.calibCache'), 'tensorrt.calibCache', paths);
+    }
+  }
+  if (m.val !== undefined) {
+    const v = record(m.val, 'val', ['images', 'labels']);
+    const dir = (x: unknown, field: string): string => {
+      const path = packagePath(x, field);
+      if (!files.some((f) => f.path.startsWith(`${path}/`))) fail(field, path, 'a directory holding at least one listed file');
+      return path;
+    };
+    manifest.val = { images: dir(v.images, 'val.images'), labels: dir(v.labels, 'val.labels') };
+  }
+  if (m.signature !== undefined) manifest.signature = parseSignature(m.signature);
+  return manifest;
+}
+
+/** The model an agent loads by default: the one marked `default: true`, else the first. */
+export function defaultModel(manifest: Pick<Manifest, 'models'>): ManifestModel {
+  const model = manifest.models.find((m) => m.default === true) ?? manifest.models[0];
+  if (model === undefined) throw new RangeError('manifest.models must hold at least one model');
+  return model;
+}
