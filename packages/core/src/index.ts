@@ -32,7 +32,7 @@ export type { CountParamsOptions } from './model/param-count.js';
 
 // ONNX export of kd-trainer models
 export { exportOnnx, EXPORT_OPSETS } from './export/export-onnx.js';
-export type { OnnxExportOptions, ExportOpset, OutputLayout } from './export/export-onnx.js';
+export type { OnnxExportOptions, ExportOpset } from './export/export-onnx.js';
 export { pyNamesDict, parsePyNames } from './export/python-repr.js';
 
 // ONNX model I/O

@@ -2,18 +2,20 @@ import type { ClassifierDescription, ModelDescription, ModelWeights, YoloDescrip
 import { planClassifier } from '../model/classifier-description.js';
 import { planYolo } from '../model/yolo-description.js';
 import type { LayerPlan } from '../model/plan.js';
+import { irVersionForOpset } from '../onnx/graph-utils.js';
 import type { ModelProto, StringStringEntry } from '../onnx/types.js';
 import { emitDetect } from './emit-detect.js';
 import { emitConv, emitLayer } from './emit-layers.js';
 import { takeWeight } from './fold-bn.js';
 import { GraphBuilder, int, type IoSpec } from './graph-builder.js';
 import { pyNamesDict } from './python-repr.js';
+import type { OutputLayout } from '../package/manifest.js';
 
-/** Opsets the exporter writes, with the IR version each needs (onnx `helper.py` VERSION_TABLE). */
-export const EXPORT_OPSETS = { 13: 7, 17: 8 } as const;
+/** Opsets the exporter writes (the graph is the same; 17 is what ultralytics' export defaults to). */
+export const EXPORT_OPSETS = [13, 17] as const;
 
 /** An opset the exporter writes. */
-export type ExportOpset = keyof typeof EXPORT_OPSETS;
+export type ExportOpset = (typeof EXPORT_OPSETS)[number];
 
 /** Options of {@link exportOnnx}. */
 export interface OnnxExportOptions {
@@ -35,8 +37,6 @@ export interface OnnxExportOptions {
   metadata?: Record<string, string>;
 }
 
-/** Layout of the exported outputs, recorded in the metadata as `output_layout`. */
-export type OutputLayout = 'yolov5-decoded' | 'yolov5-raw' | 'logits';
 
 function sides(imgsz: number | [number, number], multiple: number): [number, number] {
   const [h, w] = typeof imgsz === 'number' ? [imgsz, imgsz] : imgsz;
@@ -59,10 +59,10 @@ function emitBody(g: GraphBuilder, w: ModelWeights, layers: LayerPlan[], input: 
 
 function finishModel(desc: ModelDescription, g: GraphBuilder, inputs: IoSpec[], outputs: IoSpec[], opts: OnnxExportOptions, meta: Record<string, string>): ModelProto {
   const opset = opts.opset ?? 13;
-  if (!(opset in EXPORT_OPSETS)) throw new RangeError(`opset: ${String(opset)} is not one of ${Object.keys(EXPORT_OPSETS).join(', ')}`);
+  if (!EXPORT_OPSETS.includes(opset)) throw new RangeError(`opset: ${String(opset)} is not one of ${EXPORT_OPSETS.join(', ')}`);
   const metadataProps: StringStringEntry[] = Object.entries({ ...meta, ...(opts.metadata ?? {}) }).map(([key, value]) => ({ key, value }));
   return {
-    irVersion: EXPORT_OPSETS[opset],
+    irVersion: irVersionForOpset(opset),
     opsetImport: [{ domain: '', version: opset }],
     producerName: 'kd-edge',
     producerVersion: opts.producerVersion ?? '',

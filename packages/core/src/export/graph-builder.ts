@@ -1,50 +1,19 @@
-import { AttributeType, DataType, type AttributeProto, type GraphProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/types.js';
+import { makeNode, makeValueInfo, type AttrValue } from '../onnx/graph-utils.js';
+import { makeTensor } from '../onnx/tensor.js';
+import { DataType, type GraphProto, type NodeProto, type TensorProto } from '../onnx/types.js';
 
-/** An attribute value: numbers become INT when `int()` wraps them, FLOAT otherwise; arrays likewise. */
-export type AttrValue =
-  | { int: number }
-  | { ints: number[] }
-  | { float: number }
-  | { floats: number[] }
-  | string;
+export type { AttrValue };
 
 /** `{ int: n }`, so integer attributes read clearly at the call site. */
 export const int = (n: number): AttrValue => ({ int: n });
 /** `{ ints: [...] }`. */
 export const ints = (v: number[]): AttrValue => ({ ints: v });
 
-const TEXT = new TextEncoder();
-
-function attribute(name: string, v: AttrValue): AttributeProto {
-  if (typeof v === 'string') return { name, type: AttributeType.STRING, s: TEXT.encode(v) };
-  if ('int' in v) return { name, type: AttributeType.INT, i: BigInt(v.int) };
-  if ('ints' in v) return { name, type: AttributeType.INTS, ints: v.ints.map((x) => BigInt(x)) };
-  if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };
-  return { name, type: AttributeType.FLOATS, floats: [...v.floats] };
-}
-
-function rawBytes(values: Float32Array | BigInt64Array): Uint8Array {
-  // Copy: raw_data must not alias the caller's buffer, which may be reused.
-  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-}
-
 /** Elem type and shape of a graph input or output (numbers, or names for dynamic axes). */
 export interface IoSpec {
   name: string;
   elemType?: number;
   shape: (number | string)[];
-}
-
-function valueInfo(io: IoSpec): ValueInfoProto {
-  return {
-    name: io.name,
-    type: {
-      tensorType: {
-        elemType: io.elemType ?? DataType.FLOAT,
-        shape: { dim: io.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
 }
 
 /**
@@ -73,10 +42,8 @@ export class GraphBuilder {
 
   /** Adds a float32 initializer with the given dims. */
   float(name: string, dims: number[], values: Float32Array): string {
-    const size = dims.reduce((a, b) => a * b, 1);
-    if (values.length !== size) throw new RangeError(`${name}: ${values.length} values for dims [${dims.join(', ')}]`);
     const unique = this.unique(name);
-    this.inits.push({ name: unique, dims: [...dims], dataType: DataType.FLOAT, rawData: rawBytes(values) });
+    this.inits.push(makeTensor(unique, DataType.FLOAT, dims, values));
     return unique;
   }
 
@@ -86,7 +53,7 @@ export class GraphBuilder {
     const cached = this.constCache.get(key);
     if (cached !== undefined) return cached;
     const name = this.unique(`const_i64_${values.join('_').replace(/-/g, 'm')}`.slice(0, 60));
-    this.inits.push({ name, dims, dataType: DataType.INT64, rawData: rawBytes(BigInt64Array.from(values, (v) => BigInt(v))) });
+    this.inits.push(makeTensor(name, DataType.INT64, dims, values));
     this.constCache.set(key, name);
     return name;
   }
@@ -97,7 +64,7 @@ export class GraphBuilder {
     const cached = this.constCache.get(key);
     if (cached !== undefined) return cached;
     const name = this.unique(`const_f32_${this.constCache.size}`);
-    this.inits.push({ name, dims, dataType: DataType.FLOAT, rawData: rawBytes(Float32Array.from(values)) });
+    this.inits.push(makeTensor(name, DataType.FLOAT, dims, values));
     this.constCache.set(key, name);
     return name;
   }
@@ -109,14 +76,7 @@ export class GraphBuilder {
   node(opType: string, inputs: string[], name: string, attrs: Record<string, AttrValue> = {}, nOutputs = 1): string[] {
     const nodeName = this.unique(name);
     const outputs = Array.from({ length: nOutputs }, (_, i) => this.unique(`${nodeName}_output_${i}`));
-    this.nodes.push({
-      input: [...inputs],
-      output: outputs,
-      name: nodeName,
-      opType,
-      domain: '',
-      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-    });
+    this.nodes.push(makeNode(opType, inputs, outputs, attrs, nodeName));
     return outputs;
   }
 
@@ -145,8 +105,8 @@ export class GraphBuilder {
       name,
       node: this.nodes,
       initializer: this.inits,
-      input: inputs.map(valueInfo),
-      output: outputs.map(valueInfo),
+      input: inputs.map((io) => makeValueInfo(io.name, io.elemType ?? DataType.FLOAT, io.shape)),
+      output: outputs.map((io) => makeValueInfo(io.name, io.elemType ?? DataType.FLOAT, io.shape)),
       valueInfo: [],
     };
   }
