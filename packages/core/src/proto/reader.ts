@@ -301,9 +301,12 @@ export class ProtoReader {
       case WireType.FIXED64:
         this.need(8);
         break;
-      case WireType.LEN:
-        this.pos += this.readLength();
+      case WireType.LEN: {
+        // Not `this.pos += this.readLength()`: that adds to the position from before the length.
+        const len = this.readLength();
+        this.pos += len;
         break;
+      }
       case WireType.FIXED32:
         this.need(4);
         break;
