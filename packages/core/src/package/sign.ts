@@ -24,7 +24,9 @@ export function signingPayload(manifest: object): Buffer {
  */
 export function signManifest(manifest: UnsignedManifest | Manifest, privateKey: KeyInput): Manifest {
   const key = toPrivateKey(privateKey);
-  const { signature: _old, ...unsigned } = parseManifest(manifest);
+  // A stale signature is dropped before validation: it is about to be replaced, whatever its shape.
+  const { signature: _old, ...rest } = manifest as Manifest;
+  const unsigned = parseManifest(rest);
   const value = sign(null, signingPayload(unsigned), key).toString('base64');
   return { ...unsigned, signature: { algorithm: 'ed25519', keyId: keyIdOf(key), value } };
 }

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { PackageError } from './errors.js';
 import { normalizeArchivePath, packagePathProblem } from './package-path.js';
 import { decodeTarHeader, isZeroBlock, TAR_BLOCK } from './tar-header.js';
@@ -43,6 +43,8 @@ function bytesSource(bytes: Uint8Array): ByteSource {
 }
 
 async function fileSource(path: string): Promise<ByteSource> {
+  // Opening a FIFO would block until a writer comes, so look before opening.
+  if (!(await stat(path)).isFile()) throw new PackageError('PACKAGE_TAR_INVALID', `${path} is not a regular file`);
   const fh: FileHandle = await open(path, 'r');
   try {
     const st = await fh.stat();
@@ -180,10 +182,12 @@ export class TarReader {
   /** The archive's files and directories in archive order. */
   readonly entries: readonly TarEntry[];
   readonly #src: ByteSource;
+  readonly #byPath: Map<string, TarEntry>;
 
   private constructor(src: ByteSource, entries: TarEntry[]) {
     this.#src = src;
     this.entries = entries;
+    this.#byPath = new Map(entries.map((e) => [e.path, e]));
   }
 
   /**
@@ -209,12 +213,12 @@ export class TarReader {
 
   /** The entry at a canonical path, if any. */
   get(path: string): TarEntry | undefined {
-    return this.entries.find((e) => e.path === path);
+    return this.#byPath.get(path);
   }
 
   /** The bytes of an entry in chunks of at most `chunkBytes`, for streaming large files. */
   async *chunks(entry: TarEntry, chunkBytes = CHUNK): AsyncGenerator<Uint8Array> {
-    if (!this.entries.includes(entry)) throw new RangeError('entry must be one of this reader\'s entries');
+    if (this.#byPath.get(entry.path) !== entry) throw new RangeError('entry must be one of this reader\'s entries');
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) throw new RangeError(`chunkBytes must be a positive integer, got ${chunkBytes}`);
     for (let done = 0; done < entry.size; ) {
       const n = Math.min(chunkBytes, entry.size - done);
