@@ -35,9 +35,87 @@ export { exportOnnx, EXPORT_OPSETS } from './export/export-onnx.js';
 export type { OnnxExportOptions, ExportOpset } from './export/export-onnx.js';
 export { pyNamesDict, parsePyNames } from './export/python-repr.js';
 
-// ONNX model I/O
-export { decodeModel } from './onnx/decode.js';
-export { encodeModel } from './onnx/encode.js';
+// ONNX model I/O (hand-written protobuf codec from onnx.proto3 field numbers)
 export type * from './onnx/types.js';
 export { DataType, AttributeType } from './onnx/types.js';
+export { decodeModel, decodeGraph, decodeTensor } from './onnx/decode.js';
+export type { DecodeOptions } from './onnx/decode.js';
+export { encodeModel, encodeGraph, encodeTensor } from './onnx/encode.js';
+export { readOnnxFile, writeOnnxFile, findExternalData } from './onnx/model-file.js';
+export type { ReadOnnxOptions, ExternalDataRef } from './onnx/model-file.js';
+export { inspectModel, formatInspection } from './onnx/inspect.js';
+export type { OnnxInspection, OnnxIoInfo } from './onnx/inspect.js';
+export {
+  tensorValues, tensorToFloat32, tensorElementCount, tensorByteSize, makeTensor, hasExternalData, externalDataLocation,
+} from './onnx/tensor.js';
+export type { TensorValues, TensorInput } from './onnx/tensor.js';
+export { float32ToFloat16Bits, float16BitsToFloat32, float32ToBfloat16Bits, bfloat16BitsToFloat32 } from './onnx/float16.js';
+export { dataTypeName, dataTypeByteSize, isFloatDataType } from './onnx/data-type.js';
+export {
+  makeAttribute, makeNode, makeValueInfo, makeModel, irVersionForOpset, initializerMap, getAttr, attrInt, attrInts, attrFloat,
+  attrFloats, attrString, attrStrings, attrTensor, attrGraph,
+} from './onnx/graph-utils.js';
+export type { AttrValue, MakeModelOptions } from './onnx/graph-utils.js';
 export { OnnxError } from './onnx/onnx-error.js';
+
+// Quantization: FP16, INT8 weight-only, INT8 static QDQ, calibration, sensitivity
+export { quantizeModel, QUANT_MODES } from './quant/quantize.js';
+export type { QuantMode, QuantizeModelOptions, QuantizeReport, CalibrationSource } from './quant/quantize.js';
+export { convertToFloat16, DEFAULT_FP16_BLOCK_OPS } from './quant/fp16.js';
+export type { Float16Options, Float16Result } from './quant/fp16.js';
+export { quantizeWeightsInt8, INT8_WEIGHT_OPS } from './quant/int8-weights.js';
+export type { Int8WeightsOptions, Int8WeightsResult, SkippedNode } from './quant/int8-weights.js';
+export { quantizeQdq, DEFAULT_QDQ_OP_TYPES, QDQ_OP_HANDLERS } from './quant/qdq.js';
+export type { QdqOptions, QdqResult, QdqOpType } from './quant/qdq.js';
+export { calibrate, selectCalibrationTensors } from './quant/calibration-run.js';
+export type { CalibrateOptions, CalibrationResult, CalibrationTensorOptions } from './quant/calibration-run.js';
+export { sensitivityReport, formatSensitivityTable } from './quant/sensitivity.js';
+export type { SensitivityOptions, SensitivityRow, SensitivityTableOptions } from './quant/sensitivity.js';
+export { createCollector, CALIBRATION_METHODS } from './quant/calibrate/create-collector.js';
+export type { CollectorOptionsMap } from './quant/calibrate/create-collector.js';
+export type { TensorRange, CalibrationMethod, RangeCollector } from './quant/calibrate/types.js';
+export {
+  computeScaleZeroPoint, qRange, quantizePerTensor, quantizeWeightsPerChannel, quantizeBiasInt32, roundHalfEven,
+} from './quant/qparams.js';
+export type { QuantType, ScaleZeroPoint } from './quant/qparams.js';
+export { QuantError } from './quant/quant-error.js';
+export type { NamePattern } from './quant/graph-index.js';
+
+// Signed model packages
+export {
+  parseManifest, checkManifestVersion, defaultModel, MANIFEST_VERSION, MANIFEST_FILE, TASKS, PRECISIONS, OUTPUT_LAYOUTS,
+} from './package/manifest.js';
+export type {
+  Manifest, UnsignedManifest, ManifestInput, ManifestOutput, ManifestModel, ManifestFile, ManifestTensorrt, ManifestVal,
+  ManifestSignature, ManifestNormalisation, ManifestLetterbox, Task, Precision, OutputLayout, Dim,
+} from './package/manifest.js';
+export { canonicalJson, canonicalJsonBytes } from './package/canonical-json.js';
+export { generateKeyPair, loadPrivateKey, loadPublicKey, writeKeyPair, keyIdOf, toPublicKey, toPrivateKey } from './package/keys.js';
+export type { KeyPair, KeyInput, KeyPairPaths } from './package/keys.js';
+export { signManifest, verifyManifestSignature, signingPayload } from './package/sign.js';
+export { buildPackage, writeManifest, precisionFromFileName, PACKAGE_LAYOUT } from './package/build.js';
+export type { BuildPackageOptions, BuildModel } from './package/build.js';
+export { verifyPackage } from './package/verify.js';
+export type { VerifyOptions, VerifiedPackage, VerifiedFile } from './package/verify.js';
+export { packDirectory } from './package/tar-write.js';
+export type { PackOptions, PackResult, PackedEntry } from './package/tar-write.js';
+export { readTar, TarReader } from './package/tar-read.js';
+export type { TarEntry, TarFile, TarReadOptions } from './package/tar-read.js';
+export { extractTar } from './package/tar-extract.js';
+export { compareSemver, parseSemver, isSemver } from './package/semver.js';
+export { PackageError } from './package/errors.js';
+export type { PackageErrorCode } from './package/errors.js';
+
+// Runtime measurements
+export { measureOrtLatency, latencyStats, percentile } from './runtime/ort-latency.js';
+export type { LatencyStats, OrtLatencyOptions } from './runtime/ort-latency.js';
+
+// TensorRT: INT8 calibration cache and engine build plan (engines are built on the device)
+export { writeCalibCache, parseCalibCache, calibScaleHex, amaxFromCalibScale, TRT_CALIBRATION_ALGORITHMS } from './tensorrt/calib-cache.js';
+export type { CalibCacheOptions, ParsedCalibCache, TrtCalibrationAlgorithm } from './tensorrt/calib-cache.js';
+export { buildTrtPlan, validateTrtPlan, trtexecArgs, TRT_PRECISIONS, TRT_LAYER_PRECISIONS } from './tensorrt/trt-plan.js';
+export type {
+  TrtPlan, TrtPlanOptions, TrtPrecision, TrtLayerPrecision, TrtLayerPrecisionOverride, TrtStaticInput, TrtDynamicInput, TrtexecPaths,
+} from './tensorrt/trt-plan.js';
+export { parseTrtVersion, trtVersionNumber } from './tensorrt/trt-version.js';
+export { TrtPlanError, CalibCacheError } from './tensorrt/errors.js';

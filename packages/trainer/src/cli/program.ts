@@ -1,6 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
-import { KdEdgeError } from '@kd-edge/core';
+import {
+  formatInspection, generateKeyPair, inspectModel, KdEdgeError, loadPublicKey, readOnnxFile, verifyPackage, writeKeyPair,
+} from '@kd-edge/core';
+import { EXPORT_SCHEMA } from '../export/export-schema.js';
+import { formatExportTable, runExport } from '../export/run-export.js';
+import { runPackage } from '../export/run-package.js';
 import {
   HYP_KEYS, readYamlMapping, resolveHyp, resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA,
 } from '../config.js';
@@ -83,7 +89,75 @@ export function buildProgram(): Command {
   });
   const dataCmd = new Command('data').description('dataset tools').addCommand(synthCmd);
 
-  program.addCommand(trainCmd).addCommand(valCmd).addCommand(dataCmd);
+  const exportCmd = new Command('export')
+    .description('export weights to ONNX (fp32, fp16, int8, TensorRT calibration), then validate and time every artifact')
+    .option('--cfg <file>', 'YAML file with any of these options');
+  addSchemaOptions(exportCmd, EXPORT_SCHEMA).action(async (opts: Record<string, unknown>) => {
+    const { file, flags } = await layers(opts);
+    const { config } = resolveOptions(EXPORT_SCHEMA, [file, flags]);
+    const log = consoleLogger(false, config.json ? process.stderr : process.stdout);
+    const r = await runExport(config, { logger: log });
+    if (config.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      for (const line of formatExportTable(r.rows)) log.info(line);
+      if (r.calibration) log.info(`calibration: ${r.calibration.images} images, ${r.calibration.method}, ${r.calibration.perImageMs.toFixed(1)} ms/image`);
+      if (r.sensitivityTop?.length) {
+        log.info('INT8 sensitivity, worst tensors (SQNR dB; keep their nodes in float with --exclude):');
+        for (const t of r.sensitivityTop.slice(0, 5)) log.info(`  ${t.sqnrDb.toFixed(1).padStart(6)}  ${t.opType.padEnd(10)} ${t.tensor}`);
+      }
+      for (const n of r.notes) log.info(`note: ${n}`);
+    }
+  });
+
+  const packageCmd = new Command('package')
+    .description('make a signed model package (folder and .tar) from an export folder')
+    .requiredOption('--from <dir>', 'export folder written by kd-trainer export')
+    .requiredOption('--name <name>', 'package name (lower-case slug)')
+    .requiredOption('--version <semver>', 'package version (semver)')
+    .requiredOption('--sign <key>', 'Ed25519 private key (PEM) from kd-trainer keys gen')
+    .option('--out <dir>', 'package folder (default: <name>-<version> beside the export folder)')
+    .option('--val-data <yaml>', 'dataset YAML: copy val images for the on-device accuracy check')
+    .option('--val-images <n>', 'images in val/ (default 16)', (v) => Number.parseInt(v, 10))
+    .option('--no-tar', 'do not write <out>.tar');
+  packageCmd.action(async (o: { from: string; name: string; version: string; sign: string; out?: string; valData?: string; valImages?: number; tar: boolean }) => {
+    await runPackage({ ...o, logger: consoleLogger(false) });
+  });
+
+  const keysGen = new Command('gen')
+    .description('generate an Ed25519 signing key pair (<name>.key mode 0600, <name>.pub)')
+    .option('--out <dir>', 'folder for the key files', '.')
+    .option('--name <name>', 'file name stem', 'kd-edge')
+    .option('--force', 'overwrite existing key files');
+  keysGen.action(async (o: { out: string; name: string; force?: boolean }) => {
+    const pair = generateKeyPair();
+    const privateKeyPath = join(o.out, `${o.name}.key`);
+    const publicKeyPath = join(o.out, `${o.name}.pub`);
+    await writeKeyPair(pair, { privateKeyPath, publicKeyPath }, { overwrite: o.force === true });
+    process.stdout.write(`key ${pair.keyId}: private ${privateKeyPath} (keep it secret), public ${publicKeyPath} (pin it on devices)\n`);
+  });
+  const keysCmd = new Command('keys').description('package signing keys').addCommand(keysGen);
+
+  const verifyCmd = new Command('verify')
+    .description('verify a model package (folder or .tar): signature, hashes, sizes, paths')
+    .argument('<pkg>', 'package folder or .tar')
+    .requiredOption('--trust <keys>', 'trusted public key file(s), comma-separated');
+  verifyCmd.action(async (pkg: string, o: { trust: string }) => {
+    const keys = await Promise.all(o.trust.split(',').filter(Boolean).map((k) => loadPublicKey(k)));
+    const v = await verifyPackage(pkg, { trustedKeys: keys });
+    process.stdout.write(`OK ${v.manifest.name} ${v.manifest.version}: ${v.files.length} files verified, signed by key ${v.keyId}\n`);
+  });
+
+  const inspectCmd = new Command('inspect')
+    .description('print an ONNX model\'s inputs, outputs, opsets, op histogram and parameter count')
+    .argument('<onnx>', 'ONNX file')
+    .option('--json', 'print JSON');
+  inspectCmd.action(async (file: string, o: { json?: boolean }) => {
+    const i = inspectModel(await readOnnxFile(file));
+    process.stdout.write(o.json ? `${JSON.stringify(i)}\n` : `${formatInspection(i)}\n`);
+  });
+
+  program.addCommand(trainCmd).addCommand(valCmd).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
+    .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(dataCmd);
   return program;
 }
 

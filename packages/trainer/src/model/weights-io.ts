@@ -266,3 +266,29 @@ export async function loadModel(file: string): Promise<LoadedModel> {
   for (const [name, t] of archive.tensors) if (name.startsWith(EXTRA)) extraTensors[name.slice(EXTRA.length)] = t;
   return { model, meta: (m.meta ?? {}) as Record<string, unknown>, extraTensors };
 }
+
+/** What loadModelWeights returns: the description, the state as plain arrays, and the meta. */
+export interface LoadedWeights {
+  description: ModelDescription;
+  /** Params and buffers by state_dict name (no backend involved). */
+  weights: Map<string, Float32Array>;
+  meta: Record<string, unknown>;
+}
+
+/**
+ * Reads a file written by saveWeights without building a TensorFlow.js model: what export and
+ * packaging need, on machines with no compute backend set up.
+ */
+export async function loadModelWeights(file: string): Promise<LoadedWeights> {
+  const archive = await readTensorArchive(file);
+  const m = archive.meta;
+  if (m.content !== 'kd-edge-model' || m.description === null || typeof m.description !== 'object') {
+    throw bad(file, 'holds no model (written by writeTensorArchive, not saveWeights)');
+  }
+  const weights = new Map<string, Float32Array>();
+  for (const [name, t] of archive.tensors) {
+    if (name.startsWith(PARAM)) weights.set(name.slice(PARAM.length), t.data);
+    else if (name.startsWith(BUFFER)) weights.set(name.slice(BUFFER.length), t.data);
+  }
+  return { description: m.description as ModelDescription, weights, meta: (m.meta ?? {}) as Record<string, unknown> };
+}

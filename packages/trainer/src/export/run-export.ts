@@ -1,0 +1,232 @@
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  exportOnnx, formatSensitivityTable, measureOrtLatency, quantizeModel, readOnnxFile, writeOnnxFile,
+  type ModelProto, type QuantizeReport, type TensorRange,
+} from '@kd-edge/core';
+import { loadDatasetConfig } from '../data/dataset-yaml.js';
+import { DataLoader } from '../data/loader.js';
+import { scanSplit } from '../data/scan.js';
+import { ExportError } from '../errors.js';
+import { loadModelWeights } from '../model/weights-io.js';
+import { HYP_SCRATCH_LOW } from '../train/hyp.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
+import { validateWith } from '../val/validator.js';
+import { calibrationImages } from './calibration-images.js';
+import { ARTIFACT_FILES } from './export-names.js';
+import { EXPORT_FORMATS, type ExportConfig, type ExportFormat } from './export-schema.js';
+import { onnxModelInfo, type OnnxModelInfo } from './model-info.js';
+import { writeTensorrtArtifacts } from './tensorrt-artifacts.js';
+
+/** One row of the export table. */
+export interface ExportRow {
+  format: ExportFormat;
+  file: string;
+  bytes: number;
+  /** Validation metrics (absent without --data, or for classifiers). */
+  map50?: number;
+  map?: number;
+  /** mAP50-95 change from fp32, in points (×100). */
+  deltaMapPoints?: number;
+  /** ORT CPU latency at batch 1, median (ms). */
+  p50Ms?: number;
+  speedup?: number;
+}
+
+/** What `kd-trainer export` wrote and measured (also saved as export.json). */
+export interface ExportReport {
+  out: string;
+  source: string;
+  info: Omit<OnnxModelInfo, 'input' | 'output'> & { inputName: string; inputShape: (number | string | null)[]; outputName: string; outputShape: (number | string | null)[] };
+  opset: number;
+  rows: ExportRow[];
+  /** Files of the TensorRT format (calib.cache, trt-plan.json). */
+  tensorrt?: { files: string[]; precision: string; trtexec: string[] };
+  calibration?: { method: string; images: number; seconds: number; perImageMs: number; split: string; data: string };
+  /** Worst tensors of the INT8 sensitivity report (SQNR dB, lowest first). */
+  sensitivityTop?: { tensor: string; opType: string; sqnrDb: number }[];
+  notes: string[];
+}
+
+/** Splits `--formats` and checks every name. */
+export function parseFormats(text: string): ExportFormat[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!Object.hasOwn(EXPORT_FORMATS, n)) {
+      throw new ExportError('EXPORT_FORMAT_UNKNOWN', `--formats: '${n}' is not one of ${Object.keys(EXPORT_FORMATS).join(', ')}`);
+    }
+  }
+  const set = new Set<ExportFormat>(['onnx', ...(names as ExportFormat[])]);
+  return (Object.keys(EXPORT_FORMATS) as ExportFormat[]).filter((f) => set.has(f));
+}
+
+/** `--exclude a,/re/` → names and regular expressions. */
+export function parseExclude(text: string): (string | RegExp)[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^\/(.*)\/([a-z]*)$/.exec(s);
+    if (m === null) return s;
+    try {
+      return new RegExp(m[1]!, m[2]);
+    } catch (e) {
+      throw new ExportError('EXPORT_EXCLUDE_INVALID', `--exclude: ${s} is not a valid regular expression (${(e as Error).message})`);
+    }
+  });
+}
+
+async function baseModel(cfg: ExportConfig, log: Logger): Promise<{ model: ModelProto; source: string }> {
+  const src = resolve(cfg.weights);
+  if (src.endsWith('.onnx')) {
+    log.info(`reading ${src}`);
+    return { model: await readOnnxFile(src), source: src };
+  }
+  const { description, weights, meta } = await loadModelWeights(src);
+  const names = Array.isArray(meta.names) ? (meta.names as string[]) : undefined;
+  try {
+    const onnx = exportOnnx(description, weights, {
+      imgsz: cfg.imgsz, opset: cfg.opset as 13 | 17, batch: cfg.batch_size, dynamic: cfg.dynamic, raw: cfg.raw, names,
+      producerVersion: '0.1.0',
+    });
+    return { model: onnx, source: src };
+  } catch (e) {
+    if (e instanceof RangeError) throw new ExportError('EXPORT_INVALID', `${src}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
+  if (cfg.data === '' || info.task !== 'detect' || info.outputLayout !== 'yolov5-decoded') return undefined;
+  const data = await loadDatasetConfig(cfg.data);
+  if (data.nc !== info.nc) throw new ExportError('EXPORT_MODEL_LAYOUT', `${file} has ${info.nc} classes but ${data.file} has ${data.nc}`);
+  const items = await scanSplit(data.val, data.nc, silentLogger, { split: 'val' });
+  const imgsz = info.imgsz?.[0] ?? cfg.imgsz;
+  const loader = new DataLoader(items, {
+    imgsz, batchSize: cfg.val_batch, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
+  });
+  const predictor = await OnnxDetectionPredictor.open(file, info.nc);
+  try {
+    const r = await validateWith(predictor, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres });
+    return { map50: r.map50, map: r.map };
+  } finally {
+    await predictor.close();
+    await loader.close();
+  }
+}
+
+/** The export table as text lines (ultralytics-style columns). */
+export function formatExportTable(rows: readonly ExportRow[]): string[] {
+  const head = `${'Format'.padEnd(14)}${'File'.padEnd(26)}${'Size (MB)'.padStart(10)}${'mAP50'.padStart(8)}${'mAP50-95'.padStart(10)}${'Δ (pts)'.padStart(9)}${'p50 (ms)'.padStart(10)}${'Speed-up'.padStart(10)}`;
+  const f = (v: number | undefined, d: number, w: number): string => (v === undefined ? '—' : v.toFixed(d)).padStart(w);
+  return [
+    head,
+    ...rows.map((r) => `${r.format.padEnd(14)}${r.file.padEnd(26)}${f(r.bytes / 1e6, 2, 10)}${f(r.map50, 3, 8)}${f(r.map, 3, 10)}` +
+      `${(r.deltaMapPoints === undefined ? '—' : `${r.deltaMapPoints >= 0 ? '+' : ''}${r.deltaMapPoints.toFixed(1)}`).padStart(9)}` +
+      `${f(r.p50Ms, 2, 10)}${(r.speedup === undefined ? '—' : `${r.speedup.toFixed(2)}×`).padStart(10)}`),
+  ];
+}
+
+/**
+ * `kd-trainer export`: writes model.onnx (from .kdw weights, or the ONNX file given), then each
+ * requested format, then validates every ONNX artifact on the val split and times it in ONNX
+ * Runtime at batch 1, and prints the table. Every file is written atomically.
+ */
+export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {}): Promise<ExportReport> {
+  const log = opts.logger ?? silentLogger;
+  const formats = parseFormats(cfg.formats);
+  const exclude = parseExclude(cfg.exclude);
+  if (cfg.opset !== 13 && cfg.opset !== 17) throw new ExportError('EXPORT_OPSET', `--opset: ${cfg.opset} is not 13 or 17`);
+  const out = resolve(cfg.out || join(dirname(resolve(cfg.weights)), 'export'));
+  await mkdir(out, { recursive: true });
+  const notes: string[] = [];
+
+  const { model, source } = await baseModel(cfg, log);
+  const info = onnxModelInfo(model, source);
+  if (info.assumedAnchors) notes.push('strides and anchors are not in the model metadata: YOLOv5 defaults assumed');
+  const imgsz = info.imgsz ?? [cfg.imgsz, cfg.imgsz];
+  const batch = info.batch ?? 1;
+  const inputShape = [batch, 3, imgsz[0], imgsz[1]];
+  const files = new Map<ExportFormat, string>();
+  await writeOnnxFile(join(out, ARTIFACT_FILES.onnx), model);
+  files.set('onnx', ARTIFACT_FILES.onnx);
+  log.info(`wrote ${join(out, ARTIFACT_FILES.onnx)}`);
+
+  if (formats.includes('fp16')) {
+    const { model: m, report } = await quantizeModel(model, { mode: 'fp16' });
+    notes.push(...report.notes.map((n) => `fp16: ${n}`));
+    await writeOnnxFile(join(out, ARTIFACT_FILES.fp16), m);
+    files.set('fp16', ARTIFACT_FILES.fp16);
+  }
+  if (formats.includes('int8-dynamic')) {
+    const { model: m, report } = await quantizeModel(model, { mode: 'int8-weights', exclude });
+    for (const s of report.skipped) notes.push(`int8-dynamic: ${s.node} (${s.opType}) left in float: ${s.reason}`);
+    await writeOnnxFile(join(out, ARTIFACT_FILES['int8-dynamic']), m);
+    files.set('int8-dynamic', ARTIFACT_FILES['int8-dynamic']);
+  }
+
+  let calibration: ExportReport['calibration'];
+  let ranges: ReadonlyMap<string, TensorRange> | undefined;
+  let sensitivityTop: ExportReport['sensitivityTop'];
+  if (formats.includes('int8') || formats.includes('trt')) {
+    const calibData = cfg.calib_data || cfg.data;
+    if (calibData === '') throw new ExportError('EXPORT_NEEDS_CALIBRATION', 'int8 and trt need calibration images: give --calib-data (or --data) with a dataset YAML');
+    const cal = await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log });
+    log.info(`calibrating on ${cal.count} images (${cfg.calib_method})…`);
+    const t0 = performance.now();
+    const { model: q, report } = await quantizeModel(model, {
+      mode: 'int8',
+      calibration: { batches: cal.batches, inputShape },
+      method: cfg.calib_method,
+      exclude,
+      activationSymmetric: cfg.activation_symmetric,
+      sensitivity: cfg.sensitivity_images > 0 ? { maxBatches: Math.ceil(cfg.sensitivity_images / batch) } : false,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    calibration = { method: cfg.calib_method, images: cal.count, seconds, perImageMs: (seconds * 1000) / cal.count, split: cfg.calib_split, data: calibData };
+    ranges = report.ranges;
+    for (const s of report.skipped) notes.push(`int8: ${s.node} (${s.opType}) left in float: ${s.reason}`);
+    if (formats.includes('int8')) {
+      await writeOnnxFile(join(out, ARTIFACT_FILES.int8), q);
+      files.set('int8', ARTIFACT_FILES.int8);
+    }
+    sensitivityTop = writeSensitivity(report);
+    if (report.sensitivity !== undefined) {
+      await writeFile(join(out, ARTIFACT_FILES.sensitivity), formatSensitivityTable(report.sensitivity) + '\n');
+    }
+  }
+
+  let tensorrt: ExportReport['tensorrt'];
+  if (formats.includes('trt')) {
+    tensorrt = await writeTensorrtArtifacts(out, model, ranges, cfg, inputShape, info);
+  }
+
+  // Validate and time every ONNX artifact.
+  const rows: ExportRow[] = [];
+  for (const [format, file] of files) {
+    const path = join(out, file);
+    const bytes = (await stat(path)).size;
+    log.info(`${format}: validating and timing ${file}`);
+    const metrics = await validateFile(path, info, cfg, log);
+    const lat = await measureOrtLatency(path, { runs: cfg.bench_runs, warmup: 5, inputDims: { [info.input.name]: [1, 3, imgsz[0], imgsz[1]] } });
+    rows.push({ format, file, bytes, ...(metrics ?? {}), p50Ms: lat.p50 });
+  }
+  const base = rows[0]!;
+  for (const r of rows) {
+    if (r.map !== undefined && base.map !== undefined) r.deltaMapPoints = (r.map - base.map) * 100;
+    if (r.p50Ms !== undefined && base.p50Ms !== undefined) r.speedup = base.p50Ms / r.p50Ms;
+  }
+  if (formats.includes('trt') && tensorrt !== undefined) rows.push({ format: 'trt', file: `${ARTIFACT_FILES.calibCache}, ${ARTIFACT_FILES.trtPlan}`, bytes: 0 });
+
+  const { input, output, ...rest } = info;
+  const report: ExportReport = {
+    out, source, opset: model.opsetImport.find((o) => o.domain === '')?.version ?? 0, rows, notes,
+    info: { ...rest, inputName: input.name, inputShape: input.shape ?? [], outputName: output.name, outputShape: output.shape ?? [] },
+    ...(tensorrt ? { tensorrt } : {}), ...(calibration ? { calibration } : {}), ...(sensitivityTop ? { sensitivityTop } : {}),
+  };
+  await writeFile(join(out, ARTIFACT_FILES.report), `${JSON.stringify(report, null, 2)}\n`);
+  log.info(`export folder: ${out} (${basename(out)}/${ARTIFACT_FILES.report} has these figures)`);
+  return report;
+}
+
+function writeSensitivity(report: QuantizeReport): ExportReport['sensitivityTop'] {
+  return report.sensitivity?.slice(0, 10).map((r) => ({ tensor: r.tensor, opType: r.opType, sqnrDb: r.sqnrDb }));
+}

@@ -1,0 +1,112 @@
+import { copyFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { buildPackage, loadPrivateKey, packDirectory, type Manifest } from '@kd-edge/core';
+import { loadDatasetConfig } from '../data/dataset-yaml.js';
+import { scanSplit } from '../data/scan.js';
+import { ExportError } from '../errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { ARTIFACT_FILES } from './export-names.js';
+import type { ExportReport } from './run-export.js';
+
+/** Options of `kd-trainer package`. */
+export interface PackageOptions {
+  /** An export folder (written by `kd-trainer export`). */
+  from: string;
+  name: string;
+  version: string;
+  /** Private key file (PEM) to sign with. */
+  sign: string;
+  /** Package folder (default: `<name>-<version>` beside the export folder). */
+  out?: string;
+  /** Also write `<out>.tar`. Default true. */
+  tar?: boolean;
+  /** Dataset YAML whose val split gives the on-device accuracy set. */
+  valData?: string;
+  /** Images in val/ (default 16; 0: none). */
+  valImages?: number;
+  logger?: Logger;
+}
+
+async function copyValSet(yaml: string, count: number, dir: string, log: Logger): Promise<number> {
+  const data = await loadDatasetConfig(yaml);
+  const items = (await scanSplit(data.val, data.nc, log, { split: 'val' })).slice(0, count);
+  await mkdir(join(dir, 'val/images'), { recursive: true });
+  await mkdir(join(dir, 'val/labels'), { recursive: true });
+  for (const [i, it] of items.entries()) {
+    // Numbered names: a package path stays short and cannot collide, whatever the source tree was.
+    const stem = `${String(i).padStart(4, '0')}`;
+    const ext = it.image.slice(it.image.lastIndexOf('.')).toLowerCase();
+    await copyFile(it.image, join(dir, 'val/images', stem + ext));
+    const rows: string[] = [];
+    for (let r = 0; r + 5 <= it.labels.length; r += 5) {
+      const [c, ...box] = it.labels.subarray(r, r + 5);
+      rows.push(`${c} ${box.map((v) => v.toFixed(6)).join(' ')}`);
+    }
+    await writeFile(join(dir, 'val/labels', `${stem}.txt`), rows.map((l) => `${l}\n`).join(''));
+  }
+  return items.length;
+}
+
+/**
+ * `kd-trainer package`: copies an export folder's artifacts (ONNX files, calib.cache, trt-plan.json)
+ * and optionally a few val images into a package folder, writes the signed manifest with the
+ * export's measured metrics, and packs it as a tar.
+ */
+export async function runPackage(opts: PackageOptions): Promise<{ dir: string; tar?: string; manifest: Manifest }> {
+  const log = opts.logger ?? silentLogger;
+  const from = resolve(opts.from);
+  let report: ExportReport;
+  try {
+    report = JSON.parse(await readFile(join(from, ARTIFACT_FILES.report), 'utf8')) as ExportReport;
+  } catch (e) {
+    throw new ExportError('EXPORT_REPORT_MISSING', `${from} is not an export folder: cannot read ${ARTIFACT_FILES.report} (run kd-trainer export first)`, { cause: e });
+  }
+  const dir = resolve(opts.out ?? join(dirname(from), `${opts.name}-${opts.version}`));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const present = new Set(await readdir(from));
+  const wanted = [ARTIFACT_FILES.onnx, ARTIFACT_FILES.fp16, ARTIFACT_FILES['int8-dynamic'], ARTIFACT_FILES.int8, ARTIFACT_FILES.calibCache, ARTIFACT_FILES.trtPlan];
+  for (const f of wanted) if (present.has(f)) await copyFile(join(from, f), join(dir, f));
+  if (opts.valData !== undefined && (opts.valImages ?? 16) > 0 && report.info.task === 'detect') {
+    const n = await copyValSet(opts.valData, opts.valImages ?? 16, dir, log);
+    log.info(`val/: ${n} images for the on-device accuracy check`);
+  }
+  const info = report.info;
+  const metricsOf = (r: ExportReport['rows'][number]): Record<string, number> => {
+    const m: Record<string, number> = {};
+    if (r.map50 !== undefined) m['metrics/mAP50(B)'] = r.map50;
+    if (r.map !== undefined) m['metrics/mAP50-95(B)'] = r.map;
+    if (r.p50Ms !== undefined) m['speed/ort_cpu_p50_ms'] = r.p50Ms;
+    return m;
+  };
+  const modelRows = report.rows.filter((r) => r.file.endsWith('.onnx') && present.has(r.file));
+  const stride = Math.max(...(info.strides.length ? info.strides : [32]));
+  const manifest = await buildPackage({
+    dir,
+    name: opts.name,
+    version: opts.version,
+    task: info.task,
+    input: {
+      name: info.inputName,
+      shape: info.inputShape.map((d, i) => d ?? (i === 0 ? 'batch' : `d${i}`)),
+      layout: 'NCHW',
+      dtype: 'float32',
+      normalisation: { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+      ...(info.task === 'detect' ? { letterbox: { color: [114, 114, 114], auto: false, stride } } : {}),
+    },
+    output: { name: info.outputName, layout: info.outputLayout, shape: info.outputShape.map((d, i) => d ?? `d${i}`) },
+    names: info.names,
+    strides: info.strides,
+    anchors: info.anchors,
+    models: modelRows.map((r) => ({ file: r.file, precision: r.format === 'fp16' ? 'fp16' : r.format.startsWith('int8') ? 'int8' : 'fp32', metrics: metricsOf(r) })),
+    defaultModel: ARTIFACT_FILES.onnx,
+    metrics: modelRows[0] ? metricsOf(modelRows[0]) : {},
+    privateKey: await loadPrivateKey(opts.sign),
+  });
+  log.info(`package ${manifest.name} ${manifest.version}: ${manifest.files.length} files, signed by key ${manifest.signature?.keyId ?? '?'} → ${dir}`);
+  if (opts.tar === false) return { dir, manifest };
+  const tar = `${dir}.tar`;
+  await packDirectory(dir, tar);
+  log.info(`wrote ${tar}`);
+  return { dir, tar, manifest };
+}
