@@ -60,15 +60,15 @@ function sum32(a: Float64Array, start: number, n: number): number {
 function klDivergence32(p: Float64Array, q: Float64Array): number {
   const f = Math.fround;
   const n = p.length;
-  const sp = f(0 + sum32(p, 0, n));
-  const sq = f(0 + sum32(q, 0, n));
+  const sp = sum32(p, 0, n);
+  const sq = sum32(q, 0, n);
   const terms = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const pk = f(p[i] / sp);
     const qk = f(q[i] / sq);
     terms[i] = pk > 0 && qk > 0 ? f(pk * Math.log(pk / qk)) : pk === 0 && qk >= 0 ? 0 : Infinity;
   }
-  return f(0 + sum32(terms, 0, n));
+  return sum32(terms, 0, n);
 }
 
 /**
