@@ -213,12 +213,7 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
 }
 
 /** Values accepted by {@link makeTensor}. */
-export type TensorInput =
-  | ArrayLike<number>
-  | ArrayLike<bigint>
-  | ArrayLike<boolean>
-  | readonly string[]
-  | readonly Uint8Array[];
+export type TensorInput = ArrayLike<number | bigint | boolean> | readonly string[] | readonly Uint8Array[];
 
 const INT_RANGES: Record<number, readonly [number, number]> = {
   [DataType.UINT8]: [0, 255],
