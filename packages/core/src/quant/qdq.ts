@@ -335,9 +335,9 @@ export function quantizeQdq(model: ModelProto, options: QdqOptions): QdqResult {
     const skip = (reason: string): void => void skipped.push({ node: label, opType: n.opType, reason });
     if (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') skip('already a quantization node');
     else if (n.domain !== '' && n.domain !== 'ai.onnx') skip(`custom domain '${n.domain}'`);
+    else if (isExcluded(n)) skip('excluded');
     else if (!(n.opType in QDQ_OP_HANDLERS)) skip('op type not in the QDQ registry');
     else if (!opTypes.has(n.opType)) skip('op type not selected');
-    else if (isExcluded(n)) skip('excluded');
     else {
       const reason = handle(n, QDQ_OP_HANDLERS[n.opType as QdqOpType]);
       if (reason) skip(reason);

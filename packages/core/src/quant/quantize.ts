@@ -181,7 +181,8 @@ export async function quantizeModel(model: ModelProto, options: QuantizeModelOpt
 
 async function* counting(source: BatchSource, tick: () => void): AsyncGenerator<Float32Array> {
   for await (const b of source) {
-    yield b;
+    // Counted when handed out: the report stops pulling after its last batch.
     tick();
+    yield b;
   }
 }
