@@ -221,7 +221,7 @@ export function convertToFloat16(model: ModelProto, options: Float16Options = {}
 
   if (blocked.size > 0) {
     const ops = [...new Set([...blocked].map((n) => n.opType))].sort();
-    notes.push(`${blocked.size} node(s) kept in float32 (${ops.join(', ')}) with Cast nodes around them`);
+    notes.push(`${blocked.size} node(s) kept in float32 (${ops.join(', ')})`);
   }
   if (raisedTiny > 0) notes.push(`${raisedTiny} nonzero value(s) below ${FP16_MIN_SUBNORMAL} raised to the smallest float16 subnormal`);
   if (clampedLarge > 0) notes.push(`${clampedLarge} value(s) in total clamped to ±${FP16_MAX}`);

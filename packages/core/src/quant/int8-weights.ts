@@ -1,3 +1,4 @@
+import { attrInt } from '../onnx/graph-utils.js';
 import { DataType, type ModelProto, type NodeProto } from '../onnx/types.js';
 import {
   NameScope,
@@ -54,10 +55,8 @@ function weightSlot(node: NodeProto, rank: number): { index: number; axis: numbe
       return { index: 1, axis: 0 };
     case 'ConvTranspose':
       return { index: 1, axis: 1 };
-    case 'Gemm': {
-      const transB = node.attribute.find((a) => a.name === 'transB')?.i ?? 0n;
-      return { index: 1, axis: transB !== 0n ? 0 : 1 };
-    }
+    case 'Gemm':
+      return { index: 1, axis: attrInt(node, 'transB', 0) !== 0 ? 0 : 1 };
     default:
       // MatMul: ORT's default axis is 1, the output columns of a [K, N] weight; for batched
       // weights the columns are the last axis.

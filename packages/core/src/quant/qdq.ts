@@ -1,3 +1,4 @@
+import { attrFloat, attrInt, attrString } from '../onnx/graph-utils.js';
 import { AttributeType, DataType, type ModelProto, type NodeProto, type TensorProto } from '../onnx/types.js';
 import type { TensorRange } from './calibrate/types.js';
 import { inferElemTypes } from './elem-types.js';
@@ -136,20 +137,6 @@ interface ActParams {
 
 const Q_SUFFIX = '_QuantizeLinear';
 const DQ_SUFFIX = '_DequantizeLinear';
-
-function attrInt(node: NodeProto, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a?.i === undefined ? dflt : Number(a.i);
-}
-
-function attrFloat(node: NodeProto, name: string, dflt: number): number {
-  return node.attribute.find((x) => x.name === name)?.f ?? dflt;
-}
-
-function attrString(node: NodeProto, name: string, dflt: string): string {
-  const s = node.attribute.find((x) => x.name === name)?.s;
-  return s === undefined ? dflt : new TextDecoder().decode(s);
-}
 
 function validAxis(axis: number, rank: number): number | undefined {
   if (axis < -rank || axis >= rank) return undefined;
