@@ -71,6 +71,27 @@ describe('ProtoWriter', () => {
     expect(r.atEnd()).toBe(true);
   });
 
+  it.each([
+    [0, 300],
+    [300, 0],
+    [100, 20000],
+    [20000, 100],
+    [20000, 20000],
+  ])('fork with a size guess of %i writes a minimal length for a body of %i bytes', (guess, n) => {
+    const body = new Uint8Array(n).fill(7);
+    const guessed = new ProtoWriter().fork(3, guess).raw(body).ldelim().int64(4, 1).finish();
+    const plain = new ProtoWriter().bytes(3, body).int64(4, 1).finish();
+    expect(hex(guessed)).toBe(hex(plain));
+  });
+
+  it('starts over after finish', () => {
+    const w = new ProtoWriter(8);
+    const a = w.int64(1, 1).finish();
+    const b = w.int64(2, 2).finish();
+    expect(hex(a)).toBe('0801');
+    expect(hex(b)).toBe('1002');
+  });
+
   it('nests forks', () => {
     const w = new ProtoWriter();
     w.fork(1).fork(2).string(3, 'a'.repeat(130)).ldelim().ldelim();
@@ -93,6 +114,14 @@ describe('ProtoWriter', () => {
     expect(hex(new ProtoWriter().packedFloat(1, [1, -2]).finish())).toBe('0a080000803f000000c0');
     expect(hex(new ProtoWriter().packedFloat(1, new Float32Array([1, -2])).finish())).toBe('0a080000803f000000c0');
     expect(hex(new ProtoWriter().packedDouble(1, [1]).finish())).toBe('0a08000000000000f03f');
+  });
+
+  it('writes typed arrays as varints exactly like plain arrays', () => {
+    const same = (a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): void =>
+      expect(hex(new ProtoWriter().packedVarint(1, a).finish())).toBe(hex(new ProtoWriter().packedVarint(1, b).finish()));
+    same(new Int32Array([-1, 0, 300, -2147483648, 2147483647]), [-1, 0, 300, -2147483648, 2147483647]);
+    same(new BigInt64Array([-(2n ** 63n), -1n, 0n, 2n ** 40n]), [-(2n ** 63n), -1n, 0n, 2n ** 40n]);
+    same(new BigUint64Array([2n ** 64n - 1n, 127n, 128n]), [2n ** 64n - 1n, 127n, 128n]);
   });
 });
 

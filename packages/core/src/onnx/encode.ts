@@ -33,8 +33,15 @@ class EncodeFailure {
   constructor(readonly error: Error) {}
 }
 
-function sub<T>(w: ProtoWriter, field: number, seg: string, write: (w: ProtoWriter, v: T) => void, v: T): void {
-  w.fork(field);
+function sub<T>(
+  w: ProtoWriter,
+  field: number,
+  seg: string,
+  write: (w: ProtoWriter, v: T) => void,
+  v: T,
+  expectedLength = 0,
+): void {
+  w.fork(field, expectedLength);
   try {
     write(w, v);
   } catch (e) {
@@ -53,7 +60,26 @@ function subs<T>(
   list: readonly T[] | undefined,
 ): void {
   if (list === undefined) return;
-  for (let i = 0; i < list.length; i++) sub(w, field, `${name}[${i}]`, write, list[i]);
+  for (let i = 0; i < list.length; i++) sub(w, field, `${name}[${i}]`, write, list[i], sizeGuess(list[i]));
+}
+
+/** Tensor data bytes inside a tensor or graph message, so big messages need not be moved once written. */
+function sizeGuess(v: unknown): number {
+  if (v === null || typeof v !== 'object') return 0;
+  if ('dataType' in v) return tensorBytes(v as TensorProto);
+  if ('initializer' in v && 'node' in v) return dataBytes(v as GraphProto);
+  return 0;
+}
+
+function tensorBytes(t: TensorProto): number {
+  return (
+    (t.rawData?.length ?? 0) +
+    (t.floatData?.byteLength ?? 0) +
+    (t.doubleData?.byteLength ?? 0) +
+    (t.int32Data?.byteLength ?? 0) +
+    (t.int64Data?.byteLength ?? 0) +
+    (t.uint64Data?.byteLength ?? 0)
+  );
 }
 
 function strings(w: ProtoWriter, field: number, list: readonly string[] | undefined): void {
@@ -176,8 +202,8 @@ function writeAttribute(w: ProtoWriter, a: AttributeProto): void {
   if (a.f !== undefined) w.float(2, a.f);
   if (a.i !== undefined) w.int64(3, a.i);
   if (a.s !== undefined) w.bytes(4, a.s);
-  if (a.t !== undefined) sub(w, 5, 't', writeTensor, a.t);
-  if (a.g !== undefined) sub(w, 6, 'g', writeGraph, a.g);
+  if (a.t !== undefined) sub(w, 5, 't', writeTensor, a.t, tensorBytes(a.t));
+  if (a.g !== undefined) sub(w, 6, 'g', writeGraph, a.g, dataBytes(a.g));
   if (a.floats !== undefined) w.packedFloat(7, a.floats);
   if (a.ints !== undefined) w.packedVarint(8, a.ints);
   if (a.strings !== undefined) for (const s of a.strings) w.bytes(9, s);
@@ -257,7 +283,7 @@ function writeModel(w: ProtoWriter, m: ModelProto): void {
   if (m.domain) w.string(4, m.domain);
   if (m.modelVersion) w.int64(5, m.modelVersion);
   if (m.docString) w.string(6, m.docString);
-  if (m.graph !== undefined) sub(w, 7, 'graph', writeGraph, m.graph);
+  if (m.graph !== undefined) sub(w, 7, 'graph', writeGraph, m.graph, dataBytes(m.graph));
   subs(w, 8, 'opset_import', writeOpset, m.opsetImport);
   subs(w, 14, 'metadata_props', writeEntry, m.metadataProps);
   subs(w, 20, 'training_info', writeTrainingInfo, m.trainingInfo);
@@ -265,18 +291,17 @@ function writeModel(w: ProtoWriter, m: ModelProto): void {
   unknownFields(w, m);
 }
 
-/** Bytes of tensor data in a graph's initializers: a starting size for the output buffer. */
+/** Bytes of tensor data in a graph's initializers. */
 function dataBytes(g: GraphProto | undefined): number {
   let n = 0;
   if (g === undefined) return n;
-  for (const t of g.initializer) {
-    n += t.rawData?.length ?? 0;
-    n += t.floatData?.byteLength ?? 0;
-    n += t.doubleData?.byteLength ?? 0;
-    n += t.int32Data?.byteLength ?? 0;
-    n += t.int64Data?.byteLength ?? 0;
-  }
+  for (const t of g.initializer) n += tensorBytes(t);
   return n;
+}
+
+/** A starting size for the output buffer: the weights plus a generous allowance per node. */
+function capacityFor(g: GraphProto | undefined): number {
+  return dataBytes(g) + 256 * (g?.node.length ?? 0) + 4096;
 }
 
 function run<T>(what: string, v: T, write: (w: ProtoWriter, v: T) => void, capacity: number): Uint8Array {
@@ -303,15 +328,15 @@ function run<T>(what: string, v: T, write: (w: ProtoWriter, v: T) => void, capac
  * @example await writeFile('model.onnx', encodeModel(makeModel({ graph, opset: 13 })));
  */
 export function encodeModel(model: ModelProto): Uint8Array {
-  return run('model', model, writeModel, dataBytes(model?.graph) + 4096);
+  return run('model', model, writeModel, capacityFor(model?.graph));
 }
 
 /** Serializes a GraphProto (see {@link encodeModel}). */
 export function encodeGraph(graph: GraphProto): Uint8Array {
-  return run('graph', graph, writeGraph, dataBytes(graph) + 1024);
+  return run('graph', graph, writeGraph, capacityFor(graph));
 }
 
 /** Serializes a TensorProto (see {@link encodeModel}). */
 export function encodeTensor(tensor: TensorProto): Uint8Array {
-  return run('tensor', tensor, writeTensor, (tensor?.rawData?.length ?? 0) + 256);
+  return run('tensor', tensor, writeTensor, (tensor ? tensorBytes(tensor) : 0) + 256);
 }

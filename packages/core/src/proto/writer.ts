@@ -24,6 +24,7 @@ export class ProtoWriter {
   private buf: Uint8Array;
   private view: DataView;
   private pos = 0;
+  // Per open fork: the offset of its length and the bytes reserved for it.
   private readonly forks: number[] = [];
 
   /** `initialCapacity` in bytes; a good guess (for example the model's weight bytes) avoids regrowth. */
@@ -231,28 +232,32 @@ export class ProtoWriter {
 
   /**
    * Starts an embedded message (or any length-delimited field) written in place; close it with
-   * {@link ProtoWriter.ldelim}. Forks nest.
+   * {@link ProtoWriter.ldelim}. Forks nest. `expectedLength` is a guess of the body's size: when the
+   * final length takes as many varint bytes as the guess, the body is not moved, which matters for
+   * messages holding megabytes of tensor data.
    */
-  fork(field: number): this {
-    this.tag(field, WireType.LEN).reserve(1);
-    this.forks.push(this.pos);
-    // One byte is kept for the length; ldelim shifts the body when the length needs more.
-    this.pos += 1;
+  fork(field: number, expectedLength = 0): this {
+    const reserved = varint32Size(Math.min(Math.max(0, Math.floor(expectedLength)), TWO_32 - 1));
+    this.tag(field, WireType.LEN).reserve(reserved);
+    this.forks.push(this.pos, reserved);
+    this.pos += reserved;
     return this;
   }
 
   /** Ends the innermost {@link ProtoWriter.fork} and writes its length. */
   ldelim(): this {
+    const reserved = this.forks.pop();
     const start = this.forks.pop();
-    if (start === undefined) throw new Error('ProtoWriter.ldelim() without a matching fork()');
-    const bodyStart = start + 1;
+    if (start === undefined || reserved === undefined) throw new Error('ProtoWriter.ldelim() without a matching fork()');
+    const bodyStart = start + reserved;
     const len = this.pos - bodyStart;
     if (len >= TWO_32) throw new RangeError(`embedded message of ${len} bytes exceeds 4 GiB`);
     const size = varint32Size(len);
-    if (size > 1) {
-      this.reserve(size - 1);
-      this.buf.copyWithin(bodyStart + size - 1, bodyStart, this.pos);
-      this.pos += size - 1;
+    if (size !== reserved) {
+      // Lengths are written minimal, as protobuf does, so the body moves when the guess was off.
+      this.reserve(Math.max(0, size - reserved));
+      this.buf.copyWithin(start + size, bodyStart, this.pos);
+      this.pos += size - reserved;
     }
     const end = this.pos;
     this.pos = start;
@@ -296,20 +301,37 @@ export class ProtoWriter {
   packedVarint(field: number, values: ArrayLike<number | bigint>): this {
     const n = values.length;
     if (n === 0) return this;
-    this.tag(field, WireType.LEN);
-    // Body first, then shift it right by the length's extra bytes, as ldelim does.
-    this.reserve(1);
-    const start = this.pos;
-    this.pos += 1;
-    this.forks.push(start);
-    for (let i = 0; i < n; i++) this.rawVarint(values[i]);
+    // Each value takes at least one byte, so n is a fair guess of the length.
+    this.fork(field, n);
+    if ((values instanceof BigInt64Array || values instanceof BigUint64Array) && LITTLE_ENDIAN_HOST) {
+      // Straight from the 32-bit halves in memory: no bigint per element.
+      const words = new Uint32Array(values.buffer, values.byteOffset, n * 2);
+      for (let i = 0; i < n; i++) this.varint64(words[2 * i], words[2 * i + 1]);
+    } else if (values instanceof Int32Array) {
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (v >= 0) {
+          this.reserve(5);
+          this.varint32(v);
+        } else this.varint64(v >>> 0, 0xffff_ffff);
+      }
+    } else {
+      for (let i = 0; i < n; i++) this.rawVarint(values[i]);
+    }
     return this.ldelim();
   }
 
-  /** The encoded bytes (a copy, so the writer may keep being used). */
+  /**
+   * The encoded bytes; the writer starts over empty. The buffer is handed over without a copy when
+   * little of it is unused (a good `initialCapacity`), and trimmed by copying otherwise.
+   */
   finish(): Uint8Array {
-    if (this.forks.length > 0) throw new Error(`ProtoWriter.finish() with ${this.forks.length} unclosed fork()`);
-    return this.buf.slice(0, this.pos);
+    if (this.forks.length > 0) throw new Error(`ProtoWriter.finish() with ${this.forks.length / 2} unclosed fork()`);
+    const out = this.buf.length - this.pos <= this.buf.length / 8 ? this.buf.subarray(0, this.pos) : this.buf.slice(0, this.pos);
+    this.buf = new Uint8Array(16);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
+    return out;
   }
 }
 
