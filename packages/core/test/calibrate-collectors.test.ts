@@ -62,6 +62,17 @@ describe('PercentileCollector', () => {
     expect(c.ranges().get('x')).toEqual({ min: 0, max: 2 });
   });
 
+  it('symmetric: a near-constant tensor (too narrow for distinct float32 bins) starts its histogram at 0 instead of failing', () => {
+    // numpy (so ORT) raises on [0.49997, 0.50003] in 2048 float32 bins; a saturated sigmoid gives exactly that.
+    const c = new PercentileCollector();
+    const v = new Float32Array(1000);
+    for (let i = 0; i < v.length; i++) v[i] = 0.49997 + (i / v.length) * 0.00006;
+    c.add('x', v);
+    const r = c.ranges().get('x')!;
+    expect(r.max).toBeGreaterThan(0.50003 - (2 * 0.50003) / 2048); // a bin edge of [0, max] next to the values
+    expect(r.max).toBeLessThanOrEqual(0.50003);
+  });
+
   it('symmetric: a larger |x| appends bins of the same width; values below the first bin are dropped', () => {
     // Batch 1: |x| in [1, 2], 2 bins, edges 1 1.5 2. Batch 2: max 3.2 → arange(2.5, 3.7, 0.5) = 2.5 3 3.5.
     // 0.5 < 1 is dropped, 3.2 lands in [3, 3.5). Counts 1 1 0 0 1: the cdf reaches 1 in bin 4, left edge 3.

@@ -105,6 +105,11 @@ describe('verifyPackage', () => {
     expect((await verifyPackage(out, trusted)).manifest).toEqual(manifest);
   });
 
+  it('refuses a path where there is no package with PACKAGE_NOT_FOUND', async () => {
+    const { dir } = await signedPackage();
+    await expect(verifyPackage(join(dir, '..', 'no-such.tar'), trusted)).rejects.toMatchObject({ code: 'PACKAGE_NOT_FOUND' });
+  });
+
   it('accepts a package signed by either of two pinned keys (rotation)', async () => {
     const { dir } = await signedPackage(newKey);
     const result = await verifyPackage(dir, { trustedKeys: [oldKey.publicKeyPem, newKey.publicKeyPem] });

@@ -20,7 +20,8 @@ export type PackageErrorCode =
   | 'PACKAGE_TAR_INVALID'
   | 'PACKAGE_TAR_UNSUPPORTED'
   | 'PACKAGE_TAR_DUPLICATE'
-  | 'PACKAGE_DEST_EXISTS';
+  | 'PACKAGE_DEST_EXISTS'
+  | 'PACKAGE_NOT_FOUND';
 
 /** Details a {@link PackageError} may name: the manifest field or the package path at fault. */
 export interface PackageErrorDetails {

@@ -156,7 +156,12 @@ export async function verifyPackage(pathDirOrTar: string, options: VerifyOptions
   const maxManifestBytes = limit(options.maxManifestBytes, DEFAULT_MAX_MANIFEST_BYTES, 'options.maxManifestBytes');
 
   const path = resolve(pathDirOrTar);
-  const isDir = (await stat(path)).isDirectory();
+  let isDir: boolean;
+  try {
+    isDir = (await stat(path)).isDirectory();
+  } catch (err) {
+    throw new PackageError('PACKAGE_NOT_FOUND', `no package at ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
   const source = isDir ? directorySource(path, maxFileBytes) : tarSource(await TarReader.open(path));
   try {
     const text = await source.readManifest(maxManifestBytes);

@@ -40,6 +40,8 @@ export function buildProgram(): Command {
   const program = new Command('kd-trainer')
     .description('Train, validate and distil YOLOv5-family detectors on TensorFlow.js')
     .version(VERSION)
+    // Options after a subcommand belong to it: `package --version 1.2.0` is the package's version.
+    .enablePositionalOptions()
     .showHelpAfterError();
 
   const trainCmd = new Command('train')

@@ -28,6 +28,7 @@ export const EXPORT_SCHEMA = {
   calib_method: { type: 'enum', choices: ['minmax', 'percentile', 'entropy'], default: 'minmax', help: 'activation range method' },
   calib_images: { type: 'int', default: 300, min: 1, help: 'calibration images' },
   exclude: { type: 'string', default: '', help: 'nodes kept in float: comma-separated names or /regex/ (e.g. /model.24/)' },
+  quantize_head: { type: 'boolean', default: false, help: 'int8 also for the Detect decode ops (default: they stay float)' },
   activation_symmetric: { type: 'boolean', default: false, help: 'symmetric int8 activations' },
   sensitivity_images: { type: 'int', default: 32, min: 0, help: 'images for the per-tensor INT8 error report (0: none)' },
   trt_version: { type: 'string', default: '10.3.0', help: 'TensorRT version on the devices (calib.cache header)' },

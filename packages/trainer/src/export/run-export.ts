@@ -49,6 +49,21 @@ export interface ExportReport {
   notes: string[];
 }
 
+/**
+ * The Detect head's decode (sigmoid, grid and anchor arithmetic, reshapes; everything under the last
+ * `/model.N/` scope except its `m.i` convolutions): kept in float by default, because one per-tensor
+ * int8 scale over pixel coordinates (0..640) costs whole pixels of box precision, and these few
+ * element-wise ops are cheap. Works for kd-edge and ultralytics exports (both use torch-style scopes).
+ */
+export function headDecodePattern(model: ModelProto): RegExp | undefined {
+  let last = -1;
+  for (const n of model.graph?.node ?? []) {
+    const m = /^\/model\.(\d+)\//.exec(n.name);
+    if (m) last = Math.max(last, Number(m[1]));
+  }
+  return last < 0 ? undefined : new RegExp(`^/model\\.${last}/(?!m\\.\\d+/)`);
+}
+
 /** Splits `--formats` and checks every name. */
 export function parseFormats(text: string): ExportFormat[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -133,7 +148,7 @@ export function formatExportTable(rows: readonly ExportRow[]): string[] {
 export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {}): Promise<ExportReport> {
   const log = opts.logger ?? silentLogger;
   const formats = parseFormats(cfg.formats);
-  const exclude = parseExclude(cfg.exclude);
+  const userExclude = parseExclude(cfg.exclude);
   if (cfg.opset !== 13 && cfg.opset !== 17) throw new ExportError('EXPORT_OPSET', `--opset: ${cfg.opset} is not 13 or 17`);
   const out = resolve(cfg.out || join(dirname(resolve(cfg.weights)), 'export'));
   await mkdir(out, { recursive: true });
@@ -141,6 +156,9 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
 
   const { model, source } = await baseModel(cfg, log);
   const info = onnxModelInfo(model, source);
+  const head = cfg.quantize_head || info.task !== 'detect' ? undefined : headDecodePattern(model);
+  const exclude = head ? [...userExclude, head] : userExclude;
+  if (head) notes.push(`int8: the Detect decode (${head.source}) stays in float; --quantize-head quantizes it too`);
   if (info.assumedAnchors) notes.push('strides and anchors are not in the model metadata: YOLOv5 defaults assumed');
   const imgsz = info.imgsz ?? [cfg.imgsz, cfg.imgsz];
   const batch = info.batch ?? 1;

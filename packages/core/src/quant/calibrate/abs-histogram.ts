@@ -20,7 +20,16 @@ export class AbsHistogram {
     const absMax = Math.max(Math.abs(min), Math.abs(max));
     let absMin = absMax;
     for (let i = 0; i < values.length; i++) absMin = Math.min(absMin, Math.abs(values[i]));
-    const h = histogramUniform32(values, absMin, absMax, numBins, true);
+    let h;
+    try {
+      h = histogramUniform32(values, absMin, absMax, numBins, true);
+    } catch (e) {
+      // A range too narrow for numBins distinct float32 bins (a near-constant tensor, e.g. a saturated
+      // sigmoid): numpy, and so ORT, raise here. Start the histogram at 0 instead, which keeps every
+      // value and the percentile meaningful.
+      if (!(e instanceof RangeError) || absMin === 0) throw e;
+      h = histogramUniform32(values, 0, absMax, numBins, true);
+    }
     this.counts = h.counts;
     this.edges = h.edges;
     this.min = min;

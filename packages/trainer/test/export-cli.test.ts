@@ -1,0 +1,185 @@
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  classifierDescription, parseCalibCache, readOnnxFile, validateTrtPlan, verifyPackage, yoloDescription, loadPublicKey,
+} from '@kd-edge/core';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../src/backend/select.js';
+import { synthesizeDataset } from '../src/data/synth.js';
+import { resolveOptions } from '../src/config.js';
+import { EXPORT_SCHEMA } from '../src/export/export-schema.js';
+import { headDecodePattern, parseExclude, parseFormats, runExport, type ExportReport } from '../src/export/run-export.js';
+import { createClassifier } from '../src/model/classifier.js';
+import { saveWeights } from '../src/model/weights-io.js';
+import { createYoloModel } from '../src/model/yolo.js';
+import { silentLogger } from '../src/util/logger.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, ...args], { timeout: 120_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+let dir: string;
+let yaml: string;
+let weights: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kd-export-cli-'));
+  yaml = (await synthesizeDataset({ out: join(dir, 'data'), train: 12, val: 6, imgsz: 64, classes: 2, seed: 3 })).yaml;
+  await selectBackend('cpu', silentLogger);
+  const model = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 1 });
+  weights = join(dir, 'best.kdw');
+  await saveWeights(weights, model, { meta: { names: ['circle', 'square'] } });
+  model.dispose();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const config = (over: Record<string, unknown>) => resolveOptions(EXPORT_SCHEMA, [{ imgsz: 64, bench_runs: 2, calib_images: 6, sensitivity_images: 2, val_batch: 4, workers: 0, ...over }]).config;
+
+describe('kd-trainer export', () => {
+  let report: ExportReport;
+  const out = () => join(dir, 'export');
+
+  it('writes every format, validates and times each, and records the figures', async () => {
+    report = await runExport(config({ weights, out: out(), formats: 'onnx,fp16,int8-dynamic,int8,trt', data: yaml, trt_version: '8.6.1' }));
+    expect(report.rows.map((r) => r.format)).toEqual(['onnx', 'fp16', 'int8-dynamic', 'int8', 'trt']);
+    for (const r of report.rows.slice(0, 4)) {
+      expect(existsSync(join(out(), r.file))).toBe(true);
+      expect(r.bytes).toBe(statSync(join(out(), r.file)).size);
+      expect(r.map50).toBeGreaterThanOrEqual(0);
+      expect(r.p50Ms).toBeGreaterThan(0);
+    }
+    const [fp32, fp16, w8, int8] = report.rows;
+    expect(fp16!.bytes).toBeLessThan(fp32!.bytes * 0.55);
+    expect(w8!.bytes).toBeLessThan(fp32!.bytes / 3);
+    expect(int8!.bytes).toBeLessThan(fp32!.bytes / 3);
+    expect(report.calibration).toMatchObject({ images: 6, method: 'minmax' });
+    expect(JSON.parse(readFileSync(join(out(), 'export.json'), 'utf8')).rows).toHaveLength(5);
+  });
+
+  it('int8 keeps the Detect decode in float and quantizes the rest', async () => {
+    const int8 = await readOnnxFile(join(out(), 'model.int8.onnx'));
+    const ops = (re: RegExp) => int8.graph!.node.filter((n) => re.test(n.name));
+    expect(ops(/^\/model\.24\/(Sigmoid|Mul|Add|Split)/).length).toBeGreaterThan(0);
+    for (const n of int8.graph!.node) {
+      if (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') continue;
+      if (!/^\/model\.24\/(?!m\.)/.test(n.name)) continue;
+      // A decode node reads no dequantized tensor except the Detect convolutions' outputs.
+      for (const i of n.input) expect(i.includes('/model.24/m.') || !/_DequantizeLinear|_dq/i.test(i)).toBe(true);
+    }
+    expect(int8.graph!.node.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(50);
+    const session = await ort.InferenceSession.create(join(out(), 'model.int8.onnx'));
+    const r = await session.run({ images: new ort.Tensor('float32', new Float32Array(3 * 64 * 64).fill(0.5), [1, 3, 64, 64]) });
+    expect(r.output0!.dims).toEqual([1, 3 * (8 * 8 + 4 * 4 + 2 * 2), 7]);
+    await session.release();
+  });
+
+  it('calib.cache names tensors of model.onnx in the TensorRT version asked for, and the plan builds with trtexec flags', async () => {
+    const cache = parseCalibCache(readFileSync(join(out(), 'calib.cache'), 'utf8'));
+    expect(cache.version).toBe(8601);
+    expect(cache.algorithm).toBe('EntropyCalibration2');
+    const fp32 = await readOnnxFile(join(out(), 'model.onnx'));
+    const tensors = new Set([...fp32.graph!.input.map((i) => i.name), ...fp32.graph!.node.flatMap((n) => n.output)]);
+    expect(cache.scales.size).toBeGreaterThan(50);
+    for (const name of cache.scales.keys()) expect(tensors.has(name)).toBe(true);
+    // images are 0..1: amax 1 → scale 1/127.
+    expect(cache.scales.get('images')).toBeCloseTo(1 / 127, 6);
+    const plan = validateTrtPlan(JSON.parse(readFileSync(join(out(), 'trt-plan.json'), 'utf8')));
+    expect(plan).toMatchObject({ precision: 'best', onnxFile: 'model.onnx', calibCacheFile: 'calib.cache', trtVersion: '8.6.1' });
+    expect(report.tensorrt!.trtexec).toEqual(expect.arrayContaining(['trtexec', '--onnx=model.onnx', '--best', '--calib=calib.cache']));
+  });
+
+  it('takes an ONNX file instead of weights (any YOLOv5 export)', async () => {
+    const r = await runExport(config({ weights: join(out(), 'model.onnx'), out: join(dir, 'from-onnx'), formats: 'int8', data: yaml, calib_method: 'percentile' }));
+    expect(r.rows.map((x) => x.format)).toEqual(['onnx', 'int8']);
+    expect(r.info.names).toEqual(['circle', 'square']);
+  });
+
+  it('exports a classifier (no detection metrics)', async () => {
+    const clf = createClassifier(classifierDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 3), { seed: 2 });
+    const file = join(dir, 'clf.kdw');
+    await saveWeights(file, clf);
+    clf.dispose();
+    const r = await runExport(config({ weights: file, out: join(dir, 'clf'), formats: 'fp16,int8-dynamic' }));
+    expect(r.info.task).toBe('classify');
+    expect(r.rows.every((x) => x.map50 === undefined && x.p50Ms! > 0)).toBe(true);
+  });
+
+  it('refuses unknown formats, int8 without calibration images and bad patterns, by name', async () => {
+    expect(() => parseFormats('onnx,tflite')).toThrow(/'tflite' is not one of onnx, fp16, int8-dynamic, int8, trt/);
+    expect(() => parseExclude('/model.[/')).toThrow(/--exclude: \/model\.\[\/ is not a valid regular expression/);
+    expect(parseExclude('a, /^\\/model\\.24\\//')).toEqual(['a', /^\/model\.24\//]);
+    await expect(runExport(config({ weights, out: join(dir, 'x'), formats: 'int8' }))).rejects.toMatchObject({ code: 'EXPORT_NEEDS_CALIBRATION' });
+  });
+
+  it('finds the Detect decode scope of a model', async () => {
+    const re = headDecodePattern(await readOnnxFile(join(out(), 'model.onnx')))!;
+    expect(re.test('/model.24/Sigmoid')).toBe(true);
+    expect(re.test('/model.24/m.1/Conv')).toBe(false);
+    expect(re.test('/model.23/cv3/conv/Conv')).toBe(false);
+  });
+});
+
+describe('kd-trainer keys gen, package and verify (real CLI)', () => {
+  it('signs a package that verify accepts, and refuses a tampered copy with its code', async () => {
+    const keys = join(dir, 'keys');
+    const gen = await cli(['keys', 'gen', '--out', dir, '--name', 'fleet']);
+    expect(gen.code).toBe(0);
+    expect(gen.stdout).toMatch(/^key [0-9a-f]{16}:/);
+    expect(statSync(join(dir, 'fleet.key')).mode & 0o777).toBe(0o600);
+    const pkg = join(dir, 'pkg');
+    const p = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.2.0', '--sign', join(dir, 'fleet.key'),
+      '--out', pkg, '--val-data', yaml, '--val-images', '3']);
+    expect(p.code, p.stderr).toBe(0);
+    const ok = await cli(['verify', `${pkg}.tar`, '--trust', join(dir, 'fleet.pub')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^OK shapes 1\.2\.0: \d+ files verified/);
+    const v = await verifyPackage(pkg, { trustedKeys: [await loadPublicKey(join(dir, 'fleet.pub'))] });
+    expect(v.manifest.models.map((m) => m.file).sort()).toEqual(['model.dynamic.int8.onnx', 'model.fp16.onnx', 'model.int8.onnx', 'model.onnx']);
+    expect(v.manifest.tensorrt).toEqual({ plan: 'trt-plan.json', calibCache: 'calib.cache' });
+    expect(v.manifest.val).toBeDefined();
+    expect(v.manifest.names).toEqual(['circle', 'square']);
+    expect(v.manifest.metrics['metrics/mAP50(B)']).toBeGreaterThanOrEqual(0);
+
+    const tampered = join(dir, 'tampered');
+    cpSync(pkg, tampered, { recursive: true });
+    const f = join(tampered, 'model.int8.onnx');
+    const bytes = readFileSync(f);
+    bytes[bytes.length - 10] ^= 0xff;
+    writeFileSync(f, bytes);
+    const bad = await cli(['verify', tampered, '--trust', join(dir, 'fleet.pub')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('[PACKAGE_HASH_MISMATCH]');
+    const other = await cli(['keys', 'gen', '--out', keys.replace(/keys$/, ''), '--name', 'other']);
+    expect(other.code).toBe(0);
+    const untrusted = await cli(['verify', pkg, '--trust', join(dir, 'other.pub')]);
+    expect(untrusted.code).toBe(2);
+    expect(untrusted.stderr).toContain('[PACKAGE_KEY_UNTRUSTED]');
+  });
+
+  it('inspect prints inputs, outputs, opset and the op histogram of an ONNX file', async () => {
+    const r = await cli(['inspect', join(dir, 'export', 'model.onnx')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('images');
+    expect(r.stdout).toContain('output0');
+    expect(r.stdout).toMatch(/Conv/);
+    const bad = join(dir, 'bad.onnx');
+    writeFileSync(bad, readFileSync(join(dir, 'export', 'model.onnx')).subarray(0, 1000));
+    const r2 = await cli(['inspect', bad]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/bad\.onnx.*\[ONNX_/);
+  });
+});
