@@ -931,6 +931,12 @@ function run<T>(what: string, bytes: Uint8Array, options: DecodeOptions | undefi
   try {
     read(c, 0, out);
   } catch (e) {
+    if (e instanceof RangeError && /call stack/i.test(e.message)) {
+      // Only reachable with a maxDepth far above the default: the JS stack ran out first.
+      throw new OnnxError('ONNX_TOO_DEEP', `ONNX ${what} nests too deeply for the JavaScript stack (maxDepth = ${maxDepth})`, {
+        cause: e,
+      });
+    }
     if (!(e instanceof Failure)) throw e;
     const path = e.path.reverse().join('.');
     const where = path === '' ? `in ${what}` : `at ${path}`;

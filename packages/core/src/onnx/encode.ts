@@ -314,7 +314,10 @@ function run<T>(what: string, v: T, write: (w: ProtoWriter, v: T) => void, capac
     if (e instanceof EncodeFailure) f = e;
     else if (e instanceof TypeError || e instanceof RangeError) f = new EncodeFailure(e);
     else throw e;
-    const where = [what, ...f.path.reverse()].join('.');
+    const segments = [what, ...f.path.reverse()];
+    // A path through thousands of nested graphs would drown the message.
+    if (segments.length > 24) segments.splice(12, segments.length - 22, '…');
+    const where = segments.join('.');
     const Ctor = f.error instanceof RangeError ? RangeError : TypeError;
     throw new Ctor(`${where}: ${f.error.message}`, { cause: f.error });
   }
