@@ -57,6 +57,14 @@ export {
 } from './onnx/graph-utils.js';
 export type { AttrValue, MakeModelOptions } from './onnx/graph-utils.js';
 export { OnnxError } from './onnx/onnx-error.js';
+export type { OnnxErrorCode } from './onnx/onnx-error.js';
+export { walkModel } from './onnx/walk.js';
+export type { WalkVisitor, TensorRole } from './onnx/walk.js';
+export { ProtoReader } from './proto/reader.js';
+export { ProtoWriter } from './proto/writer.js';
+export { WireType, fieldTag } from './proto/wire-type.js';
+export type { WireTypeValue } from './proto/wire-type.js';
+export { ProtoDecodeError } from './proto/proto-error.js';
 
 // Quantization: FP16, INT8 weight-only, INT8 static QDQ, calibration, sensitivity
 export { quantizeModel, QUANT_MODES } from './quant/quantize.js';
@@ -72,12 +80,18 @@ export type { CalibrateOptions, CalibrationResult, CalibrationTensorOptions } fr
 export { sensitivityReport, formatSensitivityTable } from './quant/sensitivity.js';
 export type { SensitivityOptions, SensitivityRow, SensitivityTableOptions } from './quant/sensitivity.js';
 export { createCollector, CALIBRATION_METHODS } from './quant/calibrate/create-collector.js';
+export { MinMaxCollector } from './quant/calibrate/minmax-collector.js';
+export type { MinMaxOptions } from './quant/calibrate/minmax-collector.js';
+export { PercentileCollector } from './quant/calibrate/percentile-collector.js';
+export type { PercentileOptions } from './quant/calibrate/percentile-collector.js';
+export { EntropyCollector } from './quant/calibrate/entropy-collector.js';
+export type { EntropyOptions } from './quant/calibrate/entropy-collector.js';
 export type { CollectorOptionsMap } from './quant/calibrate/create-collector.js';
 export type { TensorRange, CalibrationMethod, RangeCollector } from './quant/calibrate/types.js';
 export {
   computeScaleZeroPoint, qRange, quantizePerTensor, quantizeWeightsPerChannel, quantizeBiasInt32, roundHalfEven,
 } from './quant/qparams.js';
-export type { QuantType, ScaleZeroPoint } from './quant/qparams.js';
+export type { QuantType, ScaleZeroPoint, ScaleZeroPointOptions, QRange, QRangeOptions, PerTensorQuantized, PerChannelQuantized, BiasQuantized } from './quant/qparams.js';
 export { QuantError } from './quant/quant-error.js';
 export type { NamePattern } from './quant/graph-index.js';
 
@@ -104,6 +118,8 @@ export type { TarEntry, TarFile, TarReadOptions } from './package/tar-read.js';
 export { extractTar } from './package/tar-extract.js';
 export { compareSemver, parseSemver, isSemver } from './package/semver.js';
 export { PackageError } from './package/errors.js';
+export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES, DEFAULT_MAX_MANIFEST_BYTES } from './package/limits.js';
+export type { ExtractOptions } from './package/tar-extract.js';
 export type { PackageErrorCode } from './package/errors.js';
 
 // Runtime measurements
@@ -118,4 +134,5 @@ export type {
   TrtPlan, TrtPlanOptions, TrtPrecision, TrtLayerPrecision, TrtLayerPrecisionOverride, TrtStaticInput, TrtDynamicInput, TrtexecPaths,
 } from './tensorrt/trt-plan.js';
 export { parseTrtVersion, trtVersionNumber } from './tensorrt/trt-version.js';
+export type { TrtVersion } from './tensorrt/trt-version.js';
 export { TrtPlanError, CalibCacheError } from './tensorrt/errors.js';

@@ -23,7 +23,7 @@ describe('quantizeModel', () => {
     expect(report.bytesAfter).toBeLessThan(report.bytesBefore);
   });
 
-  it('int8: calibrates, quantizes with uint8 activations by default, and reports ranges and sensitivity', async () => {
+  it('int8: calibrates, quantizes with int8 activations (S8S8) by default, and reports ranges and sensitivity', async () => {
     const stages: string[] = [];
     const { model: m, report } = await quantizeModel(model, {
       mode: 'int8',
@@ -37,7 +37,7 @@ describe('quantizeModel', () => {
     expect(report.method).toBe('minmax');
     expect(report.batches).toBe(4);
     expect(report.ranges!.has('c1')).toBe(true);
-    expect(findInit(m, 'c1_zero_point')!.dataType).toBe(DataType.UINT8);
+    expect(findInit(m, 'c1_zero_point')!.dataType).toBe(DataType.INT8);
     expect(report.quantizedTensors).toContain('s1');
     expect(report.skipped).toEqual([{ node: 'pow', opType: 'Pow', reason: 'excluded' }]);
     expect(report.sensitivity!.length).toBe(report.quantizedTensors.length);
@@ -46,13 +46,13 @@ describe('quantizeModel', () => {
     expect(sqnrDb(ref.out, got.out)).toBeGreaterThan(20);
   });
 
-  it('int8: activationType int8 gives the ORT default', async () => {
+  it('int8: activationType uint8 gives U8S8 (what ORT fuses on x86)', async () => {
     const { model: m } = await quantizeModel(model, {
       mode: 'int8',
       calibration: { batches, inputShape: INPUT_SHAPE },
-      activationType: 'int8',
+      activationType: 'uint8',
     });
-    expect(findInit(m, 'c1_zero_point')!.dataType).toBe(DataType.INT8);
+    expect(findInit(m, 'c1_zero_point')!.dataType).toBe(DataType.UINT8);
   });
 
   it('checks its options', async () => {

@@ -44,10 +44,10 @@ export interface QuantizeModelOptions {
   /** int8: keep Relu / Clip rather than folding them into the producer's quantization. */
   keepRemovableActivations?: boolean;
   /**
-   * int8: activation type. Default 'uint8' (U8S8), unlike {@link quantizeQdq}'s ORT default 'int8':
-   * onnxruntime on x86 fuses only uint8-activation QDQ groups into QLinearConv (int8 activations read by
-   * several nodes stay unfused and the model runs slower than float), while ARM fuses both.
-   * Use 'int8' for runtimes that want S8S8 QDQ (TensorRT).
+   * int8: activation type. Default 'int8' (S8S8, ORT's default, what TensorRT and ARM CPUs such as
+   * Jetson's run fused). 'uint8' (U8S8) for x86 CPUs: onnxruntime on x86 fuses only uint8-activation QDQ
+   * groups into QLinearConv when a tensor has several readers (every SiLU input does), so S8S8 models
+   * run unfused and slower than float there.
    */
   activationType?: 'int8' | 'uint8';
   /** int8: 7-bit weights for U8S8 on x86 CPUs without VNNI (default false). */
@@ -144,7 +144,7 @@ export async function quantizeModel(model: ModelProto, options: QuantizeModelOpt
     exclude: options.exclude,
     opTypes: options.opTypes,
     keepRemovableActivations: options.keepRemovableActivations,
-    activationType: options.activationType ?? 'uint8',
+    activationType: options.activationType ?? 'int8',
     reduceRange: options.reduceRange,
   });
   const report: QuantizeReport = {

@@ -29,6 +29,10 @@ export const EXPORT_SCHEMA = {
   calib_images: { type: 'int', default: 300, min: 1, help: 'calibration images' },
   exclude: { type: 'string', default: '', help: 'nodes kept in float: comma-separated names or /regex/ (e.g. /model.24/)' },
   quantize_head: { type: 'boolean', default: false, help: 'int8 also for the Detect decode ops (default: they stay float)' },
+  activation_type: {
+    type: 'enum', choices: ['int8', 'uint8'], default: 'int8',
+    help: 'int8 activations (S8S8: ORT default, TensorRT, ARM CPUs such as Jetson) or uint8 (U8S8: what ORT fuses on x86 CPUs)',
+  },
   activation_symmetric: { type: 'boolean', default: false, help: 'symmetric int8 activations' },
   sensitivity_images: { type: 'int', default: 32, min: 0, help: 'images for the per-tensor INT8 error report (0: none)' },
   trt_version: { type: 'string', default: '10.3.0', help: 'TensorRT version on the devices (calib.cache header)' },

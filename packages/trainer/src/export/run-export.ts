@@ -196,6 +196,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
       method: cfg.calib_method,
       exclude,
       activationSymmetric: cfg.activation_symmetric,
+      activationType: cfg.activation_type,
       sensitivity: cfg.sensitivity_images > 0 ? { maxBatches: Math.ceil(cfg.sensitivity_images / batch) } : false,
     });
     const seconds = (performance.now() - t0) / 1000;
