@@ -68,12 +68,18 @@ async function main(): Promise<void> {
     const variants: [string, Uint8Array][] = [['fp32', encodeModel(fp32)]];
     variants.push(['fp16', encodeModel((await quantizeModel(fp32, { mode: 'fp16' })).model)]);
     variants.push(['int8-weights', encodeModel((await quantizeModel(fp32, { mode: 'int8-weights' })).model)]);
+    // The Detect decode stays float, as `kd-trainer export` does by default.
+    const exclude = [/^\/model\.24\/(?!m\.\d+\/)/];
     const t0 = performance.now();
     const q = await quantizeModel(fp32, {
-      mode: 'int8', method: 'minmax', calibration: { batches: () => images(CALIB_IMAGES), inputShape: [1, 3, IMGSZ, IMGSZ] },
+      mode: 'int8', method: 'minmax', exclude, calibration: { batches: () => images(CALIB_IMAGES), inputShape: [1, 3, IMGSZ, IMGSZ] },
     });
     const calibMs = (performance.now() - t0) / CALIB_IMAGES;
-    variants.push(['int8 (QDQ)', encodeModel(q.model)]);
+    variants.push(['int8 S8S8', encodeModel(q.model)]);
+    const u8 = await quantizeModel(fp32, {
+      mode: 'int8', method: 'minmax', exclude, activationType: 'uint8', calibration: { batches: () => images(CALIB_IMAGES), inputShape: [1, 3, IMGSZ, IMGSZ] },
+    });
+    variants.push(['int8 U8S8', encodeModel(u8.model)]);
     let base = 0;
     for (const [name, bytes] of variants) {
       const s = await measureOrtLatency(bytes, { runs: RUNS, warmup: 10 });

@@ -23,7 +23,9 @@ describe('quantizeWeightsInt8', () => {
       expect(q.dataType).toBe(DataType.INT8);
       expect(q.dims).toEqual(findInit(model, w)!.dims);
       expect(findInit(r.model, `${w}_scale`)!.dims).toEqual([q.dims[0]]);
-      expect(initValues(r.model, `${w}_zero_point`).every((z) => z === 0)).toBe(true);
+      // Symmetric int8: zero point 0, written by leaving the DequantizeLinear input out.
+      expect(findInit(r.model, `${w}_zero_point`)).toBeUndefined();
+      expect(g.node.find((n) => n.name === `${w}_DequantizeLinear`)!.input).toHaveLength(2);
       expect(axisOf(r.model, `${w}_DequantizeLinear`)).toBe(0);
       const conv = g.node.find((n) => n.opType === 'Conv' && n.input[1] === `${w}_DequantizeLinear_Output`);
       expect(conv).toBeDefined();

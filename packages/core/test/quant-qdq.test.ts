@@ -88,9 +88,11 @@ describe('quantizeQdq on a YOLO-like graph', () => {
     expect(findInit(q.model, 'w2_quantized')!.dataType).toBe(DataType.INT8);
     expect(initValues(q.model, 'w2_quantized')).toEqual(Array.from(want.data));
     expect(initValues(q.model, 'w2_scale')).toEqual(Array.from(want.scales));
-    expect(initValues(q.model, 'w2_zero_point')).toEqual(new Array(8).fill(0));
+    // Symmetric: every zero point is 0, which DequantizeLinear assumes when the input is left out.
+    expect(want.zeroPoints.every((z) => z === 0)).toBe(true);
+    expect(findInit(q.model, 'w2_zero_point')).toBeUndefined();
     const dq = q.model.graph!.node.find((n) => n.name === 'w2_DequantizeLinear')!;
-    expect(dq.input).toEqual(['w2_quantized', 'w2_scale', 'w2_zero_point']);
+    expect(dq.input).toEqual(['w2_quantized', 'w2_scale']);
     expect(Number(dq.attribute.find((a) => a.name === 'axis')!.i)).toBe(0);
     expect(findInit(q.model, 'w2')).toBeUndefined();
     expect(q.model.graph!.node.find((n) => n.name === 'conv2')!.input[1]).toBe('w2_DequantizeLinear_Output');
@@ -104,9 +106,10 @@ describe('quantizeQdq on a YOLO-like graph', () => {
     expect(findInit(q.model, 'b2_quantized')!.dataType).toBe(DataType.INT32);
     expect(initValues(q.model, 'b2_quantized_scale')).toEqual(scale);
     expect(initValues(q.model, 'b2_quantized')).toEqual(b.map((v, c) => roundHalfEven(v / scale[c])));
-    expect(initValues(q.model, 'b2_quantized_zero_point')).toEqual(new Array(8).fill(0));
-    expect(findInit(q.model, 'b2_quantized_zero_point')!.dataType).toBe(DataType.INT32);
+    // Zero point 0 by leaving the input out (DequantizeLinear-13 on int32), not an array of zeros.
+    expect(findInit(q.model, 'b2_quantized_zero_point')).toBeUndefined();
     const dq = q.model.graph!.node.find((n) => n.name === 'b2_DequantizeLinear')!;
+    expect(dq.input).toEqual(['b2_quantized', 'b2_quantized_scale']);
     expect(Number(dq.attribute.find((a) => a.name === 'axis')!.i)).toBe(0);
     expect(q.model.graph!.node.find((n) => n.name === 'conv2')!.input[2]).toBe(dq.output[0]);
   });

@@ -429,16 +429,13 @@ export function quantizeQdq(model: ModelProto, options: QdqOptions): QdqResult {
     const perAxis = q.scales.length > 1;
     const qName = names.unique(`${b.bias}_quantized`);
     const sName = names.unique(`${b.bias}_quantized_scale`);
-    const zName = names.unique(`${b.bias}_quantized_zero_point`);
     const paramDims = perAxis ? [q.scales.length] : [];
-    newInits.push(
-      int32Tensor(qName, inits.get(b.bias)!.dims, q.data),
-      float32Tensor(sName, paramDims, q.scales),
-      int32Tensor(zName, paramDims, new Int32Array(q.scales.length)),
-    );
+    // No zero-point input: an int32 DequantizeLinear's zero point is 0 when absent (ONNX DequantizeLinear-13),
+    // and ORT writes an all-zero int32 array per channel there, as large as the bias itself.
+    newInits.push(int32Tensor(qName, inits.get(b.bias)!.dims, q.data), float32Tensor(sName, paramDims, q.scales));
     const output = names.unique(`${b.bias}${DQ_SUFFIX}_Output`);
     biasOut.set(b.bias, output);
-    headNodes.push(dqNode(names.unique(`${b.bias}${DQ_SUFFIX}`), [qName, sName, zName], output, perAxis ? 0 : undefined));
+    headNodes.push(dqNode(names.unique(`${b.bias}${DQ_SUFFIX}`), [qName, sName], output, perAxis ? 0 : undefined));
   }
   // beta now lives in the bias values.
   for (const b of biasByName.values()) {

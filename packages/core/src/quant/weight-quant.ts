@@ -72,11 +72,14 @@ export interface WeightDq {
 /**
  * ORT's layout for a quantized weight `w`: `w_quantized` (int8), `w_scale`, `w_zero_point`
  * (scalars per tensor, [C] per channel) and `w_DequantizeLinear` → `w_DequantizeLinear_Output`.
+ * A symmetric int8 weight's zero points are all 0, so the input is left out (DequantizeLinear-13:
+ * absent means 0, and int8 data keeps the type): ORT writes the zeros, one byte per channel.
  */
 export function weightDq(q: QuantizedWeight, names: NameScope): WeightDq {
   const qName = names.unique(`${q.name}_quantized`);
   const scaleName = names.unique(`${q.name}_scale`);
-  const zpName = names.unique(`${q.name}_zero_point`);
+  const omitZp = q.type === 'int8' && q.zeroPoints.every((z) => z === 0);
+  const zpName = omitZp ? '' : names.unique(`${q.name}_zero_point`);
   const output = names.unique(`${q.name}_DequantizeLinear_Output`);
   const paramDims = q.axis === undefined ? [] : [q.scales.length];
   const intTensor = q.type === 'int8' ? int8Tensor : uint8Tensor;
@@ -84,7 +87,7 @@ export function weightDq(q: QuantizedWeight, names: NameScope): WeightDq {
     name: names.unique(`${q.name}_DequantizeLinear`),
     opType: 'DequantizeLinear',
     domain: '',
-    input: [qName, scaleName, zpName],
+    input: omitZp ? [qName, scaleName] : [qName, scaleName, zpName],
     output: [output],
     attribute: q.axis === undefined ? [] : [{ name: 'axis', type: AttributeType.INT, i: BigInt(q.axis) }],
   };
@@ -92,7 +95,7 @@ export function weightDq(q: QuantizedWeight, names: NameScope): WeightDq {
     initializers: [
       intTensor(qName, q.dims, q.data),
       float32Tensor(scaleName, paramDims, q.scales),
-      intTensor(zpName, paramDims, q.zeroPoints),
+      ...(omitZp ? [] : [intTensor(zpName, paramDims, q.zeroPoints)]),
     ],
     node,
     output,
