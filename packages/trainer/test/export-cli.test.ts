@@ -13,7 +13,7 @@ import { selectBackend } from '../src/backend/select.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import { resolveOptions } from '../src/config.js';
 import { EXPORT_SCHEMA } from '../src/export/export-schema.js';
-import { headDecodePattern, parseExclude, parseFormats, runExport, type ExportReport } from '../src/export/run-export.js';
+import { headDecodePattern, parseExclude, parseFormats, runExport, summariseSkipped, type ExportReport } from '../src/export/run-export.js';
 import { createClassifier } from '../src/model/classifier.js';
 import { saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
@@ -123,6 +123,16 @@ describe('kd-trainer export', () => {
     expect(() => parseExclude('/model.[/')).toThrow(/--exclude: \/model\.\[\/ is not a valid regular expression/);
     expect(parseExclude('a, /^\\/model\\.24\\//')).toEqual(['a', /^\/model\.24\//]);
     await expect(runExport(config({ weights, out: join(dir, 'x'), formats: 'int8' }))).rejects.toMatchObject({ code: 'EXPORT_NEEDS_CALIBRATION' });
+  });
+
+  it('sums up the nodes left in float by op type and reason, constants aside', () => {
+    const notes = summariseSkipped('int8', [
+      { node: 'a', opType: 'Pow', reason: 'op type not in the QDQ registry' },
+      { node: 'b', opType: 'Pow', reason: 'op type not in the QDQ registry' },
+      { node: 'c', opType: 'Constant', reason: 'op type not in the QDQ registry' },
+      { node: 'd', opType: 'Mul', reason: 'excluded' },
+    ]);
+    expect(notes).toEqual(['int8: 2 Pow left in float (op type not in the QDQ registry): a, b', 'int8: 1 Mul left in float (excluded): d']);
   });
 
   it('finds the Detect decode scope of a model', async () => {

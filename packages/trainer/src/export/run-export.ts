@@ -64,6 +64,21 @@ export function headDecodePattern(model: ModelProto): RegExp | undefined {
   return last < 0 ? undefined : new RegExp(`^/model\\.${last}/(?!m\\.\\d+/)`);
 }
 
+/** One note per reason for the nodes a pass left in float (`int8: 3 Pow left in float (op type not in the QDQ registry)`). */
+export function summariseSkipped(format: string, skipped: readonly { node: string; opType: string; reason: string }[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const s of skipped) {
+    if (s.opType === 'Constant') continue; // constants are not computations; nothing to quantize
+    const key = `${s.opType}\u0000${s.reason}`;
+    groups.set(key, [...(groups.get(key) ?? []), s.node]);
+  }
+  return [...groups].map(([key, nodes]) => {
+    const [op, reason] = key.split('\u0000');
+    const shown = nodes.slice(0, 3).join(', ') + (nodes.length > 3 ? ', …' : '');
+    return `${format}: ${nodes.length} ${op} left in float (${reason}): ${shown}`;
+  });
+}
+
 /** Splits `--formats` and checks every name. */
 export function parseFormats(text: string): ExportFormat[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -176,7 +191,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   }
   if (formats.includes('int8-dynamic')) {
     const { model: m, report } = await quantizeModel(model, { mode: 'int8-weights', exclude });
-    for (const s of report.skipped) notes.push(`int8-dynamic: ${s.node} (${s.opType}) left in float: ${s.reason}`);
+    notes.push(...summariseSkipped('int8-dynamic', report.skipped));
     await writeOnnxFile(join(out, ARTIFACT_FILES['int8-dynamic']), m);
     files.set('int8-dynamic', ARTIFACT_FILES['int8-dynamic']);
   }
@@ -202,7 +217,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     const seconds = (performance.now() - t0) / 1000;
     calibration = { method: cfg.calib_method, images: cal.count, seconds, perImageMs: (seconds * 1000) / cal.count, split: cfg.calib_split, data: calibData };
     ranges = report.ranges;
-    for (const s of report.skipped) notes.push(`int8: ${s.node} (${s.opType}) left in float: ${s.reason}`);
+    notes.push(...summariseSkipped('int8', report.skipped));
     if (formats.includes('int8')) {
       await writeOnnxFile(join(out, ARTIFACT_FILES.int8), q);
       files.set('int8', ARTIFACT_FILES.int8);
