@@ -136,3 +136,7 @@ export type {
 export { parseTrtVersion, trtVersionNumber } from './tensorrt/trt-version.js';
 export type { TrtVersion } from './tensorrt/trt-version.js';
 export { TrtPlanError, CalibCacheError } from './tensorrt/errors.js';
+
+// Graph surgery used by calibration and by distillation teachers
+export { withExtraOutputs } from './quant/ort-run.js';
+export type { BatchSource } from './quant/ort-run.js';
