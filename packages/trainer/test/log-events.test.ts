@@ -1,12 +1,14 @@
 import { readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { ProtoDecodeError, ProtoWriter } from '@kd-edge/core';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeEvents, readEvents } from '../src/log/event-reader.js';
 import { SummaryWriter } from '../src/log/event-writer.js';
 import { DEFAULT_BUCKET_LIMITS, buildHistogram } from '../src/log/histogram.js';
 import { CorruptRecordError } from '../src/log/log-errors.js';
+import { encodeRecord } from '../src/log/tfrecord.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kd-events-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -195,5 +197,63 @@ describe('SummaryWriter', () => {
     writeFileSync(w.file, buf);
     expect(() => readEvents(w.file)).toThrow(CorruptRecordError);
     expect(() => readEvents(w.file)).toThrow(/record 2 at byte \d+: data CRC mismatch/);
+  });
+});
+
+describe('decodeEvents', () => {
+  it('reads layouts other writers produce: unpacked doubles, repeated singular fields, unknown fields', () => {
+    // Event { wall_time, step twice, file_version twice, source_metadata, summary { value { tag, histo } } }
+    const event = new ProtoWriter()
+      .double(1, 5)
+      .int64(2, 3)
+      .int64(2, -9)
+      .string(3, 'x')
+      .string(3, 'brain.Event:2')
+      .fork(10)
+      .string(1, 'other-writer')
+      .ldelim()
+      .fork(5)
+      .fork(1)
+      .string(1, 'h')
+      .fixed32(99, 7)
+      .fork(5)
+      .double(1, -1)
+      .double(6, 1)
+      .packedDouble(6, [2, 3])
+      .double(7, 4)
+      .double(7, 5)
+      .packedDouble(7, [6])
+      .ldelim()
+      .ldelim()
+      .ldelim()
+      .finish();
+    expect(decodeEvents(encodeRecord(event))).toEqual([
+      {
+        wallTime: 5,
+        step: -9,
+        fileVersion: 'brain.Event:2',
+        summary: [{ tag: 'h', histo: { min: -1, max: 0, num: 0, sum: 0, sumSquares: 0, bucketLimit: [1, 2, 3], bucket: [4, 5, 6] } }],
+      },
+    ]);
+  });
+
+  it('reports malformed protobuf inside a record with a good CRC as CorruptRecordError naming the record', () => {
+    const good = new ProtoWriter().double(1, 1).finish();
+    // step (field 2) whose varint is cut off after one continuation byte
+    const truncated = Uint8Array.of(0x10, 0x96);
+    // summary (field 5) claiming 5 bytes with 1 left
+    const overlong = Uint8Array.of(0x2a, 0x05, 0x0a);
+    const file = (bad: Uint8Array) => Buffer.concat([encodeRecord(good), encodeRecord(bad)]);
+    expect(() => decodeEvents(file(truncated))).toThrow(/^record 1: malformed Event: truncated varint at byte 1 of the record data$/);
+    expect(() => decodeEvents(file(overlong))).toThrow(/^record 1: malformed Event: length 5 runs past the end/);
+    let err: unknown;
+    try {
+      decodeEvents(file(truncated));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CorruptRecordError);
+    expect((err as CorruptRecordError).code).toBe('RECORD_CORRUPT');
+    expect((err as CorruptRecordError).cause).toBeInstanceOf(ProtoDecodeError);
   });
 });

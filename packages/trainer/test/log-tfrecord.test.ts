@@ -4,8 +4,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { crc32c, maskCrc32c, maskedCrc32c } from '../src/log/crc32c.js';
 import { CorruptRecordError } from '../src/log/log-errors.js';
-import { ProtoMessage, decodeFields } from '../src/log/protobuf-reader.js';
-import { ProtoWriter } from '../src/log/protobuf-writer.js';
 import { TfRecordWriter, decodeRecords, encodeRecord, readRecordFile } from '../src/log/tfrecord.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kd-tfrecord-'));
@@ -37,54 +35,6 @@ describe('crc32c', () => {
   it('masks by rotating 15 bits and adding the TFRecord delta', () => {
     expect(maskCrc32c(0)).toBe(0xa282ead8);
     expect(maskCrc32c(0x00008000)).toBe((1 + 0xa282ead8) >>> 0);
-  });
-});
-
-describe('protobuf writer and reader', () => {
-  it('round-trips every field kind', () => {
-    const inner = new ProtoWriter().string(1, 'héllo');
-    const bytes = new ProtoWriter()
-      .double(1, Math.PI)
-      .varint(2, 300)
-      .varint(3, -2)
-      .varint(4, 2 ** 40 + 5)
-      .fixed32(5, 0xdeadbeef)
-      .fixed64(6, 1n << 60n)
-      .float(7, 0.1)
-      .bytes(8, Uint8Array.of(1, 2, 3))
-      .message(9, inner)
-      .message(9, new ProtoWriter().string(1, 'x'))
-      .packedDoubles(10, [1.5, -2, 1e300])
-      .finish();
-    const m = new ProtoMessage(bytes);
-    expect(m.double(1)).toBe(Math.PI);
-    expect(m.int(2)).toBe(300);
-    expect(m.int(3)).toBe(-2);
-    expect(m.uint64(3)).toBe((1n << 64n) - 2n);
-    expect(m.int(4)).toBe(2 ** 40 + 5);
-    expect(m.fixed32(5)).toBe(0xdeadbeef);
-    expect(m.float(7)).toBe(Math.fround(0.1));
-    expect([...m.bytes(8)!]).toEqual([1, 2, 3]);
-    expect(m.messages(9).map((x) => x.string(1))).toEqual(['héllo', 'x']);
-    expect(m.message(9)!.string(1)).toBe('x');
-    expect(m.doubles(10)).toEqual([1.5, -2, 1e300]);
-    expect(m.has(11)).toBe(false);
-  });
-
-  it('writes the exact bytes of the protobuf spec examples', () => {
-    // protobuf encoding guide: field 1 = 150 is 08 96 01; field 2 = "testing" is 12 07 74 65 73 74 69 6e 67.
-    expect([...new ProtoWriter().varint(1, 150).finish()]).toEqual([0x08, 0x96, 0x01]);
-    expect(Buffer.from(new ProtoWriter().string(2, 'testing').finish()).toString('hex')).toBe('120774657374696e67');
-    expect(new ProtoWriter().varint(1, -1).finish().length).toBe(11);
-  });
-
-  it('rejects malformed input and bad arguments', () => {
-    expect(() => decodeFields(Uint8Array.of(0x08, 0x96))).toThrow(CorruptRecordError);
-    expect(() => decodeFields(Uint8Array.of(0x12, 0x05, 0x01))).toThrow(/only 1 remain/);
-    expect(() => decodeFields(Uint8Array.of(0x0b))).toThrow(/wire type 3/);
-    expect(() => new ProtoMessage(new ProtoWriter().varint(1, 1).finish()).double(1)).toThrow(/wire type 0/);
-    expect(() => new ProtoWriter().varint(0, 1)).toThrow(RangeError);
-    expect(() => new ProtoWriter().varint(1, 0.5)).toThrow(RangeError);
   });
 });
 

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ProtoWriter } from '@kd-edge/core';
 import { buildHistogram, type Histogram } from './histogram.js';
-import { ProtoWriter } from './protobuf-writer.js';
 import { TfRecordWriter } from './tfrecord.js';
 
 /** Options of {@link SummaryWriter}. */
@@ -33,16 +33,16 @@ function pngHeader(png: Uint8Array): { width: number; height: number; colorspace
   return { width: v.getUint32(16), height: v.getUint32(20), colorspace: PNG_COLORSPACE[png[25]!] ?? 3 };
 }
 
-function encodeHistogram(h: Histogram): ProtoWriter {
+function writeHistogram(w: ProtoWriter, h: Histogram): ProtoWriter {
   // HistogramProto: min 1, max 2, num 3, sum 4, sum_squares 5, bucket_limit 6, bucket 7 (packed).
-  return new ProtoWriter()
+  return w
     .double(1, h.min)
     .double(2, h.max)
     .double(3, h.num)
     .double(4, h.sum)
     .double(5, h.sumSquares)
-    .packedDoubles(6, h.bucketLimit)
-    .packedDoubles(7, h.bucket);
+    .packedDouble(6, h.bucketLimit)
+    .packedDouble(7, h.bucket);
 }
 
 function checkStep(step: number): void {
@@ -84,37 +84,45 @@ export class SummaryWriter {
       new ProtoWriter()
         .double(1, this.now() / 1000)
         .string(3, 'brain.Event:2')
-        .message(10, new ProtoWriter().string(1, 'kd-trainer'))
+        .fork(10)
+        .string(1, 'kd-trainer')
+        .ldelim()
         .finish(),
     );
     this.records.flush();
     this.lastFlush = this.now();
   }
 
-  private addSummary(values: ProtoWriter[], step: number): void {
+  /** Queues an Event holding one Summary; `writeValues` writes its Summary.Value fields (field 1). */
+  private addSummary(step: number, writeValues: (w: ProtoWriter) => void): void {
     checkStep(step);
-    const summary = new ProtoWriter();
-    for (const v of values) summary.message(1, v);
+    // Event: wall_time 1, step 2, summary 5.
     const event = new ProtoWriter().double(1, this.now() / 1000);
-    if (step !== 0) event.varint(2, step);
-    this.records.write(event.message(5, summary).finish());
+    if (step !== 0) event.int64(2, step);
+    writeValues(event.fork(5));
+    this.records.write(event.ldelim().finish());
     if (this.records.pendingCount >= this.maxQueue || this.now() - this.lastFlush >= this.flushMs) this.flush();
   }
 
   /** Logs one scalar as `simple_value` (stored as float32). */
   addScalar(tag: string, value: number, step: number): void {
-    this.addSummary([new ProtoWriter().string(1, tag).float(2, value)], step);
+    // Summary.Value: tag 1, simple_value 2.
+    this.addSummary(step, (w) => w.fork(1).string(1, tag).float(2, value).ldelim());
   }
 
   /** Logs several scalars, one tag per key, in a single event. */
   addScalars(record: Readonly<Record<string, number>>, step: number): void {
-    const values = Object.entries(record).map(([tag, value]) => new ProtoWriter().string(1, tag).float(2, value));
-    if (values.length > 0) this.addSummary(values, step);
+    const entries = Object.entries(record);
+    if (entries.length === 0) return;
+    this.addSummary(step, (w) => {
+      for (const [tag, value] of entries) w.fork(1).string(1, tag).float(2, value).ldelim();
+    });
   }
 
   /** Logs a histogram of `values` over TensorFlow's default buckets (non-finite values are skipped). */
   addHistogram(tag: string, values: Float32Array | readonly number[], step: number): void {
-    this.addSummary([new ProtoWriter().string(1, tag).message(5, encodeHistogram(buildHistogram(values)))], step);
+    const h = buildHistogram(values);
+    this.addSummary(step, (w) => writeHistogram(w.fork(1).string(1, tag).fork(5), h).ldelim().ldelim());
   }
 
   /**
@@ -130,9 +138,10 @@ export class SummaryWriter {
       throw new RangeError(`width x height ${width}x${height} does not match the PNG header ${header.width}x${header.height}`);
     }
     const cs = colorspace ?? header?.colorspace ?? 3;
-    // Summary.Image: height 1, width 2, colorspace 3, encoded_image_string 4.
-    const image = new ProtoWriter().varint(1, height).varint(2, width).varint(3, cs).bytes(4, png);
-    this.addSummary([new ProtoWriter().string(1, tag).message(4, image)], step);
+    // Summary.Value: tag 1, image 4 { height 1, width 2, colorspace 3, encoded_image_string 4 }.
+    this.addSummary(step, (w) =>
+      w.fork(1).string(1, tag).fork(4).int64(1, height).int64(2, width).int64(3, cs).bytes(4, png).ldelim().ldelim(),
+    );
   }
 
   /** Appends every queued event to the file. */
