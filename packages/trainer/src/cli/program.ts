@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import {
   formatInspection, generateKeyPair, inspectModel, KdEdgeError, loadPublicKey, readOnnxFile, verifyPackage, writeKeyPair,
 } from '@kd-edge/core';
+import { DISTILL_SCHEMA } from '../distill/distill-schema.js';
+import { runDistill } from '../distill/run-distill.js';
 import { EXPORT_SCHEMA } from '../export/export-schema.js';
 import { formatExportTable, runExport } from '../export/run-export.js';
 import { runPackage } from '../export/run-package.js';
@@ -68,6 +70,20 @@ export function buildProgram(): Command {
     } finally {
       process.off('SIGINT', onSigint);
     }
+  });
+
+  const distillCmd = new Command('distill')
+    .description('train a student detector with knowledge distillation from a frozen teacher (ONNX or .kdw)')
+    .option('--cfg <file>', 'YAML file with any of these options (and hyperparameters); flags override it')
+    .option('--verbose', 'debug output');
+  addSchemaOptions(distillCmd, DISTILL_SCHEMA).action(async (opts: Record<string, unknown>) => {
+    const { file, flags } = await layers(opts);
+    delete flags.verbose;
+    const { config, extra } = resolveOptions(DISTILL_SCHEMA, [file, flags], HYP_KEYS);
+    const hypFile = config.hyp ? await readYamlMapping(config.hyp, 'hyp') : {};
+    const hyp = resolveHyp(hypFile, extra);
+    const logger = consoleLogger(Boolean(opts.verbose));
+    await runDistill(config, hyp, { logger });
   });
 
   const valCmd = new Command('val')
@@ -158,7 +174,7 @@ export function buildProgram(): Command {
     process.stdout.write(o.json ? `${JSON.stringify(i)}\n` : `${formatInspection(i)}\n`);
   });
 
-  program.addCommand(trainCmd).addCommand(valCmd).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
+  program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
     .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(dataCmd);
   return program;
 }

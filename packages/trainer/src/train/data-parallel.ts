@@ -9,6 +9,7 @@ import { PeerExchange } from '../model/batch-norm-sync.js';
 import { splitShard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
+import type { DistillJob } from '../distill/distill-loss.js';
 
 /**
  * Splits a batch into two shards by image: the first ceil(n/2) images and the rest, with target rows
@@ -31,7 +32,7 @@ export class GradientWorker {
   private version = 0;
   private published = -1;
   private nextId = 0;
-  private pending = new Map<number, { resolve: (loss: [number, number, number]) => void; reject: (e: Error) => void }>();
+  private pending = new Map<number, { resolve: (loss: number[]) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
   private constructor(
@@ -91,7 +92,7 @@ export class GradientWorker {
    * With `syncBn`, the caller must run its own pass of the same step inside
    * `withBatchNormSync(worker.exchange, …)`, with as many micro-batches, or both sides wait.
    */
-  compute(model: DetectionModel, shard: Shard, syncBn = false): Promise<[number, number, number]> {
+  compute(model: DetectionModel, shard: Shard, syncBn = false, distill?: DistillJob): Promise<number[]> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.published !== this.version) {
       let off = 0;
@@ -103,7 +104,7 @@ export class GradientWorker {
       this.published = this.version;
     }
     const id = this.nextId++;
-    const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard };
+    const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard, ...(distill ? { distill } : {}) };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(job);

@@ -11,7 +11,8 @@ import { createYoloModel } from '../model/yolo.js';
 import type { Shard } from '../data/types.js';
 import type { YoloDescription } from '../model/types.js';
 import { PeerExchange, withBatchNormSync } from '../model/batch-norm-sync.js';
-import { shardGradients } from './step.js';
+import { buildDistillLoss, type DistillJob } from '../distill/distill-loss.js';
+import { MICRO_BATCH_PIXELS, shardGradients } from './step.js';
 
 /** Data given to the worker at start. */
 export interface GradWorkerInit {
@@ -36,12 +37,14 @@ export interface GradJob extends Shard {
   version: number;
   /** Whether BatchNorm statistics are synchronised with the main thread for this job. */
   syncBn: boolean;
+  /** Distillation: the loss spec and the teacher's outputs for this shard's images. */
+  distill?: DistillJob;
 }
 
 /** Messages from the worker. */
 export type GradWorkerMessage =
   | { type: 'ready'; backend: string }
-  | { type: 'done'; id: number; loss: [number, number, number] }
+  | { type: 'done'; id: number; loss: number[] }
   | { type: 'error'; id: number; message: string };
 
 const port = parentPort;
@@ -72,7 +75,10 @@ if (port) {
           });
           version = job.version;
         }
-        const { grads: g, loss } = withBatchNormSync(job.syncBn ? exchange : null, () => shardGradients(model, init.names, job, init.hyp));
+        const extra = job.distill ? buildDistillLoss(job.distill, model) : undefined;
+        const { grads: g, loss } = withBatchNormSync(job.syncBn ? exchange : null, () =>
+          shardGradients(model, init.names, job, init.hyp, MICRO_BATCH_PIXELS, extra));
+        extra?.dispose();
         let off = 0;
         for (const n of init.names) {
           grads.set(g[n].dataSync() as Float32Array, off);

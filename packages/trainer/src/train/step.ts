@@ -1,5 +1,5 @@
 import * as tf from '../tf.js';
-import { yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
+import { yoloLoss, type LossHyp, type YoloLossTerms } from '../loss/yolo-loss.js';
 import type { Shard } from '../data/types.js';
 import type { DetectionModel } from '../model/types.js';
 
@@ -10,10 +10,21 @@ import type { DetectionModel } from '../model/types.js';
  */
 export const MICRO_BATCH_PIXELS = 1_100_000;
 
-/** Gradients of one shard's loss by parameter name, and its loss terms [box, obj, cls]. */
+/** Gradients of one shard's loss by parameter name, and its loss terms [box, obj, cls, ...extra items]. */
 export interface ShardGradients {
   grads: Record<string, tf.Tensor>;
-  loss: [number, number, number];
+  loss: number[];
+}
+
+/**
+ * A loss added to the YOLO loss of each pass (distillation): given the pass's raw outputs, its YOLO
+ * terms and where its images start in the shard, it returns the pass's total loss and extra items to
+ * report. Runs inside the gradient tape.
+ */
+export interface ExtraLoss {
+  /** Names of the items it reports, after box, obj and cls. */
+  readonly itemNames: readonly string[];
+  combine(outs: tf.Tensor4D[], hard: YoloLossTerms, part: Shard, offset: number): { total: tf.Scalar; items: tf.Scalar[] };
 }
 
 /**
@@ -22,13 +33,15 @@ export interface ShardGradients {
  * (each micro-batch's loss is scaled by its own image count, as a DDP replica's is). The caller owns
  * (and disposes) the returned gradients.
  */
-export function shardGradients(model: DetectionModel, names: string[], shard: Shard, hyp: LossHyp, maxPixels = MICRO_BATCH_PIXELS): ShardGradients {
+export function shardGradients(
+  model: DetectionModel, names: string[], shard: Shard, hyp: LossHyp, maxPixels = MICRO_BATCH_PIXELS, extra?: ExtraLoss,
+): ShardGradients {
   const per = imagesPerPass(shard, maxPixels);
-  if (shard.n <= per) return passGradients(model, names, shard, hyp);
+  if (shard.n <= per) return passGradients(model, names, shard, hyp, 0, extra);
   let acc: Record<string, tf.Tensor> | undefined;
-  const loss: [number, number, number] = [0, 0, 0];
-  for (const part of splitShard(shard, per)) {
-    const r = passGradients(model, names, part, hyp);
+  const loss = new Array<number>(3 + (extra?.itemNames.length ?? 0)).fill(0);
+  for (const [j, part] of splitShard(shard, per).entries()) {
+    const r = passGradients(model, names, part, hyp, j * per, extra);
     r.loss.forEach((v, k) => { loss[k] += (v * part.n) / shard.n; });
     if (acc) {
       const prev = acc;
@@ -69,18 +82,22 @@ export function splitShard(shard: Shard, per: number): Shard[] {
   return parts;
 }
 
-function passGradients(model: DetectionModel, names: string[], shard: Shard, hyp: LossHyp): ShardGradients {
+function passGradients(model: DetectionModel, names: string[], shard: Shard, hyp: LossHyp, offset: number, extra?: ExtraLoss): ShardGradients {
   const vars = names.map((n) => model.params.get(n)!);
   const items: tf.Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const x = tf.tensor4d(shard.images, [shard.n, shard.height, shard.width, 3]);
-    const terms = yoloLoss(model.forward(x, true), shard.targets, shard.nTargets, model, hyp);
+    const outs = model.forward(x, true);
+    const terms = yoloLoss(outs, shard.targets, shard.nTargets, model, hyp);
     items.push(tf.keep(terms.box), tf.keep(terms.obj), tf.keep(terms.cls));
-    return terms.total;
+    if (!extra) return terms.total;
+    const r = extra.combine(outs, terms, shard, offset);
+    items.push(...r.items.map((t) => tf.keep(t)));
+    return r.total;
   }, vars);
   const named: Record<string, tf.Tensor> = {};
   names.forEach((n, k) => { named[n] = grads[vars[k].name]; });
-  const loss = items.map((t) => t.dataSync()[0]) as [number, number, number];
+  const loss = items.map((t) => t.dataSync()[0]!);
   tf.dispose([value, ...items]);
   return { grads: named, loss };
 }

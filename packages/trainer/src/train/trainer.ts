@@ -28,7 +28,11 @@ import type { Hyp } from './hyp.js';
 import { incrementRunDir } from './run-dir.js';
 import { lrLambda, warmupStep } from './schedule.js';
 import { clipGradNorm, NesterovSgd } from './sgd.js';
-import { microBatches, shardGradients } from './step.js';
+import { MICRO_BATCH_PIXELS, microBatches, shardGradients } from './step.js';
+import { buildDistillLoss, DISTILL_ITEM_NAMES } from '../distill/distill-loss.js';
+import type { DistillSession } from '../distill/distill-session.js';
+import { lookahead } from '../distill/lookahead.js';
+import type { TeacherOutput } from '../distill/types.js';
 import { withBatchNormSync } from '../model/batch-norm-sync.js';
 
 /** Where a training run writes and what it ended with. */
@@ -53,6 +57,8 @@ export interface TrainRunOptions {
   maxSteps?: number;
   /** Called after every training step (tests watch tensor counts and losses through it). */
   onStep?: (info: StepInfo) => void;
+  /** Knowledge distillation from a frozen teacher (`kd-trainer distill`). */
+  distill?: DistillSession;
 }
 
 /** What {@link TrainRunOptions.onStep} is told after each step. */
@@ -61,7 +67,10 @@ export interface StepInfo {
   step: number;
   /** Whether the optimizer stepped (accumulated gradients applied) at this step. */
   optimizerStep: boolean;
-  loss: [number, number, number];
+  /** box, obj, cls, then kd_obj, kd_cls, kd_box when distilling. */
+  loss: number[];
+  /** α of the step when distilling. */
+  alpha?: number;
   /** Live tensors after the step (tf.memory().numTensors). */
   numTensors: number;
 }
@@ -186,12 +195,18 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
     for (; epoch < cfg.epochs && !interrupted; epoch++) {
       const epochLr = hyp.lr0 * lf(epoch);
       for (const g of optimizer.groups) g.lr = epochLr;
-      const mloss = [0, 0, 0];
+      const kd = run.distill;
+      const mloss = new Array<number>(kd ? 6 : 3).fill(0);
       const bar = new ProgressBar({ epoch, epochs: cfg.epochs, steps: nb, stream: run.progress });
       let i = 0;
       let seen = 0;
       const tEpoch = performance.now();
-      for await (const batch of trainLoader.epoch(epoch)) {
+      let alpha = 0;
+      // The teacher's pass over batch k+1 starts before step k, so ONNX Runtime's threads overlap it.
+      let k = 0;
+      const batches = lookahead(trainLoader.epoch(epoch), (b) => kd?.start(b, epoch + (k++) / nb));
+      for await (const { item: batch, pending: teacherPending } of batches) {
+        const tStep = performance.now();
         const ni = i + nb * epoch;
         if (ni <= nw) {
           const w = warmupStep(ni, epochLr, {
@@ -204,19 +219,27 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         const [mine, theirs] = gradWorker && batch.n > 1 ? splitBatch(batch) : [batch, undefined];
         // SyncBN needs both replicas to make the same passes; an uneven last batch runs unsynchronised.
         const syncBn = theirs !== undefined && microBatches(mine) === microBatches(theirs);
-        const pending = theirs ? gradWorker!.compute(model, theirs, syncBn) : undefined;
-        const step = withBatchNormSync(syncBn ? gradWorker!.exchange : null, () => shardGradients(model, varNames, mine, lossHyp));
+        alpha = kd ? kd.alphaAt(epoch + i / nb) : 0;
+        const tOut: TeacherOutput | undefined = kd && teacherPending ? await kd.wait(teacherPending) : undefined;
+        const jobOf = (start: number, n: number) => (kd && tOut ? kd.job(tOut, batch.n, start, n, alpha, lossHyp) : undefined);
+        const mineJob = jobOf(0, mine.n);
+        const pending = theirs ? gradWorker!.compute(model, theirs, syncBn, jobOf(mine.n, theirs.n)) : undefined;
+        const extra = mineJob ? buildDistillLoss(mineJob, model) : undefined;
+        const step = withBatchNormSync(syncBn ? gradWorker!.exchange : null, () =>
+          shardGradients(model, varNames, mine, lossHyp, MICRO_BATCH_PIXELS, extra));
+        extra?.dispose();
         let named = step.grads;
-        let lossItems: number[] = step.loss;
+        // Steps without the teacher (warm-up) report zero KD terms.
+        let lossItems: number[] = kd && step.loss.length === 3 ? [...step.loss, 0, 0, 0] : step.loss;
         if (pending && theirs) {
           const other = await pending;
           named = sumGradients(varNames, step.grads, gradWorker!.gradients());
-          lossItems = lossItems.map((v, k) => (v * mine.n + other[k] * theirs.n) / batch.n);
+          lossItems = lossItems.map((v, j) => (v * mine.n + (other[j] ?? 0) * theirs.n) / batch.n);
         }
         // Gradients accumulate across steps (and epochs, as in ultralytics) until the optimizer steps.
         acc = acc ? sumGradients(varNames, acc, named) : named;
         if (!lossItems.every(Number.isFinite)) log.warn(`non-finite loss at epoch ${epoch + 1} step ${i + 1}: ${lossItems.join(', ')}`);
-        for (let k = 0; k < 3; k++) mloss[k] = (mloss[k] * i + lossItems[k]) / (i + 1);
+        for (let j = 0; j < mloss.length; j++) mloss[j] = (mloss[j] * i + lossItems[j]!) / (i + 1);
 
         const optimizerStep = ni - lastOptStep >= accumulate;
         if (optimizerStep) {
@@ -231,8 +254,12 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         seen += batch.n;
         i++;
         steps++;
-        run.onStep?.({ epoch, step: i, optimizerStep, loss: lossItems as [number, number, number], numTensors: tf.memory().numTensors });
-        bar.update(i, { box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2] }, seen);
+        kd?.addStepTime(performance.now() - tStep);
+        run.onStep?.({ epoch, step: i, optimizerStep, loss: lossItems, numTensors: tf.memory().numTensors, ...(kd ? { alpha } : {}) });
+        bar.update(i, {
+          box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2],
+          ...(kd ? { kd_loss: mloss[3] + mloss[4] + mloss[5], alpha } : {}),
+        }, seen);
         if (interrupted || (run.maxSteps !== undefined && steps >= run.maxSteps)) {
           interrupted = true;
           break;
@@ -272,6 +299,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         'train/box_loss': mloss[0], 'train/obj_loss': mloss[1], 'train/cls_loss': mloss[2],
         'x/lr0': lrs[0], 'x/lr1': lrs[1], 'x/lr2': lrs[2],
         'x/data_wait_share': stats.waitShare,
+        ...(run.distill ? distillScalars(run.distill, mloss, alpha, seen) : {}),
         'x/images_per_second': seen / ((performance.now() - tEpoch) / 1000),
         ...(metrics ? {
           'metrics/precision': metrics.precision, 'metrics/recall': metrics.recall,
@@ -360,6 +388,15 @@ async function buildModels(cfg: TrainConfig, nc: number, names: string[], resume
   const ema = new ModelEma(emaModel);
   ema.copyFrom(model);
   return { model, ema };
+}
+
+/** TensorBoard scalars of a distillation epoch: each KD term, α, T, the teacher's time and wait share. */
+function distillScalars(kd: DistillSession, mloss: number[], alpha: number, images: number): Record<string, number> {
+  const t = kd.takeStats();
+  const out: Record<string, number> = { 'kd/alpha': alpha, 'kd/temperature': kd.settings.temperature, 'kd/teacher_wait_share': t.waitShare };
+  DISTILL_ITEM_NAMES.forEach((name, j) => { out[`train/${name}`] = mloss[3 + j] ?? 0; });
+  if (images > 0) out['kd/teacher_ms_per_image'] = t.teacherMs / images;
+  return out;
 }
 
 /** a + b per parameter; both inputs are disposed. */

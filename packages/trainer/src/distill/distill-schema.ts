@@ -1,0 +1,22 @@
+import { TRAIN_SCHEMA, type OptionsSchema, type Resolved } from '../config.js';
+
+/** Options of `kd-trainer distill`: everything `train` takes, plus the teacher and the KD loss. */
+export const DISTILL_SCHEMA = {
+  ...TRAIN_SCHEMA,
+  teacher: { type: 'string', required: true, help: 'teacher: an ONNX file (ultralytics or kd-trainer export) or kd-trainer weights (.kdw)' },
+  kd_loss: { type: 'string', default: 'yolo-kd', help: "distillation terms joined with '+': yolo-kd (detectors), kd (classifiers), feature" },
+  kd_alpha: { type: 'number', default: 0.5, min: 0, max: 1, help: 'α: weight of the KD loss, (1−α)·hard + α·λ·KD' },
+  kd_lambda: { type: 'number', default: 1, min: 0, help: 'λ: scale of the KD loss against the hard loss' },
+  kd_temperature: { type: 'number', default: 2, min: 0.01, help: 'temperature T of the soft targets (KL·T²)' },
+  kd_warmup: { type: 'number', default: 0, min: 0, help: 'epochs on the hard loss alone before distilling' },
+  kd_ramp: { type: 'number', default: 0, min: 0, help: 'epochs over which α ramps from 0 to its value after the warm-up' },
+  kd_cls_mode: { type: 'enum', choices: ['sigmoid', 'softmax'], default: 'sigmoid', help: 'class distillation: per-class Bernoulli KL or a softmax over classes' },
+  kd_box_mode: { type: 'enum', choices: ['ciou', 'l2'], default: 'ciou', help: "box distillation toward the teacher's decoded boxes" },
+  kd_obj: { type: 'number', default: 1, min: 0, help: 'weight of the objectness KD term (times the hard obj gain)' },
+  kd_cls: { type: 'number', default: 1, min: 0, help: 'weight of the class KD term (times the hard cls gain)' },
+  kd_box: { type: 'number', default: 1, min: 0, help: 'weight of the box KD term (times the hard box gain)' },
+  compare: { type: 'boolean', default: false, help: 'also train a baseline without the teacher (same seed, data, schedule) and print both' },
+} as const satisfies OptionsSchema;
+
+/** Resolved `kd-trainer distill` options. */
+export type DistillConfig = Resolved<typeof DISTILL_SCHEMA>;

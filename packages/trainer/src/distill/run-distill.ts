@@ -1,0 +1,145 @@
+import { readFile } from 'node:fs/promises';
+import { exportOnnx, encodeModel, measureOrtLatency, parseModelYaml, planYolo, yoloDescription, type YoloDescription } from '@kd-edge/core';
+import type { TrainConfig } from '../config.js';
+import { loadDatasetConfig } from '../data/dataset-yaml.js';
+import { DataLoader } from '../data/loader.js';
+import { scanSplit } from '../data/scan.js';
+import { loadModelWeights } from '../model/weights-io.js';
+import { HYP_SCRATCH_LOW, type Hyp } from '../train/hyp.js';
+import { train, type TrainResult, type TrainRunOptions } from '../train/trainer.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
+import { validateWith } from '../val/validator.js';
+import type { DistillConfig } from './distill-schema.js';
+import { DistillSession } from './distill-session.js';
+import { parseKdLosses } from './losses/registry.js';
+import { checkCompatibility } from './teacher/compat.js';
+import { openTeacher } from './teacher/open-teacher.js';
+import type { Teacher } from './types.js';
+
+/** One row of the comparison: a model's accuracy, size and speed. */
+export interface CompareRow {
+  model: string;
+  params: number;
+  map50: number;
+  map: number;
+  /** ONNX Runtime CPU p50 at batch 1 (ms). */
+  p50Ms?: number;
+}
+
+/** What `kd-trainer distill` returns. */
+export interface DistillResult {
+  distilled: TrainResult;
+  baseline?: TrainResult;
+  teacher?: { map50: number; map: number };
+  rows?: CompareRow[];
+  /** Share of the teacher–student gap in mAP50-95 the distillation recovered. */
+  gapRecovered?: number;
+}
+
+const TRAIN_KEYS = (cfg: DistillConfig): TrainConfig => {
+  const { teacher: _t, kd_loss: _l, kd_alpha: _a, kd_lambda: _la, kd_temperature: _T, kd_warmup: _w, kd_ramp: _r, kd_cls_mode: _c, kd_box_mode: _b,
+    kd_obj: _o, kd_cls: _kc, kd_box: _kb, compare: _cmp, ...rest } = cfg;
+  return rest;
+};
+
+async function studentDescription(cfg: TrainConfig, nc: number): Promise<YoloDescription> {
+  if (cfg.weights) return (await loadModelWeights(cfg.weights)).description as YoloDescription;
+  const m = /^yolov5([nsmlx])$/.exec(cfg.model);
+  return m ? yoloDescription(m[1] as 'n', nc) : { ...parseModelYaml(await readFile(cfg.model, 'utf8')), nc };
+}
+
+async function teacherMetrics(teacher: Teacher, cfg: TrainConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
+  if (teacher.kind !== 'onnx') return undefined;
+  const data = await loadDatasetConfig(cfg.data);
+  const items = await scanSplit(data.val, data.nc, silentLogger, { split: 'val' });
+  const loader = new DataLoader(items, { imgsz: cfg.imgsz, batchSize: cfg.batch_size * 2, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: 3, logger: log });
+  try {
+    const predictor = await OnnxDetectionPredictor.open(teacher.source, teacher.nc);
+    try {
+      const r = await validateWith(predictor, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres });
+      return { map50: r.map50, map: r.map };
+    } finally {
+      await predictor.close();
+    }
+  } catch (e) {
+    log.warn(`teacher mAP not measured: ${(e as Error).message}`);
+    return undefined;
+  } finally {
+    await loader.close();
+  }
+}
+
+async function studentLatency(best: string, imgsz: number): Promise<{ params: number; p50Ms: number }> {
+  const { description, weights } = await loadModelWeights(best);
+  const bytes = encodeModel(exportOnnx(description, weights, { imgsz }));
+  const params = [...weights.entries()].filter(([k]) => !k.includes('running_')).reduce((a, [, v]) => a + v.length, 0);
+  return { params, p50Ms: (await measureOrtLatency(bytes, { runs: 30 })).p50 };
+}
+
+/** The `--compare` table as text lines. */
+export function formatCompareTable(rows: readonly CompareRow[], gapRecovered: number | undefined): string[] {
+  const head = `${'Model'.padEnd(22)}${'Params'.padStart(12)}${'mAP50'.padStart(9)}${'mAP50-95'.padStart(10)}${'ORT p50 (ms)'.padStart(14)}`;
+  const lines = [head, ...rows.map((r) => `${r.model.padEnd(22)}${r.params.toLocaleString('en-US').padStart(12)}${r.map50.toFixed(3).padStart(9)}${r.map.toFixed(3).padStart(10)}${(r.p50Ms === undefined ? '—' : r.p50Ms.toFixed(2)).padStart(14)}`)];
+  if (gapRecovered !== undefined) lines.push(`distillation recovered ${(gapRecovered * 100).toFixed(0)} % of the teacher–student mAP50-95 gap`);
+  return lines;
+}
+
+/**
+ * `kd-trainer distill`: checks the teacher against the student (classes, image size, strides, anchors,
+ * layout), measures the teacher's mAP once, trains the student with the KD loss, and with `compare`
+ * first trains the same student without the teacher (same seed, data and schedule) and prints teacher,
+ * baseline and distilled side by side.
+ */
+export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOptions = {}): Promise<DistillResult> {
+  const log = run.logger ?? silentLogger;
+  const trainCfg = TRAIN_KEYS(cfg);
+  const data = await loadDatasetConfig(cfg.data);
+  const desc = await studentDescription(trainCfg, data.nc);
+  const plan = planYolo(desc);
+  const losses = parseKdLosses(cfg.kd_loss, 'detect');
+  const teacher = await openTeacher(cfg.teacher);
+  try {
+    const warnings = checkCompatibility(teacher, {
+      task: 'detect', nc: data.nc, imgsz: cfg.imgsz, strides: plan.strides, anchors: desc.anchors, na: desc.anchors[0]!.length / 2,
+    });
+    let boxWeight = cfg.kd_box;
+    for (const w of warnings) {
+      log.warn(w.message);
+      if (w.disablesBoxDistillation) boxWeight = 0;
+    }
+    log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}`);
+    const tMetrics = await teacherMetrics(teacher, trainCfg, log);
+    if (tMetrics) log.info(`teacher on val: mAP50 ${tMetrics.map50.toFixed(3)}, mAP50-95 ${tMetrics.map.toFixed(3)}`);
+
+    let baseline: TrainResult | undefined;
+    if (cfg.compare) {
+      log.info('== baseline: the same student, seed, data and schedule, without the teacher');
+      baseline = await train({ ...trainCfg, name: `${cfg.name}-baseline` }, hyp, run);
+      log.info('== distilled');
+    }
+    const session = new DistillSession({
+      teacher, losses, temperature: cfg.kd_temperature, alpha: cfg.kd_alpha, lambda: cfg.kd_lambda, warmup: cfg.kd_warmup, ramp: cfg.kd_ramp,
+      clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
+    }, { nc: data.nc, strides: plan.strides, anchors: desc.anchors });
+    const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, { ...run, distill: session });
+    const result: DistillResult = { distilled, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
+    if (baseline) {
+      const rows: CompareRow[] = [];
+      if (tMetrics) {
+        const p50 = teacher.kind === 'onnx' ? (await measureOrtLatency(teacher.source, { runs: 30, inputDims: { images: [1, 3, cfg.imgsz, cfg.imgsz] } }).catch(() => undefined))?.p50 : undefined;
+        rows.push({ model: 'teacher', params: teacher.paramCount, ...tMetrics, ...(p50 !== undefined ? { p50Ms: p50 } : {}) });
+      }
+      for (const [name, r] of [['student (baseline)', baseline], ['student (distilled)', distilled]] as const) {
+        const l = await studentLatency(r.best, cfg.imgsz);
+        rows.push({ model: name, params: l.params, map50: r.final.map50, map: r.final.map, p50Ms: l.p50Ms });
+      }
+      result.rows = rows;
+      if (tMetrics && tMetrics.map > baseline.final.map) result.gapRecovered = (distilled.final.map - baseline.final.map) / (tMetrics.map - baseline.final.map);
+      for (const line of formatCompareTable(rows, result.gapRecovered)) log.info(line);
+    }
+    return result;
+  } finally {
+    await teacher.dispose();
+  }
+}
