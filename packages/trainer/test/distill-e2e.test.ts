@@ -1,0 +1,83 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../src/backend/select.js';
+import { resolveOptions } from '../src/config.js';
+import { synthesizeDataset } from '../src/data/synth.js';
+import { DISTILL_SCHEMA } from '../src/distill/distill-schema.js';
+import { runDistill } from '../src/distill/run-distill.js';
+import { modelWeights } from '../src/export/model-weights.js';
+import { readEvents } from '../src/log/event-reader.js';
+import { createYoloModel } from '../src/model/yolo.js';
+import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
+import type { StepInfo } from '../src/train/trainer.js';
+import { memoryLogger, silentLogger } from '../src/util/logger.js';
+
+// A whole distillation run on a tiny set: an ONNX teacher (a wider custom YOLOv5) teaching a narrow student.
+describe('kd-trainer distill (end to end)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'kd-distill-'));
+  let yaml = '';
+  let teacherFile = '';
+  const student = { depth_multiple: 0.33, width_multiple: 0.125 };
+
+  beforeAll(async () => {
+    ({ yaml } = await synthesizeDataset({ out: join(root, 'shapes'), train: 16, val: 8, imgsz: 64, classes: 2, seed: 4 }));
+    await selectBackend('cpu', silentLogger);
+    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
+    teacherFile = join(root, 'teacher.onnx');
+    writeFileSync(teacherFile, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
+    t.dispose();
+    writeFileSync(join(root, 'student.yaml'), JSON.stringify({ nc: 2, ...student, anchors: yoloDescription('n', 2).anchors, backbone: yoloDescription('n', 2).backbone, head: yoloDescription('n', 2).head }));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  const config = (over: Record<string, unknown>) => resolveOptions(DISTILL_SCHEMA, [{
+    data: yaml, model: join(root, 'student.yaml'), teacher: teacherFile, imgsz: 64, batch_size: 8, epochs: 2, backend: 'wasm',
+    project: join(root, 'runs'), workers: 1, seed: 1, ...over,
+  }]).config;
+
+  it('distils after the warm-up, logs every KD term, α, T and the teacher wait share, and trains both replicas', async () => {
+    const steps: StepInfo[] = [];
+    const log = memoryLogger();
+    const r = await runDistill(config({ name: 'kd', kd_warmup: 1, threads: 2 }), HYP_SCRATCH_LOW, {
+      logger: log, onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    expect(r.distilled.interrupted).toBe(false);
+    expect(steps).toHaveLength(4);
+    // Epoch 1 is warm-up (α = 0, no teacher pass, KD terms 0); epoch 2 distils.
+    expect(steps.slice(0, 2).every((s) => s.alpha === 0 && s.loss.slice(3).every((v) => v === 0))).toBe(true);
+    expect(steps.slice(2).every((s) => s.alpha === 0.5 && s.loss.slice(3).some((v) => v > 0))).toBe(true);
+    expect(steps.every((s) => s.loss.length === 6 && s.loss.every(Number.isFinite))).toBe(true);
+    expect(r.teacher).toBeDefined();
+    expect(log.lines.some((l) => l.msg.startsWith('teacher on val: mAP50'))).toBe(true);
+
+    const ev = readdirSync(r.distilled.saveDir).find((f) => f.includes('tfevents'))!;
+    const values = readEvents(join(r.distilled.saveDir, ev)).flatMap((e) => (e.summary ?? []).map((v) => ({ ...v, step: e.step })));
+    for (const tag of ['train/kd_obj', 'train/kd_cls', 'train/kd_box', 'kd/alpha', 'kd/temperature', 'kd/teacher_wait_share', 'kd/teacher_ms_per_image']) {
+      expect(values.some((v) => v.tag === tag), tag).toBe(true);
+    }
+    const alphas = values.filter((v) => v.tag === 'kd/alpha').map((v) => v.simpleValue);
+    expect(alphas).toEqual([0, 0.5]);
+  });
+
+  it('--compare trains a baseline with the same seed and prints teacher, baseline and distilled', async () => {
+    const log = memoryLogger();
+    const r = await runDistill(config({ name: 'cmp', compare: true, epochs: 1, threads: 1 }), HYP_SCRATCH_LOW, { logger: log, progress: { write: () => true } });
+    expect(r.baseline).toBeDefined();
+    expect(r.rows!.map((x) => x.model)).toEqual(['teacher', 'student (baseline)', 'student (distilled)']);
+    expect(r.rows![1]!.params).toBe(r.rows![2]!.params);
+    expect(r.rows![0]!.params).toBeGreaterThan(r.rows![1]!.params);
+    expect(log.lines.some((l) => l.msg.includes('mAP50-95') && l.msg.includes('Params'))).toBe(true);
+  });
+
+  it('refuses a teacher with another class count, naming both values', async () => {
+    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.125 }, 3), { seed: 1 });
+    const bad = join(root, 'nc3.onnx');
+    writeFileSync(bad, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64 })));
+    t.dispose();
+    await expect(runDistill(config({ name: 'bad', teacher: bad }), HYP_SCRATCH_LOW, { progress: { write: () => true } }))
+      .rejects.toMatchObject({ code: 'DISTILL_INCOMPATIBLE', message: expect.stringMatching(/3.*2|2.*3/) });
+  });
+});
