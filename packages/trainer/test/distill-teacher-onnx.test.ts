@@ -252,3 +252,22 @@ describe('OnnxTeacher on classifiers', () => {
     }
   });
 });
+
+describe('OnnxTeacher execution providers', () => {
+  it('cuda either runs or fails with an error that says how to get it', async () => {
+    const opened = await OnnxTeacher.open(files.decB2!, { executionProviders: ['cuda'] }).catch((e: unknown) => e);
+    if (opened instanceof OnnxTeacher) {
+      // A workstation with onnxruntime-node's CUDA binaries.
+      const out = await opened.predict(images.slice(0, 2 * H * W * 3), 2, H, W);
+      await opened.dispose();
+      expect(out.levels).toHaveLength(3);
+      return;
+    }
+    expect(opened).toMatchObject({ code: 'DISTILL_RUNTIME' });
+    expect((opened as Error).message).toContain('docs/backends.md');
+  });
+
+  it('rejects an unknown provider by name', async () => {
+    await expect(OnnxTeacher.open(files.decB2!, { executionProviders: ['tpu' as 'cpu'] })).rejects.toThrow(/executionProviders: 'tpu'/);
+  });
+});

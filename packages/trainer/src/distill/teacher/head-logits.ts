@@ -12,8 +12,10 @@ export const LOGIT_LIMIT = Math.log((1 - P_MIN) / P_MIN);
 
 /** ln(p/(1−p)) of p clamped to [P_MIN, 1 − P_MIN] (NaN stays NaN, so a broken teacher shows). */
 export function clampedLogit(p: number): number {
-  const q = p < P_MIN ? P_MIN : p > 1 - P_MIN ? 1 - P_MIN : p;
-  return Math.log(q / (1 - q));
+  // Returning the limit itself keeps the two ends exactly symmetric (1 − 1e-6 is inexact in binary).
+  if (p <= P_MIN) return -LOGIT_LIMIT;
+  if (p >= 1 - P_MIN) return LOGIT_LIMIT;
+  return Math.log(p / (1 - p));
 }
 
 /** Where one level of a YOLOv5 head sits and what it is made of. */
