@@ -178,7 +178,9 @@ export class OnnxTeacher implements Teacher {
     }
     const paramCount = inspectModel(model).floatParameterCount;
     const bytes = features.length > 0 ? encodeModel(withExtraOutputs(model, features)) : undefined;
-    const [session, fileHash] = await Promise.all([createSession(file, bytes ?? file, opts), sha256File(file)]);
+    // Hash first: a session made before a failing hash would be left unreleased.
+    const fileHash = await sha256File(file);
+    const session = await createSession(file, bytes ?? file, opts);
     return new OnnxTeacher(
       file, session, io, info.task, info.nc, info.names, head, anchorSource, info.imgsz, info.batch, fileHash, paramCount, features,
     );
