@@ -34,6 +34,14 @@ function perfectPreds(targets: Float32Array, nt: number, size: number): tf.Tenso
 }
 
 describe('YOLOv5 loss', () => {
+  it('CIoU of equal boxes is finite (float32 can round the IoU past 1, which made alpha 0/0 = NaN)', () => {
+    let seed = 9;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+    const a = tf.tensor2d(Float32Array.from({ length: 2000 * 4 }, (_, k) => (k % 4 < 2 ? rand() * 2 - 0.5 : 0.1 + rand() * 5)), [2000, 4]);
+    expect(ciou(a, a).dataSync().every((x) => Number.isFinite(x) && Math.abs(1 - x) < 1e-5)).toBe(true);
+    expect(tf.grad((x: tf.Tensor) => ciou(x as tf.Tensor2D, a).sum())(a).dataSync().every(Number.isFinite)).toBe(true);
+  });
+
   const targets = Float32Array.from([0, 1, 0.3, 0.55, 0.1, 0.2]);
   const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, 2, 128);
 

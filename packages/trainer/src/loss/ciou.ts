@@ -34,7 +34,9 @@ export function ciou(box1: tf.Tensor2D, box2: tf.Tensor2D, eps = 1e-7): tf.Tenso
     const c2 = cw.square().add(ch.square()).add(eps);
     const rho2 = x2.sub(x1).square().add(y2.sub(y1).square());
     const v = tf.atan(w2.div(h2.add(eps))).sub(tf.atan(w1.div(h1.add(eps)))).square().mul(4 / (Math.PI * Math.PI));
-    const alpha = detached(v.sub(iou), (d) => v.div(d.add(1 + eps)));
+    // Equal boxes give v = 0 while float32 may round the IoU to 1 + eps: keep the denominator ≥ eps,
+    // or alpha is 0/0 = NaN (distillation starts students on exactly such pairs).
+    const alpha = detached(v.sub(iou), (d) => v.div(tf.maximum(d.add(1 + eps), eps)));
     return iou.sub(rho2.div(c2).add(v.mul(alpha))).reshape([-1]) as tf.Tensor1D;
   });
 }
