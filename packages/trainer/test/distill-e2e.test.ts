@@ -1,13 +1,14 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
+import { encodeModel, exportOnnx, planYolo, yoloDescription } from '@kd-edge/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
 import { resolveOptions } from '../src/config.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import { DISTILL_SCHEMA } from '../src/distill/distill-schema.js';
-import { runDistill } from '../src/distill/run-distill.js';
+import { detectFeaturePairs, runDistill } from '../src/distill/run-distill.js';
+import { loadModelWeights } from '../src/model/weights-io.js';
 import { modelWeights } from '../src/export/model-weights.js';
 import { readEvents } from '../src/log/event-reader.js';
 import { createYoloModel } from '../src/model/yolo.js';
@@ -49,7 +50,7 @@ describe('kd-trainer distill (end to end)', () => {
     // Epoch 1 is warm-up (α = 0, no teacher pass, KD terms 0); epoch 2 distils.
     expect(steps.slice(0, 2).every((s) => s.alpha === 0 && s.loss.slice(3).every((v) => v === 0))).toBe(true);
     expect(steps.slice(2).every((s) => s.alpha === 0.5 && s.loss.slice(3).some((v) => v > 0))).toBe(true);
-    expect(steps.every((s) => s.loss.length === 6 && s.loss.every(Number.isFinite))).toBe(true);
+    expect(steps.every((s) => s.loss.length === 7 && s.loss.every(Number.isFinite))).toBe(true);
     expect(r.teacher).toBeDefined();
     expect(log.lines.some((l) => l.msg.startsWith('teacher on val: mAP50'))).toBe(true);
 
@@ -60,6 +61,23 @@ describe('kd-trainer distill (end to end)', () => {
     }
     const alphas = values.filter((v) => v.tag === 'kd/alpha').map((v) => v.simpleValue);
     expect(alphas).toEqual([0, 0.5]);
+  });
+
+  it('yolo-kd + feature: adapters train with the student in both replicas and are not saved in best.kdw', async () => {
+    const steps: StepInfo[] = [];
+    const r = await runDistill(config({ name: 'feat', kd_loss: 'yolo-kd+feature', epochs: 1, threads: 2 }), HYP_SCRATCH_LOW, {
+      onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    expect(steps.length).toBe(2);
+    // [box, obj, cls, kd_obj, kd_cls, kd_box, kd_feat]
+    expect(steps.every((s) => s.loss[6]! > 0 && Number.isFinite(s.loss[6]!))).toBe(true);
+    const { weights } = await loadModelWeights(r.distilled.best);
+    expect([...weights.keys()].some((k) => k.startsWith('kd.'))).toBe(false);
+    const pairs = await detectFeaturePairs(teacherFile, planYolo({ ...yoloDescription('n', 2), ...student }));
+    expect(pairs.map((p) => [p.name, p.studentLayer, p.teacherTensor])).toEqual([
+      ['p3', 17, '/model.17/cv3/act/Mul_output_0'], ['p4', 20, '/model.20/cv3/act/Mul_output_0'], ['p5', 23, '/model.23/cv3/act/Mul_output_0'],
+    ]);
+    expect(pairs[0]!.teacherC).toBe(2 * pairs[0]!.studentC);
   });
 
   it('--compare trains a baseline with the same seed and prints teacher, baseline and distilled', async () => {

@@ -1,6 +1,6 @@
 import type { Batch } from '../data/types.js';
 import type { LossHyp } from '../loss/yolo-loss.js';
-import type { DistillJob, DistillSpec } from './distill-loss.js';
+import type { DistillJob, DistillSpec, FeatureDistillPair } from './distill-loss.js';
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
@@ -16,6 +16,8 @@ export interface DistillSettings extends AlphaSchedule {
   boxMode: YoloKdBoxMode;
   /** Per-term weights on top of the hard loss's gains. */
   termWeights: { obj: number; cls: number; box: number };
+  /** Feature distillation pairs and the weight of its term (with the 'feature' loss). */
+  features?: { pairs: FeatureDistillPair[]; weight: number };
 }
 
 /**
@@ -68,6 +70,7 @@ export class DistillSession {
       boxMode: this.settings.boxMode,
       weights: { obj: hard.obj * w.obj, cls: hard.cls * w.cls, box: hard.box * w.box },
       geometry: this.geometry,
+      ...(this.settings.features ? { features: this.settings.features } : {}),
     };
     const teacher = start === 0 && n === batchN ? out : sliceTeacher(out, batchN, start, n);
     return { spec, teacher, n };

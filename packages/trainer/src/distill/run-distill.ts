@@ -1,5 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { exportOnnx, encodeModel, measureOrtLatency, parseModelYaml, planYolo, yoloDescription, type YoloDescription } from '@kd-edge/core';
+import {
+  exportOnnx, encodeModel, initializerMap, measureOrtLatency, parseModelYaml, planYolo, readOnnxFile, yoloDescription,
+  type LayerPlan, type YoloDescription, type YoloPlan,
+} from '@kd-edge/core';
+import { TeacherError } from './teacher/teacher-error.js';
+import type { FeatureDistillPair } from './distill-loss.js';
 import type { TrainConfig } from '../config.js';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
 import { DataLoader } from '../data/loader.js';
@@ -39,7 +44,7 @@ export interface DistillResult {
 
 const TRAIN_KEYS = (cfg: DistillConfig): TrainConfig => {
   const { teacher: _t, kd_loss: _l, kd_alpha: _a, kd_lambda: _la, kd_temperature: _T, kd_warmup: _w, kd_ramp: _r, kd_cls_mode: _c, kd_box_mode: _b,
-    kd_obj: _o, kd_cls: _kc, kd_box: _kb, compare: _cmp, ...rest } = cfg;
+    kd_obj: _o, kd_cls: _kc, kd_box: _kb, kd_feature: _f, compare: _cmp, ...rest } = cfg;
   return rest;
 };
 
@@ -77,6 +82,38 @@ async function studentLatency(best: string, imgsz: number): Promise<{ params: nu
   return { params, p50Ms: (await measureOrtLatency(bytes, { runs: 30 })).p50 };
 }
 
+/**
+ * Feature pairs for the 'feature' loss: each Detect input of the student (YOLOv5's P3–P5 neck outputs)
+ * with the tensor the teacher's matching Detect convolution reads (`/model.N/m.i/Conv` in kd-edge and
+ * ultralytics exports), and both channel counts.
+ */
+export async function detectFeaturePairs(teacherFile: string, plan: YoloPlan): Promise<FeatureDistillPair[]> {
+  if (!teacherFile.toLowerCase().endsWith('.onnx')) {
+    throw new TeacherError('DISTILL_FEATURES_UNSUPPORTED', `feature distillation needs an ONNX teacher (named intermediate tensors); ${teacherFile} is not one: export it with kd-trainer export`);
+  }
+  const model = await readOnnxFile(teacherFile);
+  const g = model.graph!;
+  const inits = initializerMap(g);
+  const convs = new Map<number, { input: string; channels: number }>();
+  let head = -1;
+  for (const n of g.node) {
+    const m = /^\/model\.(\d+)\/m\.(\d+)\/Conv$/.exec(n.name);
+    if (n.opType !== 'Conv' || m === null) continue;
+    const idx = Number(m[1]);
+    if (idx > head) { head = idx; convs.clear(); }
+    if (idx === head) convs.set(Number(m[2]), { input: n.input[0]!, channels: inits.get(n.input[1]!)?.dims[1] ?? 0 });
+  }
+  const detect = plan.layers[plan.layers.length - 1] as Extract<LayerPlan, { type: 'Detect' }>;
+  if (convs.size !== detect.levels.length) {
+    throw new TeacherError('DISTILL_INCOMPATIBLE', `feature distillation: the teacher ${teacherFile} has ${convs.size} Detect convolutions (/model.N/m.i/Conv), the student ${detect.levels.length} levels`);
+  }
+  return detect.levels.map((lv, i) => {
+    const c = convs.get(i)!;
+    if (!(c.channels > 0)) throw new TeacherError('DISTILL_INCOMPATIBLE', `feature distillation: cannot read the channel count of the teacher's /model.${head}/m.${i}/Conv`);
+    return { name: `p${Math.round(Math.log2(lv.stride))}`, studentLayer: detect.from[i]!, studentC: lv.c1, teacherTensor: c.input, teacherC: c.channels };
+  });
+}
+
 /** The `--compare` table as text lines. */
 export function formatCompareTable(rows: readonly CompareRow[], gapRecovered: number | undefined): string[] {
   const head = `${'Model'.padEnd(22)}${'Params'.padStart(12)}${'mAP50'.padStart(9)}${'mAP50-95'.padStart(10)}${'ORT p50 (ms)'.padStart(14)}`;
@@ -98,7 +135,8 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
   const desc = await studentDescription(trainCfg, data.nc);
   const plan = planYolo(desc);
   const losses = parseKdLosses(cfg.kd_loss, 'detect');
-  const teacher = await openTeacher(cfg.teacher);
+  const featurePairs = losses.includes('feature') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
+  const teacher = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
   try {
     const warnings = checkCompatibility(teacher, {
       task: 'detect', nc: data.nc, imgsz: cfg.imgsz, strides: plan.strides, anchors: desc.anchors, na: desc.anchors[0]!.length / 2,
@@ -121,6 +159,7 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
     const session = new DistillSession({
       teacher, losses, temperature: cfg.kd_temperature, alpha: cfg.kd_alpha, lambda: cfg.kd_lambda, warmup: cfg.kd_warmup, ramp: cfg.kd_ramp,
       clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
+      ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
     }, { nc: data.nc, strides: plan.strides, anchors: desc.anchors });
     const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, { ...run, distill: session });
     const result: DistillResult = { distilled, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };

@@ -38,6 +38,8 @@ export interface DetectionModel extends TrainableModel {
    * updates its running statistics (momentum 0.03, eps 1e-3, as ultralytics).
    */
   forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D[];
+  /** {@link forward} plus the outputs of the given layers (NHWC), e.g. the neck features Detect reads. */
+  forwardFeatures(x: tf.Tensor4D, training: boolean, layers: readonly number[]): { levels: tf.Tensor4D[]; features: tf.Tensor4D[] };
 }
 
 /** A small image classifier. */

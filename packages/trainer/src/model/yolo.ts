@@ -32,8 +32,14 @@ export function buildYoloModel(desc: YoloDescription, source: ValueSource): Dete
     paramCount: () => sumSizes(state.params),
     dispose: () => state.dispose(),
     forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D[] {
+      return this.forwardFeatures(x, training, []).levels;
+    },
+    forwardFeatures(x: tf.Tensor4D, training: boolean, layers: readonly number[]) {
       checkInput(x, plan.maxStride);
-      return tf.tidy(() => {
+      for (const i of layers) {
+        if (!(Number.isInteger(i) && i >= 0 && i < plan.layers.length - 1)) throw new RangeError(`layers: ${i} is not a layer before Detect`);
+      }
+      const flat = tf.tidy(() => {
         const outs: tf.Tensor4D[] = [];
         let result: tf.Tensor4D[] = [];
         for (const l of plan.layers) {
@@ -42,8 +48,9 @@ export function buildYoloModel(desc: YoloDescription, source: ValueSource): Dete
           if (Array.isArray(y)) result = y;
           else outs[l.index] = y;
         }
-        return result;
+        return [...result, ...layers.map((i) => outs[i]!)];
       });
+      return { levels: flat.slice(0, detect.levels.length), features: flat.slice(detect.levels.length) };
     },
   };
 }

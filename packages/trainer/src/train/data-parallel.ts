@@ -10,6 +10,7 @@ import { splitShard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
 import type { DistillJob } from '../distill/distill-loss.js';
+import type { FeaturePair } from '../distill/losses/feature-adapters.js';
 
 /**
  * Splits a batch into two shards by image: the first ceil(n/2) images and the rest, with target rows
@@ -56,7 +57,7 @@ export class GradientWorker {
   }
 
   /** Starts the replica and waits until its backend and model are ready. */
-  static async start(model: DetectionModel, backend: BackendName, hyp: LossHyp): Promise<GradientWorker> {
+  static async start(model: DetectionModel, backend: BackendName, hyp: LossHyp, adapters?: FeaturePair[]): Promise<GradientWorker> {
     const entry = findWorkerEntry(import.meta.url, ['./grad-worker', './train/grad-worker', '../train/grad-worker']);
     if (!entry) throw new KdEdgeError('TRAIN_WORKER_FAILED', 'gradient worker entry (grad-worker.js) not found beside the trainer');
     const names = [...model.params.keys()];
@@ -68,7 +69,7 @@ export class GradientWorker {
     for (const [n, v] of model.params) if (n.endsWith('.bn.weight')) maxChannels = Math.max(maxChannels, v.size);
     const bnCapacity = 1 + 2 * maxChannels;
     const bnSync = new SharedArrayBuffer(PeerExchange.bytes(bnCapacity));
-    const init: GradWorkerInit = { backend, description: model.description, hyp, names, weights, grads, bnSync, bnCapacity };
+    const init: GradWorkerInit = { backend, description: model.description, hyp, names, weights, grads, bnSync, bnCapacity, ...(adapters ? { adapters } : {}) };
     const worker = spawnWorker(entry, init);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: GradWorkerMessage) => {

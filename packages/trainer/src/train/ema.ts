@@ -30,11 +30,12 @@ export class ModelEma {
   }
 }
 
+// Walks the EMA model's state: variables only the training model has (distillation adapters) are not averaged.
 function* pairs(a: TrainableModel, b: TrainableModel): Generator<[tf.Variable, tf.Variable]> {
   for (const kind of ['params', 'buffers'] as const) {
-    for (const [name, v] of a[kind]) {
-      const w = b[kind].get(name);
-      if (!w) throw new Error(`EMA model has no ${name}`);
+    for (const [name, w] of b[kind]) {
+      const v = a[kind].get(name);
+      if (!v) throw new Error(`model has no ${name}, which its EMA has`);
       yield [v, w];
     }
   }

@@ -11,7 +11,8 @@ import { createYoloModel } from '../model/yolo.js';
 import type { Shard } from '../data/types.js';
 import type { YoloDescription } from '../model/types.js';
 import { PeerExchange, withBatchNormSync } from '../model/batch-norm-sync.js';
-import { buildDistillLoss, type DistillJob } from '../distill/distill-loss.js';
+import { adapterParamName, buildDistillLoss, type DistillJob } from '../distill/distill-loss.js';
+import { createFeatureAdapters, type FeaturePair } from '../distill/losses/feature-adapters.js';
 import { MICRO_BATCH_PIXELS, shardGradients } from './step.js';
 
 /** Data given to the worker at start. */
@@ -27,6 +28,8 @@ export interface GradWorkerInit {
   /** BatchNorm statistics exchange (SyncBN) and its capacity in floats. */
   bnSync: SharedArrayBuffer;
   bnCapacity: number;
+  /** Feature-distillation adapters the main thread trains with the model (their names are in `names`). */
+  adapters?: FeaturePair[];
 }
 
 /** A shard of a batch to differentiate. */
@@ -54,6 +57,10 @@ if (port) {
   const start = async () => {
     const backend = await selectBackend(init.backend);
     const model = createYoloModel(init.description);
+    for (const a of createFeatureAdapters(init.adapters ?? []).values()) {
+      model.params.set(adapterParamName(a.name, 'weight'), a.weight);
+      model.params.set(adapterParamName(a.name, 'bias'), a.bias);
+    }
     const vars = init.names.map((n) => {
       const v = model.params.get(n);
       if (!v) throw new Error(`replica has no parameter ${n}`);

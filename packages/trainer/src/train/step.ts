@@ -24,7 +24,9 @@ export interface ShardGradients {
 export interface ExtraLoss {
   /** Names of the items it reports, after box, obj and cls. */
   readonly itemNames: readonly string[];
-  combine(outs: tf.Tensor4D[], hard: YoloLossTerms, part: Shard, offset: number): { total: tf.Scalar; items: tf.Scalar[] };
+  /** Layers whose outputs the loss reads (feature distillation); they come to `combine` in this order. */
+  readonly featureLayers?: readonly number[];
+  combine(outs: tf.Tensor4D[], hard: YoloLossTerms, part: Shard, offset: number, features: tf.Tensor4D[]): { total: tf.Scalar; items: tf.Scalar[] };
 }
 
 /**
@@ -87,11 +89,11 @@ function passGradients(model: DetectionModel, names: string[], shard: Shard, hyp
   const items: tf.Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const x = tf.tensor4d(shard.images, [shard.n, shard.height, shard.width, 3]);
-    const outs = model.forward(x, true);
+    const { levels: outs, features } = model.forwardFeatures(x, true, extra?.featureLayers ?? []);
     const terms = yoloLoss(outs, shard.targets, shard.nTargets, model, hyp);
     items.push(tf.keep(terms.box), tf.keep(terms.obj), tf.keep(terms.cls));
     if (!extra) return terms.total;
-    const r = extra.combine(outs, terms, shard, offset);
+    const r = extra.combine(outs, terms, shard, offset, features);
     items.push(...r.items.map((t) => tf.keep(t)));
     return r.total;
   }, vars);

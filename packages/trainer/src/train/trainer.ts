@@ -29,7 +29,8 @@ import { incrementRunDir } from './run-dir.js';
 import { lrLambda, warmupStep } from './schedule.js';
 import { clipGradNorm, NesterovSgd } from './sgd.js';
 import { MICRO_BATCH_PIXELS, microBatches, shardGradients } from './step.js';
-import { buildDistillLoss, DISTILL_ITEM_NAMES } from '../distill/distill-loss.js';
+import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES } from '../distill/distill-loss.js';
+import { createFeatureAdapters } from '../distill/losses/feature-adapters.js';
 import type { DistillSession } from '../distill/distill-session.js';
 import { lookahead } from '../distill/lookahead.js';
 import type { TeacherOutput } from '../distill/types.js';
@@ -126,6 +127,14 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
 
   const { model, ema } = await buildModels(cfg, data.nc, data.names, resumeFrom?.loaded);
+  // Feature-distillation adapters train with the student (in its params, so the optimizer, the
+  // gradient worker and checkpoints see them) but are not in the EMA, so best.kdw and exports drop them.
+  const adapterPairs = run.distill?.settings.features?.pairs;
+  const adapters = createFeatureAdapters(adapterPairs ?? [], cfg.seed);
+  for (const a of adapters.values()) {
+    model.params.set(adapterParamName(a.name, 'weight'), a.weight);
+    model.params.set(adapterParamName(a.name, 'bias'), a.bias);
+  }
   log.info(`model: ${model.description.scale === 'custom' ? 'custom' : `yolov5${model.description.scale}`}, ${model.paramCount().toLocaleString('en-US')} parameters, ${model.nl} levels, strides ${model.strides.join('/')}`);
 
   const bs = cfg.batch_size;
@@ -188,7 +197,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   const threads = cfg.threads || Math.min(availableParallelism(), 2);
   let gradWorker: GradientWorker | undefined;
   if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
-    gradWorker = await GradientWorker.start(model, backend.name, lossHyp);
+    gradWorker = await GradientWorker.start(model, backend.name, lossHyp, adapterPairs);
     log.info(`data parallel: 2 replicas (main thread + 1 worker thread) with synchronised BatchNorm, ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
   }
   try {
@@ -196,7 +205,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
       const epochLr = hyp.lr0 * lf(epoch);
       for (const g of optimizer.groups) g.lr = epochLr;
       const kd = run.distill;
-      const mloss = new Array<number>(kd ? 6 : 3).fill(0);
+      const mloss = new Array<number>(kd ? 3 + DISTILL_ITEM_NAMES.length : 3).fill(0);
       const bar = new ProgressBar({ epoch, epochs: cfg.epochs, steps: nb, stream: run.progress });
       let i = 0;
       let seen = 0;
@@ -230,7 +239,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         extra?.dispose();
         let named = step.grads;
         // Steps without the teacher (warm-up) report zero KD terms.
-        let lossItems: number[] = kd && step.loss.length === 3 ? [...step.loss, 0, 0, 0] : step.loss;
+        let lossItems: number[] = kd && step.loss.length === 3 ? [...step.loss, ...DISTILL_ITEM_NAMES.map(() => 0)] : step.loss;
         if (pending && theirs) {
           const other = await pending;
           named = sumGradients(varNames, step.grads, gradWorker!.gradients());
@@ -258,7 +267,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
         run.onStep?.({ epoch, step: i, optimizerStep, loss: lossItems, numTensors: tf.memory().numTensors, ...(kd ? { alpha } : {}) });
         bar.update(i, {
           box_loss: mloss[0], obj_loss: mloss[1], cls_loss: mloss[2],
-          ...(kd ? { kd_loss: mloss[3] + mloss[4] + mloss[5], alpha } : {}),
+          ...(kd ? { kd_loss: mloss.slice(3).reduce((a, b) => a + b, 0), alpha } : {}),
         }, seen);
         if (interrupted || (run.maxSteps !== undefined && steps >= run.maxSteps)) {
           interrupted = true;
@@ -349,6 +358,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   await valLoader.close();
   const epochsDone = epoch;
   model.dispose();
+  adapters.dispose();
   ema.ema.dispose();
   optimizer.dispose();
   log.info(`Results saved to ${saveDir}`);
