@@ -56,9 +56,12 @@ describe('kd-trainer distill (end to end)', () => {
 
     const ev = readdirSync(r.distilled.saveDir).find((f) => f.includes('tfevents'))!;
     const values = readEvents(join(r.distilled.saveDir, ev)).flatMap((e) => (e.summary ?? []).map((v) => ({ ...v, step: e.step })));
-    for (const tag of ['train/kd_obj', 'train/kd_cls', 'train/kd_box', 'kd/alpha', 'kd/temperature', 'kd/teacher_wait_share', 'kd/teacher_ms_per_image']) {
+    for (const tag of ['train/kd_obj', 'train/kd_cls', 'train/kd_box', 'kd/alpha', 'kd/temperature', 'kd/teacher_wait_share', 'kd/teacher_ms_per_image',
+      'kd/peak_rss_mib', 'kd/teacher_mAP_0.5']) {
       expect(values.some((v) => v.tag === tag), tag).toBe(true);
     }
+    expect(values.some((v) => v.tag === 'kd/teacher_class_prob' && v.histo)).toBe(true);
+    expect(values.some((v) => v.tag === 'kd/student_class_prob' && v.histo)).toBe(true);
     const alphas = values.filter((v) => v.tag === 'kd/alpha').map((v) => v.simpleValue);
     expect(alphas).toEqual([0, 0.5]);
   });

@@ -29,6 +29,9 @@ export class DistillSession {
   private waitMs = 0;
   private stepMs = 0;
 
+  /** The teacher's val mAP, measured once before training (logged at step 0). */
+  teacherMetrics?: { map50: number; map: number };
+
   constructor(readonly settings: DistillSettings, private readonly geometry: HeadGeometry) {}
 
   /** α at a fractional epoch. */

@@ -161,6 +161,7 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
       clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
     }, { nc: data.nc, strides: plan.strides, anchors: desc.anchors });
+    if (tMetrics) session.teacherMetrics = tMetrics;
     const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, { ...run, distill: session });
     const result: DistillResult = { distilled, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
     if (baseline) {

@@ -33,6 +33,7 @@ import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES } from '../disti
 import { createFeatureAdapters } from '../distill/losses/feature-adapters.js';
 import type { DistillSession } from '../distill/distill-session.js';
 import { lookahead } from '../distill/lookahead.js';
+import { classProbabilities } from '../distill/class-probabilities.js';
 import type { TeacherOutput } from '../distill/types.js';
 import { withBatchNormSync } from '../model/batch-norm-sync.js';
 
@@ -291,6 +292,16 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
           onFirstBatch: async (b, dets) => {
             const png = await drawDetections(toRgb(b, 0), b.width, b.height, dets[0], data.names);
             tb.addImage('val/predictions', png, b.width, b.height, epoch + 1);
+            if (run.distill) {
+              // Teacher and student confidence distributions on the same images.
+              const t = await run.distill.settings.teacher.predict(b.images, b.n, b.height, b.width);
+              const x = tf.tensor4d(b.images, [b.n, b.height, b.width, 3]);
+              const outs = (ema.ema as DetectionModel).forward(x, false);
+              const s = outs.map((o) => o.dataSync() as Float32Array);
+              tf.dispose([x, ...outs]);
+              tb.addHistogram('kd/teacher_class_prob', classProbabilities(t.levels!.map((l) => l.data), model.nc), epoch + 1);
+              tb.addHistogram('kd/student_class_prob', classProbabilities(s, model.nc), epoch + 1);
+            }
           },
         });
         for (const line of formatValTable(metrics, data.names).slice(0, 2)) log.info(line);
@@ -403,7 +414,15 @@ async function buildModels(cfg: TrainConfig, nc: number, names: string[], resume
 /** TensorBoard scalars of a distillation epoch: each KD term, α, T, the teacher's time and wait share. */
 function distillScalars(kd: DistillSession, mloss: number[], alpha: number, images: number): Record<string, number> {
   const t = kd.takeStats();
-  const out: Record<string, number> = { 'kd/alpha': alpha, 'kd/temperature': kd.settings.temperature, 'kd/teacher_wait_share': t.waitShare };
+  const out: Record<string, number> = {
+    'kd/alpha': alpha, 'kd/temperature': kd.settings.temperature, 'kd/teacher_wait_share': t.waitShare,
+    // Student and teacher share the process: its peak resident memory is both together.
+    'kd/peak_rss_mib': process.resourceUsage().maxRSS / 1024,
+  };
+  if (kd.teacherMetrics) {
+    out['kd/teacher_mAP_0.5'] = kd.teacherMetrics.map50;
+    out['kd/teacher_mAP_0.5:0.95'] = kd.teacherMetrics.map;
+  }
   DISTILL_ITEM_NAMES.forEach((name, j) => { out[`train/${name}`] = mloss[3 + j] ?? 0; });
   if (images > 0) out['kd/teacher_ms_per_image'] = t.teacherMs / images;
   return out;
