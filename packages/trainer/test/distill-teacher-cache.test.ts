@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeRecord, encodeRecord } from '../src/distill/teacher/cache-record.js';
 import { TeacherCache } from '../src/distill/teacher/teacher-cache.js';
 import type { Teacher, TeacherOutput } from '../src/distill/types.js';
-import { uniform } from './distill-teacher-fixtures.js';
+import { uniform } from './model-fixtures.js';
 
 const [H, W] = [32, 64];
 const PER = H * W * 3;

@@ -2,7 +2,7 @@ import { decodeYoloOutputs, DEFAULT_ANCHORS, exportOnnx, planYolo, yoloDescripti
 import { describe, expect, it } from 'vitest';
 import { anchorsFromGraph } from '../src/distill/teacher/graph-anchors.js';
 import { clampedLogit, invertDecoded, LOGIT_LIMIT, P_MIN, rawLevelToNhwc } from '../src/distill/teacher/head-logits.js';
-import { uniform } from './distill-teacher-fixtures.js';
+import { uniform } from './model-fixtures.js';
 
 describe('clampedLogit', () => {
   it('inverts the sigmoid and clamps at ±ln((1−1e-6)/1e-6)', () => {

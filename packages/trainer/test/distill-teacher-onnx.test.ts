@@ -15,7 +15,7 @@ import { LOGIT_LIMIT } from '../src/distill/teacher/head-logits.js';
 import type { TeacherOutput } from '../src/distill/types.js';
 import {
   maxAbs, perturbBatchNorm, pictures, SATURATE, saturateLevel0Anchor0, tfjsLevels, tinyDetector, uniform, worstViolation, writeExport,
-} from './distill-teacher-fixtures.js';
+} from './model-fixtures.js';
 
 /*
  * Tolerances.

@@ -13,7 +13,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { OnnxTeacher } from '../src/distill/teacher/onnx-teacher.js';
 import { openTeacher } from '../src/distill/teacher/open-teacher.js';
 import { TfjsTeacher } from '../src/distill/teacher/tfjs-teacher.js';
-import { pictures, tfjsLevels, tinyDetector, writeExport } from './distill-teacher-fixtures.js';
+import { pictures, tfjsLevels, tinyDetector, writeExport } from './model-fixtures.js';
 
 let dir: string;
 let model: DetectionModel;

@@ -12,29 +12,7 @@ import { createClassifier } from '../src/model/classifier.js';
 import { modelWeights } from '../src/export/model-weights.js';
 import { silentLogger } from '../src/util/logger.js';
 import type { ClassificationModel, DetectionModel, TrainableModel } from '../src/model/types.js';
-
-/** Seeded uniform values in [lo, hi). */
-function uniform(n: number, seed: number, lo = 0, hi = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = lo + ((s >>> 0) / 4294967296) * (hi - lo);
-  }
-  return out;
-}
-
-/** Gives BatchNorm non-trivial statistics and affine terms, so folding is really tested. */
-function perturbBatchNorm(model: TrainableModel, seed: number): void {
-  let k = seed;
-  for (const [name, v] of [...model.params, ...model.buffers]) {
-    const n = v.size;
-    if (name.endsWith('.bn.weight')) v.assign(tf.tensor(uniform(n, k++, 0.5, 1.5), v.shape));
-    else if (name.endsWith('.bn.bias')) v.assign(tf.tensor(uniform(n, k++, -0.3, 0.3), v.shape));
-    else if (name.endsWith('.running_mean')) v.assign(tf.tensor(uniform(n, k++, -0.5, 0.5), v.shape));
-    else if (name.endsWith('.running_var')) v.assign(tf.tensor(uniform(n, k++, 0.3, 2.0), v.shape));
-  }
-}
+import { maxAbs, perturbBatchNorm, uniform } from './model-fixtures.js';
 
 /** NCHW [N,3,H,W] from NHWC values. */
 function toNchw(nhwc: Float32Array, n: number, h: number, w: number): Float32Array {
@@ -63,12 +41,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function maxAbs(a: Float32Array): number {
-  let m = 0;
-  for (const v of a) m = Math.max(m, Math.abs(v));
   return m;
 }
 
