@@ -37,6 +37,7 @@ export const TRAIN_SCHEMA = {
   conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'validation confidence threshold' },
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'validation NMS IoU threshold' },
   nbs: { type: 'int', default: 64, min: 1, help: 'nominal batch size (gradient accumulation target)' },
+  augment: { type: 'boolean', default: true, help: 'mosaic/affine/HSV/flip augmentation of training images (--no-augment: letterbox only)' },
 } as const satisfies OptionsSchema;
 
 /** Options of `kd-trainer val`. */

@@ -83,6 +83,20 @@ describe('kd-trainer distill (end to end)', () => {
     expect(pairs[0]!.teacherC).toBe(2 * pairs[0]!.studentC);
   });
 
+  it('caches the teacher per image without augmentation: the second epoch reads every output from disk', async () => {
+    const log = memoryLogger();
+    const cache = join(root, 'tcache');
+    const r = await runDistill(config({ name: 'cache', augment: false, teacher_cache: cache, threads: 1 }), HYP_SCRATCH_LOW, { logger: log, progress: { write: () => true } });
+    expect(r.distilled.interrupted).toBe(false);
+    // 16 train images: 16 misses in epoch 1, 16 hits in epoch 2.
+    expect(log.lines.some((l) => /teacher cache: 16 hits, 16 misses/.test(l.msg))).toBe(true);
+    const ev = readdirSync(r.distilled.saveDir).find((f) => f.includes('tfevents'))!;
+    const perImage = readEvents(join(r.distilled.saveDir, ev)).flatMap((e) => e.summary ?? []).filter((v) => v.tag === 'kd/teacher_ms_per_image').map((v) => v.simpleValue!);
+    expect(perImage).toHaveLength(2);
+    await expect(runDistill(config({ name: 'cache2', teacher_cache: cache }), HYP_SCRATCH_LOW, { progress: { write: () => true } }))
+      .rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/no-augment/) });
+  });
+
   it('--compare trains a baseline with the same seed and prints teacher, baseline and distilled', async () => {
     const log = memoryLogger();
     const r = await runDistill(config({ name: 'cmp', compare: true, epochs: 1, threads: 1 }), HYP_SCRATCH_LOW, { logger: log, progress: { write: () => true } });

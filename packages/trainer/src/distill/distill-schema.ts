@@ -16,6 +16,7 @@ export const DISTILL_SCHEMA = {
   kd_cls: { type: 'number', default: 1, min: 0, help: 'weight of the class KD term (times the hard cls gain)' },
   kd_box: { type: 'number', default: 1, min: 0, help: 'weight of the box KD term (times the hard box gain)' },
   kd_feature: { type: 'number', default: 1, min: 0, help: 'weight of the feature-imitation term (with --kd-loss …+feature)' },
+  teacher_cache: { type: 'string', default: '', help: "folder caching the teacher's outputs per image (only with --no-augment: the same pixels every epoch)" },
   compare: { type: 'boolean', default: false, help: 'also train a baseline without the teacher (same seed, data, schedule) and print both' },
 } as const satisfies OptionsSchema;
 

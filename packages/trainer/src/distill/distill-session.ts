@@ -4,6 +4,7 @@ import type { DistillJob, DistillSpec, FeatureDistillPair } from './distill-loss
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
+import { TeacherCache } from './teacher/teacher-cache.js';
 import type { HeadGeometry, Teacher, TeacherOutput } from './types.js';
 
 /** What `kd-trainer distill` asks of a training run. */
@@ -42,7 +43,12 @@ export class DistillSession {
   /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up). */
   start(batch: Batch, epoch: number): Promise<TeacherOutput> | undefined {
     if (this.alphaAt(epoch) === 0) return undefined;
-    return this.settings.teacher.predict(batch.images, batch.n, batch.height, batch.width).then((out) => {
+    const t = this.settings.teacher;
+    // A cached teacher is keyed by image path (valid only without augmentation; run-distill checks).
+    const run = t instanceof TeacherCache
+      ? t.predictSamples(batch.images, batch.n, batch.height, batch.width, batch.files)
+      : t.predict(batch.images, batch.n, batch.height, batch.width);
+    return run.then((out) => {
       this.teacherMs += out.ms;
       return out;
     });

@@ -20,6 +20,8 @@ import { DistillSession } from './distill-session.js';
 import { parseKdLosses } from './losses/registry.js';
 import { checkCompatibility } from './teacher/compat.js';
 import { openTeacher } from './teacher/open-teacher.js';
+import { TeacherCache } from './teacher/teacher-cache.js';
+import { ConfigError } from '@kd-edge/core';
 import type { Teacher } from './types.js';
 
 /** One row of the comparison: a model's accuracy, size and speed. */
@@ -44,7 +46,7 @@ export interface DistillResult {
 
 const TRAIN_KEYS = (cfg: DistillConfig): TrainConfig => {
   const { teacher: _t, kd_loss: _l, kd_alpha: _a, kd_lambda: _la, kd_temperature: _T, kd_warmup: _w, kd_ramp: _r, kd_cls_mode: _c, kd_box_mode: _b,
-    kd_obj: _o, kd_cls: _kc, kd_box: _kb, kd_feature: _f, compare: _cmp, ...rest } = cfg;
+    kd_obj: _o, kd_cls: _kc, kd_box: _kb, kd_feature: _f, teacher_cache: _tc, compare: _cmp, ...rest } = cfg;
   return rest;
 };
 
@@ -136,7 +138,11 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
   const plan = planYolo(desc);
   const losses = parseKdLosses(cfg.kd_loss, 'detect');
   const featurePairs = losses.includes('feature') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
-  const teacher = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
+  if (cfg.teacher_cache && cfg.augment) {
+    throw new ConfigError('teacher_cache', cfg.teacher_cache, 'only with --no-augment: augmented images differ every epoch, so cached teacher outputs would belong to other pictures');
+  }
+  const opened = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
+  const teacher = cfg.teacher_cache ? TeacherCache.wrap(opened, cfg.teacher_cache) : opened;
   try {
     const warnings = checkCompatibility(teacher, {
       task: 'detect', nc: data.nc, imgsz: cfg.imgsz, strides: plan.strides, anchors: desc.anchors, na: desc.anchors[0]!.length / 2,
@@ -162,7 +168,12 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
     }, { nc: data.nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
+    if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);
     const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, { ...run, distill: session });
+    if (teacher instanceof TeacherCache) {
+      const c = teacher.stats();
+      log.info(`teacher cache: ${c.hits} hits, ${c.misses} misses, ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(c.bytesWritten / 2 ** 20).toFixed(1)} MiB written`);
+    }
     const result: DistillResult = { distilled, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
     if (baseline) {
       const rows: CompareRow[] = [];

@@ -159,7 +159,7 @@ export async function train(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions
   }
 
   const trainLoader = new DataLoader(trainItems, {
-    imgsz: cfg.imgsz, batchSize: bs, augment: true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
+    imgsz: cfg.imgsz, batchSize: bs, augment: cfg.augment ?? true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
   });
   const valLoader = new DataLoader(valItems, {
     imgsz: cfg.imgsz, batchSize: bs * 2, augment: false, hyp, shuffle: false, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
