@@ -59,6 +59,52 @@ export { drawDetections } from './log/draw-boxes.js';
 export { ProgressBar } from './log/progress.js';
 
 // Errors and logging
-export { DatasetError, BackendError, WeightsError } from './errors.js';
+export { DatasetError, BackendError, WeightsError, ExportError } from './errors.js';
 export { consoleLogger, silentLogger, memoryLogger } from './util/logger.js';
 export type { Logger } from './util/logger.js';
+
+// Export, packaging (the kd-trainer export / package commands)
+export { runExport, formatExportTable, parseFormats, parseExclude, headDecodePattern, summariseSkipped } from './export/run-export.js';
+export type { ExportReport, ExportRow } from './export/run-export.js';
+export { EXPORT_SCHEMA, EXPORT_FORMATS } from './export/export-schema.js';
+export type { ExportConfig, ExportFormat } from './export/export-schema.js';
+export { runPackage } from './export/run-package.js';
+export type { PackageOptions } from './export/run-package.js';
+export { modelWeights } from './export/model-weights.js';
+export { onnxModelInfo } from './export/model-info.js';
+export type { OnnxModelInfo } from './export/model-info.js';
+export { loadModelWeights } from './model/weights-io.js';
+export type { LoadedWeights } from './model/weights-io.js';
+export { OnnxDetectionPredictor, nhwcToNchw } from './val/onnx-predictor.js';
+export { validateWith } from './val/validator.js';
+export type { DetectionPredictor } from './val/validator.js';
+
+// Knowledge distillation
+export { runDistill, formatCompareTable, detectFeaturePairs } from './distill/run-distill.js';
+export type { DistillResult, CompareRow } from './distill/run-distill.js';
+export { DISTILL_SCHEMA } from './distill/distill-schema.js';
+export type { DistillConfig } from './distill/distill-schema.js';
+export { DistillSession } from './distill/distill-session.js';
+export type { DistillSettings } from './distill/distill-session.js';
+export { buildDistillLoss, DISTILL_ITEM_NAMES, adapterParamName } from './distill/distill-loss.js';
+export type { DistillSpec, DistillJob, FeatureDistillPair } from './distill/distill-loss.js';
+export type { Teacher, TeacherOutput, HeadGeometry, FeatureMap, StudentOutput } from './distill/types.js';
+export { openTeacher } from './distill/teacher/open-teacher.js';
+export type { OpenTeacherOptions } from './distill/teacher/open-teacher.js';
+export { OnnxTeacher } from './distill/teacher/onnx-teacher.js';
+export type { OnnxTeacherOptions, TeacherExecutionProvider } from './distill/teacher/onnx-teacher.js';
+export { TfjsTeacher } from './distill/teacher/tfjs-teacher.js';
+export { TeacherCache } from './distill/teacher/teacher-cache.js';
+export type { TeacherCacheStats } from './distill/teacher/teacher-cache.js';
+export { checkCompatibility } from './distill/teacher/compat.js';
+export type { StudentGeometry, CompatibilityWarning } from './distill/teacher/compat.js';
+export { TeacherError } from './distill/teacher/teacher-error.js';
+export { KD_LOSSES, KD_LOSS_NAMES, parseKdLosses, alphaAt, combineLosses } from './distill/losses/registry.js';
+export type { KdLossName, AlphaSchedule } from './distill/losses/registry.js';
+export { kdLoss, mixKd, KD_DEFAULTS } from './distill/losses/kd.js';
+export { yoloKdLoss } from './distill/losses/yolo-kd.js';
+export type { YoloKdOptions, YoloKdTerms, YoloKdClsMode, YoloKdBoxMode } from './distill/losses/yolo-kd.js';
+export { featureLoss } from './distill/losses/feature.js';
+export type { FeatureLossOptions, FeatureLossTerms } from './distill/losses/feature.js';
+export { createFeatureAdapters, FeatureAdapters } from './distill/losses/feature-adapters.js';
+export { KdLossError } from './distill/losses/kd-loss-error.js';
