@@ -12,27 +12,13 @@ import { createClassifier } from '../src/model/classifier.js';
 import { modelWeights } from '../src/export/model-weights.js';
 import { silentLogger } from '../src/util/logger.js';
 import type { ClassificationModel, DetectionModel, TrainableModel } from '../src/model/types.js';
-import { maxAbs, perturbBatchNorm, uniform } from './model-fixtures.js';
+import { maxAbs, perturbBatchNorm, pictures, uniform } from './model-fixtures.js';
 
 /** NCHW [N,3,H,W] from NHWC values. */
 function toNchw(nhwc: Float32Array, n: number, h: number, w: number): Float32Array {
   const out = new Float32Array(nhwc.length);
   for (let b = 0; b < n; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
     out[((b * 3 + c) * h + y) * w + x] = nhwc[((b * h + y) * w + x) * 3 + c]!;
-  }
-  return out;
-}
-
-/** A "real" picture: smooth gradients and a few solid shapes, like the synthetic dataset's images. */
-function pictureNhwc(n: number, h: number, w: number): Float32Array {
-  const out = new Float32Array(n * h * w * 3);
-  for (let b = 0; b < n; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const inRect = x > w / 4 && x < w / 2 && y > h / 3 && y < (2 * h) / 3;
-    const inDisc = (x - 0.7 * w) ** 2 + (y - 0.3 * h) ** 2 < (0.15 * w) ** 2;
-    const i = ((b * h + y) * w + x) * 3;
-    out[i] = inRect ? 0.9 : (x / w) * 0.5;
-    out[i + 1] = inDisc ? 0.8 : (y / h) * 0.4 + b * 0.1;
-    out[i + 2] = inRect || inDisc ? 0.1 : 0.45;
   }
   return out;
 }
@@ -85,7 +71,7 @@ describe.each(OPSETS)('ONNX export, opset %i, matches TensorFlow.js in onnxrunti
     const onnx = exportOnnx(model.description, modelWeights(model), { imgsz: [h, w], opset, batch: n });
     expect(onnx.opsetImport).toEqual([{ domain: '', version: opset }]);
     const bytes = encodeModel(onnx);
-    for (const nhwc of [uniform(n * h * w * 3, 5), pictureNhwc(n, h, w)]) {
+    for (const nhwc of [uniform(n * h * w * 3, 5), pictures(n, h, w)]) {
       const ref = tfjsDecoded(model, nhwc, n, h, w);
       const out = (await runOrt(bytes, toNchw(nhwc, n, h, w), [n, 3, h, w])).output0!;
       expect(out.dims).toEqual([n, ref.length / n / (model.nc + 5), model.nc + 5]);
@@ -100,7 +86,7 @@ describe.each(OPSETS)('ONNX export, opset %i, matches TensorFlow.js in onnxrunti
     perturbBatchNorm(model, 12);
     const [n, h, w] = [1, 64, 64];
     const bytes = encodeModel(exportOnnx(model.description, modelWeights(model), { imgsz: h, opset, raw: true }));
-    const nhwc = pictureNhwc(n, h, w);
+    const nhwc = pictures(n, h, w);
     const x = tf.tensor4d(nhwc, [n, h, w, 3]);
     const refs = model.forward(x, false);
     const outs = await runOrt(bytes, toNchw(nhwc, n, h, w), [n, 3, h, w]);
@@ -143,7 +129,7 @@ describe.each(OPSETS)('ONNX export, opset %i, matches TensorFlow.js in onnxrunti
     const [n, h, w] = [2, 64, 64];
     const onnx = exportOnnx(model.description, modelWeights(model), { imgsz: h, opset, batch: n });
     const bytes = encodeModel(onnx);
-    for (const nhwc of [uniform(n * h * w * 3, 9), pictureNhwc(n, h, w)]) {
+    for (const nhwc of [uniform(n * h * w * 3, 9), pictures(n, h, w)]) {
       const x = tf.tensor4d(nhwc, [n, h, w, 3]);
       const logits = model.forward(x, false);
       const ref = logits.dataSync() as Float32Array;
