@@ -1,6 +1,9 @@
 // Errors
 export { KdEdgeError, ConfigError } from './errors.js';
 
+// Seeded randomness (model initialisation, test data)
+export { seededRandom } from './util/seeded-random.js';
+
 // Detection maths: boxes, letterbox geometry, YOLOv5 decode, NMS, COCO mAP
 export type { BoxXYXY, Detection, Annotation } from './detect/types.js';
 export { xywhToXyxy, xyxyToXywh, boxArea, boxIou } from './detect/box.js';

@@ -8,18 +8,8 @@ import type { ModelProto } from '../src/onnx/types.js';
 import { walkModel } from '../src/onnx/walk.js';
 import { ProtoWriter } from '../src/proto/writer.js';
 import { convSiluModel, everythingModel } from './fixtures/onnx/build-models.js';
+import { seededRandom as rng } from '../src/util/seeded-random.js';
 
-/** Seeded PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Decodes `bytes` and, when that works, uses the result the way callers do; returns 'ok' or the

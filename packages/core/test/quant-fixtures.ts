@@ -4,18 +4,9 @@ import { encodeModel } from '../src/onnx/encode.js';
 import { makeModel, makeNode, makeValueInfo } from '../src/onnx/graph-utils.js';
 import { makeTensor, tensorValues } from '../src/onnx/tensor.js';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../src/onnx/types.js';
+import { seededRandom as rng } from '../src/util/seeded-random.js';
 
-/** mulberry32: a small seeded generator, so every run builds the same weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Uniform values in [lo, hi). */
 export function uniform(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {

@@ -6,7 +6,7 @@ import { createFeatureAdapters, type FeatureAdapters } from '../src/distill/loss
 import { featureLoss } from '../src/distill/losses/feature.js';
 import { gtImitationMask, teacherScoreMask } from '../src/distill/losses/imitation-mask.js';
 import type { FeatureMap } from '../src/distill/types.js';
-import { seededRandom } from '../src/model/init.js';
+import { seededRandom } from '@kd-edge/core';
 
 beforeAll(async () => { await selectBackend('cpu', silentLogger); });
 

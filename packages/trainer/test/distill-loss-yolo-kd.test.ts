@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
 import { silentLogger } from '../src/util/logger.js';
 import { yoloKdLoss, type TeacherLevel, type YoloKdOptions } from '../src/distill/losses/yolo-kd.js';
-import { seededRandom } from '../src/model/init.js';
+import { seededRandom } from '@kd-edge/core';
 import { ciou } from '../src/loss/ciou.js';
 import { ciouDistance } from '../src/distill/losses/ciou-distance.js';
 

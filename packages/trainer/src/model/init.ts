@@ -1,17 +1,5 @@
 import type { ParamSpec } from '@kd-edge/core';
 
-/** A seeded uniform generator on [0, 1) (mulberry32), so that model initialisation is reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Initial values of one state tensor: PyTorch's default conv/linear init (uniform ±1/√fan_in, which is
  * what kaiming_uniform with a=√5 gives), BatchNorm γ=1 β=0, running stats 0/1, and YOLOv5's Detect

@@ -1,5 +1,6 @@
 import * as tf from '../tf.js';
-import { initialValues, seededRandom } from './init.js';
+import { seededRandom } from '@kd-edge/core';
+import { initialValues } from './init.js';
 import type { ParamSpec } from '@kd-edge/core';
 import type { VarLookup } from './layers.js';
 

@@ -1,5 +1,5 @@
 import * as tf from '../../tf.js';
-import { seededRandom } from '../../model/init.js';
+import { seededRandom } from '@kd-edge/core';
 
 /** A pair of feature maps to imitate: the student's channels `studentC`, the teacher's `teacherC`. */
 export interface FeaturePair {
