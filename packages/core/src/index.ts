@@ -73,8 +73,6 @@ export { ProtoDecodeError } from './proto/proto-error.js';
 export { quantizeModel, QUANT_MODES } from './quant/quantize.js';
 export type { QuantMode, QuantizeModelOptions, QuantizeReport, CalibrationSource } from './quant/quantize.js';
 export { convertToFloat16, DEFAULT_FP16_BLOCK_OPS } from './quant/fp16.js';
-export { widenFloat16, hasFloat16Weights } from './quant/fp32-widen.js';
-export type { WidenFloat16Result } from './quant/fp32-widen.js';
 export type { Float16Options, Float16Result } from './quant/fp16.js';
 export { quantizeWeightsInt8, INT8_WEIGHT_OPS } from './quant/int8-weights.js';
 export type { Int8WeightsOptions, Int8WeightsResult, SkippedNode } from './quant/int8-weights.js';

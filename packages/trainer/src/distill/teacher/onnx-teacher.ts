@@ -1,5 +1,5 @@
 import {
-  DEFAULT_ANCHORS, encodeModel, hasFloat16Weights, inspectModel, widenFloat16, KdEdgeError, readOnnxFile, withExtraOutputs, type ModelProto,
+  DEFAULT_ANCHORS, encodeModel, inspectModel, KdEdgeError, readOnnxFile, withExtraOutputs, type ModelProto,
 } from '@kd-edge/core';
 import * as ort from 'onnxruntime-node';
 import { onnxModelInfo, type OnnxModelInfo } from '../../export/model-info.js';
@@ -24,8 +24,6 @@ export interface OnnxTeacherOptions {
    * install by default (docs/backends.md).
    */
   executionProviders?: readonly TeacherExecutionProvider[];
-  /** Run a float16 model as float32 (default: when the only provider is the CPU, which lacks float16 kernels). */
-  widenFloat16?: boolean;
 }
 
 /** Where a detector teacher's anchors came from. */
@@ -179,13 +177,7 @@ export class OnnxTeacher implements Teacher {
       }
     }
     const paramCount = inspectModel(model).floatParameterCount;
-    // ORT's CPU provider has few float16 kernels and casts around each op: a float16 teacher (such as the
-    // demo's shipped one) runs as float32 there, 3.4× faster for yolov5s.
-    const providers = opts.executionProviders ?? ['cpu'];
-    const widen = opts.widenFloat16 ?? providers.every((p) => p === 'cpu');
-    const runnable = widen && hasFloat16Weights(model) ? widenFloat16(model).model : model;
-    const bytes = features.length > 0 ? encodeModel(withExtraOutputs(runnable, features))
-      : runnable !== model ? encodeModel(runnable) : undefined;
+    const bytes = features.length > 0 ? encodeModel(withExtraOutputs(model, features)) : undefined;
     // Hash first: a session made before a failing hash would be left unreleased.
     const fileHash = await sha256File(file);
     const session = await createSession(file, bytes ?? file, opts);
