@@ -29,8 +29,10 @@ export interface ExportRow {
   map?: number;
   /** mAP50-95 change from fp32, in points (×100). */
   deltaMapPoints?: number;
-  /** ORT CPU latency at batch 1, median (ms). */
+  /** ORT CPU latency of one run, median (ms), at batch 1 or at the model's static batch. */
   p50Ms?: number;
+  /** The batch p50Ms was measured at. */
+  latencyBatch?: number;
   speedup?: number;
 }
 
@@ -152,6 +154,7 @@ export function formatExportTable(rows: readonly ExportRow[]): string[] {
     ...rows.map((r) => `${r.format.padEnd(14)}${r.file.padEnd(26)}${f(r.bytes / 1e6, 2, 10)}${f(r.map50, 3, 8)}${f(r.map, 3, 10)}` +
       `${(r.deltaMapPoints === undefined ? '—' : `${r.deltaMapPoints >= 0 ? '+' : ''}${r.deltaMapPoints.toFixed(1)}`).padStart(9)}` +
       `${f(r.p50Ms, 2, 10)}${(r.speedup === undefined ? '—' : `${r.speedup.toFixed(2)}×`).padStart(10)}`),
+    ...(rows.some((r) => (r.latencyBatch ?? 1) > 1) ? [`p50: one ONNX Runtime run of the static batch of ${rows[0]!.latencyBatch}`] : []),
   ];
 }
 
@@ -240,8 +243,10 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     const bytes = (await stat(path)).size;
     log.info(`${format}: validating and timing ${file}`);
     const metrics = await validateFile(path, info, cfg, log);
-    const lat = await measureOrtLatency(path, { runs: cfg.bench_runs, warmup: 5, inputDims: { [info.input.name]: [1, 3, imgsz[0], imgsz[1]] } });
-    rows.push({ format, file, bytes, ...(metrics ?? {}), p50Ms: lat.p50 });
+    // A static batch can only be run whole (a teacher exported with --batch-size 16, say).
+    const latencyBatch = batch;
+    const lat = await measureOrtLatency(path, { runs: cfg.bench_runs, warmup: 5, inputDims: { [info.input.name]: [latencyBatch, 3, imgsz[0], imgsz[1]] } });
+    rows.push({ format, file, bytes, ...(metrics ?? {}), p50Ms: lat.p50, latencyBatch });
   }
   const base = rows[0]!;
   for (const r of rows) {
