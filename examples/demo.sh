@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# The kd-edge demo on embedded defaults: make the synthetic shapes set, train a small YOLOv5 on it,
-# validate it, export it to fp32 / fp16 / int8 ONNX plus TensorRT calibration, then sign a model
-# package and verify it. Everything stays under ./datasets and ./runs.
+# The kd-edge demo on embedded defaults: make the synthetic shapes set, distill a yolov5n student from the
+# shipped yolov5s teacher (examples/teacher/, reproduced by examples/train-teacher.sh), validate it, export
+# it to fp32 / fp16 / int8 ONNX plus TensorRT calibration, then sign a model package and verify it.
+# Everything stays under ./datasets and ./runs. EPOCHS sets the student's epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPOCHS="${EPOCHS:-20}"
-RUN=runs/demo/shapes
+EPOCHS="${EPOCHS:-10}"
+TEACHER="${TEACHER:-examples/teacher/shapes-yolov5s.fp16.onnx}"
+RUN=runs/demo/student
 kd() { node --conditions=source --import tsx packages/trainer/src/bin/kd-trainer.ts "$@"; }
+START=$(date +%s)
+step() { echo; echo "== [$(( $(date +%s) - START )) s] $*"; }
 
-echo "== 1/5 synthetic dataset"
+step "1/5 synthetic dataset (seed 0: the data the shipped teacher was trained on)"
 kd data synth --out datasets/shapes --train 512 --val 128 --imgsz 128 --classes 6 --seed 0
 
-echo "== 2/5 train yolov5n for ${EPOCHS} epochs at 128 px"
-kd train --data datasets/shapes/data.yaml --model yolov5n --imgsz 128 --batch-size 16 \
-  --epochs "${EPOCHS}" --project runs/demo --name shapes --exist-ok --seed 0
+step "2/5 distill: yolov5s teacher (ONNX Runtime) → yolov5n student, ${EPOCHS} epochs at 128 px"
+kd distill --teacher "${TEACHER}" --data datasets/shapes/data.yaml --model yolov5n --imgsz 128 --batch-size 16 \
+  --epochs "${EPOCHS}" --kd-loss yolo-kd --kd-alpha 0.5 --kd-temperature 2 \
+  --project runs/demo --name student --exist-ok --seed 0
 
-echo "== 3/5 validate the best weights"
+step "3/5 validate the student's best weights"
 kd val --weights "${RUN}/weights/best.kdw" --data datasets/shapes/data.yaml --imgsz 128
 
-echo "== 4/5 export: fp32, fp16, int8 (calibrated), TensorRT calib.cache + plan; each validated and timed"
+step "4/5 export: fp32, fp16, int8 (calibrated), TensorRT calib.cache + plan; each validated and timed"
 kd export --weights "${RUN}/weights/best.kdw" --imgsz 128 --formats onnx,fp16,int8-dynamic,int8,trt \
   --data datasets/shapes/data.yaml --calib-images 128 --out "${RUN}/export"
 
-echo "== 5/5 sign a model package and verify it"
+step "5/5 sign a model package and verify it"
 [ -f runs/demo/keys/fleet.key ] || { mkdir -p runs/demo/keys && kd keys gen --out runs/demo/keys --name fleet; }
 kd package --from "${RUN}/export" --name shapes --version 1.0.0 --sign runs/demo/keys/fleet.key \
   --val-data datasets/shapes/data.yaml --out runs/demo/packages/shapes-1.0.0
 kd verify runs/demo/packages/shapes-1.0.0.tar --trust runs/demo/keys/fleet.pub
+step "done"

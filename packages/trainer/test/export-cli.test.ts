@@ -108,6 +108,12 @@ describe('kd-trainer export', () => {
     expect(r.info.names).toEqual(['circle', 'square']);
   });
 
+  it('times a static-batch export (a teacher) at its own batch', async () => {
+    const r = await runExport(config({ weights, out: join(dir, 'b4'), formats: 'fp16', batch_size: 4 }));
+    expect(r.rows.map((x) => [x.format, x.latencyBatch])).toEqual([['onnx', 4], ['fp16', 4]]);
+    expect(r.rows.every((x) => x.p50Ms! > 0)).toBe(true);
+  });
+
   it('exports a classifier (no detection metrics)', async () => {
     const clf = createClassifier(classifierDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 3), { seed: 2 });
     const file = join(dir, 'clf.kdw');
