@@ -1,0 +1,171 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { AgentError } from '../errors.js';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const idString = z.string().regex(ID, 'letters, digits, _ and -, starting with a letter or digit, at most 64');
+
+const brokerSchema = z.object({
+  url: z.string().regex(/^(mqtts?|wss?):\/\/.+/, 'an mqtt://, mqtts://, ws:// or wss:// URL').default('mqtt://127.0.0.1:1883'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** PEM files: a custom CA, and a client certificate + key for mutual TLS. */
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  protocolVersion: z.union([z.literal(5), z.literal(4)]).default(5),
+  keepalive: z.number().int().min(5).max(3600).default(30),
+  /** Reconnect backoff (ms): base, cap. */
+  reconnectMinMs: z.number().int().min(10).default(1000),
+  reconnectMaxMs: z.number().int().min(10).default(60_000),
+  /** MQTT 5 session expiry (s): how long the broker keeps commands for an offline device. */
+  sessionExpirySec: z.number().int().min(0).default(7 * 24 * 3600),
+}).strict().refine((b) => (b.cert === undefined) === (b.key === undefined), { message: 'cert and key go together', path: ['cert'] });
+
+const runtimeSchema = z.object({
+  /** ONNX Runtime execution providers, most preferred first. */
+  providers: z.array(z.enum(['tensorrt', 'cuda', 'cpu'])).min(1).default(['cpu']),
+  /** trtexec: a path, 'auto' (PATH, then /usr/src/tensorrt/bin/trtexec) or false (never). */
+  trtexec: z.union([z.string(), z.literal(false)]).default('auto'),
+  threads: z.number().int().min(0).default(0),
+}).strict();
+
+const limitsSchema = z.object({
+  maxPackageBytes: z.number().int().positive().default(512 * 1024 * 1024),
+  reserveDiskBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+  /** Reports kept on disk while the broker is unreachable. */
+  outboxMessages: z.number().int().positive().default(1000),
+  outboxBytes: z.number().int().positive().default(16 * 1024 * 1024),
+}).strict();
+
+const benchmarkSchema = z.object({
+  warmup: z.number().int().min(0).default(10),
+  iterations: z.number().int().min(1).default(100),
+}).strict();
+
+const serveSchema = z.object({
+  source: z.object({
+    dir: z.string().optional(),
+    replay: z.string().optional(),
+    fps: z.number().positive().default(5),
+    loop: z.boolean().default(true),
+  }).strict().refine((s) => (s.dir === undefined) !== (s.replay === undefined), { message: 'give exactly one of dir or replay' }).optional(),
+  serial: z.object({ path: z.string().min(1), baud: z.number().int().positive().default(115200) }).strict().optional(),
+  detectionsPerSecond: z.number().positive().default(5),
+  conf: z.number().min(0).max(1).default(0.25),
+  iou: z.number().min(0).max(1).default(0.45),
+}).strict();
+
+/** kd-agent's configuration: one YAML file, overridden by KD_AGENT_* variables, overridden by flags. */
+export const AGENT_CONFIG_SCHEMA = z.object({
+  fleet: idString.default('default'),
+  deviceId: idString.optional(),
+  dataDir: z.string().min(1).default('/var/lib/kd-agent'),
+  /** Public keys (PEM files) trusted to sign packages and commands; several for rotation. */
+  keys: z.array(z.string().min(1)).min(1, 'at least one trusted public key file'),
+  broker: brokerSchema.default(brokerSchema.parse({})),
+  runtime: runtimeSchema.default(runtimeSchema.parse({})),
+  limits: limitsSchema.default(limitsSchema.parse({})),
+  benchmark: benchmarkSchema.default(benchmarkSchema.parse({})),
+  serve: serveSchema.default(serveSchema.parse({})),
+  /** Seconds between status refreshes (free disk, serving figures). */
+  statusIntervalSec: z.number().int().min(1).default(60),
+}).strict();
+
+/** The validated configuration, every default filled in. */
+export type AgentConfig = z.infer<typeof AGENT_CONFIG_SCHEMA> & { deviceId: string };
+
+/** Where a configuration comes from; later sources win. */
+export interface AgentConfigSources {
+  /** A YAML file. */
+  file?: string;
+  /** Environment (KD_AGENT_FLEET, KD_AGENT_BROKER__URL: `__` separates nesting levels). */
+  env?: NodeJS.ProcessEnv;
+  /** Values from flags, as nested objects ({ broker: { url } }). */
+  overrides?: Record<string, unknown>;
+}
+
+/**
+ * Loads, merges and validates the configuration; an invalid value fails here, with the file and the
+ * field named (`agent.yaml: broker.url: an mqtt://, mqtts://, ws:// or wss:// URL`).
+ * @example const config = await loadAgentConfig({ file: '/etc/kd-agent/agent.yaml', env: process.env });
+ */
+export async function loadAgentConfig(sources: AgentConfigSources): Promise<AgentConfig> {
+  let fromFile: unknown = {};
+  if (sources.file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(sources.file, 'utf8');
+    } catch (err) {
+      throw new AgentError('AGENT_CONFIG_INVALID', `config ${sources.file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    try {
+      fromFile = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new AgentError('AGENT_CONFIG_INVALID', `config ${sources.file}: not YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof fromFile !== 'object' || Array.isArray(fromFile)) {
+      throw new AgentError('AGENT_CONFIG_INVALID', `config ${sources.file}: expected a mapping of keys at the top level`);
+    }
+  }
+  const merged = deepMerge(deepMerge(fromFile as Record<string, unknown>, envOverrides(sources.env ?? {})), sources.overrides ?? {});
+  return validateAgentConfig(merged, sources.file ?? 'config');
+}
+
+/** Validates an already merged configuration object (see {@link loadAgentConfig}). */
+export function validateAgentConfig(value: unknown, origin = 'config'): AgentConfig {
+  const r = AGENT_CONFIG_SCHEMA.safeParse(value);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    throw new AgentError('AGENT_CONFIG_INVALID', `${origin}: ${issues.join('; ')}`);
+  }
+  const deviceId = r.data.deviceId ?? defaultDeviceId();
+  return { ...r.data, deviceId };
+}
+
+/** The host name made into a valid device id. */
+export function defaultDeviceId(): string {
+  const id = hostname().replace(/[^A-Za-z0-9_-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return id.length > 0 ? id : 'device';
+}
+
+/** KD_AGENT_A__B=value → { a: { b: value } }; values are parsed as YAML scalars/lists (numbers, booleans, [a, b]). */
+export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('KD_AGENT_') || raw === undefined) continue;
+    const path = name.slice('KD_AGENT_'.length).split('__').map(camel);
+    let node = out;
+    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+    node[path[path.length - 1]!] = scalar(raw);
+  }
+  return out;
+}
+
+function camel(s: string): string {
+  return s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function scalar(raw: string): unknown {
+  try {
+    const v: unknown = parseYaml(raw);
+    return v === null ? raw : v;
+  } catch {
+    return raw;
+  }
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isPlain(prev) && isPlain(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

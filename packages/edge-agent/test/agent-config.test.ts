@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { envOverrides, loadAgentConfig } from '../src/config/agent-config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kd-agent-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string): string => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+describe('agent configuration', () => {
+  it('fills defaults and lets env override the file and flags override env', async () => {
+    const f = file('a.yaml', 'fleet: lab\ndeviceId: nano-01\nkeys: [/etc/kd/fleet.pub]\nbroker:\n  url: mqtt://broker:1883\n  protocolVersion: 4\n');
+    const c = await loadAgentConfig({
+      file: f,
+      env: { KD_AGENT_BROKER__URL: 'mqtts://b:8883', KD_AGENT_BENCHMARK__ITERATIONS: '20', PATH: '/bin' },
+      overrides: { benchmark: { iterations: 7 } },
+    });
+    expect(c).toMatchObject({ fleet: 'lab', deviceId: 'nano-01', dataDir: '/var/lib/kd-agent' });
+    expect(c.broker).toMatchObject({ url: 'mqtts://b:8883', protocolVersion: 4, keepalive: 30 });
+    expect(c.benchmark).toEqual({ warmup: 10, iterations: 7 });
+    expect(c.runtime.providers).toEqual(['cpu']);
+  });
+
+  it('names the file and the field of every invalid value', async () => {
+    const f = file('bad.yaml', 'keys: [k.pub]\nbroker:\n  url: http://x\nbenchmark:\n  iterations: 0\nserve:\n  source: { dir: a, replay: b }\n');
+    const err = await loadAgentConfig({ file: f }).catch((e: unknown) => e as Error & { code: string });
+    expect(err.code).toBe('AGENT_CONFIG_INVALID');
+    expect(err.message).toContain('bad.yaml');
+    expect(err.message).toMatch(/broker\.url: an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL/);
+    expect(err.message).toMatch(/benchmark\.iterations/);
+    expect(err.message).toMatch(/serve\.source: give exactly one of dir or replay/);
+  });
+
+  it('refuses unknown keys, a missing key list, a client cert without its key, and non-YAML', async () => {
+    await expect(loadAgentConfig({ file: file('u.yaml', 'keys: [k]\nbrokr: {}\n') })).rejects.toThrow(/brokr/);
+    await expect(loadAgentConfig({ file: file('n.yaml', 'fleet: lab\n') })).rejects.toThrow(/keys/);
+    await expect(loadAgentConfig({ file: file('c.yaml', 'keys: [k]\nbroker: { cert: c.pem }\n') })).rejects.toThrow(/broker\.cert: cert and key go together/);
+    await expect(loadAgentConfig({ file: file('y.yaml', 'keys: [k\n') })).rejects.toThrow(/y\.yaml: not YAML/);
+    await expect(loadAgentConfig({ file: join(dir, 'absent.yaml') })).rejects.toThrow(/absent\.yaml: cannot read it \(ENOENT\)/);
+    await expect(loadAgentConfig({ overrides: { keys: ['k'], deviceId: 'a/b' } })).rejects.toThrow(/deviceId/);
+  });
+
+  it('maps KD_AGENT_ variables to nested camelCase keys with YAML scalars', () => {
+    expect(envOverrides({ KD_AGENT_DATA_DIR: '/d', KD_AGENT_RUNTIME__PROVIDERS: '[cuda, cpu]', KD_AGENT_SERVE__SERIAL__BAUD: '9600', OTHER: 'x' }))
+      .toEqual({ dataDir: '/d', runtime: { providers: ['cuda', 'cpu'] }, serve: { serial: { baud: 9600 } } });
+  });
+});
