@@ -4,7 +4,7 @@
 export declare const NODE_TARGET: string;
 
 /** Scanner rules for globals and members newer than the target. */
-export declare const GLOBAL_RULES: readonly { id: string; since: string; source: string; pattern: RegExp }[];
+export declare const GLOBAL_RULES: readonly { id: string; since: string; source: string; pattern: RegExp; member?: boolean }[];
 
 /** Scanner rules for named exports of built-in modules newer than the target. */
 export declare const BUILTIN_RULES: readonly { module: string; name: string; since: string; source: string }[];

@@ -22,7 +22,9 @@ const REPO_ROOT = resolve(AGENT_DIR, '..', '..');
 // Each rule: what it finds, the first Node.js that has it, and where that version comes from.
 // "V8 11.3" rows were also checked empty on Node 20.20.2 (V8 11.3.244), and every 20.x release ships V8 11.3.
 // "types" rows come from the @since tags in @types/node 20.19 (the backports into 20.x).
-/** @type {readonly {id: string, since: string, source: string, pattern: RegExp}[]} */
+// `member: true` rules match a method name on any receiver; a receiver imported from a package (zod's `z.union`)
+// is that package's API, not the built-in, and is skipped.
+/** @type {readonly {id: string, since: string, source: string, pattern: RegExp, member?: boolean}[]} */
 export const GLOBAL_RULES = [
   { id: 'Promise.withResolvers', since: '22.0.0', source: 'ES2024; absent in V8 11.3', pattern: /\bPromise\s*\.\s*withResolvers\b/ },
   { id: 'Promise.try', since: '22.10.0', source: 'ES2025; absent in V8 11.3', pattern: /\bPromise\s*\.\s*try\b/ },
@@ -33,7 +35,8 @@ export const GLOBAL_RULES = [
     id: 'Set methods (union, intersection, ...)',
     since: '22.0.0',
     source: 'ES2025; absent in V8 11.3',
-    pattern: /\.\s*(?:union|intersection|symmetricDifference|isSubsetOf|isSupersetOf|isDisjointFrom)\s*\(/,
+    pattern: /\.\s*(?:union|intersection|symmetricDifference|isSubsetOf|isSupersetOf|isDisjointFrom)\s*\(/g,
+    member: true,
   },
   { id: 'Iterator global / Iterator.from', since: '22.0.0', source: 'ES2025 iterator helpers; absent in V8 11.3', pattern: /\bIterator\s*\.\s*from\b|\bnew\s+Iterator\b|\bIterator\s*\.\s*prototype\b/ },
   {
@@ -42,7 +45,7 @@ export const GLOBAL_RULES = [
     source: 'ES2025 iterator helpers; absent in V8 11.3',
     pattern: /\.\s*(?:keys|values|entries)\s*\(\s*\)\s*\.\s*(?:map|filter|take|drop|flatMap|reduce|toArray|forEach|some|every|find)\s*\(/,
   },
-  { id: 'ArrayBuffer.prototype.transfer', since: '21.0.0', source: 'ES2024; absent in V8 11.3', pattern: /\.\s*transfer(?:ToFixedLength)?\s*\(/ },
+  { id: 'ArrayBuffer.prototype.transfer', since: '21.0.0', source: 'ES2024; absent in V8 11.3', pattern: /\.\s*transfer(?:ToFixedLength)?\s*\(/g, member: true },
   { id: 'RegExp.escape', since: '24.0.0', source: 'ES2025; absent in V8 11.3', pattern: /\bRegExp\s*\.\s*escape\b/ },
   { id: 'Float16Array / Math.f16round', since: '24.0.0', source: 'ES2025; absent in V8 11.3', pattern: /\bFloat16Array\b|\bMath\s*\.\s*f16round\b/ },
   { id: 'Error.isError', since: '24.0.0', source: 'ES2026; absent in V8 11.3', pattern: /\bError\s*\.\s*isError\b/ },
@@ -60,7 +63,7 @@ export const GLOBAL_RULES = [
   { id: 'process.features.require_module', since: '20.19.0', source: 'types', pattern: /\bprocess\s*\.\s*features\s*\.\s*require_module\b/ },
   { id: 'URL.parse', since: '20.18.0', source: 'types', pattern: /\bURL\s*\.\s*parse\s*\(/ },
   { id: 'fs.Dirent#parentPath', since: '20.12.0', source: 'types (20.9 has only the deprecated dirent.path)', pattern: /\.\s*parentPath\b/ },
-  { id: 'Blob#bytes', since: '20.16.0', source: 'types', pattern: /\.\s*bytes\s*\(\s*\)/ },
+  { id: 'Blob#bytes', since: '20.16.0', source: 'types', pattern: /\.\s*bytes\s*\(\s*\)/g, member: true },
 ];
 
 // Named exports of built-in modules newer than the target, found through the bundle's import bindings.
@@ -198,10 +201,31 @@ export function scanBundle(code, options = {}) {
     findings.push({ id: rule.id, since: rule.since, source: rule.source, file: fileAt[i], line: i + 1, excerpt: lines[i].trim().slice(0, 160) });
   };
 
+  // Names bound by imports of packages (not built-ins): `import { z } from "zod"`, `import * as z from "zod"`.
+  const imported = new Set();
+  for (const m of code.matchAll(/^\s*import\s+([^;]*?)\s+from\s*["']([^"']+)["']/gm)) {
+    if (m[2].startsWith('node:') || m[2].startsWith('.')) continue;
+    for (const name of m[1].replace(/[{}]/g, ',').split(',')) {
+      const local = name.trim().split(/\s+as\s+/).pop()?.replace(/^\*\s*/, '').trim();
+      if (local) imported.add(local);
+    }
+  }
   const globals = GLOBAL_RULES.filter((r) => compareVersions(r.since, target) > 0);
   lines.forEach((line, i) => {
     if (line.startsWith('//')) return;
-    for (const rule of globals) if (rule.pattern.test(line)) push(rule, i);
+    for (const rule of globals) {
+      if (!rule.member) {
+        if (rule.pattern.test(line)) push(rule, i);
+        continue;
+      }
+      for (const m of line.matchAll(rule.pattern)) {
+        const receiver = line.slice(0, m.index).match(/([\w$]+)\s*$/)?.[1];
+        if (receiver === undefined || !imported.has(receiver)) {
+          push(rule, i);
+          break;
+        }
+      }
+    }
   });
 
   // Bindings of built-in modules: `import { a as b } from "node:x"`, `import * as ns from "x"`, `import d from "x"`.

@@ -77,6 +77,8 @@ describe('scanBundle', () => {
       'const ok = URL.canParse(u);',
       'const dir = fileURLToPath(new URL(".", import.meta.url));',
       'util.format("%s", x);',
+      'import { z } from "zod";',
+      'const schema = z.union([z.literal(5), z.literal(4)]);',
     ].join('\n');
     expect(scanBundle(ok)).toEqual([]);
     expect(scanBundle('const d = import.meta.dirname;', { target: '20.11.0' })).toEqual([]);
