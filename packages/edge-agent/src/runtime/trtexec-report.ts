@@ -36,8 +36,8 @@ export interface TrtexecLatencyMs {
   estimated: string[];
 }
 
-// Each log line starts with `[MM/DD/YYYY-HH:MM:SS] [I] ` (SPECS 4); tolerate lines without it.
-const PREFIX = /^(?:\[[^\]]*\] \[[A-Z]+\] )?/;
+// Each log line starts with `[MM/DD/YYYY-HH:MM:SS] [I] ` (SPECS 4); tolerate lines with only the level, or neither.
+const PREFIX = /^(?:\[\d[^\]]*\] )?(?:\[[A-Z]+\] )?/;
 const NUM = '([-+]?(?:\\d+\\.?\\d*|\\.\\d+)(?:[eE][-+]?\\d+)?)';
 const TIMING_LINE = /^(Latency|End-to-End Host Latency|Enqueue Time|H2D Latency|GPU Compute Time|D2H Latency): (.*)$/;
 const TIMING_ITEM = new RegExp(`(min|max|mean|median|percentile\\((\\d+(?:\\.\\d+)?)%\\)) = ${NUM} ms`, 'g');
