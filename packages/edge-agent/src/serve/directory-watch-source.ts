@@ -186,7 +186,9 @@ export class DirectoryWatchSource extends EventEmitter<DirectoryWatchSourceEvent
       return;
     }
     this.#scanning = this.#scan()
-      .catch((e: Error) => this.emit('sourceError', { error: e }))
+      .catch((e: Error) => {
+        this.emit('sourceError', { error: e });
+      })
       .finally(() => {
         this.#scanning = undefined;
         if (this.#rescan) {
