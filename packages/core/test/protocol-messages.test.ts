@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { makeCommand } from '../src/protocol/command.js';
+import { MAX_JSON_MESSAGE_BYTES } from '../src/protocol/common.js';
+import { makeEvent } from '../src/protocol/event.js';
+import { parseMessage } from '../src/protocol/parse.js';
+import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/protocol-error.js';
+import { protocolJsonSchemas } from '../src/protocol/schemas.js';
+import { makeOfflineStatus, makeStatus } from '../src/protocol/status.js';
+import type { MessageKind } from '../src/protocol/topics.js';
+import { EXAMPLE_TAR_SHA256, exampleManifest, protocolExamples } from './protocol-fixtures.js';
+
+const ex = protocolExamples();
+type Json = Record<string, unknown>;
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+function refusal(kind: MessageKind, input: unknown, code: ProtocolErrorCode = 'PROTOCOL_SCHEMA'): ProtocolError {
+  try {
+    parseMessage(kind, input as object);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).code, (err as Error).message).toBe(code);
+    return err as ProtocolError;
+  }
+  throw new Error(`expected ${kind} to be refused`);
+}
+
+/** Set `path` (dotted, numeric parts index arrays) in a deep copy of `message`; `undefined` deletes it. */
+function withField(message: object, path: string, value: unknown): Json {
+  const copy = clone(message) as Json;
+  const keys = path.split('.');
+  let at = copy as Record<string, unknown>;
+  for (const key of keys.slice(0, -1)) at = at[key] as Record<string, unknown>;
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete at[last];
+  else at[last] = value;
+  return copy;
+}
+
+describe('round trips', () => {
+  const cases: [MessageKind, object][] = [
+    ['status', ex.status],
+    ['status', ex.lastWill],
+    ['cmd', ex.ping],
+    ['cmd', ex.deploy],
+    ['cmd', ex.rollback],
+    ['cmd', ex.benchmark],
+    ['event', ex.event],
+    ['event', ex.eventFailed],
+    ['bench', ex.bench],
+    ['detections', ex.detections],
+    ['chunk-request', ex.chunkRequest],
+    ['manifest', ex.manifest],
+  ];
+  it.each(cases)('%s survives bytes, text and object input unchanged', (kind, message) => {
+    const text = JSON.stringify(message);
+    expect(parseMessage(kind, Buffer.from(text))).toEqual(message);
+    expect(parseMessage(kind, new Uint8Array(Buffer.from(text)))).toEqual(message);
+    expect(parseMessage(kind, text)).toEqual(message);
+    expect(parseMessage(kind, JSON.parse(text) as object)).toEqual(message);
+  });
+
+  it('returns typed values discriminated on command', () => {
+    const cmd = parseMessage('cmd', JSON.stringify(ex.deploy));
+    if (cmd.command !== 'deploy') throw new Error('expected deploy');
+    expect(cmd.package.sha256).toBe(EXAMPLE_TAR_SHA256);
+    expect(cmd.manifest.output.layout).toBe('yolov5-decoded');
+  });
+
+  it('keeps unknown extra fields (forward compatibility)', () => {
+    const status = parseMessage('status', { ...clone(ex.status), uptimeS: 120, hardware: { ...clone(ex.status.hardware), npu: 'none' } });
+    expect(status).toMatchObject({ uptimeS: 120, hardware: { npu: 'none' } });
+    const cmd = parseMessage('cmd', { ...clone(ex.ping), priority: 'high' });
+    expect(cmd).toMatchObject({ priority: 'high' });
+  });
+});
+
+describe('builders', () => {
+  it('fill v, type and ts', () => {
+    const before = Date.now();
+    const status = makeStatus({ deviceId: 'd1', online: true });
+    expect(status).toMatchObject({ v: 1, type: 'status', deviceId: 'd1', online: true });
+    expect(Date.parse(status.ts)).toBeGreaterThanOrEqual(before - 1000);
+    expect(makeStatus({ deviceId: 'd1', online: true, ts: new Date('2026-01-02T03:04:05Z') }).ts).toBe('2026-01-02T03:04:05.000Z');
+    expect(makeOfflineStatus('d1', '2026-01-02T03:04:05Z')).toEqual({ v: 1, type: 'status', deviceId: 'd1', online: false, ts: '2026-01-02T03:04:05Z' });
+  });
+
+  it('give events null commandId and command by default', () => {
+    expect(makeEvent({ deviceId: 'd1', state: 'failed', code: 'PROTOCOL_JSON' })).toMatchObject({ commandId: null, command: null, state: 'failed' });
+  });
+
+  it('give commands a fresh id unless one is given', () => {
+    const a = makeCommand({ command: 'ping', deviceId: 'd1' });
+    const b = makeCommand({ command: 'ping', deviceId: 'd1' });
+    expect(a.id).not.toBe(b.id);
+    expect(makeCommand({ command: 'ping', deviceId: 'd1', id: 'x-1' }).id).toBe('x-1');
+  });
+
+  it('refuse what they would otherwise send, naming the field', () => {
+    expect(() => makeStatus({ deviceId: 'd/1', online: true })).toThrow(/^status\.deviceId: expected a device id/);
+    expect(() => makeEvent({ deviceId: 'd1', state: 'done' as 'failed' })).toThrow(/^event\.state: expected .*got "done"/);
+    expect(() => makeCommand({ command: 'benchmark', deviceId: 'd1', iterations: 0 })).toThrow(/^benchmark\.iterations: expected a number >= 1, got 0/);
+  });
+});
+
+describe('envelope checks', () => {
+  it('refuses another protocol version with PROTOCOL_VERSION and the value', () => {
+    for (const kind of ['status', 'cmd', 'event', 'bench', 'detections', 'chunk-request'] as const) {
+      const message = { ...clone(ex[kind === 'cmd' ? 'ping' : kind === 'chunk-request' ? 'chunkRequest' : kind]), v: 2 };
+      const err = refusal(kind, message, 'PROTOCOL_VERSION');
+      expect(err.value).toBe(2);
+      expect(err.field).toBe('v');
+      expect(err.message).toMatch(/protocol version 2 is not supported/);
+    }
+    // A v2 message may look nothing like v1: the version is what is reported.
+    expect(refusal('status', { v: 7, type: 'state', whatever: true }, 'PROTOCOL_VERSION').value).toBe(7);
+  });
+
+  it('refuses a missing or non-integer v, and a wrong type, as schema errors', () => {
+    expect(refusal('status', withField(ex.status, 'v', undefined)).message).toBe('status.v: expected 1, got missing');
+    expect(refusal('status', { ...clone(ex.status), v: '1' }).message).toBe('status.v: expected 1, got "1"');
+    expect(refusal('status', clone(ex.event)).message).toBe('status.type: expected "status", got "event"');
+  });
+
+  it('refuses payloads that are not UTF-8 JSON objects', () => {
+    refusal('status', Buffer.from('{"v":1,'), 'PROTOCOL_JSON');
+    refusal('status', Buffer.from([0x7b, 0xff, 0x7d]), 'PROTOCOL_JSON');
+    expect(refusal('status', Buffer.alloc(0), 'PROTOCOL_JSON').message).toMatch(/empty/);
+    expect(refusal('status', '[1]').message).toBe('status: expected a JSON object, got [1]');
+    refusal('event', 'null');
+  });
+
+  it('refuses payloads over the size limit before parsing them', () => {
+    const big = JSON.stringify({ ...clone(ex.status), pad: 'x'.repeat(MAX_JSON_MESSAGE_BYTES) });
+    expect(refusal('status', big, 'PROTOCOL_JSON').message).toMatch(/more than the 1048576 allowed/);
+    expect(() => parseMessage('status', JSON.stringify(ex.status), { maxBytes: 100 })).toThrow(/more than the 100 allowed/);
+  });
+
+  it('checks its kind argument', () => {
+    expect(() => parseMessage('nope' as MessageKind, {})).toThrow(RangeError);
+  });
+});
+
+describe('schemas refuse bad fields, naming them', () => {
+  const cases: [string, MessageKind, object, string, unknown, RegExp][] = [
+    ['status deviceId', 'status', ex.status, 'deviceId', 'bad id!', /^status\.deviceId: expected a device id.*got "bad id!"/],
+    ['status online', 'status', ex.status, 'online', 'yes', /^status\.online: expected boolean, got "yes"/],
+    ['status ts', 'status', ex.status, 'ts', '2026-02-30T00:00:00Z', /^status\.ts: expected an ISO 8601 date-time/],
+    ['status ts zone', 'status', ex.status, 'ts', '2026-05-01T12:00:00', /^status\.ts: /],
+    ['status hardware.cpus', 'status', ex.status, 'hardware.cpus', 1.5, /^status\.hardware\.cpus: expected an integer, got 1\.5/],
+    ['status hardware.ort', 'status', ex.status, 'hardware.ort', undefined, /^status\.hardware\.ort: expected object, got missing/],
+    ['status activeModel.sha256', 'status', ex.status, 'activeModel.sha256', 'ABC', /^status\.activeModel\.sha256: expected 64 lower-case hex/],
+    ['status activeModel.precision', 'status', ex.status, 'activeModel.precision', 'fp64', /^status\.activeModel\.precision: expected "fp32" \| "fp16" \| "int8"/],
+    ['status freeDiskMb', 'status', ex.status, 'freeDiskMb', -1, /^status\.freeDiskMb: expected a number >= 0, got -1/],
+    ['ping id', 'cmd', ex.ping, 'id', '', /^ping\.id: expected an id of 1-128/],
+    ['ping id length', 'cmd', ex.ping, 'id', 'a'.repeat(129), /^ping\.id: /],
+    ['ping deviceId', 'cmd', ex.ping, 'deviceId', undefined, /^ping\.deviceId: expected string, got missing/],
+    ['cmd command', 'cmd', ex.ping, 'command', 'reboot', /^cmd\.command: expected "ping" \| "deploy" \| "rollback" \| "benchmark", got "reboot"/],
+    ['deploy package.sha256', 'cmd', ex.deploy, 'package.sha256', 'abc', /^deploy\.package\.sha256: expected 64 lower-case hex characters, got "abc"/],
+    ['deploy package.size', 'cmd', ex.deploy, 'package.size', 0, /^deploy\.package\.size: expected a number >= 1/],
+    ['deploy package.version', 'cmd', ex.deploy, 'package.version', '1.3.0', /^deploy\.package\.version: expected the manifest's version "1\.2\.0", got "1\.3\.0"/],
+    ['deploy package.http.url', 'cmd', ex.deploy, 'package.http.url', 'file:///etc/passwd', /^deploy\.package\.http\.url: expected an http/],
+    ['deploy package.mqtt.chunkSize', 'cmd', ex.deploy, 'package.mqtt.chunkSize', 10, /^deploy\.package\.mqtt\.chunkSize: expected a number >= 1024/],
+    ['deploy manifest', 'cmd', ex.deploy, 'manifest', undefined, /^deploy\.manifest: expected a JSON object, got missing/],
+    ['deploy manifest.output.shape', 'cmd', ex.deploy, 'manifest.output.shape', [1, 6300, 9], /^deploy\.manifest\.output\.shape\[2\]: expected 5 \+ names\.length = 7, got 9/],
+    ['deploy manifest.files.0.sha256', 'cmd', ex.deploy, 'manifest.files.0.sha256', 'x', /^deploy\.manifest\.files\[0\]\.sha256: expected 64 lower-case hex characters, got "x"/],
+    ['deploy manifest unknown field', 'cmd', ex.deploy, 'manifest.extra', 1, /^deploy\.manifest\.extra: expected no such field/],
+    ['deploy gates.minMap50', 'cmd', ex.deploy, 'gates.minMap50', 1.5, /^deploy\.gates\.minMap50: expected a number <= 1/],
+    ['deploy allowDowngrade', 'cmd', ex.deploy, 'allowDowngrade', 'yes', /^deploy\.allowDowngrade: expected boolean/],
+    ['deploy signature.sig', 'cmd', ex.deploy, 'signature.sig', 'AAAA', /^deploy\.signature\.sig: expected a base64 Ed25519 signature/],
+    ['rollback fromVersion', 'cmd', ex.rollback, 'fromVersion', 'v1', /^rollback\.fromVersion: expected a semver 2\.0\.0 version/],
+    ['benchmark iterations', 'cmd', ex.benchmark, 'iterations', 1e9, /^benchmark\.iterations: expected a number <= 100000/],
+    ['event state', 'event', ex.event, 'state', 'done', /^event\.state: expected "accepted" \| .* got "done"/],
+    ['event commandId', 'event', ex.event, 'commandId', undefined, /^event\.commandId: expected string, got missing/],
+    ['event progress.bytes', 'event', ex.event, 'progress.bytes', -5, /^event\.progress\.bytes: expected a number >= 0/],
+    ['event code', 'event', ex.eventFailed, 'code', 'oops', /^event\.code: expected an error code in UPPER_SNAKE_CASE, got "oops"/],
+    ['bench runtime', 'bench', ex.bench, 'runtime', 'tflite', /^bench\.runtime: expected "onnxruntime" \| "tensorrt", got "tflite"/],
+    ['bench latencyMs.p95', 'bench', ex.bench, 'latencyMs.p95', 'fast', /^bench\.latencyMs\.p95: expected number, got "fast"/],
+    ['bench iterations', 'bench', ex.bench, 'iterations', 0, /^bench\.iterations: /],
+    ['bench input.shape', 'bench', ex.bench, 'input.shape', [], /^bench\.input\.shape: expected at least 1 item, got \[\]/],
+    ['bench tegrastats.powerMw', 'bench', ex.bench, 'tegrastats.powerMw', { VDD_IN: 'lots' }, /^bench\.tegrastats\.powerMw\.VDD_IN: expected number/],
+    ['bench accuracy.map50', 'bench', ex.bench, 'accuracy.map50', 50, /^bench\.accuracy\.map50: expected a number <= 1/],
+    ['detections score', 'detections', ex.detections, 'detections.0.score', 1.2, /^detections\.detections\[0\]\.score: expected a number <= 1, got 1\.2/],
+    ['detections box', 'detections', ex.detections, 'detections.1.box', [1, 2, 3], /^detections\.detections\[1\]\.box: expected at least 4 items, got \[1,2,3\]/],
+    ['detections frame.width', 'detections', ex.detections, 'frame.width', 0, /^detections\.frame\.width: expected a number >= 1/],
+    ['detections model.version', 'detections', ex.detections, 'model.version', 'latest', /^detections\.model\.version: expected a semver/],
+    ['chunk-request indexes empty', 'chunk-request', ex.chunkRequest, 'indexes', [], /^chunk-request\.indexes: expected at least 1 item/],
+    ['chunk-request indexes many', 'chunk-request', ex.chunkRequest, 'indexes', Array.from({ length: 65 }, (_, i) => i), /^chunk-request\.indexes: expected at most 64 items/],
+    ['chunk-request indexes repeat', 'chunk-request', ex.chunkRequest, 'indexes', [3, 3], /^chunk-request\.indexes: expected distinct indexes, got \[3,3\]/],
+    ['chunk-request index', 'chunk-request', ex.chunkRequest, 'indexes', [0, -1], /^chunk-request\.indexes\[1\]: expected a number >= 0, got -1/],
+    ['chunk-request name', 'chunk-request', ex.chunkRequest, 'name', 'Yolo', /^chunk-request\.name: expected a model name/],
+    ['manifest task', 'manifest', ex.manifest, 'task', 'segment', /^manifest\.task: /],
+  ];
+  it.each(cases)('%s', (_label, kind, message, path, value, pattern) => {
+    const err = refusal(kind, withField(message, path, value));
+    expect(err.message).toMatch(pattern);
+    expect(err.issues.length).toBeGreaterThan(0);
+    expect(err.field).toBe(err.issues[0]?.field);
+  });
+
+  it('lists every problem in issues and counts them in the message', () => {
+    const err = refusal('detections', { ...clone(ex.detections), latencyMs: -1, skipped: 'x' });
+    expect(err.issues.map((i) => i.field)).toEqual(['latencyMs', 'skipped']);
+    expect(err.message).toMatch(/\(and 1 more problem\)$/);
+  });
+
+  it('refuses a deploy that says nowhere where the bytes are', () => {
+    const deploy = withField(withField(ex.deploy, 'package.http', undefined), 'package.mqtt', undefined);
+    expect(refusal('cmd', deploy).message).toBe('deploy.package.http: expected http or mqtt (where the bytes are)');
+  });
+
+  it('reports a manifest of another format version as PROTOCOL_VERSION', () => {
+    refusal('manifest', { ...clone(ex.manifest), manifestVersion: 2 }, 'PROTOCOL_VERSION');
+  });
+
+  it('accepts a deploy with an older manifest version pair as long as they agree', () => {
+    const deploy = { ...clone(ex.deploy), manifest: exampleManifest('1.0.0+build.5'), package: { ...clone((ex.deploy as Json).package as Json), version: '1.0.0+build.5' } };
+    expect(parseMessage('cmd', deploy)).toMatchObject({ package: { version: '1.0.0+build.5' } });
+  });
+});
+
+describe('JSON Schema export', () => {
+  it('describes every message with its required fields and keeps extra fields allowed', () => {
+    const schemas = protocolJsonSchemas();
+    expect(Object.keys(schemas).sort()).toEqual(['bench', 'chunk-header', 'chunk-request', 'cmd', 'detections', 'event', 'status']);
+    expect(schemas.status).toMatchObject({ type: 'object', required: expect.arrayContaining(['v', 'type', 'deviceId', 'online', 'ts']) as unknown });
+    expect(schemas.status.additionalProperties).toEqual({});
+    expect((schemas.cmd.oneOf as unknown[]).length).toBe(4);
+    expect(JSON.stringify(schemas['chunk-request'])).toContain('"pattern":"^[0-9a-f]{64}$"');
+    expect(JSON.stringify(schemas.event)).toContain('"format":"date-time"');
+  });
+});
