@@ -1,0 +1,24 @@
+import { KdEdgeError } from '@kd-edge/core';
+
+/** Stable codes of {@link TransferError}. */
+export type TransferErrorCode =
+  | 'TRANSFER_DISK_FULL'
+  | 'TRANSFER_TOO_LARGE'
+  | 'TRANSFER_HASH_MISMATCH'
+  | 'TRANSFER_SIZE_MISMATCH'
+  | 'TRANSFER_HTTP_STATUS'
+  | 'TRANSFER_NETWORK'
+  | 'TRANSFER_TIMEOUT'
+  | 'TRANSFER_CHUNK_CORRUPT'
+  | 'TRANSFER_ABORTED';
+
+/** A failed or refused artifact transfer; `status` is the HTTP status when one caused it. */
+export class TransferError extends KdEdgeError {
+  override readonly code: TransferErrorCode;
+  readonly status: number | undefined;
+  constructor(code: TransferErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(code, message, { cause: options.cause });
+    this.code = code;
+    this.status = options.status;
+  }
+}
