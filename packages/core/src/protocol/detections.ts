@@ -14,7 +14,7 @@ export const detectionSchema = z.looseObject({
   box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
 });
 /** One detection. */
-export type Detection = z.infer<typeof detectionSchema>;
+export type DetectionItem = z.infer<typeof detectionSchema>;
 
 /**
  * `devices/{id}/detections` (agent →, QoS 0, rate-limited): the detections of one frame. `skipped`
