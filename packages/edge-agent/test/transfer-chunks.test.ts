@@ -186,6 +186,9 @@ describe('ChunkDownloader', () => {
     expect(await dl.accept({ index: 0, offset: 0, data, chunkSha256: sha(data) })).toBe('stored');
     expect(await dl.accept({ index: 0, offset: 0, data, chunkSha256: sha(data) })).toBe('duplicate');
     expect(await dl.accept({ index: 1, offset: 0, data, chunkSha256: sha(data) })).toBe('corrupt');
+    const d2 = FILE.subarray(2 * CHUNK, 3 * CHUNK);
+    const header = { sha256: SHA, index: 2, count: COUNT, offset: 2 * CHUNK, size: CHUNK, chunkSha256: sha(d2) };
+    expect(await dl.accept({ header, data: d2 })).toBe('stored'); // core decodeChunkFrame's shape
     expect(await dl.accept({ index: 99, offset: 0, data, chunkSha256: sha(data) })).toBe('corrupt');
     dl.stop();
     expect((await failure(run)).code).toBe('TRANSFER_ABORTED');

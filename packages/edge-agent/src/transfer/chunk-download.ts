@@ -7,8 +7,8 @@ import { silentLogger, type Logger } from '../store/logger.js';
 import { sha256File } from './http-download.js';
 import { TransferError } from './transfer-error.js';
 
-/** One decoded chunk frame (core `decodeChunkFrame`), as the caller feeds it in. */
-export interface ChunkFrame {
+/** One chunk as the caller feeds it in: the fields of a decoded frame's header plus its bytes. */
+export interface ChunkInput {
   index: number;
   offset: number;
   data: Uint8Array;
@@ -324,18 +324,21 @@ export class ChunkDownloader extends EventEmitter<ChunkDownloaderEvents> {
   }
 
   /**
-   * Feed one decoded frame. Frames of another package, or before {@link run} / after the end, are
-   * 'ignored'; chunks already held are 'duplicate'; a frame whose data does not match its hash,
-   * offset or length is 'corrupt' and asked for again; otherwise it is written and 'stored'.
+   * Feed one decoded frame (core `decodeChunkFrame`'s `{header, data}`, or the flat fields).
+   * Frames of another package, or before {@link run} / after the end, are 'ignored'; chunks
+   * already held are 'duplicate'; a frame whose data does not match its hash, offset or length
+   * is 'corrupt' and asked for again; otherwise it is written and 'stored'.
    */
-  accept(frame: ChunkFrame): Promise<AcceptResult> {
-    const p = this.#accept(frame);
+  accept(frame: ChunkInput | { header: Omit<ChunkInput, 'data'>; data: Uint8Array }): Promise<AcceptResult> {
+    // Core's decodeChunkFrame gives {header, data}; take it as it comes.
+    const flat: ChunkInput = 'header' in frame ? { ...frame.header, data: frame.data } : frame;
+    const p = this.#accept(flat);
     this.#inflight.add(p);
     void p.finally(() => this.#inflight.delete(p)).catch(() => undefined);
     return p;
   }
 
-  async #accept(frame: ChunkFrame): Promise<AcceptResult> {
+  async #accept(frame: ChunkInput): Promise<AcceptResult> {
     const o = this.#o;
     if (!this.#running || this.#settled || this.#fh === undefined) return 'ignored';
     if ((frame.sha256 !== undefined && frame.sha256 !== o.sha256) || (frame.count !== undefined && frame.count !== this.count)) return 'ignored';

@@ -427,7 +427,7 @@ export async function httpDownload(options: HttpDownloadOptions): Promise<HttpDo
       } catch (abortReason) {
         throw abortError(url.href, abortReason);
       }
-      resumed = true;
+      resumed = ((await sizeOf(part)) ?? 0) > 0;
     }
   }
 }
