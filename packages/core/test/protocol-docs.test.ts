@@ -5,7 +5,7 @@ import { chunkHeaderSchema } from '../src/protocol/chunk-frame.js';
 import { verifyCommandSignature } from '../src/protocol/command-signature.js';
 import { parseMessage } from '../src/protocol/parse.js';
 import type { MessageKind } from '../src/protocol/topics.js';
-import { DOCS_KEY, protocolExamples } from './protocol-fixtures.js';
+import { DOCS_KEY, docsExampleBlocks, protocolExamples } from './protocol-fixtures.js';
 
 const doc = readFileSync(fileURLToPath(new URL('../../../docs/protocol.md', import.meta.url)), 'utf8');
 
@@ -44,10 +44,15 @@ describe('docs/protocol.md examples', () => {
     if (json.signature !== undefined && json.type === 'cmd') expect(verifyCommandSignature(json, [DOCS_KEY.publicKey])).toMatch(/^[0-9a-f]{16}$/);
   });
 
+  // When an example changes, print the new blocks with docsExampleBlocks() (see protocol-fixtures.ts) and paste them.
   it('shows exactly the examples the code generates', () => {
     const examples = protocolExamples() as Record<string, unknown>;
     const named = blocks.filter((b) => b.name !== undefined && b.name !== 'chunk-header');
     expect(named.map((b) => b.name).sort()).toEqual(Object.keys(examples).sort());
     for (const block of named) expect(block.json, `example ${block.name ?? ''}`).toEqual(examples[block.name ?? '']);
+  });
+
+  it('holds the generated blocks verbatim', () => {
+    for (const block of docsExampleBlocks()) expect(doc).toContain(block);
   });
 });

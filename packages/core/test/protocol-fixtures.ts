@@ -180,3 +180,25 @@ export function protocolExamples(): {
     manifest: exampleManifest(),
   };
 }
+
+/** JSON with arrays of scalars on one line, as docs/protocol.md shows it. */
+export function docsJson(value: unknown, indent = ''): string {
+  if (Array.isArray(value)) {
+    if (value.every((x) => x === null || typeof x !== 'object')) return `[${value.map((x) => JSON.stringify(x)).join(', ')}]`;
+    return `[\n${value.map((x) => `${indent}  ${docsJson(x, `${indent}  `)}`).join(',\n')}\n${indent}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, x]) => x !== undefined);
+    if (entries.length === 0) return '{}';
+    return `{\n${entries.map(([k, x]) => `${indent}  ${JSON.stringify(k)}: ${docsJson(x, `${indent}  `)}`).join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The `<!-- example: name -->` blocks of docs/protocol.md, to paste after changing an example:
+ * `npx tsx -e "import('./packages/core/test/protocol-fixtures.ts').then((m) => console.log(m.docsExampleBlocks().join('\\n\\n')))"`.
+ */
+export function docsExampleBlocks(): string[] {
+  return Object.entries(protocolExamples()).map(([name, message]) => `<!-- example: ${name} -->\n\`\`\`json\n${docsJson(message)}\n\`\`\``);
+}
