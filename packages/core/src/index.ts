@@ -143,3 +143,44 @@ export { TrtPlanError, CalibCacheError } from './tensorrt/errors.js';
 // Graph surgery used by calibration and by distillation teachers
 export { withExtraOutputs } from './quant/ort-run.js';
 export type { BatchSource } from './quant/ort-run.js';
+
+// Protocol v1
+export { ProtocolError } from './protocol/protocol-error.js';
+export type { ProtocolErrorCode, ProtocolErrorDetails, ProtocolIssue } from './protocol/protocol-error.js';
+export {
+  FLEET_ID_RE, DEVICE_ID_RE, MODEL_NAME_RE, COMMAND_ID_RE, SHA256_RE, KEY_ID_RE, MAX_VERSION_LENGTH,
+  isFleetId, isDeviceId, isModelName, isModelVersion,
+  fleetIdSchema, deviceIdSchema, modelNameSchema, modelVersionSchema, commandIdSchema, sha256Schema, keyIdSchema, isoDateTimeSchema,
+} from './protocol/ids.js';
+export { PROTOCOL_VERSION, MAX_JSON_MESSAGE_BYTES, RUNTIMES } from './protocol/common.js';
+export type { Runtime } from './protocol/common.js';
+export {
+  TOPIC_PREFIX, MESSAGE_KINDS, fleetTopics, parseTopic, escapeTopicSegment, unescapeTopicSegment,
+} from './protocol/topics.js';
+export type { MessageKind, TopicKind, FleetTopics, ParsedTopic, DeviceTopic, ModelTopic } from './protocol/topics.js';
+export { statusSchema, hardwareSchema, activeModelSchema, makeStatus, makeOfflineStatus } from './protocol/status.js';
+export type { StatusMessage, StatusFields, Hardware, ActiveModel } from './protocol/status.js';
+export {
+  COMMANDS, MAX_BENCH_ITERATIONS, commandSchema, pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema,
+  deployPackageSchema, deployManifestSchema, commandSignatureSchema, makeCommand, commandRoot,
+} from './protocol/command.js';
+export type {
+  CommandMessage, CommandName, CommandFields, PingCommand, DeployCommand, RollbackCommand, BenchmarkCommand, CommandSignature,
+} from './protocol/command.js';
+export { EVENT_STATES, eventSchema, makeEvent } from './protocol/event.js';
+export type { EventMessage, EventState, EventFields } from './protocol/event.js';
+export { benchSchema, latencyStatsSchema, tegrastatsSummarySchema, makeBench } from './protocol/bench.js';
+export type { BenchMessage, BenchLatency, TegrastatsSummary, BenchFields } from './protocol/bench.js';
+export { MAX_DETECTIONS_PER_MESSAGE, detectionSchema, detectionsSchema, makeDetections } from './protocol/detections.js';
+export type { DetectionsMessage, DetectionItem, DetectionsFields } from './protocol/detections.js';
+export { MAX_CHUNK_REQUEST_INDEXES, chunkRequestSchema, makeChunkRequest } from './protocol/chunk-request.js';
+export type { ChunkRequestMessage, ChunkRequestFields } from './protocol/chunk-request.js';
+export {
+  CHUNK_FRAME_MAGIC, MAX_CHUNK_HEADER_BYTES, DEFAULT_MAX_CHUNK_BYTES, chunkHeaderSchema, encodeChunkFrame, decodeChunkFrame,
+} from './protocol/chunk-frame.js';
+export type { ChunkHeader, ChunkFrame, DecodeChunkFrameOptions } from './protocol/chunk-frame.js';
+export { signCommand, verifyCommandSignature, commandSigningPayload } from './protocol/command-signature.js';
+export { parseMessage } from './protocol/parse.js';
+export type { ParseMessageOptions } from './protocol/parse.js';
+export { MESSAGE_SCHEMAS, protocolJsonSchemas } from './protocol/schemas.js';
+export type { MessageTypes } from './protocol/schemas.js';

@@ -6,9 +6,69 @@ export type { AgentErrorCode } from './errors.js';
 export { AGENT_CONFIG_SCHEMA, loadAgentConfig, validateAgentConfig, envOverrides, defaultDeviceId } from './config/agent-config.js';
 export type { AgentConfig, AgentConfigSources } from './config/agent-config.js';
 
+// The agent
+export { Agent } from './agent.js';
+export type { AgentOptions, AgentEvents, AgentLogger } from './agent.js';
+export { main as kdAgentMain, stderrLogger } from './cli.js';
+export { loadModel } from './model/loaded-model.js';
+export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';
+export { benchmarkModel } from './model/model-benchmark.js';
+export type { ModelBenchmarkOptions } from './model/model-benchmark.js';
+export { onDeviceAccuracy, yoloLabels } from './model/on-device-accuracy.js';
+export type { OnDeviceAccuracy } from './model/on-device-accuracy.js';
+export { deviceFacts, parseL4tRelease } from './status/device-facts.js';
+export type { DeviceFactsOptions } from './status/device-facts.js';
+
 // Commands
 export { CommandLedger, isFinalState } from './commands/command-ledger.js';
 export type { LedgerEntry } from './commands/command-ledger.js';
+
+// Model store
+export { ModelStore, COMPLETE_SUFFIX } from './store/model-store.js';
+export type { StoredVersion, StoreState, StoreHistoryEntry, RecoverReport, ModelStoreOptions, GcOptions } from './store/model-store.js';
+export { StoreError } from './store/store-error.js';
+export type { StoreErrorCode } from './store/store-error.js';
+export { versionKey, parseVersionKey, checkVersionInfo } from './store/version-key.js';
+export type { VersionInfo } from './store/version-key.js';
+
+// Artifact transfer
+export { freeBytes, checkSpace } from './transfer/disk-space.js';
+export type { CheckSpaceOptions } from './transfer/disk-space.js';
+export { httpDownload, sha256File } from './transfer/http-download.js';
+export type { HttpDownloadOptions, HttpDownloadResult, TransferProgress } from './transfer/http-download.js';
+export { ChunkDownloader } from './transfer/chunk-download.js';
+export type { ChunkDownloaderOptions, ChunkDownloaderEvents, ChunkDownloadResult, ChunkInput, ChunkProgress, AcceptResult } from './transfer/chunk-download.js';
+export { TransferError } from './transfer/transfer-error.js';
+export type { TransferErrorCode } from './transfer/transfer-error.js';
+
+// Inference service: detector, hot-swap model slot, frame sources, detections rate limiter, serial sink
+export { Detector } from './serve/detector.js';
+export type {
+  DetectorModel, DetectorOptions, DetectOptions, DetectResult, DetectTimings, DetectorImage, ServeDetection, SessionLike, RuntimeLike,
+  TensorLike,
+} from './serve/detector.js';
+export { decodeToRgb, decodeBmp } from './serve/decode-image.js';
+export type { RawImage, RgbImage } from './serve/decode-image.js';
+export { letterboxToTensor } from './serve/preprocess.js';
+export type { PreparedInput, PreprocessSpec } from './serve/preprocess.js';
+export { ModelSlot } from './serve/model-slot.js';
+export type { SlotDetector, SlotResult, ModelSlotEvents, ModelSlotOptions } from './serve/model-slot.js';
+export { FRAME_EXTENSIONS, isFrameFile } from './serve/frame-source.js';
+export type { Frame, FrameSource } from './serve/frame-source.js';
+export { DirectoryWatchSource } from './serve/directory-watch-source.js';
+export type { DirectoryWatchSourceOptions, DirectoryWatchSourceEvents } from './serve/directory-watch-source.js';
+export { ReplaySource } from './serve/replay-source.js';
+export type { ReplaySourceOptions, ReplaySourceEvents } from './serve/replay-source.js';
+export { DetectionsLimiter } from './serve/detections-limiter.js';
+export type { DetectionsLimiterOptions, LimiterDecision } from './serve/detections-limiter.js';
+export { SerialSink } from './serve/serial-sink.js';
+export type { SerialSinkOptions, SerialSinkState, SerialSinkStats, SerialSinkEvents } from './serve/serial-sink.js';
+export { InferenceService } from './serve/inference-service.js';
+export type {
+  InferenceServiceOptions, InferenceServiceEvents, InferenceStats, DetectionsPayload, NamedDetector, LineSink,
+} from './serve/inference-service.js';
+export { ServeError } from './serve/serve-error.js';
+export type { ServeErrorCode } from './serve/serve-error.js';
 
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';

@@ -28,7 +28,7 @@ describe('agent configuration', () => {
 
   it('names the file and the field of every invalid value', async () => {
     const f = file('bad.yaml', 'keys: [k.pub]\nbroker:\n  url: http://x\nbenchmark:\n  iterations: 0\nserve:\n  source: { dir: a, replay: b }\n');
-    const err = await loadAgentConfig({ file: f }).catch((e: unknown) => e as Error & { code: string });
+    const err = (await loadAgentConfig({ file: f }).then(() => undefined, (e: unknown) => e)) as Error & { code: string };
     expect(err.code).toBe('AGENT_CONFIG_INVALID');
     expect(err.message).toContain('bad.yaml');
     expect(err.message).toMatch(/broker\.url: an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL/);

@@ -1,0 +1,424 @@
+import { EventEmitter } from 'node:events';
+import type { KeyObject } from 'node:crypto';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, verifyCommandSignature,
+  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware,
+} from '@kd-edge/core';
+import type { BenchMessage } from './bench/bench-report.js';
+import type { AgentConfig } from './config/agent-config.js';
+import type { AgentServices } from './commands/agent-services.js';
+import type { CommandContext, EventExtra } from './commands/command-context.js';
+import { CommandLedger, type LedgerEntry } from './commands/command-ledger.js';
+import { deploy, summary } from './commands/deploy.js';
+import { fetchPackage } from './commands/fetch-package.js';
+import { AgentError, errorCode } from './errors.js';
+import { benchmarkModel } from './model/model-benchmark.js';
+import { loadModel, type LoadedModel } from './model/loaded-model.js';
+import { MqttSession } from './mqtt/session.js';
+import { Outbox } from './mqtt/outbox.js';
+import { locateTrtexec } from './runtime/trtexec-locate.js';
+import type { Detector } from './serve/detector.js';
+import { ModelSlot } from './serve/model-slot.js';
+import { DirectoryWatchSource } from './serve/directory-watch-source.js';
+import { InferenceService } from './serve/inference-service.js';
+import { ReplaySource } from './serve/replay-source.js';
+import { SerialSink } from './serve/serial-sink.js';
+import { deviceFacts } from './status/device-facts.js';
+import { freeBytes } from './transfer/disk-space.js';
+import { ModelStore, type StoredVersion } from './store/model-store.js';
+
+/** A levelled logger; the agent never writes to the console itself. */
+export interface AgentLogger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+const SILENT: AgentLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Options of {@link Agent.start}. */
+export interface AgentOptions {
+  logger?: AgentLogger;
+  /** Reported in the status (default the package version). */
+  agentVersion?: string;
+  /** Device-fact probes (tests point them at fixtures). */
+  facts?: Parameters<typeof deviceFacts>[0];
+  /** Jitter source of the reconnect backoff. */
+  random?: () => number;
+}
+
+/** Events of an {@link Agent}: what it published, and failures that did not stop it. */
+export interface AgentEvents {
+  event: [event: EventMessage];
+  bench: [bench: BenchMessage];
+  activated: [model: LoadedModel];
+  error: [error: Error];
+}
+
+/**
+ * kd-agent: keeps one MQTT session to the fleet, answers commands idempotently by id, and keeps the
+ * last good model serving whatever arrives. Commands run one at a time; each step is an event.
+ * @example
+ * const agent = await Agent.start(await loadAgentConfig({ file: 'agent.yaml', env: process.env }));
+ * process.on('SIGTERM', () => void agent.stop());
+ */
+export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
+  readonly deviceId: string;
+  readonly topics: FleetTopics;
+  /** The serving model's detector; swapped between two inferences on activation. */
+  readonly slot = new ModelSlot<Detector>();
+  #active: LoadedModel | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  readonly #running = new Set<string>();
+  readonly #abort = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #startedAt = Date.now();
+  #hardware: Hardware | undefined;
+  #service: InferenceService<Detector> | undefined;
+  #serial: SerialSink | undefined;
+  #stopped = false;
+
+  private constructor(
+    readonly config: AgentConfig,
+    readonly store: ModelStore,
+    readonly ledger: CommandLedger,
+    readonly session: MqttSession,
+    readonly trustedKeys: readonly KeyObject[],
+    readonly trtexec: string | undefined,
+    private readonly log: AgentLogger,
+    private readonly agentVersion: string,
+  ) {
+    super();
+    this.deviceId = config.deviceId;
+    this.topics = fleetTopics(config.fleet);
+  }
+
+  /** Opens the store (repairing it after a crash), loads the active model, connects, and resumes unfinished commands. */
+  static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
+    const log = options.logger ?? SILENT;
+    await mkdir(config.dataDir, { recursive: true });
+    const trustedKeys: KeyObject[] = [];
+    for (const file of config.keys) {
+      try {
+        trustedKeys.push(await loadPublicKey(file));
+      } catch (err) {
+        throw new AgentError('AGENT_CONFIG_INVALID', `keys: ${file}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    const store = await ModelStore.open(join(config.dataDir, 'store'), { logger: log });
+    const ledger = await CommandLedger.open(join(config.dataDir, 'commands'));
+    const trtexec = config.runtime.trtexec === false ? undefined
+      : await locateTrtexec(config.runtime.trtexec === 'auto' ? {} : { path: config.runtime.trtexec });
+    const topics = fleetTopics(config.fleet);
+    const outbox = await Outbox.open(join(config.dataDir, 'outbox'), { maxMessages: config.limits.outboxMessages, maxBytes: config.limits.outboxBytes, logger: log });
+    const b = config.broker;
+    const session = new MqttSession({
+      url: b.url,
+      clientId: `kd-agent-${config.fleet}-${config.deviceId}`.slice(0, 128),
+      username: b.username,
+      password: b.password,
+      tls: b.ca !== undefined || b.cert !== undefined ? { caFile: b.ca, certFile: b.cert, keyFile: b.key } : undefined,
+      protocolVersion: b.protocolVersion,
+      sessionExpirySec: b.sessionExpirySec,
+      keepaliveSec: b.keepalive,
+      will: { topic: topics.status(config.deviceId), payload: JSON.stringify(makeOfflineStatus(config.deviceId)), retain: true },
+      subscriptions: [topics.cmd(config.deviceId)],
+      backoff: { baseMs: b.reconnectMinMs, maxMs: b.reconnectMaxMs },
+      random: options.random,
+      outbox,
+      logger: log,
+    });
+    const agent = new Agent(config, store, ledger, session, trustedKeys, trtexec, log, options.agentVersion ?? '0.1.0');
+    agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
+    await agent.#loadActiveAtStart();
+    session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
+    session.on('connect', () => void agent.publishStatus());
+    session.on('error', (err) => agent.emit('error', err));
+    await session.start();
+    agent.#startTimers();
+    agent.#startServing();
+    for (const entry of await ledger.unfinished()) agent.#resume(entry);
+    return agent;
+  }
+
+  /** The model serving now. */
+  active(): LoadedModel | undefined {
+    return this.#active;
+  }
+
+  /** Resolves when every queued command has finished (tests and shutdown). */
+  idle(): Promise<void> {
+    return this.#queue;
+  }
+
+  /** Stops taking commands, lets the running one end at its next step, closes the session cleanly (the retained status says offline). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#abort.abort();
+    for (const t of this.#timers) clearInterval(t);
+    await this.#service?.stop();
+    await this.#serial?.close();
+    await this.#queue.catch(() => undefined);
+    await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(makeOfflineStatus(this.deviceId)), { qos: 1, retain: true }).catch(() => undefined);
+    await this.session.close();
+    await this.slot.close();
+    this.#active = undefined;
+  }
+
+  // --- AgentServices ---
+
+  async fetchPackage(cmd: DeployCommand, dest: string, ctx: CommandContext): Promise<void> {
+    await fetchPackage(this, cmd, dest, ctx);
+  }
+
+  load(stored: StoredVersion): Promise<LoadedModel> {
+    return loadModel(stored, { providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou });
+  }
+
+  async activate(loaded: LoadedModel, how: 'activate' | 'rollback'): Promise<void> {
+    if (how === 'activate') await this.store.activate(loaded.stored.key);
+    else await this.store.rollback();
+    // The pointer is durable first: a crash from here on restarts on the new version, never a mix.
+    await this.slot.swap(loaded.detector);
+    this.#active = loaded;
+    this.emit('activated', loaded);
+    await this.store.gc().catch((err: unknown) => this.log.warn(`store gc: ${(err as Error).message}`));
+    await this.publishStatus();
+  }
+
+  async publishBench(msg: BenchMessage): Promise<void> {
+    this.emit('bench', msg);
+    await this.session.publish(this.topics.bench(this.deviceId), JSON.stringify(msg), { qos: 1 });
+  }
+
+  async publishStatus(): Promise<void> {
+    if (this.#stopped) return;
+    const status = makeStatus({
+      deviceId: this.deviceId,
+      online: true,
+      agentVersion: this.agentVersion,
+      hardware: this.#hardware,
+      activeModel: this.#describe(this.#active?.stored, this.#active),
+      previousModel: this.#describe(this.store.previous() ?? undefined),
+      freeDiskMb: Math.round((await freeBytes(this.config.dataDir).catch(() => 0)) / 2 ** 20),
+      ...(this.#service ? { serving: { fps: this.#service.stats.fps, frames: this.#service.stats.frames } } : {}),
+    });
+    await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(status), { qos: 1, retain: true });
+  }
+
+  // --- commands ---
+
+  #onMessage(topic: string, payload: Buffer): void {
+    if (topic !== this.topics.cmd(this.deviceId)) return;
+    void this.#receive(payload).catch((err: unknown) => this.emit('error', err as Error));
+  }
+
+  async #receive(payload: Buffer): Promise<void> {
+    let raw: unknown;
+    let cmd: CommandMessage;
+    try {
+      cmd = parseMessage('cmd', payload);
+      raw = JSON.parse(payload.toString('utf8'));
+    } catch (err) {
+      // Answer what can be attributed; change nothing.
+      const guess = attribution(payload);
+      await this.#publishEvent(makeEvent({ deviceId: this.deviceId, ...guess, state: 'failed', code: errorCode(err), message: (err as Error).message.slice(0, 4000) }));
+      return;
+    }
+    if (cmd.deviceId !== this.deviceId) {
+      await this.#publishEvent(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: 'AGENT_WRONG_DEVICE', message: `command for device ${cmd.deviceId} reached ${this.deviceId}` }));
+      return;
+    }
+    if (cmd.signature !== undefined) {
+      try {
+        verifyCommandSignature(raw, this.trustedKeys);
+      } catch (err) {
+        await this.#publishEvent(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: errorCode(err), message: (err as Error).message }));
+        return;
+      }
+    }
+    const seen = await this.ledger.get(cmd.id);
+    if (seen !== undefined && (seen.final || this.#running.has(cmd.id))) {
+      // A repeat (QoS 1 redelivery, a fleet retry): answered with what is known, not redone.
+      const last = seen.last ?? { state: 'accepted' };
+      await this.#publishEvent(makeEvent({ ...(last as object), deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: last.state as EventState, repeat: true, ts: undefined }));
+      return;
+    }
+    if (seen === undefined) await this.ledger.begin(cmd.id, cmd.command, raw);
+    this.#enqueue(cmd, raw);
+  }
+
+  #resume(entry: LedgerEntry): void {
+    let cmd: CommandMessage;
+    try {
+      cmd = parseMessage('cmd', entry.message as object);
+    } catch {
+      return;
+    }
+    this.log.info(`resuming command ${cmd.id} (${cmd.command}) cut short by a restart`);
+    this.#enqueue(cmd, entry.message);
+  }
+
+  #enqueue(cmd: CommandMessage, raw: unknown): void {
+    this.#running.add(cmd.id);
+    this.#queue = this.#queue.then(async () => {
+      const ctx = this.#context(cmd);
+      try {
+        if (this.#stopped) return;
+        await ctx.event('accepted');
+        await this.#run(cmd, raw, ctx);
+      } catch (err) {
+        if (!(err instanceof KdEdgeError)) this.emit('error', err as Error);
+        if (this.#stopped) return; // left unfinished in the ledger: resumed at the next start
+        await ctx.event('failed', { code: errorCode(err), message: (err as Error).message.slice(0, 4000) }).catch(() => undefined);
+      } finally {
+        this.#running.delete(cmd.id);
+        await this.ledger.prune().catch(() => undefined);
+      }
+    });
+  }
+
+  async #run(cmd: CommandMessage, raw: unknown, ctx: CommandContext): Promise<void> {
+    switch (cmd.command) {
+      case 'ping':
+        await this.publishStatus();
+        await ctx.event('succeeded', { result: { pong: true, uptimeSec: Math.round((Date.now() - this.#startedAt) / 1000), active: this.#active?.manifest.version ?? null } });
+        return;
+      case 'deploy':
+        await deploy(this, cmd, raw, ctx);
+        return;
+      case 'rollback':
+        await this.#rollback(cmd.fromVersion, ctx);
+        return;
+      case 'benchmark': {
+        const active = this.#requireActive();
+        await ctx.event('benchmarking');
+        const bench = await benchmarkModel(active, {
+          deviceId: this.deviceId, commandId: cmd.id,
+          warmup: cmd.warmup ?? this.config.benchmark.warmup, iterations: cmd.iterations ?? this.config.benchmark.iterations,
+        });
+        await this.publishBench(bench);
+        await ctx.event('succeeded', { result: { version: active.manifest.version, ...summary(bench) } });
+        return;
+      }
+    }
+  }
+
+  async #rollback(fromVersion: string | undefined, ctx: CommandContext): Promise<void> {
+    const active = this.#requireActive();
+    if (fromVersion !== undefined && active.manifest.version !== fromVersion) {
+      throw new AgentError('AGENT_ROLLBACK_STALE', `rollback from ${fromVersion} refused: the active version is ${active.manifest.version}`);
+    }
+    const previous = this.store.previous();
+    if (previous === null) throw new AgentError('AGENT_NO_ACTIVE_MODEL', `no previous version to roll back to from ${active.manifest.version}`);
+    await ctx.event('activating', { message: `loading ${previous.info.version} beside ${active.manifest.version}` });
+    const loaded = await this.load(previous);
+    await this.activate(loaded, 'rollback');
+    await ctx.event('rolled_back', { result: { version: loaded.manifest.version, from: active.manifest.version } });
+  }
+
+  #requireActive(): LoadedModel {
+    if (this.#active === undefined) throw new AgentError('AGENT_NO_ACTIVE_MODEL', 'no model is active on this device');
+    return this.#active;
+  }
+
+  #context(cmd: CommandMessage): CommandContext {
+    return {
+      signal: this.#abort.signal,
+      event: async (state: EventState, extra: EventExtra = {}) => {
+        const event = makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state, ...extra });
+        await this.ledger.record(cmd.id, event);
+        await this.#publishEvent(event);
+      },
+    };
+  }
+
+  async #publishEvent(event: EventMessage): Promise<void> {
+    this.emit('event', event);
+    await this.session.publish(this.topics.events(this.deviceId), JSON.stringify(event), { qos: 1 });
+  }
+
+  // --- start-up ---
+
+  /** Loads the store's current version; if it does not load, falls back to the previous one, then to none. */
+  async #loadActiveAtStart(): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const current = this.store.current();
+      if (current === null) return;
+      try {
+        const loaded = await this.load(current);
+        await this.slot.swap(loaded.detector);
+        this.#active = loaded;
+        return;
+      } catch (err) {
+        this.log.error(`active version ${current.key} does not load: ${(err as Error).message}`);
+        this.emit('error', err as Error);
+        if (this.store.previous() === null || attempt === 1) return;
+        await this.store.rollback();
+      }
+    }
+  }
+
+  /** Starts the inference loop when a frame source is configured; it serves whatever the slot holds. */
+  #startServing(): void {
+    const serve = this.config.serve;
+    if (serve.source === undefined) return;
+    const source = serve.source.dir !== undefined
+      ? new DirectoryWatchSource({ dir: serve.source.dir })
+      : new ReplaySource({ dir: serve.source.replay!, fps: serve.source.fps, loop: serve.source.loop });
+    if (serve.serial !== undefined) {
+      this.#serial = new SerialSink({ path: serve.serial.path, baudRate: serve.serial.baud, logger: this.log });
+      this.#serial.start();
+    }
+    const topic = this.topics.detections(this.deviceId);
+    this.#service = new InferenceService({
+      source, slot: this.slot, deviceId: this.deviceId, maxPerSecond: serve.detectionsPerSecond, serial: this.#serial,
+      detect: { conf: serve.conf, iou: serve.iou }, logger: this.log,
+      publish: async (message) => {
+        await this.session.publish(topic, JSON.stringify(message), { qos: 0 });
+      },
+    });
+    this.#service.on('frameError', ({ error }) => this.log.warn(`frame: ${error.message}`));
+    void this.#service.run().catch((err: unknown) => this.emit('error', err as Error));
+  }
+
+  #startTimers(): void {
+    const status = setInterval(() => void this.publishStatus().catch(() => undefined), this.config.statusIntervalSec * 1000);
+    const heartbeat = process.env.KD_AGENT_HEARTBEAT ?? join(this.config.dataDir, 'heartbeat');
+    const beat = async (): Promise<void> => {
+      const now = new Date();
+      await utimes(heartbeat, now, now).catch(() => writeFile(heartbeat, ''));
+    };
+    void beat().catch(() => undefined);
+    const hb = setInterval(() => void beat().catch(() => undefined), 30_000);
+    status.unref();
+    hb.unref();
+    this.#timers.push(status, hb);
+  }
+
+  #describe(stored: StoredVersion | undefined, loaded?: LoadedModel): ActiveModel | null {
+    if (stored === undefined) return null;
+    return {
+      name: stored.info.name,
+      version: stored.info.version,
+      sha256: stored.info.sha256,
+      ...(loaded ? { precision: loaded.model.precision, runtime: 'onnxruntime' as const, executionProvider: loaded.runtime.executionProvider } : {}),
+    };
+  }
+}
+
+/** The id and command of a message that failed validation, when they can be read (else null). */
+function attribution(payload: Buffer): { commandId: string | null; command: string | null } {
+  try {
+    const j = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    const id = typeof j.id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(j.id) ? j.id : null;
+    const command = typeof j.command === 'string' && j.command.length <= 64 ? j.command : null;
+    return { commandId: id, command };
+  } catch {
+    return { commandId: null, command: null };
+  }
+}

@@ -1,0 +1,27 @@
+import type { KeyObject } from 'node:crypto';
+import type { DeployCommand } from '@kd-edge/core';
+import type { BenchMessage } from '../bench/bench-report.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import type { LoadedModel } from '../model/loaded-model.js';
+import type { ModelStore, StoredVersion } from '../store/model-store.js';
+import type { CommandContext } from './command-context.js';
+
+/** What the command handlers use of the agent; the Agent implements it (tests may too). */
+export interface AgentServices {
+  readonly config: AgentConfig;
+  readonly deviceId: string;
+  readonly store: ModelStore;
+  readonly trustedKeys: readonly KeyObject[];
+  /** trtexec on this device, if any. */
+  readonly trtexec: string | undefined;
+  /** The model serving now. */
+  active(): LoadedModel | undefined;
+  /** Brings the package tar to `dest` (HTTP with resume, or MQTT chunks), verified against the command's size and SHA-256. */
+  fetchPackage(cmd: DeployCommand, dest: string, ctx: CommandContext): Promise<void>;
+  /** Loads and warms up a stored version beside the serving one. */
+  load(stored: StoredVersion): Promise<LoadedModel>;
+  /** Makes a loaded model the active one: the store's pointer, then the serving slot, then the status. */
+  activate(loaded: LoadedModel, how: 'activate' | 'rollback'): Promise<void>;
+  publishBench(msg: BenchMessage): Promise<void>;
+  publishStatus(): Promise<void>;
+}

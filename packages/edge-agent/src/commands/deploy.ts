@@ -1,0 +1,132 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  canonicalJson, compareSemver, extractTar, verifyCommandSignature, verifyPackage, type DeployCommand,
+} from '@kd-edge/core';
+import type { BenchMessage } from '../bench/bench-report.js';
+import { AgentError } from '../errors.js';
+import { benchmarkModel } from '../model/model-benchmark.js';
+import { onDeviceAccuracy } from '../model/on-device-accuracy.js';
+import type { LoadedModel } from '../model/loaded-model.js';
+import { checkSpace } from '../transfer/disk-space.js';
+import type { AgentServices } from './agent-services.js';
+import type { CommandContext } from './command-context.js';
+import { trtBenchmark } from './trt-benchmark.js';
+
+/**
+ * The deploy command: check limits and the version rule, fetch the package, verify it (size and SHA-256
+ * of the tar, every file's hash, the signature against the pinned keys, the manifest against the
+ * command's), install it in the store, load and warm it up beside the serving model, benchmark it, and
+ * activate it only when every gate holds. Until then the old model serves; a failed gate is reported
+ * (`failed`, then `rolled_back` naming the version still active) and nothing changes.
+ */
+export async function deploy(agent: AgentServices, cmd: DeployCommand, raw: unknown, ctx: CommandContext): Promise<void> {
+  const pkg = cmd.package;
+  const active = agent.active();
+  if (active !== undefined && active.manifest.name === pkg.name && active.manifest.version === pkg.version && active.stored.info.sha256 === pkg.sha256) {
+    await ctx.event('succeeded', { result: { version: pkg.version, alreadyActive: true } });
+    return;
+  }
+  checkVersionRule(agent, cmd, raw, active);
+  const limit = agent.config.limits.maxPackageBytes;
+  if (pkg.size > limit) {
+    throw new AgentError('AGENT_PACKAGE_TOO_LARGE', `package ${pkg.name}@${pkg.version} is ${pkg.size} bytes; this device accepts at most ${limit}`);
+  }
+  const downloads = join(agent.config.dataDir, 'downloads');
+  await mkdir(downloads, { recursive: true });
+  // The tar and its extracted copy coexist until the install.
+  await checkSpace(downloads, 2 * pkg.size, { reserveBytes: agent.config.limits.reserveDiskBytes });
+
+  const tar = join(downloads, `${pkg.sha256}.tar`);
+  await ctx.event('downloading', { progress: { bytes: 0, total: pkg.size } });
+  await agent.fetchPackage(cmd, tar, ctx);
+
+  await ctx.event('verifying');
+  const staging = await agent.store.stagingPath();
+  let stored;
+  try {
+    await extractTar(tar, staging, { maxFileBytes: limit, maxTotalBytes: limit * 4 });
+    const verified = await verifyPackage(staging, { trustedKeys: agent.trustedKeys, maxTotalBytes: limit * 4 });
+    if (canonicalJson(verified.manifest) !== canonicalJson(cmd.manifest)) {
+      throw new AgentError('AGENT_MANIFEST_MISMATCH', `the package's manifest.json differs from the manifest in the command (${pkg.name}@${pkg.version})`);
+    }
+    stored = await agent.store.install(staging, { name: pkg.name, version: pkg.version, sha256: pkg.sha256 });
+  } catch (err) {
+    await agent.store.releaseStaging(staging).catch(() => undefined);
+    // A tar that fails verification is not worth resuming from.
+    await rm(tar, { force: true });
+    throw err;
+  }
+  await rm(tar, { force: true });
+
+  await ctx.event('activating', { message: 'loading and warming up beside the serving model' });
+  const candidate = await agent.load(stored);
+  let activated = false;
+  try {
+    await ctx.event('benchmarking');
+    const accuracy = await onDeviceAccuracy(candidate);
+    const bench = await benchmarkModel(candidate, {
+      deviceId: agent.deviceId, commandId: cmd.id,
+      warmup: cmd.benchmark?.warmup ?? agent.config.benchmark.warmup,
+      iterations: cmd.benchmark?.iterations ?? agent.config.benchmark.iterations,
+      accuracy,
+    });
+    await agent.publishBench(bench);
+    const trt = await trtBenchmark(agent, candidate, cmd.id);
+    if (trt !== undefined) await agent.publishBench(trt);
+    const failure = gateFailure(cmd, bench);
+    if (failure !== undefined) {
+      const still = active === undefined ? 'no model' : `${active.manifest.name}@${active.manifest.version}`;
+      await ctx.event('failed', { code: failure.code, message: failure.message, result: summary(bench) });
+      await ctx.event('rolled_back', { code: failure.code, message: `${failure.message}; ${still} keeps serving`, result: { active: active?.manifest.version ?? null } });
+      return;
+    }
+    await agent.activate(candidate, 'activate');
+    activated = true;
+    await ctx.event('succeeded', { result: { version: pkg.version, ...summary(bench), ...(trt ? { tensorrt: summary(trt) } : {}) } });
+  } finally {
+    if (!activated) await candidate.detector.dispose().catch(() => undefined);
+  }
+}
+
+/** Versions only go up, unless the command is a signed downgrade; the same version must be the same bytes. */
+function checkVersionRule(agent: AgentServices, cmd: DeployCommand, raw: unknown, active: LoadedModel | undefined): void {
+  if (active === undefined || active.manifest.name !== cmd.package.name) return;
+  const order = compareSemver(cmd.package.version, active.manifest.version);
+  if (order > 0) return;
+  const what = order === 0 ? `the same version as the active one with different contents` : `older than the active ${active.manifest.version}`;
+  if (cmd.allowDowngrade !== true) {
+    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${cmd.package.name}@${cmd.package.version} is ${what}; a downgrade needs allowDowngrade and a signed command`);
+  }
+  try {
+    verifyCommandSignature(raw, agent.trustedKeys);
+  } catch (err) {
+    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${cmd.package.name}@${cmd.package.version} is ${what}, and the downgrade is not validly signed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function gateFailure(cmd: DeployCommand, bench: BenchMessage): { code: 'AGENT_GATE_LATENCY' | 'AGENT_GATE_FPS' | 'AGENT_GATE_ACCURACY'; message: string } | undefined {
+  const g = cmd.gates ?? {};
+  if (g.maxP95Ms !== undefined && bench.latencyMs.p95 > g.maxP95Ms) {
+    return { code: 'AGENT_GATE_LATENCY', message: `p95 latency ${bench.latencyMs.p95.toFixed(2)} ms is over the budget of ${g.maxP95Ms} ms` };
+  }
+  if (g.minFps !== undefined && bench.throughputFps < g.minFps) {
+    return { code: 'AGENT_GATE_FPS', message: `throughput ${bench.throughputFps.toFixed(1)} fps is under the required ${g.minFps} fps` };
+  }
+  if (g.minMap50 !== undefined && bench.accuracy !== undefined && bench.accuracy.map50 < g.minMap50) {
+    return { code: 'AGENT_GATE_ACCURACY', message: `on-device mAP50 ${bench.accuracy.map50.toFixed(3)} on ${bench.accuracy.images} val images is under the required ${g.minMap50}` };
+  }
+  return undefined;
+}
+
+/** The figures a final event carries (the whole report went to `bench`). */
+export function summary(bench: BenchMessage): Record<string, unknown> {
+  return {
+    runtime: bench.runtime,
+    executionProvider: bench.executionProvider,
+    p50Ms: bench.latencyMs.p50,
+    p95Ms: bench.latencyMs.p95,
+    fps: bench.throughputFps,
+    ...(bench.accuracy ? { map50: bench.accuracy.map50, map: bench.accuracy.map } : {}),
+  };
+}
