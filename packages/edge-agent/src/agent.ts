@@ -135,7 +135,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
-    session.on('connect', () => void agent.publishStatus());
+    // Online is announced only once the command topic is subscribed, so whoever sees it can command the device.
+    session.on('connect', () => void agent.#announce());
     session.on('error', (err) => agent.emit('error', err));
     await session.start();
     agent.#startTimers();
@@ -208,6 +209,22 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       ...(this.#service ? { serving: { fps: this.#service.stats.fps, frames: this.#service.stats.frames } } : {}),
     });
     await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(status), { qos: 1, retain: true });
+  }
+
+  #resolveOnline: () => void = () => {};
+  /** Resolves at the first online status after start (tests, and callers that want the device reachable). */
+  readonly online: Promise<void> = new Promise((resolve) => {
+    this.#resolveOnline = resolve;
+  });
+
+  async #announce(): Promise<void> {
+    try {
+      await this.session.subscribe(this.topics.cmd(this.deviceId));
+      await this.publishStatus();
+      this.#resolveOnline();
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
   }
 
   // --- commands ---

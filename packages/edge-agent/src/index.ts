@@ -23,6 +23,19 @@ export type { DeviceFactsOptions } from './status/device-facts.js';
 export { CommandLedger, isFinalState } from './commands/command-ledger.js';
 export type { LedgerEntry } from './commands/command-ledger.js';
 
+// MQTT session, reconnect backoff, disk outbox
+export { MqttSession } from './mqtt/session.js';
+export type { MqttSessionOptions, MqttSessionEvents, MqttConnectInfo, MqttReconnectInfo, MqttMessageInfo, MqttPublishOptions, MqttPublishResult } from './mqtt/session.js';
+export type { MqttConnectionOptions, MqttTlsOptions, MqttWill } from './mqtt/client-options.js';
+export { DEFAULT_SESSION_EXPIRY_SEC } from './mqtt/client-options.js';
+export { Outbox } from './mqtt/outbox.js';
+export type { OutboxOptions, OutboxMessage, OutboxDrop, OutboxDropReason, OutboxEvents, OutboxSendResult } from './mqtt/outbox.js';
+export type { OutboxRecord } from './mqtt/outbox-record.js';
+export { Backoff, backoffDelay, DEFAULT_BACKOFF } from './mqtt/backoff.js';
+export type { BackoffOptions } from './mqtt/backoff.js';
+export { MqttError } from './mqtt/mqtt-error.js';
+export type { MqttErrorCode } from './mqtt/mqtt-error.js';
+
 // Model store
 export { ModelStore, COMPLETE_SUFFIX } from './store/model-store.js';
 export type { StoredVersion, StoreState, StoreHistoryEntry, RecoverReport, ModelStoreOptions, GcOptions } from './store/model-store.js';

@@ -35,7 +35,7 @@ export async function fetchPackage(agent: Agent, cmd: DeployCommand, dest: strin
   const chunkSize = pkg.mqtt!.chunkSize;
   const chunksTopic = agent.topics.chunks(pkg.name, pkg.version);
   const downloader = new ChunkDownloader({
-    dest, sha256: pkg.sha256, size: pkg.size, chunkSize, signal: ctx.signal,
+    dest, sha256: pkg.sha256, size: pkg.size, chunkSize, signal: ctx.signal, timeoutMs: agent.config.limits.chunkTimeoutMs,
     request: async (indexes) => {
       const req = makeChunkRequest({ deviceId: agent.deviceId, name: pkg.name, version: pkg.version, sha256: pkg.sha256, chunkSize, indexes });
       await agent.session.publish(agent.topics.chunkRequests(agent.deviceId), JSON.stringify(req), { qos: 1 });

@@ -38,6 +38,8 @@ const limitsSchema = z.object({
   /** Reports kept on disk while the broker is unreachable. */
   outboxMessages: z.number().int().positive().default(1000),
   outboxBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  /** A requested MQTT chunk not received within this is asked for again. */
+  chunkTimeoutMs: z.number().int().min(100).default(10_000),
 }).strict();
 
 const benchmarkSchema = z.object({
