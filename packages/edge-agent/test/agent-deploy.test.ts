@@ -37,8 +37,8 @@ function config(over: Record<string, unknown> = {}) {
   });
 }
 
-async function send(fields: CommandFields | Record<string, unknown>, raw = false): Promise<void> {
-  const payload = raw ? (fields as unknown as string) : JSON.stringify(makeCommand(fields as CommandFields));
+async function send(fields: CommandFields | Record<string, unknown> | string, raw = false): Promise<void> {
+  const payload = raw ? (fields as string) : JSON.stringify(makeCommand(fields as CommandFields));
   await fleet.publishAsync(topics.cmd(DEVICE), payload, { qos: 1 });
 }
 
@@ -140,7 +140,8 @@ describe('kd-agent deploy over a real broker', () => {
     expect(old.code).toBe('AGENT_DOWNGRADE_REFUSED');
     expect(old.message).toMatch(/0\.9\.0 is older than the active 1\.0\.0/);
 
-    await send(deployOf(pkgs.v2!, 's-1', { package: { ...deployOf(pkgs.v2!, 'x').package as object, size: 10 * 2 ** 30 } }));
+    const big = deployOf(pkgs.v2!, 's-1') as unknown as { package: Record<string, unknown> };
+    await send({ ...big, package: { ...big.package, size: 10 * 2 ** 30 } });
     expect((await settle('s-1')).code).toBe('AGENT_PACKAGE_TOO_LARGE');
 
     expect(agent.active()?.manifest.version).toBe('1.0.0');
