@@ -48,6 +48,13 @@ export interface AgentOptions {
   facts?: Parameters<typeof deviceFacts>[0];
   /** Jitter source of the reconnect backoff. */
   random?: () => number;
+  /**
+   * Rewrites every benchmark report before gates see it and before it is published: the fleet simulator
+   * scales the measured latency to look like other hardware (a profile), never used on a real device.
+   */
+  benchTransform?: (bench: BenchMessage) => BenchMessage;
+  /** Fault injection for the fleet simulator: a share of deploys fail to load (AGENT_INJECTED_FAULT). */
+  faults?: { deployFailRate: number; random?: () => number };
 }
 
 /** Events of an {@link Agent}: what it published, and failures that did not stop it. */
@@ -90,6 +97,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     readonly trtexec: string | undefined,
     private readonly log: AgentLogger,
     private readonly agentVersion: string,
+    private readonly options: AgentOptions = {},
   ) {
     super();
     this.deviceId = config.deviceId;
@@ -131,7 +139,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       outbox,
       logger: log,
     });
-    const agent = new Agent(config, store, ledger, session, trustedKeys, trtexec, log, options.agentVersion ?? '0.1.0');
+    const agent = new Agent(config, store, ledger, session, trustedKeys, trtexec, log, options.agentVersion ?? '0.1.0', options);
     agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
@@ -176,7 +184,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     await fetchPackage(this, cmd, dest, ctx);
   }
 
-  load(stored: StoredVersion): Promise<LoadedModel> {
+  transformBench(bench: BenchMessage): BenchMessage {
+    return this.options.benchTransform ? this.options.benchTransform(bench) : bench;
+  }
+
+  load(stored: StoredVersion, purpose: 'deploy' | 'restore' = 'restore'): Promise<LoadedModel> {
+    const faults = this.options.faults;
+    if (purpose === 'deploy' && faults !== undefined && (faults.random ?? Math.random)() < faults.deployFailRate) {
+      return Promise.reject(new AgentError('AGENT_INJECTED_FAULT', `${stored.key}: load failure injected by the fleet simulator (fail rate ${faults.deployFailRate})`));
+    }
     return loadModel(stored, { providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou });
   }
 
@@ -314,10 +330,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       case 'benchmark': {
         const active = this.#requireActive();
         await ctx.event('benchmarking');
-        const bench = await benchmarkModel(active, {
+        const bench = this.transformBench(await benchmarkModel(active, {
           deviceId: this.deviceId, commandId: cmd.id,
           warmup: cmd.warmup ?? this.config.benchmark.warmup, iterations: cmd.iterations ?? this.config.benchmark.iterations,
-        });
+        }));
         await this.publishBench(bench);
         await ctx.event('succeeded', { result: { version: active.manifest.version, ...summary(bench) } });
         return;

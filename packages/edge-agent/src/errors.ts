@@ -20,6 +20,7 @@ export type AgentErrorCode =
   | 'AGENT_GATE_ACCURACY'
   | 'AGENT_LOAD_FAILED'
   | 'AGENT_INTERRUPTED'
+  | 'AGENT_INJECTED_FAULT'
   | 'AGENT_INTERNAL';
 
 /** An error of kd-agent with a stable {@link AgentErrorCode}. */

@@ -19,7 +19,9 @@ export interface AgentServices {
   /** Brings the package tar to `dest` (HTTP with resume, or MQTT chunks), verified against the command's size and SHA-256. */
   fetchPackage(cmd: DeployCommand, dest: string, ctx: CommandContext): Promise<void>;
   /** Loads and warms up a stored version beside the serving one. */
-  load(stored: StoredVersion): Promise<LoadedModel>;
+  load(stored: StoredVersion, purpose?: 'deploy' | 'restore'): Promise<LoadedModel>;
+  /** The simulator's rewrite of a benchmark report (identity on a real device). */
+  transformBench(bench: BenchMessage): BenchMessage;
   /** Makes a loaded model the active one: the store's pointer, then the serving slot, then the status. */
   activate(loaded: LoadedModel, how: 'activate' | 'rollback'): Promise<void>;
   publishBench(msg: BenchMessage): Promise<void>;

@@ -60,17 +60,17 @@ export async function deploy(agent: AgentServices, cmd: DeployCommand, raw: unkn
   await rm(tar, { force: true });
 
   await ctx.event('activating', { message: 'loading and warming up beside the serving model' });
-  const candidate = await agent.load(stored);
+  const candidate = await agent.load(stored, 'deploy');
   let activated = false;
   try {
     await ctx.event('benchmarking');
     const accuracy = await onDeviceAccuracy(candidate);
-    const bench = await benchmarkModel(candidate, {
+    const bench = agent.transformBench(await benchmarkModel(candidate, {
       deviceId: agent.deviceId, commandId: cmd.id,
       warmup: cmd.benchmark?.warmup ?? agent.config.benchmark.warmup,
       iterations: cmd.benchmark?.iterations ?? agent.config.benchmark.iterations,
       accuracy,
-    });
+    }));
     await agent.publishBench(bench);
     const trt = await trtBenchmark(agent, candidate, cmd.id);
     if (trt !== undefined) await agent.publishBench(trt);
