@@ -45,6 +45,13 @@ describe('agent configuration', () => {
     await expect(loadAgentConfig({ overrides: { keys: ['k'], deviceId: 'a/b' } })).rejects.toThrow(/deviceId/);
   });
 
+  it('accepts the shipped example configuration (docker/agent/agent.example.yaml)', async () => {
+    const example = new URL('../../../docker/agent/agent.example.yaml', import.meta.url).pathname;
+    const c = await loadAgentConfig({ file: example });
+    expect(c).toMatchObject({ fleet: 'lab', deviceId: 'nano-01', runtime: { trtexec: '/usr/src/tensorrt/bin/trtexec' } });
+    expect(c.serve.source).toMatchObject({ dir: '/var/lib/kd-agent/frames' });
+  });
+
   it('maps KD_AGENT_ variables to nested camelCase keys with YAML scalars', () => {
     expect(envOverrides({ KD_AGENT_DATA_DIR: '/d', KD_AGENT_RUNTIME__PROVIDERS: '[cuda, cpu]', KD_AGENT_SERVE__SERIAL__BAUD: '9600', OTHER: 'x' }))
       .toEqual({ dataDir: '/d', runtime: { providers: ['cuda', 'cpu'] }, serve: { serial: { baud: 9600 } } });
