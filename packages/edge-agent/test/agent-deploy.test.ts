@@ -144,6 +144,11 @@ describe('kd-agent deploy over a real broker', () => {
     await send({ ...big, package: { ...big.package, size: 10 * 2 ** 30 } });
     expect((await settle('s-1')).code).toBe('AGENT_PACKAGE_TOO_LARGE');
 
+    // a manifest in the command that is not the package's (the signature inside the package still holds)
+    const forged = { ...pkgs.v2!.manifest, metrics: { 'metrics/mAP50(B)': 0.99 } };
+    await send(deployOf(pkgs.v2!, 'm-1', { manifest: forged }));
+    expect((await settle('m-1')).code).toBe('AGENT_MANIFEST_MISMATCH');
+
     expect(agent.active()?.manifest.version).toBe('1.0.0');
     // nothing of the refused packages was left installed
     expect(agent.store.list().map((v) => v.info.version)).toEqual(['1.0.0']);
@@ -170,6 +175,14 @@ describe('kd-agent deploy over a real broker', () => {
     expect(statesOf('g-1').slice(-3)).toEqual(['benchmarking', 'failed', 'rolled_back']);
     expect(done.code).toBe('AGENT_GATE_LATENCY');
     expect(done.message).toMatch(/over the budget of 0\.001 ms; shapes@1\.0\.0 keeps serving/);
+    expect(agent.active()?.manifest.version).toBe('1.0.0');
+  });
+
+  it('an accuracy gate is checked on the package\'s val/ set on the device', async () => {
+    await send(deployOf(pkgs.v2!, 'a-1', { gates: { minMap50: 0.999 } }));
+    const done = await settle('a-1', 'rolled_back');
+    expect(done.code).toBe('AGENT_GATE_ACCURACY');
+    expect(done.message).toMatch(/on-device mAP50 0\.\d{3} on 3 val images is under the required 0\.999/);
     expect(agent.active()?.manifest.version).toBe('1.0.0');
   });
 
