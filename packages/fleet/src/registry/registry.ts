@@ -1,0 +1,272 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type Database from 'better-sqlite3';
+import {
+  compareSemver, fleetTopics, isModelName, isModelVersion, KdEdgeError, MANIFEST_FILE, parseManifest, TarReader, verifyPackage,
+  type KeyInput, type Manifest,
+} from '@kd-edge/core';
+import { FleetError } from '../db/fleet-error.js';
+import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
+import type { PackageRecord } from './package-record.js';
+
+/** Publishes one MQTT message (an mqtt.js `publishAsync` fits); used for the retained manifests. */
+export type PublishFunction = (topic: string, payload: string | Buffer, options: { qos: 0 | 1 | 2; retain: boolean }) => unknown;
+
+/** Options of {@link Registry}. */
+export interface RegistryOptions {
+  /** kd-fleet's data directory; tars are kept under `<dataDir>/packages/<name>/<version>.tar`. */
+  dataDir: string;
+  /** The fleet id, for the manifest topics; needed only with `publish`. */
+  fleet?: string;
+  /** Publishes the retained signed manifest of each pushed package on `models/{name}/{version}/manifest`. */
+  publish?: PublishFunction;
+  /** The clock (ms), for `pushedAt`. */
+  now?: () => number;
+  logger?: FleetLogger;
+}
+
+/** Options of {@link Registry.push}. */
+export interface PushOptions {
+  /** The pinned Ed25519 public keys a package must be signed by (several allow rotation). */
+  trustedKeys: readonly KeyInput[];
+}
+
+interface PackageRow {
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  manifest_json: string;
+  path: string;
+  pushed_at: number;
+  key_id: string;
+}
+
+/**
+ * The model registry: signed package `.tar`s verified on push and kept under the data directory, with
+ * their identity, hash and manifest in SQLite (table `packages` of {@link coreMigrations}). A version
+ * once pushed never changes: pushing it again with the same bytes is a no-op, with other bytes it is
+ * refused.
+ * @example
+ * const registry = new Registry(db, { dataDir, fleet: 'lab', publish: (t, p, o) => client.publishAsync(t, p, o) });
+ * const pkg = await registry.push('yolov5n-pets-1.2.0.tar', { trustedKeys: [publicKeyPem] });
+ */
+export class Registry {
+  readonly dataDir: string;
+  readonly packagesDir: string;
+  readonly #db: Database.Database;
+  readonly #o: { fleet?: string; publish?: PublishFunction; now: () => number; logger: FleetLogger };
+  readonly #byNameVersion: Database.Statement<[string, string], PackageRow>;
+  readonly #bySha: Database.Statement<[string], PackageRow>;
+  readonly #byName: Database.Statement<[string], PackageRow>;
+  readonly #all: Database.Statement<[], PackageRow>;
+  readonly #insert: Database.Statement<[string, string, string, number, string, string, number, string]>;
+
+  constructor(db: Database.Database, options: RegistryOptions) {
+    if (typeof db !== 'object' || db === null || typeof db.prepare !== 'function') throw new TypeError('db must be a better-sqlite3 Database');
+    if (typeof options !== 'object' || options === null || typeof options.dataDir !== 'string' || options.dataDir === '') {
+      throw new TypeError('options.dataDir must be a directory path');
+    }
+    if (options.publish !== undefined && typeof options.publish !== 'function') throw new TypeError('options.publish must be a function');
+    if (options.publish !== undefined && typeof options.fleet !== 'string') throw new TypeError('options.fleet is needed with options.publish');
+    if (options.fleet !== undefined) fleetTopics(options.fleet); // RangeError for a bad fleet id, now rather than at the first push
+    this.#db = db;
+    this.dataDir = resolve(options.dataDir);
+    this.packagesDir = join(this.dataDir, 'packages');
+    this.#o = { fleet: options.fleet, publish: options.publish, now: options.now ?? Date.now, logger: options.logger ?? silentFleetLogger };
+    this.#byNameVersion = db.prepare('SELECT * FROM packages WHERE name = ? AND version = ?');
+    this.#bySha = db.prepare('SELECT * FROM packages WHERE sha256 = ? ORDER BY pushed_at LIMIT 1');
+    this.#byName = db.prepare('SELECT * FROM packages WHERE name = ?');
+    this.#all = db.prepare('SELECT * FROM packages');
+    this.#insert = db.prepare(
+      'INSERT INTO packages (name, version, sha256, size, manifest_json, path, pushed_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+  }
+
+  /**
+   * Verify a package `.tar` against the trusted keys and store it. The bytes are first copied into the
+   * data directory and hashed, and that copy is what is verified and kept, so the stored file is
+   * exactly the verified one. A refusal by core's verifyPackage is a FleetError 'FLEET_PACKAGE_REFUSED'
+   * whose message starts with the core code (e.g. `PACKAGE_UNSIGNED`); the same name and version with
+   * other bytes is 'FLEET_PACKAGE_EXISTS'. Resolves to the stored record (the existing one for a repeat push).
+   */
+  async push(tarPath: string, options: PushOptions): Promise<PackageRecord> {
+    if (typeof tarPath !== 'string' || tarPath === '') throw new TypeError('tarPath must be the path of a package .tar');
+    if (typeof options !== 'object' || options === null || !Array.isArray(options.trustedKeys) || options.trustedKeys.length === 0) {
+      throw new RangeError('options.trustedKeys must hold at least one Ed25519 public key');
+    }
+    const source = resolve(tarPath);
+    const st = await stat(source).catch((err: NodeJS.ErrnoException) => {
+      throw new FleetError('FLEET_PACKAGE_REFUSED', `PACKAGE_NOT_FOUND: no package at ${source} (${err.code ?? err.message})`, { cause: err });
+    });
+    if (!st.isFile()) throw new FleetError('FLEET_PACKAGE_REFUSED', `${source} is not a file: push takes a package .tar (kd-trainer package writes one)`);
+
+    mkdirSync(this.packagesDir, { recursive: true });
+    const temp = join(this.packagesDir, `.incoming-${randomBytes(6).toString('hex')}.tar`);
+    try {
+      const { sha256, size } = await copyHashed(source, temp);
+      const { manifest, keyId, manifestJson } = await this.#verify(temp, options.trustedKeys);
+      const rel = `${manifest.name}/${manifest.version}.tar`;
+      const dest = join(this.packagesDir, manifest.name, `${manifest.version}.tar`);
+      // One IMMEDIATE transaction holds the write lock from the check to the rename, so a second pusher
+      // (another process on the same data directory) sees either nothing or the finished row, never half.
+      const store = this.#db.transaction((): PackageRow | undefined => {
+        const existing = this.#byNameVersion.get(manifest.name, manifest.version);
+        if (existing !== undefined) return existing;
+        this.#insert.run(manifest.name, manifest.version, sha256, size, manifestJson, rel, this.#o.now(), keyId);
+        mkdirSync(dirname(dest), { recursive: true });
+        renameSync(temp, dest); // a throw here rolls the row back
+        return undefined;
+      });
+      const existing = store.immediate();
+      if (existing !== undefined && existing.sha256 !== sha256) {
+        throw new FleetError(
+          'FLEET_PACKAGE_EXISTS',
+          `${manifest.name}@${manifest.version} is already in the registry with SHA-256 ${existing.sha256}; this .tar is ${sha256}. Push a new version instead`,
+        );
+      }
+      if (existing === undefined) {
+        syncDir(dirname(dest));
+        this.#o.logger.info(`registry: pushed ${manifest.name}@${manifest.version} (${size} bytes, sha256 ${sha256.slice(0, 12)}, key ${keyId})`);
+      }
+      const record = this.#record(existing ?? this.#byNameVersion.get(manifest.name, manifest.version)!);
+      await this.#publish(record);
+      return record;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /** Every package, by name, then newest version first. */
+  list(): PackageRecord[] {
+    return this.#all
+      .all()
+      .map((r) => this.#record(r))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareSemver(b.version, a.version)));
+  }
+
+  /** The package `name@version`, or undefined. */
+  get(name: string, version: string): PackageRecord | undefined {
+    if (typeof name !== 'string' || typeof version !== 'string') throw new TypeError('name and version must be strings');
+    const row = this.#byNameVersion.get(name, version);
+    return row === undefined ? undefined : this.#record(row);
+  }
+
+  /** The package whose `.tar` has this SHA-256, or undefined (the chunk service finds packages this way). */
+  getBySha256(sha256: string): PackageRecord | undefined {
+    if (typeof sha256 !== 'string') throw new TypeError('sha256 must be a string');
+    const row = this.#bySha.get(sha256);
+    return row === undefined ? undefined : this.#record(row);
+  }
+
+  /** The highest version of `name` by semver precedence (a pre-release ranks below its release), or undefined. */
+  latest(name: string): PackageRecord | undefined {
+    if (typeof name !== 'string') throw new TypeError('name must be a string');
+    let best: PackageRow | undefined;
+    for (const row of this.#byName.all(name)) if (best === undefined || compareSemver(row.version, best.version) > 0) best = row;
+    return best === undefined ? undefined : this.#record(best);
+  }
+
+  /**
+   * Publish the retained manifest of `name@version` (all packages when omitted), for a broker that lost
+   * its retained messages (an embedded aedes after a restart). Does nothing without a publish function.
+   */
+  async publishManifests(name?: string, version?: string): Promise<number> {
+    const records = name === undefined ? this.list() : [this.get(name, version ?? '')].filter((r): r is PackageRecord => r !== undefined);
+    if (name !== undefined && records.length === 0) throw new FleetError('FLEET_PACKAGE_NOT_FOUND', `no package ${name}@${version ?? ''} in the registry`);
+    let n = 0;
+    for (const r of records) if (await this.#publish(r)) n++;
+    return n;
+  }
+
+  async #verify(tar: string, trustedKeys: readonly KeyInput[]): Promise<{ manifest: Manifest; keyId: string; manifestJson: string }> {
+    let verified;
+    try {
+      verified = await verifyPackage(tar, { trustedKeys });
+    } catch (err) {
+      if (err instanceof KdEdgeError) throw new FleetError('FLEET_PACKAGE_REFUSED', `${err.code}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    // Keep the manifest's own bytes: they are what the signature covers and what agents are sent.
+    const reader = await TarReader.open(tar);
+    let manifestJson: string;
+    try {
+      manifestJson = (await reader.read(reader.get(MANIFEST_FILE)!)).toString('utf8');
+    } finally {
+      await reader.close();
+    }
+    if (!isModelName(verified.manifest.name) || !isModelVersion(verified.manifest.version)) {
+      throw new FleetError('FLEET_PACKAGE_REFUSED', `PACKAGE_MANIFEST_INVALID: ${verified.manifest.name}@${verified.manifest.version} is not a valid model name and version`);
+    }
+    return { manifest: verified.manifest, keyId: verified.keyId, manifestJson };
+  }
+
+  async #publish(record: PackageRecord): Promise<boolean> {
+    const publish = this.#o.publish;
+    if (publish === undefined) return false;
+    const topic = fleetTopics(this.#o.fleet!).manifest(record.name, record.version);
+    try {
+      await publish(topic, record.manifestJson, { qos: 1, retain: true });
+      return true;
+    } catch (err) {
+      // The package is stored; a lost manifest is published again by publishManifests() at the next start.
+      this.#o.logger.warn(`registry: could not publish the manifest of ${record.name}@${record.version}: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  #record(row: PackageRow): PackageRecord {
+    const path = isAbsolute(row.path) ? row.path : join(this.packagesDir, ...row.path.split('/'));
+    if (!isAbsolute(row.path) && relative(this.packagesDir, path).startsWith('..')) throw new RangeError(`package path ${row.path} leaves the packages directory`);
+    return {
+      name: row.name,
+      version: row.version,
+      sha256: row.sha256,
+      size: row.size,
+      manifest: parseManifest(JSON.parse(row.manifest_json)),
+      manifestJson: row.manifest_json,
+      path,
+      pushedAt: row.pushed_at,
+      keyId: row.key_id,
+    };
+  }
+}
+
+/** Copy `from` to `to` (created exclusively), hashing the bytes on the way and syncing them to disk. */
+async function copyHashed(from: string, to: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    createReadStream(from),
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    createWriteStream(to, { flags: 'wx' }),
+  );
+  const fh = await open(to, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
