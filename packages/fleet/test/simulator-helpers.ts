@@ -1,0 +1,103 @@
+// Test harness of the simulator tests: an embedded aedes broker, watching clients, polling, and a signed package
+// served like kd-fleet's artifact service would (the edge-agent's stand-in origin).
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { makeCommand, type CommandFields, type EventMessage } from '@kd-edge/core';
+import type { DetectorPackage } from '../../edge-agent/test/fixtures/agent/detector-package.js';
+import type { PackageOrigin } from '../../edge-agent/test/fixtures/agent/package-origin.js';
+
+export { makeDetectorPackage } from '../../edge-agent/test/fixtures/agent/detector-package.js';
+export { PackageOrigin } from '../../edge-agent/test/fixtures/agent/package-origin.js';
+export type { DetectorPackage };
+
+/** An aedes 1.2 broker on a free local port (MQTT 3.1.1). */
+export interface Broker {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startBroker(): Promise<Broker> {
+  const broker = await Aedes.createBroker();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    broker.handle(socket);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    },
+  };
+}
+
+/** A fleet-side client that records every status, event and bench report of the fleet, parsed. */
+export interface Watcher {
+  client: MqttClient;
+  /** Latest status per device (retained ones included). */
+  status: Map<string, Record<string, unknown>>;
+  /** Every status in arrival order. */
+  statuses: Array<Record<string, unknown>>;
+  events: EventMessage[];
+  benches: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+export async function watch(url: string, fleet: string): Promise<Watcher> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, protocolVersion: 4 });
+  const w: Watcher = {
+    client, status: new Map(), statuses: [], events: [], benches: [],
+    close: () => client.endAsync(),
+  };
+  client.on('message', (topic, payload) => {
+    if (payload.length === 0) return;
+    const body = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    const leaf = topic.split('/').pop();
+    if (leaf === 'status') {
+      w.status.set(body.deviceId as string, body);
+      w.statuses.push(body);
+    } else if (leaf === 'events') w.events.push(body as unknown as EventMessage);
+    else if (leaf === 'bench') w.benches.push(body);
+  });
+  await client.subscribeAsync([`kd/v1/${fleet}/devices/+/status`, `kd/v1/${fleet}/devices/+/events`, `kd/v1/${fleet}/devices/+/bench`], { qos: 1 });
+  return w;
+}
+
+/** Polls `predicate` until it holds or `timeoutMs` passes; the error names `what`. */
+export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+/** Publishes a command as the fleet would. */
+export async function send(client: MqttClient, fleet: string, fields: CommandFields): Promise<void> {
+  await client.publishAsync(`kd/v1/${fleet}/devices/${fields.deviceId}/cmd`, JSON.stringify(makeCommand(fields)), { qos: 1 });
+}
+
+/** A deploy command of `p` for one device, fetched over HTTP from `origin`. */
+export function deployOf(p: DetectorPackage, origin: PackageOrigin, deviceId: string, id: string): CommandFields {
+  return {
+    command: 'deploy', id, deviceId,
+    package: { name: p.name, version: p.version, sha256: p.sha256, size: p.size, http: { url: origin.add(p.tar, p.sha256) } },
+    manifest: p.manifest,
+  } as CommandFields;
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'rolled_back']);
+
+/** The final event of a command, if it came. */
+export function finalOf(w: Watcher, commandId: string): EventMessage | undefined {
+  return [...w.events].reverse().find((e) => e.commandId === commandId && FINAL.has(e.state));
+}
