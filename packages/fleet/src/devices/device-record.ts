@@ -1,0 +1,55 @@
+import type { EventMessage, StatusMessage } from '@kd-edge/core';
+
+/** A device as the fleet knows it, from its retained status, its last will, its events and the operator's tags. */
+export interface DeviceRecord {
+  id: string;
+  fleet: string;
+  online: boolean;
+  /** When the fleet first heard of it, ms since the epoch. */
+  firstSeen: number;
+  /** When the fleet last heard from the device itself (a status, event or bench report), ms. */
+  lastSeen: number;
+  agentVersion: string | null;
+  /** The active model's identity, null before the first deploy. */
+  activeModel: { name: string; version: string; sha256: string } | null;
+  /** The latest full status (after an offline will: the last full one with `online: false`), null if none yet. */
+  status: StatusMessage | null;
+  tags: string[];
+  /** The device's latest event, and when it arrived (ms). */
+  lastEvent: EventMessage | null;
+  lastEventAt: number | null;
+  /** When its retained status was cleared (the device was removed from the broker), or null. */
+  removedAt: number | null;
+}
+
+/** One benchmark report as stored: the figures gates and charts use, and the whole message. */
+export interface BenchRecord {
+  id: number;
+  deviceId: string;
+  /** The report's own time stamp, ms. */
+  ts: number;
+  receivedAt: number;
+  commandId: string | null;
+  name: string;
+  version: string;
+  sha256: string;
+  runtime: string;
+  p50: number;
+  p95: number;
+  fps: number;
+  /** Mean total power (tegrastats), mW, when measured. */
+  powerMw: number | null;
+  /** Hottest zone's mean temperature (tegrastats), °C, when measured. */
+  tempC: number | null;
+  /** On-device mAP50, when the package has a val/ set. */
+  map50: number | null;
+}
+
+/** Filters of {@link DeviceRegistry.list}. */
+export interface DeviceFilter {
+  /** Only devices with this tag. */
+  tag?: string;
+  online?: boolean;
+  /** Include devices whose retained status was cleared (default false). */
+  includeRemoved?: boolean;
+}
