@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -18,13 +18,16 @@ let server: Server;
 let base: string;
 let pkg: PackageRecord;
 let tar: Buffer;
+let registry: Registry;
+let srcDir: string;
 
 beforeAll(async () => {
   const t = await tempDir('kd-fleet-artifacts-');
   cleanup = t.cleanup;
   db = migratedDb(t.dir);
   const { trusted } = testKeys();
-  const registry = new Registry(db, { dataDir: join(t.dir, 'data') });
+  registry = new Registry(db, { dataDir: join(t.dir, 'data') });
+  srcDir = join(t.dir, 'src');
   const built = await makeTestPackage(join(t.dir, 'src'), 'pets', '1.2.0+b.5', trusted.privateKeyPem, 40 * 1024);
   pkg = await registry.push(built.tar, { trustedKeys: [trusted.publicKeyPem] });
   tar = await readFile(pkg.path);
@@ -143,6 +146,18 @@ describe('serveArtifact', () => {
     expect(post.headers.allow).toBe('GET, HEAD');
     const other = await get('/api/devices');
     expect(other.status).toBe(418);
+  });
+});
+
+describe('serveArtifact with a lost file', () => {
+  it('answers 500, not a cut 200, when a registered tar is missing from disk', async () => {
+    const { trusted } = testKeys();
+    const built = await makeTestPackage(srcDir, 'pets', '3.0.0', trusted.privateKeyPem, 4096);
+    const lost = await registry.push(built.tar, { trustedKeys: [trusted.publicKeyPem] });
+    await rm(lost.path);
+    const r = await get(artifactPath('pets', '3.0.0'));
+    expect(r.status).toBe(500);
+    expect(r.body.toString()).toContain('cannot be read');
   });
 });
 

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Registry } from '../registry/registry.js';
@@ -57,6 +57,16 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, r
     res.writeHead(416, { ...common, 'content-range': `bytes */${record.size}`, 'content-length': 0 }).end();
     return true;
   }
+  // Open before any header goes out, so a tar missing from disk is a clear 500 rather than a cut 200.
+  let fh: FileHandle;
+  try {
+    fh = await open(record.path, 'r');
+  } catch (err) {
+    const body = `package ${record.name}@${record.version} is in the registry but its file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})\n`;
+    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return true;
+  }
   const start = range?.start ?? 0;
   const end = range?.end ?? record.size - 1;
   const length = record.size === 0 ? 0 : end - start + 1;
@@ -67,11 +77,12 @@ export async function serveArtifact(req: IncomingMessage, res: ServerResponse, r
     ...(range === undefined ? {} : { 'content-range': `bytes ${start}-${end}/${record.size}` }),
   });
   if (req.method === 'HEAD' || length === 0) {
+    await fh.close();
     res.end();
     return true;
   }
   try {
-    await pipeline(createReadStream(record.path, { start, end }), res);
+    await pipeline(fh.createReadStream({ start, end, autoClose: true }), res);
   } catch {
     // The client went away, or the file could not be read after the headers went out: the connection is cut,
     // so the client sees a short body and resumes with a Range.
