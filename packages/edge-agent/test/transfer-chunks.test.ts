@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,8 +180,10 @@ describe('ChunkDownloader', () => {
     const fleet = new FakeFleet();
     fleet.silent = true;
     const dl = downloader(fleet, { timeoutMs: 60_000 });
+    // Frames count only once the downloader has loaded its state and asked for chunks (a fixed sleep raced a busy machine).
+    const asked = once(dl, 'request');
     const run = dl.run();
-    await new Promise((r) => setTimeout(r, 20));
+    await asked;
     const data = FILE.subarray(0, CHUNK);
     expect(await dl.accept({ index: 0, offset: 0, data, chunkSha256: sha(data), sha256: '0'.repeat(64) })).toBe('ignored');
     expect(await dl.accept({ index: 0, offset: 0, data, chunkSha256: sha(data) })).toBe('stored');
