@@ -1,0 +1,264 @@
+// Runs the shipped docker/mosquitto configuration on a real Mosquitto for the security tests: throwaway
+// certificates from openssl, a password file made by scripts/add-broker-user.sh, the shipped ACL, and
+// mosquitto.conf with only its paths and port substituted.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+
+const run = promisify(execFile);
+
+/** The repository root. */
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+/** The shipped broker configuration, ACL and user script. */
+export const SHIPPED_CONF = join(REPO, 'docker/mosquitto/mosquitto.conf');
+export const SHIPPED_ACL = join(REPO, 'docker/mosquitto/acl');
+export const ADD_USER_SCRIPT = join(REPO, 'packages/fleet/scripts/add-broker-user.sh');
+export const MOSQUITTO = '/usr/sbin/mosquitto';
+
+/** PEM material of a throwaway private CA, a server certificate for 127.0.0.1 and per-device client certificates. */
+export interface TestPki {
+  ca: Buffer;
+  /** Client certificate and key per device id (CN = the id). */
+  clients: Record<string, { cert: Buffer; key: Buffer }>;
+}
+
+/**
+ * Makes a CA, a server certificate (SAN localhost and 127.0.0.1) and client certificates with openssl, as
+ * docker/mosquitto/README.md tells an operator to, into `dir` (ca.crt, server.crt, server.key, {id}.crt, {id}.key).
+ */
+export async function makePki(dir: string, clientIds: readonly string[] = []): Promise<TestPki> {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  const at = (name: string): string => join(dir, name);
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '2', '-subj', '/CN=kd-edge test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const issue = async (name: string, cn: string, ext: string): Promise<void> => {
+    await run('openssl', ['req', ...ec, '-keyout', at(`${name}.key`), '-out', at(`${name}.csr`), '-subj', `/CN=${cn}`]);
+    await writeFile(at(`${name}.ext`), ext);
+    await run('openssl', ['x509', '-req', '-in', at(`${name}.csr`), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial',
+      '-out', at(`${name}.crt`), '-days', '2', '-extfile', at(`${name}.ext`)]);
+  };
+  await issue('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  const clients: TestPki['clients'] = {};
+  for (const id of clientIds) {
+    await issue(id, id, 'extendedKeyUsage=clientAuth\n');
+    clients[id] = { cert: await readFile(at(`${id}.crt`)), key: await readFile(at(`${id}.key`)) };
+  }
+  // Mosquitto reads its key after dropping to its own user; these keys are throwaway.
+  await chmod(at('server.key'), 0o644);
+  return { ca: await readFile(at('ca.crt')), clients };
+}
+
+/** How {@link deriveConfig} adapts the shipped file. */
+export interface DeriveOptions {
+  /** Port of the TLS listener (8883 in the shipped file), bound to 127.0.0.1. */
+  port: number;
+  /** Folder holding certs/, data/, passwd and acl in place of /mosquitto/…. */
+  dir: string;
+  /** Turn on the commented-out client-certificate lines (require_certificate, use_identity_as_username). */
+  clientCertificates?: boolean;
+}
+
+/**
+ * The shipped mosquitto.conf with its paths moved under `dir`, the TLS listener on 127.0.0.1:`port`, and the
+ * WebSockets listener left out (Debian's mosquitto 2.0.11 is built without WebSockets). Throws when a line it
+ * substitutes is missing, so a change to the shipped file's shape fails the tests instead of passing them vacuously.
+ */
+export function deriveConfig(text: string, options: DeriveOptions): string {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let inWebsockets = false;
+  const seen = new Set<string>();
+  for (const line of lines) {
+    if (/^listener\s+8884\b/.test(line)) {
+      inWebsockets = true;
+      seen.add('ws');
+      continue;
+    }
+    if (inWebsockets) {
+      if (/^listener\s/.test(line)) inWebsockets = false;
+      else continue;
+    }
+    if (/^listener\s+8883\s*$/.test(line)) {
+      out.push(`listener ${options.port} 127.0.0.1`);
+      seen.add('tls');
+      continue;
+    }
+    if (options.clientCertificates === true && /^#(require_certificate|use_identity_as_username) true$/.test(line)) {
+      out.push(line.slice(1));
+      seen.add(line.slice(1).split(' ')[0]!);
+      continue;
+    }
+    out.push(line
+      .replaceAll('/mosquitto/certs/', `${join(options.dir, 'certs')}/`)
+      .replaceAll('/mosquitto/config/', `${options.dir}/`)
+      .replaceAll('/mosquitto/data/', `${join(options.dir, 'data')}/`));
+  }
+  const needed = ['tls', 'ws', ...(options.clientCertificates === true ? ['require_certificate', 'use_identity_as_username'] : [])];
+  for (const what of needed) if (!seen.has(what)) throw new Error(`shipped mosquitto.conf has no ${what} line to substitute`);
+  const derived = out.join('\n');
+  if (out.some((line) => !line.startsWith('#') && line.includes('/mosquitto/'))) throw new Error('shipped mosquitto.conf has a /mosquitto/ path the tests do not substitute');
+  return derived;
+}
+
+/** Adds a user to a password file with the shipped script; returns the password it printed. */
+export async function addBrokerUser(passwdFile: string, name: string, password: string, service = false): Promise<string> {
+  const { stdout } = await run('sh', [ADD_USER_SCRIPT, ...(service ? ['--service'] : []), passwdFile, name], {
+    env: { ...process.env, KD_BROKER_PASSWORD: password },
+  });
+  return stdout.trim();
+}
+
+/** A Mosquitto running the shipped configuration. */
+export interface ShippedBroker {
+  port: number;
+  url: string;
+  dir: string;
+  pki: TestPki;
+  /** Everything Mosquitto logged (log_dest stderr). */
+  log(): string;
+  /** mqtt.js options that trust the test CA, MQTT 5, no reconnects. */
+  options(extra?: IClientOptions): IClientOptions;
+  /** Connects as `username` with `password` (the device id as client id, as agents do). */
+  connect(username: string | undefined, password?: string, extra?: IClientOptions): Promise<MqttClient>;
+  /** As {@link ShippedBroker.connect}, also saying whether the broker resumed a stored session (CONNACK session present). */
+  connectSession(username: string, password: string, extra?: IClientOptions): Promise<{ client: MqttClient; sessionPresent: boolean }>;
+  close(): Promise<void>;
+}
+
+/** Starts Mosquitto with the shipped config and ACL; `users` maps usernames to passwords (kd-fleet and kd-dashboard as service users). */
+export async function startShippedBroker(users: Record<string, string>, config: { clientCertificates?: boolean; clientIds?: string[] } = {}): Promise<ShippedBroker> {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-security-'));
+  // Mosquitto started as root reads its files after dropping to user mosquitto.
+  await chmod(dir, 0o755);
+  await mkdir(join(dir, 'certs'), { mode: 0o755 });
+  await mkdir(join(dir, 'data'));
+  await chmod(join(dir, 'data'), 0o777);
+  const pki = await makePki(join(dir, 'certs'), config.clientIds ?? []);
+  for (const [name, password] of Object.entries(users)) {
+    await addBrokerUser(join(dir, 'passwd'), name, password, name === 'kd-fleet' || name === 'kd-dashboard');
+  }
+  await writeFile(join(dir, 'acl'), await readFile(SHIPPED_ACL), { mode: 0o644 });
+  const port = await freePort();
+  const confPath = join(dir, 'mosquitto.conf');
+  await writeFile(confPath, deriveConfig(await readFile(SHIPPED_CONF, 'utf8'), { port, dir, clientCertificates: config.clientCertificates ?? false }));
+
+  const child: ChildProcess = spawn(MOSQUITTO, ['-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const append = (chunk: Buffer): void => {
+    log += chunk.toString();
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail('did not report running within 10 s'), 10_000);
+    const onData = (): void => {
+      if (/mosquitto version \S+ running/.test(log)) {
+        cleanup();
+        resolve();
+      }
+    };
+    const onExit = (): void => fail(`exited with ${child.exitCode}`);
+    function cleanup(): void {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+    }
+    function fail(why: string): void {
+      cleanup();
+      child.kill('SIGKILL');
+      reject(new Error(`mosquitto ${why}:\n${log}`));
+    }
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
+
+  const options = (extra: IClientOptions = {}): IClientOptions => ({
+    protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ca: pki.ca, ...extra,
+  });
+  const clients: MqttClient[] = [];
+  const open = async (username: string | undefined, password: string | undefined, extra: IClientOptions): Promise<{ client: MqttClient; sessionPresent: boolean }> => {
+    const base: IClientOptions = username === undefined ? {} : { username, clientId: username };
+    if (password !== undefined) base.password = password;
+    const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, options({ ...base, ...extra }));
+    clients.push(client);
+    // mqtt.js reports a refused CONNECT as an 'error' carrying the CONNACK reason code.
+    const sessionPresent = await new Promise<boolean>((resolve, reject) => {
+      const refused = (err: Error): void => {
+        client.end(true);
+        reject(err);
+      };
+      client.once('error', refused);
+      client.once('connect', (connack) => {
+        client.off('error', refused);
+        resolve(connack.sessionPresent);
+      });
+    });
+    return { client, sessionPresent };
+  };
+  return {
+    port,
+    url: `mqtts://127.0.0.1:${port}`,
+    dir,
+    pki,
+    log: () => log,
+    options,
+    async connect(username, password, extra = {}) {
+      return (await open(username, password, extra)).client;
+    },
+    connectSession: (username, password, extra = {}) => open(username, password, extra),
+    async close() {
+      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+      if (child.exitCode === null) {
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Messages a client receives, in order, with their raw payloads. */
+export function inbox(client: MqttClient): Array<{ topic: string; payload: Buffer }> {
+  const seen: Array<{ topic: string; payload: Buffer }> = [];
+  client.on('message', (topic, payload) => seen.push({ topic, payload }));
+  return seen;
+}
+
+/** Polls until `predicate` holds; the error names `what`. Only a safety net: the tests wait on events, not time. */
+export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The reason code of a rejected MQTT operation (mqtt.js ErrorWithReasonCode), or 'ok' when it succeeded. */
+export async function outcome(operation: Promise<unknown>): Promise<number | 'ok'> {
+  try {
+    await operation;
+    return 'ok';
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+    throw err;
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
