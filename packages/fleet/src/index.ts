@@ -33,6 +33,23 @@ export type {
 export type { DeviceRecord, BenchRecord, DeviceFilter } from './devices/device-record.js';
 export { normaliseTags, TAG_RE, MAX_TAGS } from './devices/device-tags.js';
 
+// Rollouts
+export { RolloutEngine, deployCommandId, rollbackCommandId } from './rollout/rollout-engine.js';
+export type { RolloutEngineOptions, RolloutEngineEvents, RolloutCommand } from './rollout/rollout-engine.js';
+export { parseRolloutSpec, ROLLOUT_SPEC_DEFAULTS } from './rollout/rollout-spec.js';
+export type { RolloutSpec, RolloutSpecInput, RolloutTarget, RolloutGates, CanarySpec, RampSpec } from './rollout/rollout-spec.js';
+export { ROLLOUT_MIGRATIONS } from './rollout/rollout-migrations.js';
+export { RolloutError } from './rollout/rollout-error.js';
+export type { RolloutErrorCode } from './rollout/rollout-error.js';
+export { ROLLOUT_STATES, WAVE_STATES, ACTIVE_ROLLOUT_STATES } from './rollout/rollout-types.js';
+export type { RolloutInfo, RolloutState, WaveInfo, WaveState, WaveResults, ExecutionInfo } from './rollout/rollout-types.js';
+export { EXECUTION_STATES, FINAL_EXECUTION_STATES, FAILED_EXECUTION_STATES, IN_FLIGHT_EXECUTION_STATES } from './rollout/execution-state.js';
+export type { ExecutionState } from './rollout/execution-state.js';
+export { planWaves } from './rollout/rollout-plan.js';
+export { gateViolation } from './rollout/rollout-gates.js';
+export type { GateCode } from './rollout/rollout-gates.js';
+export { currentRate } from './rollout/rollout-rate.js';
+
 // Simulator: N real kd-agents with hardware profiles and fault injection
 export { FleetSimulator } from './simulator/fleet-simulator.js';
 export type { SimulatorOptions, FleetSimulatorEvents } from './simulator/fleet-simulator.js';
