@@ -128,6 +128,8 @@ export interface ShippedBroker {
   connect(username: string | undefined, password?: string, extra?: IClientOptions): Promise<MqttClient>;
   /** As {@link ShippedBroker.connect}, also saying whether the broker resumed a stored session (CONNACK session present). */
   connectSession(username: string, password: string, extra?: IClientOptions): Promise<{ client: MqttClient; sessionPresent: boolean }>;
+  /** Stops Mosquitto with SIGTERM (it saves its persistence database) and starts it again on the same port and files. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -148,37 +150,48 @@ export async function startShippedBroker(users: Record<string, string>, config: 
   const confPath = join(dir, 'mosquitto.conf');
   await writeFile(confPath, deriveConfig(await readFile(SHIPPED_CONF, 'utf8'), { port, dir, clientCertificates: config.clientCertificates ?? false }));
 
-  const child: ChildProcess = spawn(MOSQUITTO, ['-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  const append = (chunk: Buffer): void => {
-    log += chunk.toString();
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail('did not report running within 10 s'), 10_000);
-    const onData = (): void => {
-      if (/mosquitto version \S+ running/.test(log)) {
-        cleanup();
-        resolve();
-      }
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(MOSQUITTO, ['-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const from = log.length;
+    const append = (chunk: Buffer): void => {
+      log += chunk.toString();
     };
-    const onExit = (): void => fail(`exited with ${child.exitCode}`);
-    function cleanup(): void {
-      clearTimeout(timer);
-      child.stdout?.off('data', onData);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-    }
-    function fail(why: string): void {
-      cleanup();
-      child.kill('SIGKILL');
-      reject(new Error(`mosquitto ${why}:\n${log}`));
-    }
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
+    child.stdout?.on('data', append);
+    child.stderr?.on('data', append);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail('did not report running within 10 s'), 10_000);
+      const onData = (): void => {
+        if (/mosquitto version \S+ running/.test(log.slice(from))) {
+          cleanup();
+          resolve();
+        }
+      };
+      const onExit = (): void => fail(`exited with ${child.exitCode}`);
+      function cleanup(): void {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        child.stderr?.off('data', onData);
+        child.off('exit', onExit);
+      }
+      function fail(why: string): void {
+        cleanup();
+        child.kill('SIGKILL');
+        reject(new Error(`mosquitto ${why}:\n${log}`));
+      }
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', onExit);
+    });
+    return child;
+  };
+  const stop = async (proc: ChildProcess): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, 'exit');
+    proc.kill('SIGTERM');
+    await exited;
+  };
+  let child = await launch();
 
   const options = (extra: IClientOptions = {}): IClientOptions => ({
     protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ca: pki.ca, ...extra,
@@ -195,9 +208,13 @@ export async function startShippedBroker(users: Record<string, string>, config: 
         client.end(true);
         reject(err);
       };
+      // A TLS handshake the broker refuses may end in a plain close, without an error.
+      const closed = (): void => refused(new Error('connection closed before CONNACK'));
       client.once('error', refused);
+      client.once('close', closed);
       client.once('connect', (connack) => {
         client.off('error', refused);
+        client.off('close', closed);
         resolve(connack.sessionPresent);
       });
     });
@@ -214,13 +231,13 @@ export async function startShippedBroker(users: Record<string, string>, config: 
       return (await open(username, password, extra)).client;
     },
     connectSession: (username, password, extra = {}) => open(username, password, extra),
+    async restart() {
+      await stop(child);
+      child = await launch();
+    },
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-      if (child.exitCode === null) {
-        const exited = once(child, 'exit');
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await stop(child);
       await rm(dir, { recursive: true, force: true });
     },
   };
