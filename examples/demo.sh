@@ -5,7 +5,7 @@
 # Everything stays under ./datasets and ./runs. EPOCHS sets the student's epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPOCHS="${EPOCHS:-10}"
+EPOCHS="${EPOCHS:-16}"
 TEACHER="${TEACHER:-examples/teacher/shapes-yolov5s.fp16.onnx}"
 RUN=runs/demo/student
 kd() { node --conditions=source --import tsx packages/trainer/src/bin/kd-trainer.ts "$@"; }
