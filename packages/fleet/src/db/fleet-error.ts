@@ -8,7 +8,10 @@ export type FleetErrorCode =
   | 'FLEET_PACKAGE_REFUSED'
   | 'FLEET_PACKAGE_EXISTS'
   | 'FLEET_PACKAGE_NOT_FOUND'
-  | 'FLEET_DEVICE_NOT_FOUND';
+  | 'FLEET_DEVICE_NOT_FOUND'
+  | 'FLEET_CONFIG'
+  | 'FLEET_BAD_REQUEST'
+  | 'FLEET_NOT_FOUND';
 
 /** A refusal or failure of kd-fleet's state (database, registry, devices); `code` says which rule failed. */
 export class FleetError extends KdEdgeError {
