@@ -1,0 +1,370 @@
+// kd-fleet dashboard entry: loads the fleet's state over the REST API, keeps it live from server-sent events, and
+// wires the device table, latency chart, rollouts panel and operator controls together.
+
+import { api, ApiError, getToken, onUnauthorized, setToken } from './api.js';
+import { duration, frameBatcher, h } from './dom.js';
+import { DeviceTable } from './device-table.js';
+import { MAX_POINTS, renderLatencyChart } from './latency-chart.js';
+import { FormError, readRolloutForm, splitList } from './rollout-form.js';
+import { RolloutsPanel } from './rollouts-panel.js';
+
+const $ = (sel) => document.querySelector(sel);
+
+const ui = {
+  info: $('#fleet-info'), fleetName: $('#fleet-name'), live: $('#live-status'), banner: $('#banner'),
+  authForm: $('#auth-form'), token: $('#token-input'), authState: $('#auth-state'),
+};
+
+let serverControls = true;
+let authState = 'read-only';
+
+// ---- banner and authentication ----
+
+function showBanner(kind, text) {
+  ui.banner.hidden = false;
+  ui.banner.dataset.kind = kind;
+  ui.banner.textContent = text;
+}
+
+function hideBanner() {
+  ui.banner.hidden = true;
+  ui.banner.textContent = '';
+}
+
+const AUTH_TEXT = {
+  'read-only': 'read-only (enter the token to control)',
+  checking: 'checking token…',
+  unlocked: 'controls unlocked',
+  refused: '401: token refused',
+  'server-read-only': 'server is read-only (no token configured)',
+};
+
+function setAuth(state) {
+  authState = state;
+  ui.authState.dataset.state = state;
+  ui.authState.textContent = AUTH_TEXT[state];
+  const can = state === 'unlocked';
+  document.body.classList.toggle('can-control', can);
+  for (const el of document.querySelectorAll('[data-control]')) {
+    if ('disabled' in el) el.disabled = !can;
+    el.title = can ? '' : 'Enter the operator token to enable the controls';
+  }
+  ui.token.disabled = state === 'server-read-only';
+  rollouts.canControl = can;
+  if (!can) $('#rollout-form').hidden = true;
+  rollouts.render();
+}
+
+onUnauthorized((err) => {
+  setAuth(serverControls ? 'refused' : 'server-read-only');
+  showBanner('error', `401 Unauthorized — ${err.code}: ${err.message}. The controls are locked; enter a valid token.`);
+});
+
+// A spec that can never be valid: a right token gets 400 (the body is refused), a wrong one 401, and nothing starts.
+async function checkToken() {
+  if (!serverControls) return setAuth('server-read-only');
+  if (!getToken()) return setAuth('read-only');
+  setAuth('checking');
+  try {
+    await api('/api/rollouts', { method: 'POST', body: {} });
+    setAuth('unlocked');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    if (err instanceof ApiError && err.status === 0) {
+      setAuth('read-only');
+      showBanner('error', err.message);
+      return;
+    }
+    setAuth('unlocked');
+    hideBanner();
+  }
+}
+
+ui.authForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  setToken(ui.token.value.trim());
+  ui.token.value = '';
+  hideBanner();
+  void checkToken();
+});
+$('#token-clear').addEventListener('click', () => {
+  setToken('');
+  hideBanner();
+  setAuth(serverControls ? 'read-only' : 'server-read-only');
+});
+
+// ---- header ----
+
+async function loadInfo() {
+  try {
+    const info = await api('/api/info');
+    ui.fleetName.textContent = info.fleet ?? '';
+    document.title = `kd-fleet ${info.fleet ?? ''}`;
+    const c = info.counts ?? {};
+    const mqtt = info.mqtt ?? {};
+    const parts = [
+      info.version ? `v${info.version}` : null,
+      mqtt.tcp ? `mqtt ${mqtt.tcp}` : null,
+      mqtt.ws ? `ws ${mqtt.ws}` : null,
+      typeof info.uptimeSec === 'number' ? `up ${duration(info.uptimeSec)}` : null,
+      c.devices !== undefined ? `${c.online ?? 0}/${c.devices} online` : null,
+      c.packages !== undefined ? `${c.packages} packages` : null,
+      c.rollouts !== undefined ? `${c.rollouts} rollouts` : null,
+    ].filter(Boolean);
+    ui.info.textContent = parts.join(' · ');
+    const controls = !info.auth || info.auth.controls !== false;
+    if (controls !== serverControls) {
+      serverControls = controls;
+      void checkToken();
+    }
+  } catch (err) {
+    ui.info.textContent = `info unavailable: ${err.message}`;
+  }
+}
+
+// ---- devices ----
+
+const table = new DeviceTable({
+  viewport: $('#device-viewport'), spacer: $('#device-spacer'), head: $('#device-head'), count: $('#device-count'),
+  onSelect: (id) => void selectDevice(id),
+  onNeedBench: (ids) => benchQueue.push(...ids) && pumpBench(),
+  onTags: (tags) => {
+    const sel = $('#filter-tag');
+    const current = sel.value;
+    sel.replaceChildren(h('option', { value: '', text: 'any' }), ...tags.map((t) => h('option', { value: t, text: t })));
+    sel.value = tags.includes(current) ? current : '';
+  },
+});
+
+// Rows in sight whose list entry carried no bench figures get them from the device's own resource, a few at a time.
+const benchQueue = [];
+let benchActive = 0;
+function pumpBench() {
+  while (benchActive < 4 && benchQueue.length > 0) {
+    const id = benchQueue.shift();
+    benchActive++;
+    api(`/api/devices/${encodeURIComponent(id)}`)
+      .then((d) => table.bench(id, d.bench ?? null))
+      .catch(() => {})
+      .finally(() => {
+        benchActive--;
+        pumpBench();
+      });
+  }
+}
+
+async function loadDevices() {
+  try {
+    table.setAll(await api('/api/devices'));
+  } catch (err) {
+    showBanner('error', `devices: ${err.message}`);
+  }
+}
+
+$('#filter-tag').addEventListener('change', (ev) => table.setFilter({ tag: ev.target.value }));
+$('#filter-online').addEventListener('change', (ev) => table.setFilter({ online: ev.target.value }));
+$('#filter-text').addEventListener('input', (ev) => table.setFilter({ text: ev.target.value }));
+
+let selectedDevice = null;
+let points = [];
+const redrawChart = frameBatcher(() => renderLatencyChart($('#latency-chart'), points));
+
+async function selectDevice(id) {
+  selectedDevice = id;
+  table.select(id);
+  const panel = $('#device-detail');
+  panel.hidden = false;
+  panel.dataset.deviceId = id;
+  $('#detail-id').textContent = id;
+  points = [];
+  renderLatencyChart($('#latency-chart'), points);
+  try {
+    const [detail, history] = await Promise.all([
+      api(`/api/devices/${encodeURIComponent(id)}`),
+      api(`/api/devices/${encodeURIComponent(id)}/latency?limit=${MAX_POINTS}`),
+    ]);
+    if (selectedDevice !== id) return;
+    const d = detail.device;
+    const hw = d.status && d.status.hardware;
+    const facts = [
+      d.online ? 'online' : 'offline',
+      d.agentVersion ? `agent ${d.agentVersion}` : null,
+      hw && hw.jetson ? hw.jetson.model : hw ? `${hw.platform}/${hw.arch}` : null,
+      d.activeModel ? `${d.activeModel.name}@${d.activeModel.version}` : 'no model',
+    ].filter(Boolean);
+    $('#detail-facts').textContent = facts.join(' · ');
+    $('#tags-input').value = d.tags.join(', ');
+    points = history;
+    redrawChart();
+  } catch (err) {
+    showBanner('error', `device ${id}: ${err.message}`);
+  }
+}
+
+$('#detail-close').addEventListener('click', () => {
+  selectedDevice = null;
+  table.select(null);
+  $('#device-detail').hidden = true;
+});
+
+$('#tags-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!selectedDevice) return;
+  try {
+    const d = await api(`/api/devices/${encodeURIComponent(selectedDevice)}/tags`, { method: 'PUT', body: { tags: splitList($('#tags-input').value) } });
+    table.change({ kind: 'tags', deviceId: d.id, device: d });
+  } catch (err) {
+    if (err.status !== 401) showBanner('error', `tags: ${err.code}: ${err.message}`);
+  }
+});
+
+// ---- rollouts ----
+
+const rollouts = new RolloutsPanel({
+  list: $('#rollout-list'), detail: $('#rollout-detail'),
+  onSelect: (id) => void selectRollout(id),
+  onAction: (id, action) => void rolloutAction(id, action),
+});
+const renderRollouts = frameBatcher(() => rollouts.render());
+
+async function loadRollouts() {
+  try {
+    rollouts.setAll(await api('/api/rollouts'));
+    if (rollouts.selectedId) await selectRollout(rollouts.selectedId);
+    renderRollouts();
+  } catch (err) {
+    showBanner('error', `rollouts: ${err.message}`);
+  }
+}
+
+async function selectRollout(id) {
+  rollouts.selectedId = id;
+  renderRollouts();
+  try {
+    const detail = await api(`/api/rollouts/${encodeURIComponent(id)}`);
+    if (rollouts.selectedId !== id) return;
+    rollouts.setDetail(detail);
+    renderRollouts();
+  } catch (err) {
+    showBanner('error', `rollout ${id}: ${err.message}`);
+  }
+}
+
+async function rolloutAction(id, action) {
+  try {
+    const info = await api(`/api/rollouts/${encodeURIComponent(id)}/${action}`, { method: 'POST', body: action === 'abort' ? { reason: 'aborted from the dashboard' } : {} });
+    if (info && info.id) rollouts.upsert(info);
+    hideBanner();
+    renderRollouts();
+  } catch (err) {
+    if (err.status !== 401) showBanner('error', `${action}: ${err.code}: ${err.message}`);
+  }
+}
+
+async function loadModels() {
+  const sel = $('#rf-package');
+  try {
+    const models = await api('/api/models');
+    const current = sel.value;
+    models.sort((a, b) => (b.pushedAt ?? 0) - (a.pushedAt ?? 0));
+    sel.replaceChildren(...models.map((m) => h('option', { value: `${m.name}@${m.version}`, text: `${m.name}@${m.version}` })));
+    if (models.some((m) => `${m.name}@${m.version}` === current)) sel.value = current;
+    if (models.length === 0) sel.append(h('option', { value: '', text: 'no packages pushed yet' }));
+  } catch (err) {
+    showBanner('error', `models: ${err.message}`);
+  }
+}
+
+$('#new-rollout-toggle').addEventListener('click', () => {
+  const form = $('#rollout-form');
+  form.hidden = !form.hidden;
+  if (!form.hidden) void loadModels();
+});
+$('#rf-cancel').addEventListener('click', () => {
+  $('#rollout-form').hidden = true;
+});
+$('#rf-tags').addEventListener('focus', () => {
+  $('input[name="rf-target"][value="tags"]').checked = true;
+});
+
+$('#rollout-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const error = $('#rf-error');
+  error.hidden = true;
+  let input;
+  try {
+    input = readRolloutForm(ev.target);
+  } catch (err) {
+    error.hidden = false;
+    error.textContent = err instanceof FormError ? err.message : String(err);
+    return;
+  }
+  try {
+    const { id } = await api('/api/rollouts', { method: 'POST', body: input });
+    ev.target.hidden = true;
+    await loadRollouts();
+    await selectRollout(id);
+  } catch (err) {
+    error.hidden = false;
+    error.textContent = err instanceof ApiError ? `${err.status} ${err.code}: ${err.message}` : String(err);
+  }
+});
+
+// ---- live updates ----
+
+const SSE_EVENTS = {
+  device: (change) => table.change(change),
+  bench: (b) => {
+    table.bench(b.deviceId, b);
+    if (b.deviceId === selectedDevice) {
+      points = [...points, { ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps }].slice(-MAX_POINTS);
+      redrawChart();
+    }
+  },
+  rollout: (r) => {
+    rollouts.upsert(r);
+    renderRollouts();
+  },
+  wave: (w) => {
+    if (rollouts.wave(w)) renderRollouts();
+  },
+  execution: (e) => {
+    if (rollouts.execution(e)) renderRollouts();
+  },
+};
+
+function connectLive() {
+  const es = new EventSource('/api/events');
+  let lost = false;
+  for (const [name, fn] of Object.entries(SSE_EVENTS)) {
+    es.addEventListener(name, (ev) => {
+      try {
+        fn(JSON.parse(ev.data));
+      } catch {
+        // one bad event must not stop the others
+      }
+    });
+  }
+  es.addEventListener('open', () => {
+    ui.live.dataset.state = 'live';
+    ui.live.textContent = 'live';
+    // Whatever happened while the stream was down is only in the REST state.
+    if (lost) void Promise.all([loadDevices(), loadRollouts(), loadInfo()]);
+    lost = false;
+  });
+  es.addEventListener('error', () => {
+    lost = true;
+    ui.live.dataset.state = 'reconnecting';
+    ui.live.textContent = 'reconnecting…';
+  });
+}
+
+// ---- start ----
+
+setAuth('read-only');
+connectLive();
+await loadInfo();
+void checkToken();
+await Promise.all([loadDevices(), loadRollouts()]);
+setInterval(() => void loadInfo(), 10_000);
+document.body.dataset.ready = 'true';

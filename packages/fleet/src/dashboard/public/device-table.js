@@ -1,0 +1,264 @@
+// The device table: every device kept in a Map, a filtered and sorted view of them, and only the rows in sight
+// in the DOM (a small pool of absolutely placed rows reused while scrolling), so 1,000+ devices stay fast.
+// Live changes update the Map and are drawn once per animation frame.
+
+import { frameBatcher, h, num } from './dom.js';
+
+/** Row height in px; must match `.row` in style.css. */
+export const ROW_HEIGHT = 30;
+// Rows drawn above and below the visible ones, so a fast scroll shows no gap before the next frame.
+const OVERSCAN = 6;
+
+const COLUMNS = ['id', 'online', 'tags', 'model', 'p50', 'p95', 'fps', 'powerW', 'tempC'];
+const NUMERIC = new Set(['p50', 'p95', 'fps', 'powerW', 'tempC']);
+
+/** The table's row model of a DeviceRecord (bench figures kept from before unless the record carries them). */
+function fromRecord(record, previous) {
+  const m = record.activeModel ?? record.status?.activeModel ?? null;
+  const row = {
+    id: record.id,
+    online: Boolean(record.online),
+    tags: Array.isArray(record.tags) ? record.tags : [],
+    model: m ? `${m.name}@${m.version}` : '',
+    lastSeen: record.lastSeen ?? 0,
+    p50: previous?.p50 ?? null,
+    p95: previous?.p95 ?? null,
+    fps: previous?.fps ?? null,
+    powerW: previous?.powerW ?? null,
+    tempC: previous?.tempC ?? null,
+    benchTs: previous?.benchTs ?? 0,
+    benchKnown: previous?.benchKnown ?? false,
+    record,
+    version: (previous?.version ?? 0) + 1,
+  };
+  const bench = record.bench ?? record.latestBench;
+  if (bench !== undefined) applyBench(row, bench);
+  return row;
+}
+
+/** Copies a bench report's figures (a BenchRecord, a `bench` event or null) into a row; older reports are ignored. */
+function applyBench(row, bench) {
+  row.benchKnown = true;
+  if (!bench) return;
+  const ts = typeof bench.ts === 'number' ? bench.ts : Date.parse(bench.ts ?? '') || 0;
+  if (ts && ts < row.benchTs) return;
+  row.benchTs = ts;
+  row.p50 = bench.p50 ?? bench.latencyMs?.p50 ?? row.p50;
+  row.p95 = bench.p95 ?? bench.latencyMs?.p95 ?? row.p95;
+  row.fps = bench.fps ?? bench.throughputFps ?? row.fps;
+  const mw = bench.powerMw ?? bench.tegrastats?.totalPowerMw;
+  if (typeof mw === 'number') row.powerW = mw / 1000;
+  const t = bench.tempC ?? (bench.tegrastats?.tempC ? Math.max(...Object.values(bench.tegrastats.tempC)) : undefined);
+  if (typeof t === 'number' && Number.isFinite(t)) row.tempC = t;
+}
+
+function compare(a, b, key) {
+  const x = a[key];
+  const y = b[key];
+  if (NUMERIC.has(key)) {
+    // unknown figures sort after known ones whichever the direction (handled by the caller)
+    return x - y;
+  }
+  if (key === 'online') return Number(y) - Number(x);
+  return String(x).localeCompare(String(y), undefined, { numeric: true });
+}
+
+/** The virtualised device table. */
+export class DeviceTable {
+  /**
+   * @param {{ viewport: HTMLElement, spacer: HTMLElement, head: HTMLElement, count: HTMLElement,
+   *   onSelect: (id: string) => void, onNeedBench: (ids: string[]) => void, onTags: (tags: string[]) => void }} options
+   */
+  constructor(options) {
+    this.o = options;
+    this.devices = new Map();
+    this.view = [];
+    this.sort = { key: 'id', dir: 1 };
+    this.filter = { tag: '', online: '', text: '' };
+    this.selectedId = null;
+    this.pool = [];
+    this.viewDirty = true;
+    this.tagsDirty = true;
+    this.requested = new Set();
+    this.schedule = frameBatcher(() => this.flush());
+    options.viewport.addEventListener('scroll', () => this.schedule(), { passive: true });
+    options.viewport.addEventListener('click', (ev) => {
+      const row = ev.target.closest('.row');
+      if (row && row.dataset.id) this.o.onSelect(row.dataset.id);
+    });
+    options.viewport.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter') return;
+      const row = ev.target.closest('.row');
+      if (row && row.dataset.id) this.o.onSelect(row.dataset.id);
+    });
+    options.head.addEventListener('click', (ev) => {
+      const b = ev.target.closest('[data-sort]');
+      if (!b) return;
+      const key = b.dataset.sort;
+      this.sort = this.sort.key === key ? { key, dir: -this.sort.dir } : { key, dir: NUMERIC.has(key) ? -1 : 1 };
+      this.viewDirty = true;
+      this.schedule();
+    });
+    new ResizeObserver(() => this.schedule()).observe(options.viewport);
+  }
+
+  /** Replaces every device (initial load, resync after a reconnect). */
+  setAll(records) {
+    const next = new Map();
+    for (const r of records) next.set(r.id, fromRecord(r, this.devices.get(r.id)));
+    this.devices = next;
+    this.viewDirty = true;
+    this.tagsDirty = true;
+    this.schedule();
+  }
+
+  /** A `device` event: the device as it is now, or gone. */
+  change(change) {
+    const id = change.deviceId;
+    if (!change.device || change.kind === 'removed') {
+      if (this.devices.delete(id)) {
+        this.viewDirty = true;
+        this.tagsDirty = true;
+      }
+    } else {
+      const prev = this.devices.get(id);
+      const row = fromRecord(change.device, prev);
+      this.devices.set(id, row);
+      if (!prev || prev.online !== row.online || prev.model !== row.model || prev.tags.join() !== row.tags.join()) this.viewDirty = true;
+      if (!prev || prev.tags.join() !== row.tags.join()) this.tagsDirty = true;
+    }
+    this.schedule();
+  }
+
+  /** A bench report for one device (a `bench` event, or the latest one fetched for a row in sight). */
+  bench(deviceId, bench) {
+    const row = this.devices.get(deviceId);
+    if (!row) return;
+    applyBench(row, bench);
+    row.version++;
+    if (NUMERIC.has(this.sort.key)) this.viewDirty = true;
+    this.schedule();
+  }
+
+  setFilter(filter) {
+    this.filter = { ...this.filter, ...filter };
+    this.viewDirty = true;
+    this.schedule();
+  }
+
+  select(id) {
+    this.selectedId = id;
+    for (const el of this.pool) el.classList.toggle('selected', el.dataset.id === id);
+  }
+
+  /** Scrolls so that a device's row is in sight. */
+  reveal(id) {
+    this.flush();
+    const i = this.view.findIndex((r) => r.id === id);
+    if (i < 0) return;
+    const vp = this.o.viewport;
+    const top = i * ROW_HEIGHT;
+    if (top < vp.scrollTop || top + ROW_HEIGHT > vp.scrollTop + vp.clientHeight) vp.scrollTop = Math.max(0, top - vp.clientHeight / 2);
+    this.flush();
+  }
+
+  #recompute() {
+    const { tag, online, text } = this.filter;
+    const q = text.trim().toLowerCase();
+    const rows = [];
+    for (const r of this.devices.values()) {
+      if (tag && !r.tags.includes(tag)) continue;
+      if (online !== '' && String(r.online) !== online) continue;
+      if (q && !r.id.toLowerCase().includes(q) && !r.model.toLowerCase().includes(q) && !r.tags.some((t) => t.includes(q))) continue;
+      rows.push(r);
+    }
+    const { key, dir } = this.sort;
+    const numeric = NUMERIC.has(key);
+    rows.sort((a, b) => {
+      if (numeric) {
+        const ua = a[key] === null;
+        const ub = b[key] === null;
+        if (ua || ub) return ua === ub ? a.id.localeCompare(b.id, undefined, { numeric: true }) : ua ? 1 : -1;
+      }
+      return dir * compare(a, b, key) || a.id.localeCompare(b.id, undefined, { numeric: true });
+    });
+    this.view = rows;
+  }
+
+  /** Draws what changed since the last frame: the view if membership or order may have moved, then the rows in sight. */
+  flush() {
+    if (this.viewDirty) {
+      this.#recompute();
+      this.viewDirty = false;
+      for (const b of this.o.head.querySelectorAll('[data-sort]')) {
+        const on = b.dataset.sort === this.sort.key;
+        b.setAttribute('aria-sort', on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none');
+      }
+    }
+    if (this.tagsDirty) {
+      this.tagsDirty = false;
+      const tags = new Set();
+      for (const r of this.devices.values()) for (const t of r.tags) tags.add(t);
+      this.o.onTags([...tags].sort());
+    }
+    let online = 0;
+    for (const r of this.devices.values()) if (r.online) online++;
+    this.o.count.textContent = `${this.devices.size} devices · ${online} online · ${this.view.length} shown`;
+    this.o.count.dataset.total = String(this.devices.size);
+    this.o.count.dataset.online = String(online);
+    this.o.count.dataset.shown = String(this.view.length);
+    this.#render();
+  }
+
+  #render() {
+    const vp = this.o.viewport;
+    this.o.spacer.style.height = `${this.view.length * ROW_HEIGHT}px`;
+    const visible = Math.ceil((vp.clientHeight || 600) / ROW_HEIGHT);
+    const first = Math.max(0, Math.floor(vp.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const count = Math.min(this.view.length - first, visible + 2 * OVERSCAN);
+    while (this.pool.length < Math.max(0, count)) this.pool.push(this.#newRow());
+    const missing = [];
+    this.pool.forEach((el, i) => {
+      const row = this.view[first + i];
+      if (i >= count || !row) {
+        el.hidden = true;
+        el.dataset.id = '';
+        return;
+      }
+      el.hidden = false;
+      el.style.transform = `translateY(${(first + i) * ROW_HEIGHT}px)`;
+      if (el.dataset.id !== row.id || el._version !== row.version) this.#fill(el, row);
+      if (!row.benchKnown && !this.requested.has(row.id)) {
+        this.requested.add(row.id);
+        missing.push(row.id);
+      }
+    });
+    if (missing.length > 0) this.o.onNeedBench(missing);
+  }
+
+  #newRow() {
+    const el = h('div', { class: 'row', role: 'row', 'data-testid': 'device-row', tabindex: '-1' });
+    for (const c of COLUMNS) el.append(h('span', { role: 'cell', class: `c-${c}${NUMERIC.has(c) ? ' num' : ''}`, 'data-col': c }));
+    this.o.viewport.append(el);
+    return el;
+  }
+
+  #fill(el, row) {
+    el.dataset.id = row.id;
+    el._version = row.version;
+    el.dataset.online = String(row.online);
+    el.classList.toggle('selected', row.id === this.selectedId);
+    el.classList.toggle('offline', !row.online);
+    const cells = el.children;
+    cells[0].textContent = row.id;
+    cells[1].textContent = row.online ? 'online' : 'offline';
+    cells[1].className = `c-online ${row.online ? 'on' : 'off'}`;
+    cells[2].textContent = row.tags.join(', ');
+    cells[3].textContent = row.model || '–';
+    cells[4].textContent = num(row.p50, 2);
+    cells[5].textContent = num(row.p95, 2);
+    cells[6].textContent = num(row.fps, 1);
+    cells[7].textContent = num(row.powerW, 2);
+    cells[8].textContent = num(row.tempC, 1);
+  }
+}

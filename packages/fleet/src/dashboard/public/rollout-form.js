@@ -1,0 +1,56 @@
+// The "new rollout" form: turns its fields into the body of POST /api/rollouts, naming the field at fault.
+
+/** A field the operator filled in wrongly. */
+export class FormError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+function optionalNumber(input, field) {
+  const raw = input.value.trim();
+  if (raw === '') return undefined;
+  const v = Number(raw);
+  if (!Number.isFinite(v)) throw new FormError(field, `${field}: "${raw}" is not a number`);
+  return v;
+}
+
+/** Splits "a, b c" into ['a', 'b', 'c']. */
+export function splitList(text) {
+  return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+/** Reads the form into a rollout input: {package: {name, version}, target, waves, gates, approval, rate}. */
+export function readRolloutForm(form) {
+  const pkg = form.querySelector('#rf-package').value;
+  const at = pkg.lastIndexOf('@');
+  if (at <= 0) throw new FormError('package', 'choose a package (push one with kd-fleet models push)');
+  const mode = form.querySelector('input[name="rf-target"]:checked').value;
+  let target;
+  if (mode === 'tags') {
+    const tags = splitList(form.querySelector('#rf-tags').value);
+    if (tags.length === 0) throw new FormError('target.tags', 'target: enter at least one tag, or choose all devices');
+    target = { tags };
+  } else target = { all: true };
+  const canary = optionalNumber(form.querySelector('#rf-canary'), 'canary') ?? 1;
+  const percents = splitList(form.querySelector('#rf-percents').value).map(Number);
+  if (percents.length === 0 || percents.some((p) => !Number.isFinite(p))) throw new FormError('waves.percents', 'waves: cumulative percentages such as "10, 50, 100"');
+  const gates = {};
+  const p95 = optionalNumber(form.querySelector('#rf-max-p95'), 'max p95');
+  const fps = optionalNumber(form.querySelector('#rf-min-fps'), 'min fps');
+  const map50 = optionalNumber(form.querySelector('#rf-min-map50'), 'min mAP50');
+  if (p95 !== undefined) gates.maxP95Ms = p95;
+  if (fps !== undefined) gates.minFps = fps;
+  if (map50 !== undefined) gates.minMap50 = map50;
+  const input = {
+    package: { name: pkg.slice(0, at), version: pkg.slice(at + 1) },
+    target,
+    waves: { canary: { count: canary }, percents },
+    gates,
+    approval: form.querySelector('#rf-approval').value,
+  };
+  const rate = optionalNumber(form.querySelector('#rf-rate'), 'devices per minute');
+  if (rate !== undefined) input.rate = { perMinute: rate };
+  return input;
+}
