@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/simulator/simulator-child.ts'],
+  entry: ['src/index.ts', 'src/bin/kd-fleet.ts', 'src/simulator/simulator-child.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

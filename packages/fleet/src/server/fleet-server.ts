@@ -57,8 +57,8 @@ export interface FleetServerOptions {
   publicUrl?: string;
   /** Transport of deploys unless the rollout says otherwise. */
   tickMs?: number;
-  /** Extra handlers tried before the 404 (the API and the dashboard are added by the caller or the CLI). */
-  handlers?: FleetHandler[];
+  /** Handlers tried after the artifacts and before the 404: the API and the dashboard (see `webHandlers`). */
+  handlers?: (context: FleetContext) => FleetHandler[];
   logger?: FleetLogger;
   /** The server's version, for /api/info. */
   version?: string;
@@ -210,7 +210,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
       },
     };
 
-    const handlers: FleetHandler[] = [(req, res) => serveArtifact(req, res, registry), ...(options.handlers ?? [])];
+    const handlers: FleetHandler[] = [(req, res) => serveArtifact(req, res, registry), ...(options.handlers?.(context) ?? [])];
     http.on('request', (req, res) => {
       void (async () => {
         for (const h of handlers) if (await h(req, res)) return;
