@@ -1,0 +1,55 @@
+import { normaliseTags } from '../devices/device-tags.js';
+import type { DeviceRecord } from '../devices/device-record.js';
+import type { FleetContext } from '../server/fleet-context.js';
+import { ApiError } from './api-error.js';
+import { ok, type ApiRouteHandler } from './api-route.js';
+import { expectObject, readJsonBody } from './json-body.js';
+import { queryBoolean, queryInteger, queryString } from './query-params.js';
+import type { Router } from './router.js';
+
+/** Most latency points one request may ask for. */
+export const MAX_LATENCY_POINTS = 1000;
+
+function requireDevice(ctx: FleetContext, id: string): DeviceRecord {
+  const device = ctx.devices.get(id);
+  if (device === undefined) throw new ApiError('FLEET_NOT_FOUND', `no device ${JSON.stringify(id)} in fleet ${ctx.fleet}`);
+  return device;
+}
+
+const listDevices: ApiRouteHandler = ({ ctx, query }) => {
+  const tag = queryString(query, 'tag');
+  const online = queryBoolean(query, 'online');
+  return ok(ctx.devices.list({ ...(tag !== undefined ? { tag } : {}), ...(online !== undefined ? { online } : {}) }));
+};
+
+const getDevice: ApiRouteHandler = ({ ctx, params }) => {
+  const device = requireDevice(ctx, params.id!);
+  return ok({ device, bench: ctx.devices.latestBench(device.id) ?? null });
+};
+
+const getLatency: ApiRouteHandler = ({ ctx, params, query }) => {
+  const limit = queryInteger(query, 'limit', 100, 1, MAX_LATENCY_POINTS);
+  const device = requireDevice(ctx, params.id!);
+  return ok(ctx.devices.latencyHistory(device.id, limit).map((b) => ({ ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps })));
+};
+
+const putTags: ApiRouteHandler = async ({ ctx, params, req, limits }) => {
+  const body = expectObject(await readJsonBody(req, limits.jsonLimit), '{"tags": [...]}');
+  let tags: string[];
+  try {
+    tags = normaliseTags(body.tags as string[]);
+  } catch (err) {
+    // normaliseTags names the bad entry (`tags[2] must match …`): exactly what the client needs.
+    throw new ApiError('FLEET_BAD_REQUEST', body.tags === undefined ? 'tags: expected an array of tags, got nothing' : (err as Error).message);
+  }
+  return ok(ctx.devices.setTags(params.id!, tags));
+};
+
+/** Add the device routes: list (by tag, online), one device with its latest bench, its latency history, and setting its tags. */
+export function addDeviceRoutes(router: Router<ApiRouteHandler>): void {
+  router
+    .add('GET', '/api/devices', false, listDevices)
+    .add('GET', '/api/devices/:id', false, getDevice)
+    .add('GET', '/api/devices/:id/latency', false, getLatency)
+    .add('PUT', '/api/devices/:id/tags', true, putTags);
+}

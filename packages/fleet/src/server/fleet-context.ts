@@ -1,0 +1,26 @@
+import type { FleetLogger } from '../db/logger.js';
+import type { DeviceRegistry } from '../devices/device-registry.js';
+import type { PackageRecord } from '../registry/package-record.js';
+import type { Registry } from '../registry/registry.js';
+import type { RolloutEngine } from '../rollout/rollout-engine.js';
+
+/**
+ * Everything the HTTP API and the dashboard need from a running kd-fleet: its state (registry, devices,
+ * rollouts), the control token, and the few actions that need the server's own wiring (trusted keys,
+ * package lookup). FleetServer builds one; tests build their own over temporary state.
+ */
+export interface FleetContext {
+  fleet: string;
+  registry: Registry;
+  devices: DeviceRegistry;
+  rollouts: RolloutEngine;
+  /** Bearer token for state-changing requests; undefined = every control request refused (read-only server). */
+  token: string | undefined;
+  /** Verifies and stores an uploaded package tar (bytes in a temp file), returns its record. */
+  pushPackage(tarPath: string): Promise<PackageRecord>;
+  /** Starts a rollout from a spec input: { package: {name, version}, target, waves, gates, ... } → id. */
+  startRollout(input: unknown): string;
+  /** Server facts for the dashboard header: version, broker URLs (tcp, ws), uptime, counts. */
+  info(): Record<string, unknown>;
+  logger: FleetLogger;
+}
