@@ -207,5 +207,5 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /** The API and the dashboard on top of a server's context. */
 async function webHandlers(): Promise<(ctx: FleetContext) => FleetHandler[]> {
-  return () => [];
+  return (await import('./server/web-handlers.js')).webHandlers();
 }

@@ -50,6 +50,13 @@ export { gateViolation } from './rollout/rollout-gates.js';
 export type { GateCode } from './rollout/rollout-gates.js';
 export { currentRate } from './rollout/rollout-rate.js';
 
+// The server, its web handlers and the CLI
+export { FleetServer } from './server/fleet-server.js';
+export type { FleetServerOptions, FleetServerEvents, FleetHandler } from './server/fleet-server.js';
+export type { FleetContext } from './server/fleet-context.js';
+export { webHandlers } from './server/web-handlers.js';
+export { main as kdFleetMain, fleetStderrLogger } from './cli.js';
+
 // Simulator: N real kd-agents with hardware profiles and fault injection
 export { FleetSimulator } from './simulator/fleet-simulator.js';
 export type { SimulatorOptions, FleetSimulatorEvents } from './simulator/fleet-simulator.js';
