@@ -208,7 +208,7 @@ export class LiveEvents {
   }
 
   #scheduleFlush(at: number): void {
-    if (at >= this.#flushAt) return;
+    if (!this.#attached || at >= this.#flushAt) return;
     clearTimeout(this.#flushTimer);
     this.#flushAt = at;
     this.#flushTimer = setTimeout(() => this.#guard(() => this.#flush()), Math.max(0, at - this.#o.now()));
