@@ -50,6 +50,17 @@ export { gateViolation } from './rollout/rollout-gates.js';
 export type { GateCode } from './rollout/rollout-gates.js';
 export { currentRate } from './rollout/rollout-rate.js';
 
+// HTTP API and live events
+export { createApiHandler } from './http/api-handler.js';
+export type { ApiHandler, ApiHandlerOptions } from './http/api-handler.js';
+export { LiveEvents } from './http/live-events.js';
+export type { LiveEventsOptions, LiveEventSources, LiveEventsStats, LiveDeviceEvent } from './http/live-events.js';
+export { ApiError } from './http/api-error.js';
+export type { ApiErrorCode } from './http/api-error.js';
+export { ERROR_STATUS, errorResponse } from './http/error-response.js';
+export type { ApiErrorBody, ErrorResponse } from './http/error-response.js';
+export type { PackageSummary, PackageDetail } from './http/model-routes.js';
+
 // The server, its web handlers and the CLI
 export { FleetServer } from './server/fleet-server.js';
 export type { FleetServerOptions, FleetServerEvents, FleetHandler } from './server/fleet-server.js';

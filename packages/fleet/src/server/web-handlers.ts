@@ -10,6 +10,7 @@ import type { FleetHandler } from './fleet-server.js';
 export function webHandlers(): (ctx: FleetContext) => FleetHandler[] {
   return (ctx) => {
     const api = createApiHandler(ctx);
+    // The event streams end when the server closes (FleetServer.close ends every connection first).
     return [api, (req, res) => serveDashboard(req, res)];
   };
 }
