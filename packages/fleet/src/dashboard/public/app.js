@@ -127,7 +127,7 @@ async function loadInfo() {
 const table = new DeviceTable({
   viewport: $('#device-viewport'), spacer: $('#device-spacer'), head: $('#device-head'), count: $('#device-count'),
   onSelect: (id) => void selectDevice(id),
-  onNeedBench: (ids) => benchQueue.push(...ids) && pumpBench(),
+  onNeedBench: (ids) => needBench(ids),
   onTags: (tags) => {
     const sel = $('#filter-tag');
     const current = sel.value;
@@ -136,12 +136,18 @@ const table = new DeviceTable({
   },
 });
 
-// Rows in sight whose list entry carried no bench figures get them from the device's own resource, a few at a time.
-const benchQueue = [];
+// Rows in sight whose list entry carried no bench figures get them from the device's own resource, a few at a time
+// (and so do devices whose live bench event left out power and temperature).
+const benchQueue = new Set();
 let benchActive = 0;
+function needBench(ids) {
+  for (const id of ids) benchQueue.add(id);
+  pumpBench();
+}
 function pumpBench() {
-  while (benchActive < 4 && benchQueue.length > 0) {
-    const id = benchQueue.shift();
+  while (benchActive < 4 && benchQueue.size > 0) {
+    const id = benchQueue.values().next().value;
+    benchQueue.delete(id);
     benchActive++;
     api(`/api/devices/${encodeURIComponent(id)}`)
       .then((d) => table.bench(id, d.bench ?? null))
@@ -312,10 +318,20 @@ $('#rollout-form').addEventListener('submit', async (ev) => {
 
 // ---- live updates ----
 
+// The header's counts follow rollouts without polling on every event.
+let infoTimer = 0;
+function refreshInfoSoon() {
+  if (!infoTimer) infoTimer = setTimeout(() => {
+    infoTimer = 0;
+    void loadInfo();
+  }, 1000);
+}
+
 const SSE_EVENTS = {
   device: (change) => table.change(change),
   bench: (b) => {
     table.bench(b.deviceId, b);
+    if (!('powerMw' in b)) needBench([b.deviceId]);
     if (b.deviceId === selectedDevice) {
       points = [...points, { ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps }].slice(-MAX_POINTS);
       redrawChart();
@@ -324,6 +340,7 @@ const SSE_EVENTS = {
   rollout: (r) => {
     rollouts.upsert(r);
     renderRollouts();
+    refreshInfoSoon();
   },
   wave: (w) => {
     if (rollouts.wave(w)) renderRollouts();

@@ -123,9 +123,11 @@ export class DeviceTable {
     } else {
       const prev = this.devices.get(id);
       const row = fromRecord(change.device, prev);
-      this.devices.set(id, row);
       if (!prev || prev.online !== row.online || prev.model !== row.model || prev.tags.join() !== row.tags.join()) this.viewDirty = true;
       if (!prev || prev.tags.join() !== row.tags.join()) this.tagsDirty = true;
+      // In place: the current view holds this very object until it is next recomputed.
+      if (prev) Object.assign(prev, row);
+      else this.devices.set(id, row);
     }
     this.schedule();
   }
@@ -213,8 +215,11 @@ export class DeviceTable {
   #render() {
     const vp = this.o.viewport;
     this.o.spacer.style.height = `${this.view.length * ROW_HEIGHT}px`;
-    const visible = Math.ceil((vp.clientHeight || 600) / ROW_HEIGHT);
-    const first = Math.max(0, Math.floor(vp.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const height = vp.clientHeight || 600;
+    const visible = Math.ceil(height / ROW_HEIGHT);
+    // The browser clamps scrollTop after a shrink only on its next layout; clamp here so a filter never draws an empty frame.
+    const top = Math.min(vp.scrollTop, Math.max(0, this.view.length * ROW_HEIGHT - height));
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const count = Math.min(this.view.length - first, visible + 2 * OVERSCAN);
     while (this.pool.length < Math.max(0, count)) this.pool.push(this.#newRow());
     const missing = [];
