@@ -127,7 +127,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     // filters: the lab tag leaves the simulated agents, all online
     await page.selectOption(byTestId('filter-tag'), 'lab');
     await expect.poll(() => page.getAttribute(byTestId('device-count'), 'data-shown')).toBe(String(SIM_DEVICES));
-    await expect.poll(() => page.locator(`${byTestId('device-row')}:visible`).evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.id!).sort()))
+    await expect.poll(() => page.locator(`${byTestId('device-row')}:visible`).evaluateAll((els) => els.map((e) => e.getAttribute('data-id')!).sort()))
       .toEqual([...simIds].sort());
     await page.selectOption(byTestId('filter-online'), 'false');
     await expect.poll(() => page.getAttribute(byTestId('device-count'), 'data-shown')).toBe('0');
@@ -164,7 +164,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-state'), { timeout: 45_000 }).toBe('succeeded');
     // canary, 50 %, 100 %: every wave full and green
     const waves = await page.locator(byTestId('wave-counts')).evaluateAll((els) => els.map((e) => ({
-      ok: Number((e as HTMLElement).dataset.succeeded), failed: Number((e as HTMLElement).dataset.failed), total: Number((e as HTMLElement).dataset.total),
+      ok: Number(e.getAttribute('data-succeeded')), failed: Number(e.getAttribute('data-failed')), total: Number(e.getAttribute('data-total')),
     })));
     expect(waves.length).toBe(3);
     expect(waves.reduce((n, w) => n + w.ok, 0)).toBe(SIM_DEVICES);
@@ -241,7 +241,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     await expect.poll(() => page.textContent(`${byTestId('device-row')}[data-id="${canary}"] [data-col="p95"]`)).toBe(lastP95);
     await shot('6-gate-failed');
     // the list holds all three with their final states
-    const states = await page.locator(byTestId('rollout-item')).evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.state));
+    const states = await page.locator(byTestId('rollout-item')).evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
     expect(states).toEqual(['aborted', 'aborted', 'succeeded']);
   });
 });
