@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // The dashboard's static files sit beside the bundle (serveDashboard looks in ./dashboard/).
+  onSuccess: 'rm -rf dist/dashboard && cp -r src/dashboard/public dist/dashboard',
 });

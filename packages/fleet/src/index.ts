@@ -61,6 +61,10 @@ export { ERROR_STATUS, errorResponse } from './http/error-response.js';
 export type { ApiErrorBody, ErrorResponse } from './http/error-response.js';
 export type { PackageSummary, PackageDetail } from './http/model-routes.js';
 
+// Dashboard
+export { serveDashboard } from './dashboard/serve-dashboard.js';
+export type { ServeDashboardOptions } from './dashboard/serve-dashboard.js';
+
 // The server, its web handlers and the CLI
 export { FleetServer } from './server/fleet-server.js';
 export type { FleetServerOptions, FleetServerEvents, FleetHandler } from './server/fleet-server.js';
