@@ -87,6 +87,8 @@ describe('parseTopic', () => {
     expect(parseTopic(t.chunkRequests('d1'))).toEqual({ fleet: 'lab', kind: 'chunk-request', deviceId: 'd1' });
     expect(parseTopic(t.manifest('m', '1.0.0+build.5'))).toEqual({ fleet: 'lab', kind: 'manifest', name: 'm', version: '1.0.0+build.5' });
     expect(parseTopic(t.chunks('m', '2.0.0'), 'lab')).toEqual({ fleet: 'lab', kind: 'chunk', name: 'm', version: '2.0.0' });
+    expect(t.chunks('m', '2.0.0+b.1', 'cam-01')).toBe('kd/v1/lab/models/m/2.0.0%2Bb.1/chunks/cam-01');
+    expect(parseTopic(t.chunks('m', '2.0.0', 'cam-01'), 'lab')).toEqual({ fleet: 'lab', kind: 'chunk', name: 'm', version: '2.0.0', deviceId: 'cam-01' });
   });
 
   it('refuses wrong roots, naming the problem', () => {
@@ -108,6 +110,7 @@ describe('parseTopic', () => {
     expect(topicError(() => parseTopic('kd/v1/lab/models/m/1.0/manifest')).message).toMatch(/no valid semver version/);
     topicError(() => parseTopic('kd/v1/lab/models/M/1.0.0/manifest'));
     topicError(() => parseTopic('kd/v1/lab/models/m/1.0.0%2bx/manifest'));
-    topicError(() => parseTopic('kd/v1/lab/models/m/1.0.0/chunks/3'));
+    topicError(() => parseTopic('kd/v1/lab/models/m/1.0.0/chunks/-3'));
+    topicError(() => parseTopic('kd/v1/lab/models/m/1.0.0/chunks/d-1/x'));
   });
 });

@@ -51,20 +51,23 @@ async function service(options: Partial<ChunkServiceOptions> = {}): Promise<Chun
 }
 
 /** A device that subscribes to the package's chunks topic and reassembles the .tar from the frames it sees. */
-async function device(id: string): Promise<{ client: MqttClient; ask(indexes: number[]): Promise<void>; received: Map<number, Buffer>; assemble(): Buffer }> {
+async function device(id: string): Promise<{ client: MqttClient; ask(indexes: number[]): Promise<void>; received: Map<number, Buffer>; frames: () => number; assemble(): Buffer }> {
   const client = await connect(broker.url, { clientId: id });
   open.push({ end: () => client.endAsync() });
   const received = new Map<number, Buffer>();
+  let frames = 0;
   client.on('message', (_t, payload) => {
+    frames++;
     const { header, data } = decodeChunkFrame(payload);
     expect(header.sha256).toBe(pkg.sha256);
     expect(header.offset).toBe(header.index * CHUNK);
     received.set(header.index, Buffer.from(data));
   });
-  await client.subscribeAsync(topics.chunks(pkg.name, pkg.version), { qos: 1 });
+  await client.subscribeAsync(topics.chunks(pkg.name, pkg.version, id), { qos: 1 });
   return {
     client,
     received,
+    frames: () => frames,
     async ask(indexes) {
       const req = makeChunkRequest({ deviceId: id, name: pkg.name, version: pkg.version, sha256: pkg.sha256, chunkSize: CHUNK, indexes });
       await client.publishAsync(topics.chunkRequests(id), JSON.stringify(req), { qos: 1 });
@@ -91,26 +94,29 @@ describe('ChunkService over aedes', () => {
     expect(stats.bytes).toBeGreaterThan(pkg.size); // frames carry a header each
   });
 
-  it('sends one frame per chunk when many devices ask for it within the window', async () => {
+  it('answers each device on its own topic, and a device asking twice within the window costs one frame', async () => {
     const timers = new ManualTimers();
     let now = 5_000;
     const svc = await service({ coalesceMs: 50, now: () => now, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout });
     const devices = await Promise.all(['d-1', 'd-2', 'd-3'].map((id) => device(id)));
     await Promise.all(devices.map((d) => d.ask(all())));
-    await waitFor('three requests', () => svc.stats().requests === 3);
+    await devices[0]!.ask(all()); // a repeat from d-1 inside the window
+    await waitFor('four requests', () => svc.stats().requests === 4);
     expect(svc.stats().frames).toBe(0); // held for the window
     now += 50;
     timers.fire();
     await waitFor('every device has every chunk', () => devices.every((d) => d.received.size === count()));
     for (const d of devices) expect(sha(d.assemble())).toBe(pkg.sha256);
-    expect(svc.stats()).toMatchObject({ frames: count(), coalesced: 2 * count(), indexes: 3 * count() });
+    expect(svc.stats()).toMatchObject({ frames: 3 * count(), coalesced: count(), indexes: 4 * count() });
+    // nobody received another device's frames, and d-1's repeat cost nothing: one frame per chunk each
+    expect(devices.map((d) => d.frames())).toEqual([count(), count(), count()]);
 
     // After the window a new request is a new frame.
     await devices[0]!.ask([0]);
-    await waitFor('the new request', () => svc.stats().requests === 4);
+    await waitFor('the new request', () => svc.stats().requests === 5);
     now += 50;
     timers.fire();
-    await waitFor('the new frame', () => svc.stats().frames === count() + 1);
+    await waitFor('the new frame', () => svc.stats().frames === 3 * count() + 1);
   });
 
   it('keeps to the byte budget per second', async () => {

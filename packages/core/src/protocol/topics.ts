@@ -25,6 +25,8 @@ export interface ModelTopic {
   kind: 'manifest' | 'chunk';
   name: string;
   version: string;
+  /** The device a chunk frame is addressed to (`…/chunks/{deviceId}`). */
+  deviceId?: string;
 }
 
 /** A protocol topic, parsed by {@link parseTopic}. */
@@ -95,8 +97,11 @@ export interface FleetTopics {
   chunkRequests(deviceId: string): string;
   /** `…/models/{name}/{version}/manifest` with the version escaped: the retained signed manifest. */
   manifest(name: string, version: string): string;
-  /** `…/models/{name}/{version}/chunks` with the version escaped: binary chunk frames. */
-  chunks(name: string, version: string): string;
+  /**
+   * `…/models/{name}/{version}/chunks/{deviceId}` with the version escaped: binary chunk frames for the
+   * device that asked (without `deviceId`, the shared `…/chunks` topic of protocol v1's first draft).
+   */
+  chunks(name: string, version: string, deviceId?: string): string;
   /** Subscription filters over every device or model of the fleet. */
   readonly filters: {
     /** `…/devices/+/status` */
@@ -150,7 +155,8 @@ export function fleetTopics(fleet: string): FleetTopics {
     detections: device('detections'),
     chunkRequests: device('chunks/req'),
     manifest: (name, version) => `${root}/models/${checkModel(name, version)}/manifest`,
-    chunks: (name, version) => `${root}/models/${checkModel(name, version)}/chunks`,
+    chunks: (name, version, deviceId) =>
+      `${root}/models/${checkModel(name, version)}/chunks${deviceId === undefined ? '' : `/${checkDevice(deviceId)}`}`,
     filters: {
       status: `${root}/devices/+/status`,
       events: `${root}/devices/+/events`,
@@ -197,6 +203,12 @@ export function parseTopic(topic: string, fleet?: string): ParsedTopic {
     const version = unescapeTopicSegment(parts[5] ?? '');
     if (!isModelVersion(version)) throw topicError(topic, `has no valid semver version (${JSON.stringify(version)})`);
     const leaf = parts.slice(6).join('/');
+    // Chunk frames addressed to one device: …/chunks/{deviceId}.
+    if (parts[6] === 'chunks' && parts.length === 8) {
+      const deviceId = parts[7] ?? '';
+      if (!isDeviceId(deviceId)) throw topicError(topic, `has no valid device id after chunks/ (${JSON.stringify(deviceId)})`);
+      return { fleet: topicFleet, kind: 'chunk', name, version, deviceId };
+    }
     const kind = Object.hasOwn(MODEL_LEAVES, leaf) ? MODEL_LEAVES[leaf] : undefined;
     if (kind === undefined) throw topicError(topic, `is not a model topic (known: ${Object.keys(MODEL_LEAVES).join(', ')})`);
     return { fleet: topicFleet, kind, name, version };

@@ -33,7 +33,8 @@ export async function fetchPackage(agent: Agent, cmd: DeployCommand, dest: strin
     return;
   }
   const chunkSize = pkg.mqtt!.chunkSize;
-  const chunksTopic = agent.topics.chunks(pkg.name, pkg.version);
+  // kd-fleet answers on this device's own chunk topic.
+  const chunksTopic = agent.topics.chunks(pkg.name, pkg.version, agent.deviceId);
   const downloader = new ChunkDownloader({
     dest, sha256: pkg.sha256, size: pkg.size, chunkSize, signal: ctx.signal, timeoutMs: agent.config.limits.chunkTimeoutMs,
     request: async (indexes) => {

@@ -210,7 +210,9 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
       return;
     }
     const count = Math.max(1, Math.ceil(pkg.size / req.chunkSize));
-    const topicOut = this.#topics.chunks(pkg.name, pkg.version);
+    // Frames go to the asking device's own topic: a shared topic made every publish reach every
+    // downloading device, and with devices starting at different moments traffic grew with N² (docs/results.md).
+    const topicOut = this.#topics.chunks(pkg.name, pkg.version, deviceId);
     const readyAt = this.#o.now() + this.#o.coalesceMs;
     for (const index of req.indexes) {
       this.#stats.indexes++;
@@ -218,7 +220,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
         this.#stats.outOfRange++;
         continue;
       }
-      const key = `${pkg.sha256}:${req.chunkSize}:${index}`;
+      const key = `${deviceId}:${pkg.sha256}:${req.chunkSize}:${index}`;
       if (this.#queue.has(key) || this.#sending.has(key)) {
         this.#stats.coalesced++;
         continue;
