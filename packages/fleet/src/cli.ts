@@ -82,6 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .requiredOption('--trust <file...>', 'public key(s) packages must be signed by')
     .option('--sign-key <file>', 'private key that signs rollback and downgrade commands')
     .option('--public-url <url>', 'base URL agents download artifacts from')
+    .option('--chunk-rate <MiB/s>', 'MQTT chunk frames published per second, all devices together', '64')
     .option('--token-file <file>', 'control token (default $KD_FLEET_TOKEN; without one: read-only)')
     .addOption(new Option('--log-level <level>').choices(LEVELS).default('info'))
     .action(run(async (o: Record<string, string | string[] | undefined>) => {
@@ -93,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         mqttPort: Number(o.mqttPort), wsPort: Number(o.wsPort) === 0 ? false : Number(o.wsPort),
         broker: o.broker as string | undefined, brokerUsername: o.brokerUsername as string | undefined, brokerPassword: o.brokerPassword as string | undefined,
         trustedKeys: o.trust as string[], signKey: o.signKey as string | undefined, publicUrl: o.publicUrl as string | undefined,
-        token, logger: log, handlers: await webHandlers(),
+        token, logger: log, handlers: await webHandlers(), chunkBytesPerSecond: Number(o.chunkRate) * 1024 * 1024,
       });
       server.on('error', (err) => log.warn(err.message));
       log.info(`kd-fleet ${o.fleet}: dashboard and API ${server.httpUrl}, MQTT ${server.mqttUrl}${server.wsUrl ? `, ${server.wsUrl}` : ''}${token ? '' : ' (read-only: no token)'}`);

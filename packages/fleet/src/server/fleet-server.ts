@@ -55,8 +55,14 @@ export interface FleetServerOptions {
   signKey?: string;
   /** Base URL agents download artifacts from (default: the HTTP server's own URL). */
   publicUrl?: string;
-  /** Transport of deploys unless the rollout says otherwise. */
+  /** How often the rollout engine advances (ms, default 1000). */
   tickMs?: number;
+  /**
+   * Bytes per second of MQTT chunk frames kd-fleet publishes, all devices together (default 64 MiB/s).
+   * Every device gets its own frames, so a rollout to N devices moves N × the package: at 8 MiB/s
+   * (the ChunkService default) 300 devices starved past their chunk timeouts (docs/results.md).
+   */
+  chunkBytesPerSecond?: number;
   /** Handlers tried after the artifacts and before the 404: the API and the dashboard (see `webHandlers`). */
   handlers?: (context: FleetContext) => FleetHandler[];
   logger?: FleetLogger;
@@ -180,7 +186,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     devices.on('event', (event) => rollouts.onEvent(event.deviceId, event));
     devices.on('bench', (bench) => rollouts.onBench(bench.deviceId, bench));
     await devices.attach(client);
-    const chunks = new ChunkService({ client, fleet, source: registry, logger: log });
+    const chunks = new ChunkService({ client, fleet, source: registry, logger: log, bytesPerSecond: options.chunkBytesPerSecond ?? 64 * 1024 * 1024 });
     await chunks.start();
     await registry.publishManifests();
 
