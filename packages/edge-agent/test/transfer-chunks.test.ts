@@ -165,6 +165,17 @@ describe('ChunkDownloader', () => {
     expect(bits[0] & 1).toBe(1);
   });
 
+  it('waits twice as long before each re-request (a slow fleet is not a lost chunk)', async () => {
+    const fleet = new FakeFleet();
+    fleet.drop = (i) => i === 7;
+    const t0 = performance.now();
+    const err = await failure(downloader(fleet, { retries: 3, timeoutMs: 100 }).run());
+    expect(err.code).toBe('TRANSFER_TIMEOUT');
+    expect(fleet.asked.get(7)).toBe(4);
+    // 100 + 200 + 400 + 800 ms of waiting at least; a fixed timeout would have given up after 400
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1500);
+  });
+
   it('refuses the assembled file when it does not match the package hash, and deletes it', async () => {
     const fleet = new FakeFleet(modelBytes(FILE.length, 6)); // self-consistent chunks of another file
     const dl = downloader(fleet, { timeoutMs: 60_000 });
