@@ -1,6 +1,7 @@
 import { PackageError } from './errors.js';
 import { packagePathProblem } from './package-path.js';
 import { isSemver } from './semver.js';
+import { showValue } from '../util/show-value.js';
 
 /** The manifest format this code reads and writes (`manifestVersion`); any other is refused. */
 export const MANIFEST_VERSION = 1;
@@ -142,19 +143,8 @@ export type UnsignedManifest = Omit<Manifest, 'signature'>;
 
 // --- validation helpers: each names the field, the value and what is allowed ---
 
-function show(value: unknown): string {
-  if (value === undefined) return 'missing';
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
 function fail(field: string, value: unknown, allowed: string): never {
-  throw new PackageError('PACKAGE_MANIFEST_INVALID', `invalid manifest field ${field}: ${show(value)} (allowed: ${allowed})`, { field });
+  throw new PackageError('PACKAGE_MANIFEST_INVALID', `invalid manifest field ${field}: ${showValue(value)} (allowed: ${allowed})`, { field });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -228,7 +218,7 @@ function packagePath(value: unknown, field: string): string {
   const path = string(value, field, 'a relative POSIX path inside the package');
   const problem = packagePathProblem(path);
   if (problem?.escape === true) {
-    throw new PackageError('PACKAGE_PATH_ESCAPE', `manifest field ${field} ${show(path)} leaves the package: ${problem.reason}`, { field, path });
+    throw new PackageError('PACKAGE_PATH_ESCAPE', `manifest field ${field} ${showValue(path)} leaves the package: ${problem.reason}`, { field, path });
   }
   if (problem !== undefined) fail(field, path, `a relative POSIX path inside the package (${problem.reason})`);
   return path;
@@ -272,7 +262,7 @@ export function checkManifestVersion(json: unknown): void {
   const v = json.manifestVersion;
   if (!Number.isSafeInteger(v)) fail('manifestVersion', v, `the integer ${MANIFEST_VERSION}`);
   if (v !== MANIFEST_VERSION) {
-    throw new PackageError('PACKAGE_MANIFEST_VERSION', `manifestVersion ${show(v)} is not supported (this build reads ${MANIFEST_VERSION})`, {
+    throw new PackageError('PACKAGE_MANIFEST_VERSION', `manifestVersion ${showValue(v)} is not supported (this build reads ${MANIFEST_VERSION})`, {
       field: 'manifestVersion',
     });
   }

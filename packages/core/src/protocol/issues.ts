@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ProtocolError, type ProtocolIssue } from './protocol-error.js';
+import { showValue } from '../util/show-value.js';
 
 /** A JSON path as text: `['detections', 0, 'box']` → `detections[0].box`; `(root)` when empty. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -10,18 +11,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
     else out += `[${JSON.stringify(String(part))}]`;
   }
   return out === '' ? '(root)' : out;
-}
-
-/** A short rendering of a received value for an error message; never more than about 80 characters. */
-export function showValue(value: unknown): string {
-  if (value === undefined) return 'missing';
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 function bound(issue: { origin?: string; inclusive?: boolean }, limit: unknown, lower: boolean): string {

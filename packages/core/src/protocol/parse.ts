@@ -2,7 +2,7 @@ import { PackageError } from '../package/errors.js';
 import { parseManifest, type Manifest } from '../package/manifest.js';
 import { MAX_JSON_MESSAGE_BYTES, PROTOCOL_VERSION } from './common.js';
 import { commandRoot } from './command.js';
-import { showValue } from './issues.js';
+import { showValue } from '../util/show-value.js';
 import { ProtocolError } from './protocol-error.js';
 import { MESSAGE_SCHEMAS, type MessageTypes } from './schemas.js';
 import { MESSAGE_KINDS, type MessageKind } from './topics.js';
