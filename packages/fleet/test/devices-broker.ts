@@ -1,44 +1,13 @@
 // An embedded aedes broker over TCP for the chunk service and device registry tests (MQTT 3.1.1, as
 // kd-fleet's embedded broker speaks), with a way to cut one client's socket so its last will fires.
-import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Aedes } from 'aedes';
+import type { AedesHarness } from '../../edge-agent/test/mqtt-brokers.js';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
-export interface TestBroker {
-  url: string;
-  /** Destroy the socket of the client with this id, as a dead link would: the broker then sends its will. */
-  cut(clientId: string): void;
-  close(): Promise<void>;
-}
+/** The edge-agent tests' aedes harness: `url`, `cut(clientId)` (its will then fires), `close()`. */
+export type TestBroker = AedesHarness;
+export { startAedes as startBroker } from '../../edge-agent/test/mqtt-brokers.js';
 
-export async function startBroker(): Promise<TestBroker> {
-  const broker = await Aedes.createBroker();
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    cut(clientId) {
-      const client = (broker as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients[clientId];
-      client?.conn.destroy();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-    },
-  };
-}
-
-/** An mqtt.js client speaking MQTT 3.1.1, without reconnects. */
 export async function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
   return mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, ...options });
 }

@@ -1,9 +1,7 @@
 // Test harness of the simulator tests: an embedded aedes broker, watching clients, polling, and a signed package
 // served like kd-fleet's artifact service would (the edge-agent's stand-in origin).
-import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Aedes } from 'aedes';
+import type { AedesHarness } from '../../edge-agent/test/mqtt-brokers.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { makeCommand, type CommandFields, type EventMessage } from '@kd-edge/core';
 import type { DetectorPackage } from '../../edge-agent/test/fixtures/agent/detector-package.js';
@@ -13,32 +11,9 @@ export { makeDetectorPackage } from '../../edge-agent/test/fixtures/agent/detect
 export { PackageOrigin } from '../../edge-agent/test/fixtures/agent/package-origin.js';
 export type { DetectorPackage };
 
-/** An aedes 1.2 broker on a free local port (MQTT 3.1.1). */
-export interface Broker {
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function startBroker(): Promise<Broker> {
-  const broker = await Aedes.createBroker();
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-    },
-  };
-}
+/** An aedes 1.2 broker on a free local port (MQTT 3.1.1): the edge-agent tests' harness. */
+export type Broker = AedesHarness;
+export { startAedes as startBroker } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** A fleet-side client that records every status, event and bench report of the fleet, parsed. */
 export interface Watcher {
