@@ -72,17 +72,22 @@ export async function startAedes(port = 0): Promise<AedesHarness> {
 export interface MosquittoHarness {
   port: number;
   url: string;
+  pid: number;
   close(): Promise<void>;
 }
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
-/** Starts Mosquitto; `acl` (lines of a Mosquitto acl_file) restricts what anonymous clients may do. */
-export async function startMosquitto(acl?: string[]): Promise<MosquittoHarness> {
+/**
+ * Starts Mosquitto; `acl` (lines of a Mosquitto acl_file) restricts what anonymous clients may do, and
+ * `config` lines are added to its configuration (queue limits, `sys_interval`, …).
+ */
+export async function startMosquitto(options: { acl?: string[]; config?: string[] } = {}): Promise<MosquittoHarness> {
+  const { acl } = options;
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'kd-mosquitto-'));
   const config = join(dir, 'mosquitto.conf');
-  let text = `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`;
+  let text = `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${(options.config ?? []).map((l) => `${l}\n`).join('')}`;
   if (acl) {
     // Mosquitto started as root reads the ACL after dropping to its own user.
     await chmod(dir, 0o755);
@@ -106,6 +111,7 @@ export async function startMosquitto(acl?: string[]): Promise<MosquittoHarness> 
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid!,
     async close() {
       if (child.exitCode === null) {
         const exited = once(child, 'exit');

@@ -20,7 +20,7 @@ describe.skipIf(!existsSync(MOSQUITTO)).each([5, 4] as const)('MqttSession on Mo
 
   beforeAll(async () => {
     // Anonymous clients may use kd/#, nothing else (a stand-in for the fleet's per-device ACL).
-    broker = await startMosquitto(['topic readwrite kd/#']);
+    broker = await startMosquitto({ acl: ['topic readwrite kd/#'] });
   });
 
   afterAll(async () => {

@@ -1,56 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type MqttClient } from 'mqtt';
+import { startMosquitto, type MosquittoHarness } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** Queue limits of the bench's Mosquitto, large enough that a burst of 256 KiB chunk frames is never dropped. */
 export const MOSQUITTO_LIMITS = { maxQueuedMessages: 10_000, maxInflightMessages: 100 } as const;
 
 /** A Mosquitto child on a free loopback port. */
-export interface BenchMosquitto {
-  url: string;
-  pid: number;
-  close(): Promise<void>;
-}
+export type BenchMosquitto = MosquittoHarness;
 
 /** Starts Mosquitto: plain TCP on loopback, anonymous, no persistence, $SYS every second, unlimited queued bytes. */
-export async function startBenchMosquitto(): Promise<BenchMosquitto> {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'kd-bench-mosquitto-'));
-  const config = join(dir, 'mosquitto.conf');
-  await writeFile(config, [
-    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'sys_interval 1',
-    `max_queued_messages ${MOSQUITTO_LIMITS.maxQueuedMessages}`, 'max_queued_bytes 0',
-    `max_inflight_messages ${MOSQUITTO_LIMITS.maxInflightMessages}`, 'max_keepalive 65535', '',
-  ].join('\n'));
-  const child: ChildProcess = spawn('/usr/sbin/mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const deadline = Date.now() + 5000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not start on ${port}: ${stderr}`);
-    }
-    await delay(20);
-  }
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    pid: child.pid!,
-    async close() {
-      if (child.exitCode === null) {
-        const exited = once(child, 'exit');
-        child.kill('SIGTERM');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+export function startBenchMosquitto(): Promise<BenchMosquitto> {
+  return startMosquitto({
+    config: [
+      'sys_interval 1', `max_queued_messages ${MOSQUITTO_LIMITS.maxQueuedMessages}`, 'max_queued_bytes 0',
+      `max_inflight_messages ${MOSQUITTO_LIMITS.maxInflightMessages}`, 'max_keepalive 65535',
+    ],
+  });
 }
 
 /** The broker's cumulative counters and its 1-minute sent-bytes load, from $SYS. */
@@ -169,21 +135,4 @@ export function procRssBytes(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
 }

@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { generateKeyPair, writeKeyPair } from '@kd-edge/core';
 import { FleetServer, FleetSimulator } from '../src/index.js';
 import { MOSQUITTO_LIMITS, SysWatcher, measureCeiling, procCpuSeconds, procRssBytes, startBenchMosquitto } from './bench-broker.js';
-import { makeBenchPackage } from './bench-package.js';
+import { makeDetectorPackage } from '../../edge-agent/test/fixtures/agent/detector-package.js';
 
 const sizes = (process.env.BENCH_DEVICES ?? '100 300 1000').split(/[\s,]+/).filter(Boolean).map(Number);
 if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new RangeError(`BENCH_DEVICES must list positive integers, got ${process.env.BENCH_DEVICES}`);
@@ -39,7 +39,8 @@ try {
   const pub = join(root, 'fleet.pub');
   const priv = join(root, 'fleet.key');
   await writeKeyPair(key, { privateKeyPath: priv, publicKeyPath: pub });
-  const pkg = await makeBenchPackage(join(root, 'pkg'), key.privateKeyPem, PACKAGE_BYTES);
+  // A tiny YOLO (a thousand ORT sessions fit in memory) padded with random bytes to the package size.
+  const pkg = await makeDetectorPackage(join(root, 'pkg'), 'bench-yolo', '1.0.0', key.privateKeyPem, 7, false, PACKAGE_BYTES);
   say(`package ${pkg.name}@${pkg.version}: ${(pkg.size / 1e6).toFixed(2)} MB, ${Math.ceil(pkg.size / (256 * 1024))} chunks of 256 KiB`);
   const sys = await SysWatcher.start(broker.url);
 
@@ -58,7 +59,7 @@ try {
 
 printTable(rows, ceiling!);
 
-async function runSize(n: number, pkg: Awaited<ReturnType<typeof makeBenchPackage>>, pub: string, priv: string, sys: SysWatcher): Promise<Row> {
+async function runSize(n: number, pkg: Awaited<ReturnType<typeof makeDetectorPackage>>, pub: string, priv: string, sys: SysWatcher): Promise<Row> {
   // A fresh fleet and fresh device folders per size, so that nothing of the previous size is reused.
   const dir = join(root, `n${n}`);
   const fleet = `bench${n}`;
