@@ -6,11 +6,8 @@ import { KdEdgeError } from '@kd-edge/core';
  */
 export type AgentErrorCode =
   | 'AGENT_CONFIG_INVALID'
-  | 'AGENT_BAD_COMMAND'
   | 'AGENT_WRONG_DEVICE'
-  | 'AGENT_BUSY'
   | 'AGENT_PACKAGE_TOO_LARGE'
-  | 'AGENT_NO_SOURCE'
   | 'AGENT_MANIFEST_MISMATCH'
   | 'AGENT_DOWNGRADE_REFUSED'
   | 'AGENT_NO_ACTIVE_MODEL'
@@ -19,7 +16,6 @@ export type AgentErrorCode =
   | 'AGENT_GATE_FPS'
   | 'AGENT_GATE_ACCURACY'
   | 'AGENT_LOAD_FAILED'
-  | 'AGENT_INTERRUPTED'
   | 'AGENT_INJECTED_FAULT'
   | 'AGENT_INTERNAL';
 
