@@ -226,7 +226,10 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     await page.fill(byTestId('rollout-percents'), '100');
     await page.selectOption(byTestId('rollout-approval'), 'auto');
     await page.fill(byTestId('rollout-max-p95'), '0.001');
+    // the previous rollout was aborted too: wait for the detail to show the new one before reading its state
+    const previous = await page.getAttribute(byTestId('rollout-detail'), 'data-rollout-id');
     await page.click(byTestId('rollout-start'));
+    await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-rollout-id'), { timeout: 30_000 }).not.toBe(previous);
     await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-state'), { timeout: 30_000 }).toBe('aborted');
     const failure = page.locator(byTestId('rollout-failure')).first();
     await expect.poll(() => failure.getAttribute('data-code')).toMatch(/GATE_P95|P95/);

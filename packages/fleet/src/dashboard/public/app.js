@@ -244,7 +244,7 @@ async function loadRollouts() {
 }
 
 async function selectRollout(id) {
-  rollouts.selectedId = id;
+  rollouts.select(id);
   renderRollouts();
   try {
     const detail = await api(`/api/rollouts/${encodeURIComponent(id)}`);

@@ -113,9 +113,19 @@ export class RolloutsPanel {
     this.rollouts.set(rollout.id, rollout);
   }
 
+  /** Selects a rollout; another rollout's waves and executions are dropped until its detail arrives. */
+  select(id) {
+    if (id !== this.selectedId) {
+      this.waves = [];
+      this.executions = new Map();
+      this.abortArmed = false;
+    }
+    this.selectedId = id;
+  }
+
   /** The selected rollout's full state: {rollout, waves, executions}. */
   setDetail(detail) {
-    this.selectedId = detail.rollout.id;
+    this.select(detail.rollout.id);
     this.rollouts.set(detail.rollout.id, detail.rollout);
     this.waves = [...detail.waves].sort((a, b) => a.index - b.index);
     this.executions = new Map(detail.executions.map((e) => [e.deviceId, e]));
