@@ -100,7 +100,7 @@ export async function startMosquitto(options: { acl?: string[]; config?: string[
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 20_000;
   while (!(await canConnect(port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -137,8 +137,8 @@ export function collect(client: MqttClient, filter: (topic: string) => boolean =
   return seen;
 }
 
-/** Polls `predicate` until it holds or `timeoutMs` passes; the error names `what`. */
-export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+/** Polls `predicate` every 10 ms; the default timeout is long because it only matters when the test fails (busy CI runners). */
+export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -12,7 +12,7 @@ let broker: MosquittoHarness;
 const cleanup: Array<() => Promise<unknown> | unknown> = [];
 
 // Mosquitto is a system package (apt mosquitto); .ci/run installs it.
-describe.skipIf(!existsSync(MOSQUITTO)).each([5, 4] as const)('MqttSession on Mosquitto, protocol %i', { timeout: 15_000 }, (version) => {
+describe.skipIf(!existsSync(MOSQUITTO)).each([5, 4] as const)('MqttSession on Mosquitto, protocol %i', { timeout: 60_000 }, (version) => {
   const id = `dev-v${version}`;
   const STATUS = `${ROOT}/${id}/status`;
   const CMD = `${ROOT}/${id}/cmd`;

@@ -28,7 +28,7 @@ afterEach(async () => {
   await harness?.close();
   harness = undefined;
   await rm(dir, { recursive: true, force: true });
-}, 10_000);
+}, 60_000);
 
 function session(url: string, extra: Partial<MqttSessionOptions> = {}): MqttSession {
   const s = new MqttSession({
@@ -69,7 +69,7 @@ function brokerLog(h: AedesHarness, topic: string): string[] {
   return log;
 }
 
-describe('MqttSession on aedes', { timeout: 10_000 }, () => {
+describe('MqttSession on aedes', { timeout: 60_000 }, () => {
   it('connects, subscribes with QoS 1, receives commands and publishes acknowledged events', async () => {
     harness = await startAedes();
     const s = session(harness.url);

@@ -45,7 +45,7 @@ async function connectOnce(session: MqttSession): Promise<void> {
   await session.close();
 }
 
-describe('MqttSession transports', { timeout: 15_000 }, () => {
+describe('MqttSession transports', { timeout: 60_000 }, () => {
   it('connects over mqtts:// with a custom CA and a client certificate the broker requires', async () => {
     const server = createTlsServer(
       {

@@ -22,7 +22,7 @@ function collect(source: FrameSource): { frames: Frame[]; until: (n: number) => 
     for await (const f of source) frames.push(f);
   })();
   const until = async (n: number): Promise<void> => {
-    const end = Date.now() + 5000;
+    const end = Date.now() + 20_000;
     while (frames.length < n && Date.now() < end) await sleep(10);
   };
   return { frames, until, done };

@@ -5,16 +5,9 @@ import { ReadlineParser, SerialPort } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SerialSink } from '../src/serve/serial-sink.js';
 import { tempDir } from './fixtures/serve/models.js';
+import { waitFor } from './mqtt-brokers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, test: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!test()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 let dir: string;
 let remove: () => Promise<void>;

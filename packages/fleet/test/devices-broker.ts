@@ -1,6 +1,5 @@
 // An embedded aedes broker over TCP for the chunk service and device registry tests (MQTT 3.1.1, as
 // kd-fleet's embedded broker speaks), with a way to cut one client's socket so its last will fires.
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AedesHarness } from '../../edge-agent/test/mqtt-brokers.js';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
@@ -12,14 +11,7 @@ export async function connect(url: string, options: IClientOptions = {}): Promis
   return mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, ...options });
 }
 
-/** Polls `predicate` until it holds; the error names `what`. */
-export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
+export { waitFor } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** Timers the test fires by hand: `setTimeout` only records, `fire()` runs what is due, in order. */
 export class ManualTimers {

@@ -194,14 +194,7 @@ export async function call(
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
-/** Poll `check` until it holds (or fail after `ms`). */
-export async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** One Server-Sent Event as received. */
 export interface SseEvent {

@@ -250,14 +250,7 @@ export function inbox(client: MqttClient): Array<{ topic: string; payload: Buffe
   return seen;
 }
 
-/** Polls until `predicate` holds; the error names `what`. Only a safety net: the tests wait on events, not time. */
-export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { waitFor } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** The reason code of a rejected MQTT operation (mqtt.js ErrorWithReasonCode), or 'ok' when it succeeded. */
 export async function outcome(operation: Promise<unknown>): Promise<number | 'ok'> {

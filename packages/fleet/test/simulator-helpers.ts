@@ -1,6 +1,5 @@
 // Test harness of the simulator tests: an embedded aedes broker, watching clients, polling, and a signed package
 // served like kd-fleet's artifact service would (the edge-agent's stand-in origin).
-import { setTimeout as delay } from 'node:timers/promises';
 import type { AedesHarness } from '../../edge-agent/test/mqtt-brokers.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { makeCommand, type CommandFields, type EventMessage } from '@kd-edge/core';
@@ -47,14 +46,7 @@ export async function watch(url: string, fleet: string): Promise<Watcher> {
   return w;
 }
 
-/** Polls `predicate` until it holds or `timeoutMs` passes; the error names `what`. */
-export async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
+export { waitFor } from '../../edge-agent/test/mqtt-brokers.js';
 
 /** Publishes a command as the fleet would. */
 export async function send(client: MqttClient, fleet: string, fields: CommandFields): Promise<void> {
