@@ -26,6 +26,16 @@ describe('agent configuration', () => {
     expect(c.runtime.providers).toEqual(['cpu']);
   });
 
+  it("defaults the MQTT version to 'auto' and takes 'auto', 5 or 4 from the environment, nothing else", async () => {
+    const base = { overrides: { keys: ['k.pub'] } };
+    expect((await loadAgentConfig(base)).broker.protocolVersion).toBe('auto');
+    for (const v of ['auto', '5', '4']) {
+      const c = await loadAgentConfig({ ...base, env: { KD_AGENT_BROKER__PROTOCOL_VERSION: v } });
+      expect(String(c.broker.protocolVersion)).toBe(v);
+    }
+    await expect(loadAgentConfig({ ...base, env: { KD_AGENT_BROKER__PROTOCOL_VERSION: '3' } })).rejects.toThrow(/broker\.protocolVersion/);
+  });
+
   it('names the file and the field of every invalid value', async () => {
     const f = file('bad.yaml', 'keys: [k.pub]\nbroker:\n  url: http://x\nbenchmark:\n  iterations: 0\nserve:\n  source: { dir: a, replay: b }\n');
     const err = (await loadAgentConfig({ file: f }).then(() => undefined, (e: unknown) => e)) as Error & { code: string };

@@ -61,6 +61,7 @@ describe.skipIf(!existsSync(MOSQUITTO)).each([5, 4] as const)('MqttSession on Mo
     const connected = once(first, 'connect');
     await first.start();
     expect((await connected)[0]).toEqual({ sessionPresent: false, reconnect: false });
+    expect(first.protocolVersion).toBe(version);
     await first.subscribe(CMD); // resolves once granted; the constructor's list is the same topic
     const got = once(first, 'message');
     await client.publishAsync(CMD, 'ping', { qos: 1 });
@@ -109,6 +110,27 @@ describe.skipIf(!existsSync(MOSQUITTO)).each([5, 4] as const)('MqttSession on Mo
       await expect(s.publish('forbidden/x', 'no', { qos: 1 })).rejects.toMatchObject({ code: 'MQTT_PUBLISH_REJECTED' });
     } else {
       expect(await s.publish('forbidden/x', 'no', { qos: 1 })).toBe('sent');
+    }
+  });
+});
+
+describe.skipIf(!existsSync(MOSQUITTO))('MqttSession on Mosquitto, protocol auto', { timeout: 60_000 }, () => {
+  it('stays on MQTT 5 when the broker speaks it', async () => {
+    const mosquitto = await startMosquitto({ acl: ['topic readwrite kd/#'] });
+    const warnings: string[] = [];
+    const s = new MqttSession({
+      url: mosquitto.url, clientId: 'dev-auto', protocolVersion: 'auto', backoff: { baseMs: 10, maxMs: 40 },
+      logger: { debug: () => {}, info: () => {}, warn: (m) => warnings.push(m), error: () => {} },
+    });
+    try {
+      const connected = once(s, 'connect');
+      await s.start();
+      await connected;
+      expect(s.protocolVersion).toBe(5);
+      expect(warnings).toEqual([]);
+    } finally {
+      await s.close({ timeoutMs: 200 });
+      await mosquitto.close();
     }
   });
 });

@@ -258,3 +258,43 @@ describe('MqttSession on aedes', { timeout: 60_000 }, () => {
     await expect(s.publish(EVENTS, 'late')).rejects.toMatchObject({ code: 'MQTT_CLOSED' });
   });
 });
+
+describe('MqttSession protocol version on a 3.1.1-only broker (aedes)', { timeout: 60_000 }, () => {
+  it("'auto' asks for MQTT 5, falls back to 3.1.1 when refused, and works from there", async () => {
+    harness = await startAedes();
+    const versions: number[] = [];
+    harness.broker.on('client', (c) => versions.push((c as unknown as { version: number }).version));
+    const warnings: string[] = [];
+    const s = session(harness.url, {
+      protocolVersion: 'auto',
+      logger: { debug: () => {}, info: () => {}, warn: (m) => warnings.push(m), error: () => {} },
+    });
+    expect(s.protocolVersion).toBe(5);
+    await started(s);
+    expect(s.protocolVersion).toBe(4);
+    expect(versions).toEqual([4]);
+    expect(warnings.join('\n')).toMatch(/refused MQTT 5; using MQTT 3\.1\.1/);
+    const events = brokerLog(harness, EVENTS);
+    expect(await s.publish(EVENTS, 'e1', { qos: 1 })).toBe('sent');
+    await waitFor('the event at the broker', () => events.length > 0);
+    expect(events).toEqual(['e1']);
+    // a reconnect keeps 3.1.1 and finds the session
+    const reconnected = once(s, 'connect');
+    harness.cut('cam-01');
+    expect((await reconnected)[0]).toEqual({ sessionPresent: true, reconnect: true });
+    expect(versions).toEqual([4, 4]);
+  });
+
+  it('an explicit 5 is refused with an error that says what to set, and does not fall back', async () => {
+    harness = await startAedes();
+    const s = session(harness.url, { protocolVersion: 5 });
+    const errors: Error[] = [];
+    s.on('error', (e) => errors.push(e));
+    await s.start();
+    await waitFor('the refusal', () => errors.length > 0);
+    expect(errors[0]).toMatchObject({ code: 'MQTT_CONNECT_REFUSED' });
+    expect(errors[0]!.message).toMatch(/refused MQTT 5.*protocol version to 4 \(MQTT 3\.1\.1\) or 'auto'/);
+    expect(s.connected).toBe(false);
+    expect(s.protocolVersion).toBe(5);
+  });
+});

@@ -15,7 +15,8 @@ const brokerSchema = z.object({
   ca: z.string().optional(),
   cert: z.string().optional(),
   key: z.string().optional(),
-  protocolVersion: z.union([z.literal(5), z.literal(4)]).default(5),
+  /** 'auto': MQTT 5, falling back to 3.1.1 when the broker refuses 5 (kd-fleet's embedded aedes broker). */
+  protocolVersion: z.union([z.literal(5), z.literal(4), z.literal('auto')]).default('auto'),
   keepalive: z.number().int().min(5).max(3600).default(30),
   /** Reconnect backoff (ms): base, cap. */
   reconnectMinMs: z.number().int().min(10).default(1000),

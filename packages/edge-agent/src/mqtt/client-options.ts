@@ -35,8 +35,11 @@ export interface MqttConnectionOptions {
   username?: string;
   password?: string | Buffer;
   tls?: MqttTlsOptions;
-  /** 5 (default) or 4 (MQTT 3.1.1). */
-  protocolVersion?: 4 | 5;
+  /**
+   * 'auto' (default): MQTT 5, and MQTT 3.1.1 from the next attempt on when the broker refuses 5 as an unacceptable
+   * protocol version (aedes, older brokers). 5 or 4 fix the version: a broker that refuses it is an error.
+   */
+  protocolVersion?: MqttProtocolChoice;
   /** How long the broker keeps the session after the connection drops, in seconds (MQTT 5 only; default 7 days). */
   sessionExpirySec?: number;
   /** Keep-alive interval in seconds (default 30). */
@@ -45,6 +48,9 @@ export interface MqttConnectionOptions {
   connectTimeoutMs?: number;
   will?: MqttWill;
 }
+
+/** The MQTT version a session asks for: 5, 4 (3.1.1), or 'auto' (5, falling back to 3.1.1). */
+export type MqttProtocolChoice = 4 | 5 | 'auto';
 
 const PROTOCOLS = ['mqtt:', 'mqtts:', 'ws:', 'wss:'] as const;
 const MAX_UINT32 = 0xffff_ffff;
@@ -62,10 +68,11 @@ export async function buildClientOptions(options: MqttConnectionOptions): Promis
   if (typeof options.clientId !== 'string' || options.clientId.length === 0 || Buffer.byteLength(options.clientId) > 65535) {
     throw new TypeError('clientId must be a non-empty string of at most 65535 bytes');
   }
-  const protocolVersion = options.protocolVersion ?? 5;
-  if (protocolVersion !== 4 && protocolVersion !== 5) {
-    throw new RangeError(`protocolVersion must be 4 (MQTT 3.1.1) or 5, got ${String(protocolVersion)}`);
+  const choice = options.protocolVersion ?? 'auto';
+  if (choice !== 4 && choice !== 5 && choice !== 'auto') {
+    throw new RangeError(`protocolVersion must be 4 (MQTT 3.1.1), 5 or 'auto', got ${String(choice)}`);
   }
+  const protocolVersion = choice === 'auto' ? 5 : choice;
   const sessionExpirySec = options.sessionExpirySec ?? DEFAULT_SESSION_EXPIRY_SEC;
   checkInteger('sessionExpirySec', sessionExpirySec, 0, MAX_UINT32);
   const keepaliveSec = options.keepaliveSec ?? 30;

@@ -137,6 +137,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     return this.#online;
   }
 
+  /** The MQTT version of the current (or next) connection: 5, or 4 after an 'auto' session fell back to 3.1.1. */
+  get protocolVersion(): 4 | 5 {
+    return this.#client?.options.protocolVersion === 4 || this.#options.protocolVersion === 4 ? 4 : 5;
+  }
+
   /** Topic filters this session keeps subscribed. */
   get subscriptions(): string[] {
     return [...this.#wanted];
@@ -383,17 +388,34 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   #onClientError(error: Error): void {
     this.#lastError = error;
-    const code = (error as NodeJS.ErrnoException).code;
+    // A string code is the socket's (ECONNREFUSED…), a number a CONNACK's or an MQTT 5 ack's reason code.
+    const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && SOCKET_ERRORS.has(code)) {
       this.#logger.debug(`mqtt: ${error.message}`);
       return;
     }
-    if (typeof (error as { code?: unknown }).code === 'number' && !this.#online) {
+    if (!this.#online && typeof code === 'number' && UNSUPPORTED_VERSION.has(code) && this.#client?.options.protocolVersion === 5) {
+      if ((this.#options.protocolVersion ?? 'auto') === 'auto') {
+        this.#fallBackTo311(this.#client);
+        return;
+      }
+      this.#emitError(new MqttError('MQTT_CONNECT_REFUSED', `broker refused MQTT 5 (${error.message}); set the protocol version to 4 (MQTT 3.1.1) or 'auto'`, { cause: error }));
+      return;
+    }
+    if (typeof code === 'number' && !this.#online) {
       // A CONNACK with a failure code: bad credentials, banned, server unavailable.
       this.#emitError(new MqttError('MQTT_CONNECT_REFUSED', `broker refused the connection: ${error.message}`, { cause: error }));
       return;
     }
     this.#emitError(error);
+  }
+
+  /** The broker speaks 3.1.1 only: the next attempt (the usual reconnect) asks for 3.1.1, without MQTT 5 properties. */
+  #fallBackTo311(client: MqttClient): void {
+    client.options.protocolVersion = 4;
+    delete client.options.properties;
+    if (client.options.will) delete client.options.will.properties;
+    this.#logger.warn('mqtt: the broker refused MQTT 5; using MQTT 3.1.1 (no session expiry: the broker keeps the session as it sees fit)');
   }
 
   async #subscribeMissing(client: MqttClient, topics: readonly string[]): Promise<void> {
@@ -438,6 +460,9 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     else this.#logger.error(`mqtt: ${error.message}`);
   }
 }
+
+// CONNACK codes for a protocol version the broker does not speak: 3.1.1's return code 1, MQTT 5's reason code 0x84.
+const UNSUPPORTED_VERSION = new Set([1, 0x84]);
 
 /** Broker answered with an MQTT 5 reason code ≥ 0x80 (not authorised, topic invalid, quota exceeded…). */
 function isBrokerRefusal(error: unknown): boolean {
