@@ -347,7 +347,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       throw new AgentError('AGENT_ROLLBACK_STALE', `rollback from ${fromVersion} refused: the active version is ${active.manifest.version}`);
     }
     const previous = this.store.previous();
-    if (previous === null) throw new AgentError('AGENT_NO_ACTIVE_MODEL', `no previous version to roll back to from ${active.manifest.version}`);
+    if (previous === null) throw new AgentError('AGENT_NO_PREVIOUS_MODEL', `no previous version to roll back to from ${active.manifest.version}`);
     await ctx.event('activating', { message: `loading ${previous.info.version} beside ${active.manifest.version}` });
     const loaded = await this.load(previous);
     await this.activate(loaded, 'rollback');

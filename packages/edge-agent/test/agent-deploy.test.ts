@@ -96,6 +96,8 @@ afterAll(async () => {
 
 describe('kd-agent deploy over a real broker', () => {
   it('downloads, verifies, benchmarks, activates and reports a signed package, step by step', async () => {
+    await send({ command: 'rollback', id: 'r-none', deviceId: DEVICE });
+    expect((await settle('r-none')).code).toBe('AGENT_NO_ACTIVE_MODEL');
     await send(deployOf(pkgs.v1!, 'd-1'));
     const done = await settle('d-1');
     expect(done.state, done.message).toBe('succeeded');
@@ -111,6 +113,11 @@ describe('kd-agent deploy over a real broker', () => {
     // the retained status now names the active model
     const status = JSON.parse((await readRetained(topics.status(DEVICE))).toString()) as Record<string, unknown>;
     expect(status).toMatchObject({ online: true, activeModel: { name: 'shapes', version: '1.0.0', sha256: pkgs.v1!.sha256 } });
+    // the first version has nothing to roll back to
+    await send({ command: 'rollback', id: 'r-first', deviceId: DEVICE, fromVersion: '1.0.0' });
+    const refused = await settle('r-first');
+    expect([refused.state, refused.code]).toEqual(['failed', 'AGENT_NO_PREVIOUS_MODEL']);
+    expect(agent.active()?.manifest.version).toBe('1.0.0');
   });
 
   it('answers a repeated command id with its recorded outcome and does not redo it', async () => {
