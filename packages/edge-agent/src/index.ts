@@ -112,7 +112,7 @@ export type { TrtexecBenchOptions, TrtexecBenchResult } from './runtime/trtexec-
 export { BenchError } from './bench/bench-error.js';
 export type { BenchErrorCode } from './bench/bench-error.js';
 export { runBenchmark } from './bench/benchmark-runner.js';
-export type { BenchStep, BenchStepContext, BenchPhase, PhaseTimings, BenchmarkOptions, BenchmarkResult, BenchLatency } from './bench/benchmark-runner.js';
+export type { BenchStep, BenchStepContext, BenchPhase, PhaseTimings, BenchmarkOptions, BenchmarkResult } from './bench/benchmark-runner.js';
 export { parseTegrastatsLine, INPUT_POWER_RAILS } from './bench/tegrastats-parser.js';
 export type { TegrastatsSample, TegraLoad, TegraRail } from './bench/tegrastats-parser.js';
 export { TegrastatsMonitor, summarizeTegrastats, locateTegrastats, DEFAULT_TEGRASTATS_PATHS } from './bench/tegrastats-monitor.js';

@@ -1,16 +1,10 @@
 import * as ort from 'onnxruntime-node';
+import type { BenchLatency } from '../protocol/bench.js';
 
-/** Latency figures in milliseconds over the measured runs. */
-export interface LatencyStats {
+/** Latency figures in milliseconds over the measured runs: a bench report's figures, and how many runs made them. */
+export interface LatencyStats extends BenchLatency {
   runs: number;
   warmup: number;
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  max: number;
 }
 
 /** Options of {@link measureOrtLatency}. */

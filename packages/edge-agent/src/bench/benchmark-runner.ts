@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { latencyStats } from '@kd-edge/core';
+import { latencyStats, type BenchLatency } from '@kd-edge/core';
 import { BenchError } from './bench-error.js';
 import { TegrastatsMonitor } from './tegrastats-monitor.js';
 import type { TegrastatsMonitorOptions, TegrastatsSummary } from './tegrastats-monitor.js';
@@ -40,17 +40,6 @@ export interface BenchmarkOptions {
   /** Sample tegrastats during the measured runs (default off; no tegrastats → no figures, no error). */
   tegrastats?: boolean | TegrastatsMonitorOptions;
   signal?: AbortSignal;
-}
-
-/** Latency figures of a bench report (ms). */
-export interface BenchLatency {
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  max: number;
 }
 
 /** What a benchmark measured; the runtime-independent part of the bench message. */

@@ -2,11 +2,15 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
+import type { TegrastatsSummary } from '@kd-edge/core';
 import type { RuntimeLogger } from '../runtime/logger.js';
 import { SILENT_LOGGER } from '../runtime/logger.js';
 import { findOnPath, isExecutableFile } from '../runtime/trtexec-locate.js';
 import { parseTegrastatsLine } from './tegrastats-parser.js';
 import type { TegrastatsSample } from './tegrastats-parser.js';
+
+// The bench message's `tegrastats` (core's protocol type): mean power per rail (mW), temperature per zone (°C).
+export type { TegrastatsSummary };
 
 /** Where L4T installs tegrastats. */
 export const DEFAULT_TEGRASTATS_PATHS: readonly string[] = ['/usr/bin/tegrastats'];
@@ -24,17 +28,6 @@ export interface TegrastatsMonitorOptions {
   logger?: RuntimeLogger;
 }
 
-/** Means over a benchmark's tegrastats samples (the bench report's `tegrastats` field). */
-export interface TegrastatsSummary {
-  samples: number;
-  totalPowerMw?: number;
-  /** Mean instantaneous power per rail. */
-  powerMw: Record<string, number>;
-  /** Mean temperature per zone. */
-  tempC: Record<string, number>;
-  gpuLoadPct?: number;
-  ramUsedMb?: number;
-}
 
 /** Events of {@link TegrastatsMonitor}. */
 export interface TegrastatsMonitorEvents {

@@ -1,3 +1,4 @@
+import type { BenchLatency } from '@kd-edge/core';
 import { RuntimeError } from './runtime-error.js';
 
 /** One timing line of trtexec's summary, in milliseconds. `percentiles` is keyed by the percent as printed (`'99'`). */
@@ -25,14 +26,7 @@ export interface TrtexecPerformance {
 }
 
 /** Latency figures of a bench report (ms); `estimated` names percentiles trtexec did not print (see {@link trtexecLatencyMs}). */
-export interface TrtexecLatencyMs {
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  max: number;
+export interface TrtexecLatencyMs extends BenchLatency {
   estimated: string[];
 }
 
