@@ -223,6 +223,18 @@ describe('REST API controls', () => {
       expect(r.body.error.message).toContain('read-only');
     }
     expect((await call(fx, 'POST', '/api/rollouts', { body: {} })).status).toBe(401);
+    expect((await call(fx, 'GET', '/api/auth', { token: TOKEN })).status).toBe(401);
     expect(fx.ctx.devices.get('cam-1')!.tags).toEqual([]);
+  });
+
+  it('GET /api/auth answers 200 for the right token and 401 naming the fault otherwise', async () => {
+    fx = await startApi();
+    const right = await call(fx, 'GET', '/api/auth', { token: TOKEN });
+    expect([right.status, right.body]).toEqual([200, { controls: true }]);
+    for (const token of [null, WRONG]) {
+      const r = await call(fx, 'GET', '/api/auth', { token });
+      expect(r.status).toBe(401);
+      expect(r.body.error).toMatchObject({ code: 'FLEET_UNAUTHORIZED' });
+    }
   });
 });

@@ -59,6 +59,8 @@ export function createApiHandler(ctx: FleetContext, options: ApiHandlerOptions =
   const events = new LiveEvents(ctx, { ...options.events, logger: ctx.logger });
   const router = new Router<ApiRouteHandler>();
   router.add('GET', '/api/info', false, () => ok({ fleet: ctx.fleet, ...ctx.info(), auth: { controls: ctx.token !== undefined && ctx.token !== '' } }));
+  // A control route that changes nothing: the dashboard checks an operator's token with it (200, or 401 and why).
+  router.add('GET', '/api/auth', true, () => ok({ controls: true }));
   router.add('GET', '/api/events', false, ({ req, res }) => {
     events.handle(req, res);
     return undefined;

@@ -25,7 +25,7 @@ export function requireControlToken(req: IncomingMessage, token: string | undefi
   const header = req.headers.authorization;
   const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
   if (m === null) {
-    throw new ApiError('FLEET_UNAUTHORIZED', 'this request changes the fleet and needs an "Authorization: Bearer <token>" header', { headers: CHALLENGE });
+    throw new ApiError('FLEET_UNAUTHORIZED', 'this is a control request and needs an "Authorization: Bearer <token>" header', { headers: CHALLENGE });
   }
   if (!timingSafeEqual(digest(m[1]!), digest(token))) {
     throw new ApiError('FLEET_UNAUTHORIZED', 'the Bearer token is not this server\'s control token', {

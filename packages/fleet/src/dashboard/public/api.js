@@ -39,13 +39,14 @@ export function onUnauthorized(fn) {
 }
 
 /**
- * Calls the API: `api('/api/devices')`, `api('/api/rollouts', { method: 'POST', body: {...} })`. State-changing
- * calls carry the token; the answer's JSON is returned, an ApiError thrown otherwise.
+ * Calls the API: `api('/api/devices')`, `api('/api/rollouts', { method: 'POST', body: {...} })`. Every call carries
+ * the token when one is set (reads ignore it; `GET /api/auth` checks it); the answer's JSON is returned, an ApiError
+ * thrown otherwise.
  */
 export async function api(path, { method = 'GET', body, signal } = {}) {
   const headers = { Accept: 'application/json' };
   const token = getToken();
-  if (method !== 'GET' && token) headers.Authorization = `Bearer ${token}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
   try {
