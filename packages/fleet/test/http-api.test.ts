@@ -49,6 +49,15 @@ describe('REST API reads (no token needed)', () => {
     fx.bench('cam-1', 40, '2026-05-01T12:00:03Z');
     const after = await call(fx, 'GET', '/api/devices/cam-1', { token: null });
     expect(after.body.bench).toMatchObject({ deviceId: 'cam-1', p95: 40, ts: Date.parse('2026-05-01T12:00:03Z') });
+    // the list carries each device's latest figures (a late report dated earlier does not replace them), or null
+    fx.bench('cam-2', 25, '2026-05-01T12:00:04Z', null, { tegrastats: { samples: 2, totalPowerMw: 4100, powerMw: {}, tempC: { soc: 40 } } });
+    fx.bench('cam-1', 90, '2026-05-01T12:00:00Z');
+    const list = await call(fx, 'GET', '/api/devices', { token: null });
+    expect(Object.fromEntries(list.body.map((d: { id: string; bench: unknown }) => [d.id, d.bench]))).toEqual({
+      'cam-1': { ts: Date.parse('2026-05-01T12:00:03Z'), p50: 20, p95: 40, fps: 25, powerMw: null, tempC: null },
+      'cam-2': { ts: Date.parse('2026-05-01T12:00:04Z'), p50: 12.5, p95: 25, fps: 40, powerMw: 4100, tempC: 40 },
+      'cam-3': null,
+    });
 
     const latency = await call(fx, 'GET', '/api/devices/cam-1/latency?limit=2', { token: null });
     expect(latency.status).toBe(200);
@@ -56,7 +65,7 @@ describe('REST API reads (no token needed)', () => {
       { ts: Date.parse('2026-05-01T12:00:02Z'), p50: 15, p95: 30, fps: 1000 / 30 },
       { ts: Date.parse('2026-05-01T12:00:03Z'), p50: 20, p95: 40, fps: 1000 / 40 },
     ]);
-    expect((await call(fx, 'GET', '/api/devices/cam-1/latency', { token: null })).body).toHaveLength(3);
+    expect((await call(fx, 'GET', '/api/devices/cam-1/latency', { token: null })).body).toHaveLength(4); // with the late one
     expect((await call(fx, 'GET', '/api/devices/cam-1/latency?limit=0', { token: null })).status).toBe(400);
     expect((await call(fx, 'GET', '/api/devices/cam-1/latency?limit=1.5', { token: null })).status).toBe(400);
 

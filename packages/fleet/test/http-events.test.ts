@@ -51,7 +51,11 @@ describe('GET /api/events', () => {
 
     fx.bench('cam-2', 20, '2026-05-01T12:00:05Z');
     await waitFor('bench event', () => sse.of('bench').length === 1);
-    expect(sse.of('bench')[0]).toEqual({ deviceId: 'cam-2', p50: 10, p95: 20, fps: 50, ts: Date.parse('2026-05-01T12:00:05Z') });
+    expect(sse.of('bench')[0]).toEqual({ deviceId: 'cam-2', p50: 10, p95: 20, fps: 50, ts: Date.parse('2026-05-01T12:00:05Z'), powerMw: null, tempC: null });
+    // with tegrastats figures: the total power and the hottest zone
+    fx.bench('cam-2', 20, '2026-05-01T12:00:06Z', null, { tegrastats: { samples: 4, totalPowerMw: 5200, powerMw: { VDD_IN: 5200 }, tempC: { cpu: 48.5, gpu: 51 } } });
+    await waitFor('second bench event', () => sse.of('bench').length === 2);
+    expect(sse.of('bench')[1]).toMatchObject({ deviceId: 'cam-2', powerMw: 5200, tempC: 51 });
 
     await fx.ctx.rollouts.tick(); // the wave ends, the rollout succeeds
     await waitFor('rollout succeeded', () => sse.of('rollout').some((r) => r.state === 'succeeded'));

@@ -47,7 +47,8 @@ export interface ApiFixture {
   /** A device reports its retained status (online, or its will). */
   status(deviceId: string, online?: boolean): void;
   /** A device reports a bench run. */
-  bench(deviceId: string, p95: number, ts: string, commandId?: string | null): BenchMessage;
+  /** A bench report with p50 = p95/2 and fps = 1000/p95; `extra` fields (e.g. `tegrastats`) are merged in. */
+  bench(deviceId: string, p95: number, ts: string, commandId?: string | null, extra?: Record<string, unknown>): BenchMessage;
   /** A device publishes an event about a command. */
   event(deviceId: string, commandId: string, state: EventState): void;
   /** A signed package `.tar` built in the fixture's directory. */
@@ -138,7 +139,7 @@ export async function startApi(options: FixtureOptions = {}): Promise<ApiFixture
         : makeStatus({ deviceId, online: false });
       devices.handleMessage(topics.status(deviceId), Buffer.from(JSON.stringify(msg)));
     },
-    bench(deviceId, p95, ts, commandId = null) {
+    bench(deviceId, p95, ts, commandId = null, extra = {}) {
       const msg = makeBench({
         deviceId, commandId, ts,
         model: { name: 'pets', version: '1.0.0', sha256: 'a'.repeat(64), file: 'model.onnx' },
@@ -146,6 +147,7 @@ export async function startApi(options: FixtureOptions = {}): Promise<ApiFixture
         batch: 1, warmup: 1, iterations: 10,
         latencyMs: { min: 1, mean: p95 / 2, p50: p95 / 2, p90: p95 - 1, p95, p99: p95 + 1, max: p95 + 2 },
         throughputFps: 1000 / p95, splitMs: { pre: 0.1, infer: 1, post: 0.1 }, rssMb: 100, cpuLoadPct: 20,
+        ...extra,
       });
       devices.handleMessage(topics.bench(deviceId), Buffer.from(JSON.stringify(msg)));
       return msg;

@@ -53,3 +53,19 @@ export interface DeviceFilter {
   /** Include devices whose retained status was cleared (default false). */
   includeRemoved?: boolean;
 }
+
+/** The figures of a bench report that a device list and the live `bench` event carry (ms, fps, mW, °C). */
+export interface BenchSummary {
+  /** The report's own time stamp, ms. */
+  ts: number;
+  p50: number;
+  p95: number;
+  fps: number;
+  powerMw: number | null;
+  tempC: number | null;
+}
+
+/** A stored report's {@link BenchSummary}. */
+export function benchSummary(r: BenchRecord): BenchSummary {
+  return { ts: r.ts, p50: r.p50, p95: r.p95, fps: r.fps, powerMw: r.powerMw, tempC: r.tempC };
+}

@@ -168,6 +168,11 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       ),
       bench: db.prepare<[number], BenchRow>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE id = ?`),
       history: db.prepare<[string, number], BenchRow>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?`),
+      // One index lookup per device (bench_reports_device_ts ends in the rowid, so the ORDER BY is the index's).
+      latestAll: db.prepare<[], BenchRow>(
+        `SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE id IN
+         (SELECT (SELECT b.id FROM bench_reports b WHERE b.device_id = d.id ORDER BY b.ts DESC, b.id DESC LIMIT 1) FROM devices d)`,
+      ),
     };
   }
 
@@ -362,6 +367,11 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     const rows = this.#q.history.all(id, this.#benchKeep);
     const row = rows.find((r) => (model.name === undefined || r.name === model.name) && (model.version === undefined || r.version === model.version));
     return row === undefined ? undefined : benchRecord(row);
+  }
+
+  /** Every device's newest bench report, by device id (devices without one are absent). */
+  latestBenches(): Map<string, BenchRecord> {
+    return new Map(this.#q.latestAll.all().map((r) => [r.device_id, benchRecord(r)]));
   }
 
   /** A snapshot of the counters. */

@@ -1,5 +1,5 @@
 import { normaliseTags } from '../devices/device-tags.js';
-import type { DeviceRecord } from '../devices/device-record.js';
+import { benchSummary, type DeviceRecord } from '../devices/device-record.js';
 import type { FleetContext } from '../server/fleet-context.js';
 import { ApiError } from './api-error.js';
 import { ok, type ApiRouteHandler } from './api-route.js';
@@ -19,7 +19,12 @@ function requireDevice(ctx: FleetContext, id: string): DeviceRecord {
 const listDevices: ApiRouteHandler = ({ ctx, query }) => {
   const tag = queryString(query, 'tag');
   const online = queryBoolean(query, 'online');
-  return ok(ctx.devices.list({ ...(tag !== undefined ? { tag } : {}), ...(online !== undefined ? { online } : {}) }));
+  const devices = ctx.devices.list({ ...(tag !== undefined ? { tag } : {}), ...(online !== undefined ? { online } : {}) });
+  const latest = ctx.devices.latestBenches();
+  return ok(devices.map((d) => {
+    const bench = latest.get(d.id);
+    return { ...d, bench: bench === undefined ? null : benchSummary(bench) };
+  }));
 };
 
 const getDevice: ApiRouteHandler = ({ ctx, params }) => {

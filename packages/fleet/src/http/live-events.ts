@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
-import type { BenchRecord } from '../devices/device-record.js';
+import { benchSummary, type BenchRecord } from '../devices/device-record.js';
 import type { DeviceChange, DeviceChangeKind, DeviceRegistry } from '../devices/device-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
 import type { ExecutionInfo, RolloutInfo, WaveInfo } from '../rollout/rollout-types.js';
@@ -167,7 +167,7 @@ export class LiveEvents {
   // The emitters call these synchronously from their own work (a message handler, a tick): never throw back into them.
   readonly #onChange = (change: DeviceChange): void => this.#guard(() => this.#deviceChange(change));
   readonly #onBench = (_msg: unknown, r: BenchRecord): void =>
-    this.#guard(() => this.#broadcast('bench', { deviceId: r.deviceId, p50: r.p50, p95: r.p95, fps: r.fps, ts: r.ts }));
+    this.#guard(() => this.#broadcast('bench', { deviceId: r.deviceId, ...benchSummary(r) }));
   readonly #onRollout = (r: RolloutInfo): void => this.#guard(() => this.#broadcast('rollout', r));
   readonly #onWave = (w: WaveInfo): void => this.#guard(() => this.#broadcast('wave', w));
   readonly #onExecution = (e: ExecutionInfo): void => this.#guard(() => this.#broadcast('execution', e));

@@ -132,8 +132,8 @@ const table = new DeviceTable({
   },
 });
 
-// Rows in sight whose list entry carried no bench figures get them from the device's own resource, a few at a time
-// (and so do devices whose live bench event left out power and temperature).
+// Rows in sight whose entry carried no bench figures (a device that appeared after the list was loaded) get them from
+// the device's own resource, a few at a time.
 const benchQueue = new Set();
 let benchActive = 0;
 function needBench(ids) {
@@ -327,7 +327,6 @@ const SSE_EVENTS = {
   device: (change) => table.change(change),
   bench: (b) => {
     table.bench(b.deviceId, b);
-    if (!('powerMw' in b)) needBench([b.deviceId]);
     if (b.deviceId === selectedDevice) {
       points = [...points, { ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps }].slice(-MAX_POINTS);
       redrawChart();
