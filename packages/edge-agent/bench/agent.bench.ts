@@ -4,8 +4,8 @@
  * - RSS while serving yolov5n (320 px, seeded weights) after 200 inferences;
  * - overhead of the agent's inference path over a bare `session.run` on the same input tensor
  *   (goal ≤ 5 %): the runtime wrapper alone, and the whole detect (copy out, decode-free NMS);
- * - the swap gap: the longest pause between two inference completions while the model is swapped
- *   under a busy loop, against the loop's median interval.
+ * - the swap gap: the inference interval that spans a model swap under a busy loop, against the loop's
+ *   median interval, with the next model's load + warm-up and the old session's release timed apart.
  * Prints figures; asserts nothing.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -112,7 +112,9 @@ async function main(): Promise<void> {
   const pw = median(wrapped);
   const pd = median(detect);
 
-  // Swap gap: a busy inference loop while the slot swaps between two models 10 times.
+  // Swap gap: a busy inference loop while the slot swaps between two models 10 times. Each swap has three parts that
+  // could stall the loop, kept 150 ms apart so each lands in its own interval: the next model's load and warm-up
+  // (beside the serving one, as the agent does), the swap itself, and the old session's release after its last run.
   const slot = new ModelSlot<Detector>(detector);
   const completions: number[] = [];
   let failures = 0;
@@ -127,23 +129,38 @@ async function main(): Promise<void> {
       }
     }
   })();
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const loadSpans: Array<[number, number]> = [];
   const swapTimes: number[] = [];
+  const releaseMs: number[] = [];
   for (let i = 0; i < 10; i++) {
-    await new Promise((r) => setTimeout(r, 300));
+    await pause(300);
     const file = i % 2 === 0 ? fileB : fileA;
+    const loadStart = performance.now();
     const next = new Detector(await OrtRuntime.load(file, { executionProviders: ['cpu'] }), manifestFor);
     await next.detectTensor(prepared); // warm up beside the serving one, as the agent does
+    loadSpans.push([loadStart, performance.now()]);
+    await pause(150);
     swapTimes.push(performance.now());
-    void slot.swap(next);
+    const released = slot.swap(next);
+    const releaseStart = performance.now();
+    await released;
+    releaseMs.push(performance.now() - releaseStart);
   }
-  await new Promise((r) => setTimeout(r, 300));
+  await pause(300);
   running = false;
   await loop;
   const gaps = completions.slice(1).map((t, i) => t - completions[i]!);
-  const gapAfterSwap = swapTimes.map((s) => {
-    const after = completions.findIndex((c) => c >= s);
+  // The interval (between two completions) that contains time t.
+  const intervalAt = (t: number): number => {
+    const after = completions.findIndex((c) => c >= t);
     return after > 0 ? completions[after]! - completions[after - 1]! : NaN;
-  }).filter(Number.isFinite);
+  };
+  // The longest interval that overlaps [a, b].
+  const worstDuring = ([a, b]: [number, number]): number => Math.max(...completions.slice(1).map((c, k) => (c >= a && completions[k]! <= b ? c - completions[k]! : 0)));
+  const gapAfterSwap = swapTimes.map(intervalAt).filter(Number.isFinite);
+  const gapDuringLoad = loadSpans.map(worstDuring).filter((g) => g > 0);
+  const loadMs = loadSpans.map(([a, b]) => b - a);
 
   console.log('');
   console.log(`idle RSS (agent connected, no model)        ${mib(idle)} MiB`);
@@ -153,6 +170,9 @@ async function main(): Promise<void> {
   console.log(`agent detect (run + NMS + boxes) p50        ${pd.toFixed(2)} ms  (${(((pd - pb) / pb) * 100).toFixed(1)} % over bare)`);
   console.log(`inference interval p50 under swaps          ${median(gaps).toFixed(2)} ms`);
   console.log(`interval spanning a swap, max / median      ${Math.max(...gapAfterSwap).toFixed(2)} / ${median(gapAfterSwap).toFixed(2)} ms  (${swapTimes.length} swaps, ${failures} failed inferences, ${completions.length} done)`);
+  console.log(`next model load + warm-up, median           ${median(loadMs).toFixed(1)} ms`);
+  console.log(`longest interval during load + warm-up      ${Math.max(...gapDuringLoad).toFixed(2)} / ${median(gapDuringLoad).toFixed(2)} ms  (max / median)`);
+  console.log(`swap to old session released, median / max ${median(releaseMs).toFixed(2)} / ${Math.max(...releaseMs).toFixed(2)} ms`);
 
   await slot.close();
   await session.release();

@@ -132,6 +132,13 @@ export class ModelSlot<D extends SlotDetector = SlotDetector> extends EventEmitt
   }
 
   #dispose(entry: Entry<D>): void {
+    // On a later turn of the event loop: ORT's release is synchronous and takes milliseconds, and run inline it
+    // delayed the last caller's next inference by that much. Deferred, the serving loop starts its next inference
+    // (in ORT's threads) first and the release's main-thread time overlaps it.
+    setImmediate(() => this.#release(entry));
+  }
+
+  #release(entry: Entry<D>): void {
     entry.detector
       .dispose()
       .then(
