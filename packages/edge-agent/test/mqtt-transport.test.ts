@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { MqttSession } from '../src/mqtt/session.js';
 import { waitFor } from './mqtt-brokers.js';
+import { makePki } from './tls-pki.js';
 
 let dir: string;
 let broker: Aedes;
@@ -18,16 +18,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kd-mqtt-tls-'));
   broker = await Aedes.createBroker();
   // A throwaway CA that signs the broker's certificate and the device's client certificate.
-  const ssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=kd-test-ca');
-  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const name of ['server', 'cam-01']) {
-    ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', 'san.ext');
-  }
+  await makePki(dir, ['cam-01']);
 });
 
 afterAll(async () => {
@@ -50,8 +41,8 @@ describe('MqttSession transports', { timeout: 60_000 }, () => {
     const server = createTlsServer(
       {
         key: await readFile(join(dir, 'server.key')),
-        cert: await readFile(join(dir, 'server.pem')),
-        ca: await readFile(join(dir, 'ca.pem')),
+        cert: await readFile(join(dir, 'server.crt')),
+        ca: await readFile(join(dir, 'ca.crt')),
         requestCert: true,
         rejectUnauthorized: true,
       },
@@ -66,7 +57,7 @@ describe('MqttSession transports', { timeout: 60_000 }, () => {
           url: `mqtts://127.0.0.1:${port}`,
           clientId: 'cam-01',
           protocolVersion: 4,
-          tls: { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'cam-01.pem'), keyFile: join(dir, 'cam-01.key') },
+          tls: { caFile: join(dir, 'ca.crt'), certFile: join(dir, 'cam-01.crt'), keyFile: join(dir, 'cam-01.key') },
         }),
       );
       // Without the client certificate the handshake fails and the session keeps retrying instead of connecting.
@@ -75,7 +66,7 @@ describe('MqttSession transports', { timeout: 60_000 }, () => {
         clientId: 'cam-02',
         protocolVersion: 4,
         backoff: { baseMs: 10, maxMs: 20 },
-        tls: { caFile: join(dir, 'ca.pem') },
+        tls: { caFile: join(dir, 'ca.crt') },
       });
       const errors: Error[] = [];
       anonymous.on('error', (e) => errors.push(e));

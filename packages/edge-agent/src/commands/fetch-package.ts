@@ -1,9 +1,20 @@
 import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import { decodeChunkFrame, makeChunkRequest, type DeployCommand } from '@kd-edge/core';
 import type { Agent } from '../agent.js';
 import { ChunkDownloader } from '../transfer/chunk-download.js';
 import { httpDownload } from '../transfer/http-download.js';
 import type { CommandContext } from './command-context.js';
+
+/**
+ * The CAs an https package download trusts: the system's, plus the broker's CA file when one is configured (a
+ * private CA usually signs kd-fleet's certificate as well). Undefined (Node's defaults) without one. The system's
+ * stay: a download may be redirected to a public store (a presigned S3 URL, a CDN).
+ */
+export async function artifactCas(brokerCaFile: string | undefined): Promise<Array<string | Buffer> | undefined> {
+  if (brokerCaFile === undefined) return undefined;
+  return [...rootCertificates, await readFile(brokerCaFile)];
+}
 
 /** Progress events at most this often (the last one always goes out). */
 const PROGRESS_EVERY_MS = 1000;
@@ -26,7 +37,7 @@ export async function fetchPackage(agent: Agent, cmd: DeployCommand, dest: strin
   if (pkg.http !== undefined) {
     await httpDownload({
       url: pkg.http.url, dest, size: pkg.size, sha256: pkg.sha256, headers: pkg.http.headers,
-      ca: agent.config.broker.ca === undefined ? undefined : await readFile(agent.config.broker.ca),
+      ca: await artifactCas(agent.config.broker.ca),
       maxBytes: agent.config.limits.maxPackageBytes, signal: ctx.signal,
       onProgress: (p) => progress(p.bytes),
     });
