@@ -153,6 +153,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     return agent;
   }
 
+  /** The GPU's name read at start (the engine cache key's), or undefined. */
+  get gpuName(): string | undefined {
+    return this.#hardware?.gpu ?? undefined;
+  }
+
   /** The model serving now. */
   active(): LoadedModel | undefined {
     return this.#active;

@@ -14,6 +14,8 @@ export interface AgentServices {
   readonly trustedKeys: readonly KeyObject[];
   /** trtexec on this device, if any. */
   readonly trtexec: string | undefined;
+  /** The GPU's name as read at start (nvidia-smi or the Jetson model), part of the engine cache key; undefined without one. */
+  readonly gpuName: string | undefined;
   /** The model serving now. */
   active(): LoadedModel | undefined;
   /** Brings the package tar to `dest` (HTTP with resume, or MQTT chunks), verified against the command's size and SHA-256. */

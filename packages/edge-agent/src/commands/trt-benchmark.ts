@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { buildBenchReport, benchResultFromTrtexec, type BenchMessage } from '../bench/bench-report.js';
 import type { LoadedModel } from '../model/loaded-model.js';
-import { detectGpuName } from '../runtime/gpu-name.js';
 import { benchmarkEngine } from '../runtime/trtexec-bench.js';
 import { buildEngine } from '../runtime/trtexec-build.js';
 import type { AgentServices } from './agent-services.js';
@@ -13,7 +12,7 @@ import type { AgentServices } from './agent-services.js';
  */
 export async function trtBenchmark(agent: AgentServices, loaded: LoadedModel, commandId: string | null): Promise<BenchMessage | undefined> {
   if (agent.trtexec === undefined || loaded.manifest.tensorrt === undefined) return undefined;
-  const gpu = (await detectGpuName()) ?? 'unknown-gpu';
+  const gpu = agent.gpuName ?? 'unknown-gpu';
   const engine = await buildEngine({
     trtexec: agent.trtexec,
     packageDir: loaded.stored.dir,
