@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkDownloader, type ChunkDownloaderOptions, type ChunkProgress } from '../src/transfer/chunk-download.js';
-import { TransferError } from '../src/transfer/transfer-error.js';
 import { modelBytes } from './store-helpers.js';
+import { exists, failure } from './transfer-helpers.js';
 
 const CHUNK = 1000;
 const FILE = modelBytes(25_500, 5); // 26 chunks, the last one 500 bytes
@@ -61,20 +61,6 @@ function downloader(fleet: FakeFleet, extra: Partial<ChunkDownloaderOptions> = {
   fleet.target = dl;
   return dl;
 }
-
-async function failure(p: Promise<unknown>): Promise<TransferError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TransferError);
-  return err as TransferError;
-}
-
-const exists = (p: string): Promise<boolean> => stat(p).then(
-  () => true,
-  () => false,
-);
 
 describe('ChunkDownloader', () => {
   it('asks for every chunk once within the window, assembles, verifies and renames', async () => {

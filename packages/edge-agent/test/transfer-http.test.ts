@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { httpDownload, type HttpDownloadOptions } from '../src/transfer/http-download.js';
-import { TransferError } from '../src/transfer/transfer-error.js';
 import { modelBytes } from './store-helpers.js';
+import { exists, failure } from './transfer-helpers.js';
 
 const BODY = modelBytes(200_000, 11);
 const SHA = createHash('sha256').update(BODY).digest('hex');
@@ -113,20 +113,6 @@ afterEach(async () => {
 function opts(extra: Partial<HttpDownloadOptions> = {}): HttpDownloadOptions {
   return { url: `${base}/file`, dest: join(dir, 'pkg.tar'), size: BODY.length, sha256: SHA, retries: 0, retryDelayMs: 1, ...extra };
 }
-
-async function failure(p: Promise<unknown>): Promise<TransferError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TransferError);
-  return err as TransferError;
-}
-
-const exists = (p: string): Promise<boolean> => stat(p).then(
-  () => true,
-  () => false,
-);
 
 describe('httpDownload', () => {
   it('downloads, verifies and renames into place, leaving no part or sidecar', async () => {

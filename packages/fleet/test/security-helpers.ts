@@ -4,7 +4,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ export const ADD_USER_SCRIPT = join(REPO, 'packages/fleet/scripts/add-broker-use
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
 /** PEM material of a throwaway private CA, a server certificate for 127.0.0.1 and per-device client certificates. */
+import { freePort, waitFor } from '../../edge-agent/test/mqtt-brokers.js';
 import { makePki, type TestPki } from '../../edge-agent/test/tls-pki.js';
 
 export { makePki, type TestPki };
@@ -222,7 +222,7 @@ export function inbox(client: MqttClient): Array<{ topic: string; payload: Buffe
   return seen;
 }
 
-export { waitFor } from '../../edge-agent/test/mqtt-brokers.js';
+export { freePort, waitFor };
 
 /** The reason code of a rejected MQTT operation (mqtt.js ErrorWithReasonCode), or 'ok' when it succeeded. */
 export async function outcome(operation: Promise<unknown>): Promise<number | 'ok'> {
@@ -236,11 +236,3 @@ export async function outcome(operation: Promise<unknown>): Promise<number | 'ok
   }
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
