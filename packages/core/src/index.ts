@@ -1,6 +1,10 @@
 // Errors
 export { KdEdgeError, ConfigError } from './errors.js';
 
+// The levelled logger library parts take
+export { silentLogger } from './util/logger.js';
+export type { Logger } from './util/logger.js';
+
 // Seeded randomness (model initialisation, test data)
 export { seededRandom } from './util/seeded-random.js';
 

@@ -3,8 +3,8 @@ import type { KeyObject } from 'node:crypto';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, verifyCommandSignature,
-  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware,
+  KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
+  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger,
 } from '@kd-edge/core';
 import type { BenchMessage } from './bench/bench-report.js';
 import type { AgentConfig } from './config/agent-config.js';
@@ -29,19 +29,9 @@ import { deviceFacts } from './status/device-facts.js';
 import { freeBytes } from './transfer/disk-space.js';
 import { ModelStore, type StoredVersion } from './store/model-store.js';
 
-/** A levelled logger; the agent never writes to the console itself. */
-export interface AgentLogger {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-}
-
-const SILENT: AgentLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /** Options of {@link Agent.start}. */
 export interface AgentOptions {
-  logger?: AgentLogger;
+  logger?: Logger;
   /** Reported in the status (default the package version). */
   agentVersion?: string;
   /** Device-fact probes (tests point them at fixtures). */
@@ -95,7 +85,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     readonly session: MqttSession,
     readonly trustedKeys: readonly KeyObject[],
     readonly trtexec: string | undefined,
-    private readonly log: AgentLogger,
+    private readonly log: Logger,
     private readonly agentVersion: string,
     private readonly options: AgentOptions = {},
   ) {
@@ -106,7 +96,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
 
   /** Opens the store (repairing it after a crash), loads the active model, connects, and resumes unfinished commands. */
   static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
-    const log = options.logger ?? SILENT;
+    const log = options.logger ?? silentLogger;
     await mkdir(config.dataDir, { recursive: true });
     const trustedKeys: KeyObject[] = [];
     for (const file of config.keys) {

@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
-import { Agent, type AgentLogger } from './agent.js';
+import type { Logger } from '@kd-edge/core';
+import { Agent } from './agent.js';
 import { loadAgentConfig } from './config/agent-config.js';
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 type Level = (typeof LEVELS)[number];
 
 /** A logger writing `time level message` lines to stderr from `level` up. */
-export function stderrLogger(level: Level, json = false): AgentLogger {
+export function stderrLogger(level: Level, json = false): Logger {
   const min = LEVELS.indexOf(level);
   const line = (l: Level) => (msg: string): void => {
     if (LEVELS.indexOf(l) < min) return;

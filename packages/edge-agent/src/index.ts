@@ -8,7 +8,7 @@ export type { AgentConfig, AgentConfigSources } from './config/agent-config.js';
 
 // The agent
 export { Agent } from './agent.js';
-export type { AgentOptions, AgentEvents, AgentLogger } from './agent.js';
+export type { AgentOptions, AgentEvents } from './agent.js';
 export { main as kdAgentMain, stderrLogger } from './cli.js';
 export { loadModel } from './model/loaded-model.js';
 export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';
@@ -86,8 +86,6 @@ export type { ServeErrorCode } from './serve/serve-error.js';
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';
 export type { RuntimeErrorCode } from './runtime/runtime-error.js';
-export { SILENT_LOGGER } from './runtime/logger.js';
-export type { RuntimeLogger } from './runtime/logger.js';
 export { OrtRuntime, DEFAULT_EXECUTION_PROVIDERS } from './runtime/ort-runtime.js';
 export type { OrtRuntimeOptions, ExecutionProviderPreference, ProviderFailure, OrtValueInfo, OrtOutput } from './runtime/ort-runtime.js';
 export { ortRuntimeInfo } from './runtime/ort-info.js';

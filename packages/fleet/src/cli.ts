@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import type { FleetLogger } from './db/logger.js';
+import type { Logger } from '@kd-edge/core';
 import type { FleetContext } from './server/fleet-context.js';
 import type { FleetHandler } from './server/fleet-server.js';
 
@@ -8,7 +8,7 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 type Level = (typeof LEVELS)[number];
 
 /** A logger writing `time level message` lines to stderr from `level` up. */
-export function fleetStderrLogger(level: Level = 'info'): FleetLogger {
+export function fleetStderrLogger(level: Level = 'info'): Logger {
   const min = LEVELS.indexOf(level);
   const line = (l: Level) => (msg: string): void => {
     if (LEVELS.indexOf(l) >= min) process.stderr.write(`${new Date().toISOString()} ${l.padEnd(5)} ${msg}\n`);

@@ -8,8 +8,6 @@ export type { Migration, MigrateResult } from './db/migrate.js';
 export { coreMigrations } from './db/core-migrations.js';
 export { FleetError } from './db/fleet-error.js';
 export type { FleetErrorCode } from './db/fleet-error.js';
-export { silentFleetLogger } from './db/logger.js';
-export type { FleetLogger } from './db/logger.js';
 
 // Registry
 export { Registry } from './registry/registry.js';

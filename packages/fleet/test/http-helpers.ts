@@ -4,10 +4,9 @@
 import { request as httpRequest, createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fleetTopics, makeBench, makeEvent, makeStatus, type BenchMessage, type EventState } from '@kd-edge/core';
+import { fleetTopics, makeBench, makeEvent, makeStatus, type BenchMessage, type EventState, type Logger } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
 import { coreMigrations } from '../src/db/core-migrations.js';
-import type { FleetLogger } from '../src/db/logger.js';
 import { migrate } from '../src/db/migrate.js';
 import { openDatabase } from '../src/db/open-database.js';
 import { DeviceRegistry } from '../src/devices/device-registry.js';
@@ -25,7 +24,7 @@ export const TOKEN = 'correct-horse-battery-staple';
 const topics = fleetTopics(FLEET);
 
 /** A logger that keeps every line, to check what the server logged (and that it was not told to the client). */
-export function recordingLogger(): FleetLogger & { lines: Array<{ level: string; message: string }> } {
+export function recordingLogger(): Logger & { lines: Array<{ level: string; message: string }> } {
   const lines: Array<{ level: string; message: string }> = [];
   const at = (level: string) => (message: string): void => void lines.push({ level, message });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };

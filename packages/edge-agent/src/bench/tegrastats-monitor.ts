@@ -3,8 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { TegrastatsSummary } from '@kd-edge/core';
-import type { RuntimeLogger } from '../runtime/logger.js';
-import { SILENT_LOGGER } from '../runtime/logger.js';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { findOnPath, isExecutableFile } from '../runtime/trtexec-locate.js';
 import { parseTegrastatsLine } from './tegrastats-parser.js';
 import type { TegrastatsSample } from './tegrastats-parser.js';
@@ -25,7 +24,7 @@ export interface TegrastatsMonitorOptions {
   intervalMs?: number;
   /** Extra arguments (tests use this to point a stand-in at its sample lines). */
   extraArgs?: readonly string[];
-  logger?: RuntimeLogger;
+  logger?: Logger;
 }
 
 
@@ -99,7 +98,7 @@ export class TegrastatsMonitor extends EventEmitter<TegrastatsMonitorEvents> {
   readonly #closed: Promise<void>;
   #stopping = false;
 
-  private constructor(child: ChildProcess, log: RuntimeLogger) {
+  private constructor(child: ChildProcess, log: Logger) {
     super();
     this.#child = child;
     const lines = createInterface({ input: child.stdout! });
@@ -123,7 +122,7 @@ export class TegrastatsMonitor extends EventEmitter<TegrastatsMonitorEvents> {
 
   /** Starts tegrastats, or resolves undefined when it is absent or cannot start. */
   static async start(options: TegrastatsMonitorOptions = {}): Promise<TegrastatsMonitor | undefined> {
-    const log = options.logger ?? SILENT_LOGGER;
+    const log = options.logger ?? silentLogger;
     const intervalMs = options.intervalMs ?? 500;
     if (!Number.isInteger(intervalMs) || intervalMs < 10) throw new RangeError(`intervalMs must be an integer >= 10, got ${intervalMs}`);
     const exe = await locateTegrastats(options);

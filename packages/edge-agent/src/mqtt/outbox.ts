@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SILENT_LOGGER, type MqttLogger } from './logger.js';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { MqttError } from './mqtt-error.js';
 import { decodeOutboxRecord, encodeOutboxRecord, peekOutboxTopic, type OutboxRecord } from './outbox-record.js';
 
@@ -13,7 +13,7 @@ export interface OutboxOptions {
   maxBytes?: number;
   /** fsync each file and the folder before a message counts as queued, so it also survives a power cut (default true). */
   fsync?: boolean;
-  logger?: MqttLogger;
+  logger?: Logger;
 }
 
 /** A queued message as {@link Outbox.flush} hands it to the sender. */
@@ -71,7 +71,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   readonly maxMessages: number;
   readonly maxBytes: number;
   readonly #fsync: boolean;
-  readonly #logger: MqttLogger;
+  readonly #logger: Logger;
   // Ascending by seq: only whole files (renamed into place) are listed here.
   readonly #entries: Entry[] = [];
   #bytes = 0;
@@ -90,7 +90,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.maxMessages = options.maxMessages ?? 10_000;
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.#fsync = options.fsync ?? true;
-    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#logger = options.logger ?? silentLogger;
     this.#entries = entries;
     this.#bytes = entries.reduce((sum, e) => sum + e.bytes, 0);
     this.#nextSeq = entries.length > 0 ? entries[entries.length - 1]!.seq + 1 : 1;
@@ -104,7 +104,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty path');
     checkPositiveInteger('maxMessages', options.maxMessages);
     checkPositiveInteger('maxBytes', options.maxBytes);
-    const logger = options.logger ?? SILENT_LOGGER;
+    const logger = options.logger ?? silentLogger;
     try {
       await mkdir(dir, { recursive: true });
       const entries: Entry[] = [];

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { buildClientOptions, type MqttConnectionOptions } from './client-options.js';
-import { SILENT_LOGGER, type MqttLogger } from './logger.js';
 import { MqttError } from './mqtt-error.js';
 import type { Outbox, OutboxMessage, OutboxSendResult } from './outbox.js';
 
@@ -17,7 +17,7 @@ export interface MqttSessionOptions extends MqttConnectionOptions {
   random?: () => number;
   /** Disk queue for QoS ≥ 1 messages published while offline; without one they are dropped (and logged). */
   outbox?: Outbox;
-  logger?: MqttLogger;
+  logger?: Logger;
 }
 
 /** What a 'connect' event tells. */
@@ -108,7 +108,7 @@ const SOCKET_ERRORS = new Set([
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   readonly clientId: string;
   readonly #options: MqttSessionOptions;
-  readonly #logger: MqttLogger;
+  readonly #logger: Logger;
   readonly #backoff: Backoff;
   readonly #outbox: Outbox | undefined;
   // Topics the caller wants, and those the broker's current session is known to hold.
@@ -126,7 +126,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     super();
     this.#options = { ...options };
     this.clientId = options.clientId;
-    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#logger = options.logger ?? silentLogger;
     this.#backoff = new Backoff(options.backoff, options.random);
     this.#outbox = options.outbox;
     for (const topic of options.subscriptions ?? []) this.#wanted.add(checkFilter(topic));

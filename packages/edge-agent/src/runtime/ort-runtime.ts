@@ -1,6 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { RuntimeLogger } from './logger.js';
-import { SILENT_LOGGER } from './logger.js';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { RuntimeError } from './runtime-error.js';
 
 /** An execution provider by name (`'tensorrt'`, `'cuda'`, `'cpu'`, …) or with its ORT options. */
@@ -15,7 +14,7 @@ export interface OrtRuntimeOptions {
   executionProviders?: readonly ExecutionProviderPreference[];
   /** Other session options (threads, graph optimisation); `executionProviders` here is ignored. */
   sessionOptions?: Omit<ort.InferenceSession.SessionOptions, 'executionProviders'>;
-  logger?: RuntimeLogger;
+  logger?: Logger;
 }
 
 /** One provider that could not create a session, and why. */
@@ -85,7 +84,7 @@ export class OrtRuntime {
     if (!Array.isArray(prefs) || prefs.length === 0) {
       throw new RangeError('executionProviders must be a non-empty array of provider names or configs');
     }
-    const log = options.logger ?? SILENT_LOGGER;
+    const log = options.logger ?? silentLogger;
     const failures: ProviderFailure[] = [];
     for (const pref of prefs) {
       const name = providerName(pref);

@@ -1,5 +1,4 @@
-import { parseTrtVersion } from '@kd-edge/core';
-import type { RuntimeLogger } from './logger.js';
+import { parseTrtVersion, type Logger } from '@kd-edge/core';
 import { runTrtexec } from './trtexec-process.js';
 import { parseTrtexecPerformance } from './trtexec-report.js';
 import type { TrtexecPerformance } from './trtexec-report.js';
@@ -22,7 +21,7 @@ export interface TrtexecBenchOptions {
   dlaCore?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
-  logger?: RuntimeLogger;
+  logger?: Logger;
 }
 
 /** A trtexec benchmark: the parsed summary and the arguments that produced it. */

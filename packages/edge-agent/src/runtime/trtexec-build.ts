@@ -1,10 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTrtVersion, trtexecArgs, validateTrtPlan } from '@kd-edge/core';
+import { parseTrtVersion, trtexecArgs, validateTrtPlan, silentLogger, type Logger } from '@kd-edge/core';
 import type { TrtPlan } from '@kd-edge/core';
 import { EngineCache } from './engine-cache.js';
-import type { RuntimeLogger } from './logger.js';
-import { SILENT_LOGGER } from './logger.js';
 import { RuntimeError } from './runtime-error.js';
 import { runTrtexec } from './trtexec-process.js';
 import { detectTrtexecVersion } from './trtexec-version.js';
@@ -31,7 +29,7 @@ export interface BuildEngineOptions {
   /** Build time limit (default 30 minutes). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  logger?: RuntimeLogger;
+  logger?: Logger;
 }
 
 /** An engine ready to load: from the cache or just built. */
@@ -74,7 +72,7 @@ async function requireFile(path: string, what: string): Promise<void> {
  * const { enginePath, cached } = await buildEngine({ trtexec, packageDir, packageSha256, gpu: 'Orin', cacheDir });
  */
 export async function buildEngine(options: BuildEngineOptions): Promise<BuiltEngine> {
-  const log = options.logger ?? SILENT_LOGGER;
+  const log = options.logger ?? silentLogger;
   const plan = await readPlan(options.packageDir);
   const trtVersion = options.trtVersion ?? (await detectTrtexecVersion(options.trtexec, { logger: log, signal: options.signal }));
   const device = parseTrtVersion(trtVersion);

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { RuntimeLogger } from './logger.js';
-import { SILENT_LOGGER } from './logger.js';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { RuntimeError } from './runtime-error.js';
 
 /** Options of {@link runTrtexec}. */
@@ -12,7 +11,7 @@ export interface RunTrtexecOptions {
   /** Environment of the child (default the agent's). */
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
-  logger?: RuntimeLogger;
+  logger?: Logger;
   /** What is being done, for error messages (default `trtexec`). */
   what?: string;
   /** Resolve with a non-zero exit code instead of throwing `RUNTIME_TRTEXEC_FAILED` (timeouts still throw). */
@@ -48,7 +47,7 @@ export function runTrtexec(executable: string, args: readonly string[], options:
   if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw new TypeError('args must be an array of strings');
   const timeoutMs = options.timeoutMs ?? 30 * 60_000;
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${timeoutMs}`);
-  const log = options.logger ?? SILENT_LOGGER;
+  const log = options.logger ?? silentLogger;
   const what = options.what ?? 'trtexec';
   const tailLines = options.tailLines ?? 40;
   const started = performance.now();

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { checkExtensions, isFrameFile, waiter, type Frame, type FrameSource, type Waiter } from './frame-source.js';
-import { SILENT_LOGGER, type ServeLogger } from './logger.js';
 
 /** Options of {@link DirectoryWatchSource}. */
 export interface DirectoryWatchSourceOptions {
@@ -25,7 +25,7 @@ export interface DirectoryWatchSourceOptions {
   maxQueue?: number;
   /** Use fs.watch (default true); false polls only. */
   watch?: boolean;
-  logger?: ServeLogger;
+  logger?: Logger;
 }
 
 /** Events of a {@link DirectoryWatchSource}. */
@@ -68,7 +68,7 @@ export class DirectoryWatchSource extends EventEmitter<DirectoryWatchSourceEvent
   readonly #removeAfterRead: boolean;
   readonly #maxQueue: number;
   readonly #useWatch: boolean;
-  readonly #log: ServeLogger;
+  readonly #log: Logger;
   /** Files not yet taken, by name, with their last size and mtime. */
   readonly #pending = new Map<string, Observation>();
   /** Files taken (or present at start), by name → `size:mtime`, so that only a rewrite is new. */
@@ -98,7 +98,7 @@ export class DirectoryWatchSource extends EventEmitter<DirectoryWatchSourceEvent
     this.#maxQueue = options.maxQueue ?? 32;
     if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 1) throw new RangeError(`maxQueue must be an integer >= 1, got ${options.maxQueue}`);
     this.#useWatch = options.watch ?? true;
-    this.#log = options.logger ?? SILENT_LOGGER;
+    this.#log = options.logger ?? silentLogger;
   }
 
   /** Starts watching (the first iteration does this too); rejects when the folder cannot be read. */

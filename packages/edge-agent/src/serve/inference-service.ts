@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { DetectionsLimiter } from './detections-limiter.js';
 import type { DetectOptions } from './detector.js';
 import type { Frame, FrameSource } from './frame-source.js';
-import { SILENT_LOGGER, type ServeLogger } from './logger.js';
 import type { ModelSlot, SlotDetector, SlotResult } from './model-slot.js';
 
 /** Most detections one message carries (the protocol's limit); the best-scoring are kept. */
@@ -62,7 +62,7 @@ export interface InferenceServiceOptions<D extends NamedDetector> {
   /** Gets every frame's message, not rate-limited (a serial line to a PLC wants every frame). */
   serial?: LineSink;
   detect?: DetectOptions;
-  logger?: ServeLogger;
+  logger?: Logger;
 }
 
 /** Events of an {@link InferenceService}. */
@@ -100,7 +100,7 @@ export class InferenceService<D extends NamedDetector = NamedDetector> extends E
   readonly #limiter: DetectionsLimiter;
   readonly #serial: LineSink | undefined;
   readonly #detect: DetectOptions | undefined;
-  readonly #log: ServeLogger;
+  readonly #log: Logger;
   readonly #doneAt: number[] = [];
   #frames = 0;
   #errors = 0;
@@ -122,7 +122,7 @@ export class InferenceService<D extends NamedDetector = NamedDetector> extends E
     this.#limiter = options.limiter ?? new DetectionsLimiter({ maxPerSecond: options.maxPerSecond ?? 10 });
     this.#serial = options.serial;
     this.#detect = options.detect;
-    this.#log = options.logger ?? SILENT_LOGGER;
+    this.#log = options.logger ?? silentLogger;
   }
 
   /** A snapshot of the counters (the status message's `serving` takes `fps` and `frames`). */

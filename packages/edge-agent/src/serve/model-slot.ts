@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import type { DetectOptions, DetectResult, DetectorImage } from './detector.js';
-import { SILENT_LOGGER, type ServeLogger } from './logger.js';
 import { ServeError } from './serve-error.js';
 
 /** What a slot holds: a {@link Detector} or anything with the same two methods. */
@@ -24,7 +24,7 @@ export interface ModelSlotEvents<D extends SlotDetector> {
 
 /** Options of {@link ModelSlot}. */
 export interface ModelSlotOptions {
-  logger?: ServeLogger;
+  logger?: Logger;
 }
 
 interface Entry<D> {
@@ -49,11 +49,11 @@ export class ModelSlot<D extends SlotDetector = SlotDetector> extends EventEmitt
   #active: Entry<D> | undefined;
   #generation = 0;
   #closed = false;
-  readonly #log: ServeLogger;
+  readonly #log: Logger;
 
   constructor(initial?: D, options: ModelSlotOptions = {}) {
     super();
-    this.#log = options.logger ?? SILENT_LOGGER;
+    this.#log = options.logger ?? silentLogger;
     if (initial !== undefined) this.#active = this.#entry(initial);
   }
 

@@ -1,6 +1,6 @@
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { EventEmitter } from 'node:events';
 import { SerialPort } from 'serialport';
-import { SILENT_LOGGER, type ServeLogger } from './logger.js';
 
 /** Options of {@link SerialSink}. */
 export interface SerialSinkOptions {
@@ -14,7 +14,7 @@ export interface SerialSinkOptions {
   retryInitialMs?: number;
   /** Longest delay between reopen attempts (default 5000 ms). */
   retryMaxMs?: number;
-  logger?: ServeLogger;
+  logger?: Logger;
 }
 
 /** Where a {@link SerialSink} is: not started, opening, open, waiting to retry, or closed for good. */
@@ -65,7 +65,7 @@ export class SerialSink extends EventEmitter<SerialSinkEvents> {
   readonly #maxPending: number;
   readonly #retryInitialMs: number;
   readonly #retryMaxMs: number;
-  readonly #log: ServeLogger;
+  readonly #log: Logger;
   readonly #queue: string[] = [];
   #state: SerialSinkState = 'idle';
   #port: SerialPort | undefined;
@@ -91,7 +91,7 @@ export class SerialSink extends EventEmitter<SerialSinkEvents> {
     if (!(this.#retryInitialMs > 0) || !(this.#retryMaxMs >= this.#retryInitialMs)) {
       throw new RangeError(`retryInitialMs must be > 0 and retryMaxMs >= retryInitialMs, got ${this.#retryInitialMs} and ${this.#retryMaxMs}`);
     }
-    this.#log = options.logger ?? SILENT_LOGGER;
+    this.#log = options.logger ?? silentLogger;
   }
 
   get state(): SerialSinkState {

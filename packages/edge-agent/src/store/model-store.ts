@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { verifyPackage, type VerifiedPackage, type VerifyOptions } from '@kd-edge/core';
+import { verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger } from '@kd-edge/core';
 import { fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from './durable-fs.js';
-import { silentLogger, type Logger } from './logger.js';
 import { StoreError } from './store-error.js';
 import { checkVersionInfo, parseVersionKey, versionKey, type VersionInfo } from './version-key.js';
 

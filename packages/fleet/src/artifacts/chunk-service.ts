@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
-import { DEFAULT_MAX_CHUNK_BYTES, encodeChunkFrame, fleetTopics, parseMessage, parseTopic, type ChunkRequestMessage, type FleetTopics } from '@kd-edge/core';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
+import {
+  DEFAULT_MAX_CHUNK_BYTES, encodeChunkFrame, fleetTopics, parseMessage, parseTopic, silentLogger,
+  type ChunkRequestMessage, type FleetTopics, type Logger,
+} from '@kd-edge/core';
 import type { PackageRecord } from '../registry/package-record.js';
 import { ByteBudget } from './byte-budget.js';
 
@@ -34,7 +36,7 @@ export interface ChunkServiceOptions {
   now?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: unknown) => void;
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 /** Counters of a {@link ChunkService}, since it started. */
@@ -104,7 +106,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
   readonly #topics: FleetTopics;
   readonly #source: ChunkSource;
   readonly #o: Required<Pick<ChunkServiceOptions, 'coalesceMs' | 'maxChunkBytes' | 'maxQueue' | 'maxInFlight' | 'now' | 'setTimeout' | 'clearTimeout'>>;
-  readonly #log: FleetLogger;
+  readonly #log: Logger;
   readonly #budget: ByteBudget;
   readonly #queue = new Map<string, Job>(); // in arrival order, so the first job is the earliest ready
   readonly #sending = new Set<string>();
@@ -139,7 +141,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
       clearTimeout: options.clearTimeout ?? ((h) => clearTimeout(h as NodeJS.Timeout)),
     };
     this.#budget = new ByteBudget(positive(options.bytesPerSecond, 8 * 1024 * 1024, 'options.bytesPerSecond', false), this.#o.now);
-    this.#log = options.logger ?? silentFleetLogger;
+    this.#log = options.logger ?? silentLogger;
   }
 
   /** Subscribe to the fleet's chunk requests and start answering them. */

@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import {
-  fleetTopics, parseMessage, parseTopic, ProtocolError, type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage,
+  fleetTopics, parseMessage, parseTopic, ProtocolError, silentLogger,
+  type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, type Logger,
 } from '@kd-edge/core';
 import { FleetError } from '../db/fleet-error.js';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
 import type { BenchRecord, DeviceFilter, DeviceRecord } from './device-record.js';
 import { normaliseTags } from './device-tags.js';
 
@@ -52,7 +52,7 @@ export interface DeviceRegistryOptions {
   /** Bench reports kept per device, newest first (default 200). */
   benchKeep?: number;
   now?: () => number;
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 /** The part of an mqtt.js client {@link DeviceRegistry.attach} uses. */
@@ -121,7 +121,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
   readonly #db: Database.Database;
   readonly #topics: FleetTopics;
   readonly #now: () => number;
-  readonly #log: FleetLogger;
+  readonly #log: Logger;
   readonly #benchKeep: number;
   readonly #stats: DeviceRegistryStats = { status: 0, removed: 0, events: 0, bench: 0, malformed: 0, failed: 0 };
   readonly #q;
@@ -136,7 +136,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     this.fleet = options.fleet;
     this.#db = db;
     this.#now = options.now ?? Date.now;
-    this.#log = options.logger ?? silentFleetLogger;
+    this.#log = options.logger ?? silentLogger;
     const keep = options.benchKeep ?? 200;
     if (!Number.isSafeInteger(keep) || keep < 1) throw new RangeError(`options.benchKeep must be an integer >= 1, got ${String(options.benchKeep)}`);
     this.#benchKeep = keep;

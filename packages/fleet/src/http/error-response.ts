@@ -1,5 +1,4 @@
-import { KdEdgeError } from '@kd-edge/core';
-import type { FleetLogger } from '../db/logger.js';
+import { KdEdgeError, type Logger } from '@kd-edge/core';
 import { ApiError } from './api-error.js';
 
 /** The JSON body of every error the API answers: a stable code, a message for people, and the spec field at fault when there is one. */
@@ -37,7 +36,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
  * its code and message (and `field`, for a rollout spec); anything else is logged with its stack and
  * answered with a generic 500, since its message may hold paths or internals the client has no use for.
  */
-export function errorResponse(err: unknown, logger: FleetLogger, what: string): ErrorResponse {
+export function errorResponse(err: unknown, logger: Logger, what: string): ErrorResponse {
   if (err instanceof KdEdgeError && ERROR_STATUS[err.code] !== undefined) {
     const status = err instanceof ApiError ? err.status : ERROR_STATUS[err.code]!;
     const field = (err as { field?: unknown }).field;

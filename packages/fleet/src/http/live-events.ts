@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
+import { silentLogger, type Logger } from '@kd-edge/core';
 import { benchSummary, type BenchRecord } from '../devices/device-record.js';
 import type { DeviceChange, DeviceChangeKind, DeviceRegistry } from '../devices/device-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
@@ -16,7 +16,7 @@ export interface LiveEventsOptions {
   /** Reconnection delay the browser is told (`retry:`), ms (default 2000). */
   retryMs?: number;
   now?: () => number;
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 /** The event sources of the stream (a FleetContext is one). */
@@ -59,7 +59,7 @@ interface Pending {
  */
 export class LiveEvents {
   readonly #sources: LiveEventSources;
-  readonly #o: Required<Omit<LiveEventsOptions, 'logger' | 'now'>> & { now: () => number; logger: FleetLogger };
+  readonly #o: Required<Omit<LiveEventsOptions, 'logger' | 'now'>> & { now: () => number; logger: Logger };
   readonly #clients = new Set<ServerResponse>();
   readonly #stats = { events: 0, coalesced: 0, dropped: 0 };
   /** When each device's last `device` event went out. */
@@ -82,7 +82,7 @@ export class LiveEvents {
       maxBufferBytes: positive(options.maxBufferBytes, 1024 * 1024, 'options.maxBufferBytes'),
       retryMs: positive(options.retryMs, 2000, 'options.retryMs'),
       now: options.now ?? Date.now,
-      logger: options.logger ?? silentFleetLogger,
+      logger: options.logger ?? silentLogger,
     };
   }
 

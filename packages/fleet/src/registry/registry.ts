@@ -5,11 +5,11 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Database from 'better-sqlite3';
 import {
-  compareSemver, fleetTopics, isModelName, isModelVersion, KdEdgeError, MANIFEST_FILE, parseManifest, TarReader, verifyPackage,
-  type KeyInput, type Manifest,
+  compareSemver, fleetTopics, isModelName, isModelVersion, KdEdgeError, MANIFEST_FILE, parseManifest, TarReader,
+  verifyPackage, silentLogger,
+  type KeyInput, type Manifest, type Logger,
 } from '@kd-edge/core';
 import { FleetError } from '../db/fleet-error.js';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
 import type { PackageRecord } from './package-record.js';
 
 /** Publishes one MQTT message (an mqtt.js `publishAsync` fits); used for the retained manifests. */
@@ -25,7 +25,7 @@ export interface RegistryOptions {
   publish?: PublishFunction;
   /** The clock (ms), for `pushedAt`. */
   now?: () => number;
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 /** Options of {@link Registry.push}. */
@@ -58,7 +58,7 @@ export class Registry {
   readonly dataDir: string;
   readonly packagesDir: string;
   readonly #db: Database.Database;
-  readonly #o: { fleet?: string; publish?: PublishFunction; now: () => number; logger: FleetLogger };
+  readonly #o: { fleet?: string; publish?: PublishFunction; now: () => number; logger: Logger };
   readonly #byNameVersion: Database.Statement<[string, string], PackageRow>;
   readonly #bySha: Database.Statement<[string], PackageRow>;
   readonly #byName: Database.Statement<[string], PackageRow>;
@@ -76,7 +76,7 @@ export class Registry {
     this.#db = db;
     this.dataDir = resolve(options.dataDir);
     this.packagesDir = join(this.dataDir, 'packages');
-    this.#o = { fleet: options.fleet, publish: options.publish, now: options.now ?? Date.now, logger: options.logger ?? silentFleetLogger };
+    this.#o = { fleet: options.fleet, publish: options.publish, now: options.now ?? Date.now, logger: options.logger ?? silentLogger };
     this.#byNameVersion = db.prepare('SELECT * FROM packages WHERE name = ? AND version = ?');
     this.#bySha = db.prepare('SELECT * FROM packages WHERE sha256 = ? ORDER BY pushed_at LIMIT 1');
     this.#byName = db.prepare('SELECT * FROM packages WHERE name = ?');

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage } from '@kd-edge/core';
+import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage, silentLogger, type Logger } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
 import { executionRank, isFinalExecutionState, type ExecutionState } from './execution-state.js';
 import { gateViolation, hasGates } from './rollout-gates.js';
 import { RolloutError } from './rollout-error.js';
@@ -35,7 +34,7 @@ export interface RolloutEngineOptions {
   /** New rollout ids: `[A-Za-z0-9]{1,40}`, never reused (agents remember command ids); 12 random hex characters by default. */
   newId?: () => string;
   /** Silent by default. */
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 /** Events of a {@link RolloutEngine}: state changes as they are stored, commands as they leave, and failures that did not stop it. */
@@ -81,7 +80,7 @@ function parseJson<T>(text: string | null): T | null {
 export class RolloutEngine extends EventEmitter<RolloutEngineEvents> {
   readonly #store: RolloutStore;
   readonly #options: RolloutEngineOptions;
-  readonly #log: FleetLogger;
+  readonly #log: Logger;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(options: RolloutEngineOptions) {
@@ -92,7 +91,7 @@ export class RolloutEngine extends EventEmitter<RolloutEngineEvents> {
     if (options.db === undefined || options.db === null) throw new TypeError('options.db must be a better-sqlite3 Database');
     this.#options = options;
     this.#store = new RolloutStore(options.db);
-    this.#log = options.logger ?? silentFleetLogger;
+    this.#log = options.logger ?? silentLogger;
   }
 
   // --- operator actions ---

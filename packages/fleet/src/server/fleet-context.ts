@@ -1,4 +1,4 @@
-import type { FleetLogger } from '../db/logger.js';
+import type { Logger } from '@kd-edge/core';
 import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import type { Registry } from '../registry/registry.js';
@@ -22,5 +22,5 @@ export interface FleetContext {
   startRollout(input: unknown): string;
   /** Server facts for the dashboard header: version, broker URLs (tcp, ws), uptime, counts. */
   info(): Record<string, unknown>;
-  logger: FleetLogger;
+  logger: Logger;
 }

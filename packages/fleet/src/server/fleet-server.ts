@@ -7,7 +7,8 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import {
-  fleetTopics, loadPrivateKey, loadPublicKey, makeCommand, signCommand, type CommandFields, type KeyInput,
+  fleetTopics, loadPrivateKey, loadPublicKey, makeCommand, signCommand, silentLogger,
+  type CommandFields, type KeyInput, type Logger,
 } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
 import { artifactPath } from '../artifacts/artifact-path.js';
@@ -15,7 +16,6 @@ import { ChunkService } from '../artifacts/chunk-service.js';
 import { serveArtifact } from '../artifacts/serve-artifact.js';
 import { coreMigrations } from '../db/core-migrations.js';
 import { FleetError } from '../db/fleet-error.js';
-import { silentFleetLogger, type FleetLogger } from '../db/logger.js';
 import { migrate } from '../db/migrate.js';
 import { openDatabase } from '../db/open-database.js';
 import { DeviceRegistry } from '../devices/device-registry.js';
@@ -65,7 +65,7 @@ export interface FleetServerOptions {
   chunkBytesPerSecond?: number;
   /** Handlers tried after the artifacts and before the 404: the API and the dashboard (see `webHandlers`). */
   handlers?: (context: FleetContext) => FleetHandler[];
-  logger?: FleetLogger;
+  logger?: Logger;
   /** The server's version, for /api/info. */
   version?: string;
 }
@@ -107,7 +107,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
   }
 
   static async start(options: FleetServerOptions): Promise<FleetServer> {
-    const log = options.logger ?? silentFleetLogger;
+    const log = options.logger ?? silentLogger;
     const fleet = options.fleet ?? 'default';
     const topics = fleetTopics(fleet);
     await mkdir(options.dataDir, { recursive: true });

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Agent, validateAgentConfig, type AgentLogger, type BenchMessage } from '@kd-edge/edge-agent';
+import type { Logger } from '@kd-edge/core';
+import { Agent, validateAgentConfig, type BenchMessage } from '@kd-edge/edge-agent';
 import type { SimDeviceSpec } from './device-plan.js';
 import { HARDWARE_PROFILES, deviceLatencyFactor, profileBenchTransform, type HardwareProfileName } from './hardware-profiles.js';
 import { seededRandom } from './seeded-random.js';
@@ -62,7 +63,7 @@ interface Running {
   factor: number;
 }
 
-const SILENT: AgentLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * Runs simulated kd-agents in this process: each a real {@link Agent} with its own device id, data folder and
@@ -75,7 +76,7 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
   constructor(
     private readonly options: AgentPoolOptions,
     readonly specs: readonly SimDeviceSpec[],
-    private readonly logger: AgentLogger = SILENT,
+    private readonly logger: Logger = SILENT,
   ) {
     super();
     if (options.killable && !/^(mqtt|ws):\/\//.test(options.brokerUrl)) {
@@ -204,7 +205,7 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
   }
 }
 
-function prefixed(log: AgentLogger, id: string): AgentLogger {
+function prefixed(log: Logger, id: string): Logger {
   return {
     debug: (m) => log.debug(`${id}: ${m}`),
     info: (m) => log.info(`${id}: ${m}`),

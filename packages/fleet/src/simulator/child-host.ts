@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AgentLogger } from '@kd-edge/edge-agent';
+import type { Logger } from '@kd-edge/core';
 import type { AgentPoolEvents, AgentPoolOptions } from './agent-pool.js';
 import type { SimDeviceSpec } from './device-plan.js';
 import type { ChildMessage, ParentMessage, SimLogLevel } from './simulator-ipc.js';
@@ -20,7 +20,7 @@ export interface ChildHostOptions {
   entry?: string;
   /** Node flags of the child (default the parent's `process.execArgv`, plus a TypeScript loader for a .ts entry). */
   execArgv?: string[];
-  logger?: AgentLogger;
+  logger?: Logger;
   logLevel?: SimLogLevel;
   /** How long stop() waits for the child to end before SIGKILL. */
   stopTimeoutMs?: number;

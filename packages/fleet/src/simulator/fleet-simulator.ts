@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import type { Agent, AgentLogger } from '@kd-edge/edge-agent';
+import type { Logger } from '@kd-edge/core';
+import type { Agent } from '@kd-edge/edge-agent';
 import { AgentPool, type AgentPoolEvents, type AgentPoolOptions } from './agent-pool.js';
 import { ChildHost } from './child-host.js';
 import { planDevices, type ProfileChoice, type SimDeviceSpec } from './device-plan.js';
@@ -49,7 +50,7 @@ export interface SimulatorOptions {
   ca?: string;
   /** How long start() waits for every device's online status; 0 to not wait (default 60 s). */
   onlineTimeoutMs?: number;
-  logger?: AgentLogger;
+  logger?: Logger;
   /** Lowest level children forward to `logger` (default info when there is a logger). */
   logLevel?: SimLogLevel;
   /** Child entry and node flags (defaults: simulator-child next to this module, `process.execArgv`). */

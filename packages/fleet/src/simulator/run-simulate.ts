@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AgentLogger } from '@kd-edge/edge-agent';
+import type { Logger } from '@kd-edge/core';
 import { FleetSimulator } from './fleet-simulator.js';
 import type { ProfileChoice } from './device-plan.js';
 
@@ -28,7 +28,7 @@ export interface SimulateIo {
   write?: (line: string) => void;
   /** Stops the simulation; without it SIGINT and SIGTERM do. */
   signal?: AbortSignal;
-  logger?: AgentLogger;
+  logger?: Logger;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Entry of one simulator child process (`FleetSimulator` with processes > 1 forks it): runs its share of the agents in
 // an AgentPool and talks to the parent over the IPC channel only. Not imported by the library.
-import type { AgentLogger } from '@kd-edge/edge-agent';
+import type { Logger } from '@kd-edge/core';
 import { AgentPool } from './agent-pool.js';
 import type { ChildMessage, ParentMessage, SimLogLevel } from './simulator-ipc.js';
 
@@ -21,7 +21,7 @@ function codeOf(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function logger(level: SimLogLevel): AgentLogger {
+function logger(level: SimLogLevel): Logger {
   const min = LEVELS.indexOf(level);
   const at = (l: SimLogLevel) => (message: string): void => {
     if (LEVELS.indexOf(l) >= min) void send({ type: 'log', level: l, message });

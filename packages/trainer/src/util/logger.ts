@@ -1,13 +1,7 @@
-/** Levelled logger taken by library code; the CLI decides where lines go. Libraries never console.log. */
-export interface Logger {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-}
+import type { Logger } from '@kd-edge/core';
 
-/** A logger that drops everything (the default for library calls). */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+// The levelled logger is core's: the trainer's modules import it from here with consoleLogger.
+export { silentLogger, type Logger } from '@kd-edge/core';
 
 /**
  * Logger writing warnings and errors to stderr and info to `out` (stdout, or stderr when stdout
