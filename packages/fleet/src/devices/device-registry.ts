@@ -74,32 +74,9 @@ interface DeviceRow {
   removed_at: number | null;
 }
 
-interface BenchRow {
-  id: number;
-  device_id: string;
-  ts: number;
-  received_at: number;
-  command_id: string | null;
-  name: string;
-  version: string;
-  sha256: string;
-  runtime: string;
-  p50: number;
-  p95: number;
-  fps: number;
-  power_mw: number | null;
-  temp_c: number | null;
-  map50: number | null;
-}
-
-const BENCH_COLUMNS = 'id, device_id, ts, received_at, command_id, name, version, sha256, runtime, p50, p95, fps, power_mw, temp_c, map50';
-
-function benchRecord(r: BenchRow): BenchRecord {
-  return {
-    id: r.id, deviceId: r.device_id, ts: r.ts, receivedAt: r.received_at, commandId: r.command_id, name: r.name, version: r.version,
-    sha256: r.sha256, runtime: r.runtime, p50: r.p50, p95: r.p95, fps: r.fps, powerMw: r.power_mw, tempC: r.temp_c, map50: r.map50,
-  };
-}
+// Read as BenchRecord directly: snake_case columns aliased to the record's names.
+const BENCH_COLUMNS = `id, device_id AS deviceId, ts, received_at AS receivedAt, command_id AS commandId, name, version, sha256, runtime,
+  p50, p95, fps, power_mw AS powerMw, temp_c AS tempC, map50`;
 
 /** The will is the short status: no agent version or hardware, just `online: false`. */
 function isShortStatus(s: StatusMessage): boolean {
@@ -166,10 +143,10 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
         `DELETE FROM bench_reports WHERE device_id = @id AND id NOT IN
          (SELECT id FROM bench_reports WHERE device_id = @id ORDER BY ts DESC, id DESC LIMIT @keep)`,
       ),
-      bench: db.prepare<[number], BenchRow>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE id = ?`),
-      history: db.prepare<[string, number], BenchRow>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?`),
+      bench: db.prepare<[number], BenchRecord>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE id = ?`),
+      history: db.prepare<[string, number], BenchRecord>(`SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE device_id = ? ORDER BY ts DESC, id DESC LIMIT ?`),
       // One index lookup per device (bench_reports_device_ts ends in the rowid, so the ORDER BY is the index's).
-      latestAll: db.prepare<[], BenchRow>(
+      latestAll: db.prepare<[], BenchRecord>(
         `SELECT ${BENCH_COLUMNS} FROM bench_reports WHERE id IN
          (SELECT (SELECT b.id FROM bench_reports b WHERE b.device_id = d.id ORDER BY b.ts DESC, b.id DESC LIMIT 1) FROM devices d)`,
       ),
@@ -296,7 +273,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
         temps.length > 0 ? Math.max(...temps) : null, msg.accuracy?.map50 ?? null, JSON.stringify(msg),
       );
       // Read back before trimming: a late report dated before the kept ones is trimmed at once, yet was received.
-      const stored = benchRecord(this.#q.bench.get(Number(r.lastInsertRowid))!);
+      const stored = this.#q.bench.get(Number(r.lastInsertRowid))!;
       this.#q.trimBench.run({ id: deviceId, keep: this.#benchKeep });
       return stored;
     })();
@@ -359,19 +336,18 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
   latencyHistory(id: string, limit = 100): BenchRecord[] {
     if (typeof id !== 'string') throw new TypeError('id must be a device id');
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be an integer >= 1, got ${String(limit)}`);
-    return this.#q.history.all(id, limit).map(benchRecord).reverse();
+    return this.#q.history.all(id, limit).reverse();
   }
 
   /** The device's newest bench report, of `name@version` when given, or undefined. */
   latestBench(id: string, model: { name?: string; version?: string } = {}): BenchRecord | undefined {
-    const rows = this.#q.history.all(id, this.#benchKeep);
-    const row = rows.find((r) => (model.name === undefined || r.name === model.name) && (model.version === undefined || r.version === model.version));
-    return row === undefined ? undefined : benchRecord(row);
+    return this.#q.history.all(id, this.#benchKeep)
+      .find((r) => (model.name === undefined || r.name === model.name) && (model.version === undefined || r.version === model.version));
   }
 
   /** Every device's newest bench report, by device id (devices without one are absent). */
   latestBenches(): Map<string, BenchRecord> {
-    return new Map(this.#q.latestAll.all().map((r) => [r.device_id, benchRecord(r)]));
+    return new Map(this.#q.latestAll.all().map((r) => [r.deviceId, r]));
   }
 
   /** A snapshot of the counters. */
