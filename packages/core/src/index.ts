@@ -156,7 +156,7 @@ export {
   isFleetId, isDeviceId, isModelName, isModelVersion,
   fleetIdSchema, deviceIdSchema, modelNameSchema, modelVersionSchema, commandIdSchema, sha256Schema, keyIdSchema, isoDateTimeSchema,
 } from './protocol/ids.js';
-export { PROTOCOL_VERSION, MAX_JSON_MESSAGE_BYTES, RUNTIMES } from './protocol/common.js';
+export { PROTOCOL_VERSION, MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH, RUNTIMES } from './protocol/common.js';
 export type { Runtime } from './protocol/common.js';
 export {
   TOPIC_PREFIX, MESSAGE_KINDS, fleetTopics, parseTopic, escapeTopicSegment, unescapeTopicSegment,

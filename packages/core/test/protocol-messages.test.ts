@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeCommand } from '../src/protocol/command.js';
-import { MAX_JSON_MESSAGE_BYTES } from '../src/protocol/common.js';
+import { MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH } from '../src/protocol/common.js';
 import { makeEvent } from '../src/protocol/event.js';
 import { parseMessage } from '../src/protocol/parse.js';
 import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/protocol-error.js';
@@ -133,6 +133,25 @@ describe('envelope checks', () => {
     const big = JSON.stringify({ ...clone(ex.status), pad: 'x'.repeat(MAX_JSON_MESSAGE_BYTES) });
     expect(refusal('status', big, 'PROTOCOL_JSON').message).toMatch(/more than the 1048576 allowed/);
     expect(() => parseMessage('status', JSON.stringify(ex.status), { maxBytes: 100 })).toThrow(/more than the 100 allowed/);
+  });
+
+  it('refuses deep nesting before anything walks it, naming where (an unknown field 200,000 levels deep)', () => {
+    const deep = 200_000;
+    const ping = JSON.stringify(ex.ping);
+    const err = refusal('cmd', `${ping.slice(0, -1)},"extra":${'['.repeat(deep)}${']'.repeat(deep)}}`, 'PROTOCOL_JSON');
+    expect(err.message).toBe(`cmd: the payload nests more than the ${MAX_JSON_MESSAGE_DEPTH} levels allowed (at extra[0][0][0]…, ${deep + 1} levels)`);
+    expect(err.field).toBe('extra[0][0][0]…');
+    const objects = 100_000;
+    expect(refusal('cmd', `${ping.slice(0, -1)},"x":{"y":${'{"a":'.repeat(objects)}1${'}'.repeat(objects + 1)}}`, 'PROTOCOL_JSON').field).toBe('x.y.a.a…');
+    // at the top level, and in arrays; brackets inside strings do not count
+    expect(refusal('cmd', '['.repeat(deep) + ']'.repeat(deep), 'PROTOCOL_JSON').message).toMatch(/more than the 64 levels allowed \(at \[0\]\[0\]/);
+    expect(parseMessage('cmd', `${ping.slice(0, -1)},"note":"${'{['.repeat(500)}"}`)).toMatchObject({ command: 'ping' });
+    // exactly the limit passes; one more does not, as text and as a parsed object
+    const atLimit = (n: number): string => `${ping.slice(0, -1)},"extra":${'['.repeat(n - 1)}${']'.repeat(n - 1)}}`;
+    expect(parseMessage('cmd', atLimit(MAX_JSON_MESSAGE_DEPTH))).toMatchObject({ command: 'ping' });
+    refusal('cmd', atLimit(MAX_JSON_MESSAGE_DEPTH + 1), 'PROTOCOL_JSON');
+    expect(refusal('cmd', JSON.parse(atLimit(MAX_JSON_MESSAGE_DEPTH + 1)) as object, 'PROTOCOL_JSON').field).toBe('extra[0][0][0]…');
+    expect(() => parseMessage('cmd', atLimit(10), { maxDepth: 9 })).toThrow(/more than the 9 levels/);
   });
 
   it('checks its kind argument', () => {

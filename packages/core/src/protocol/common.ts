@@ -7,6 +7,13 @@ export const PROTOCOL_VERSION = 1;
 /** Largest JSON message accepted from the wire: 1 MiB (a deploy command with its manifest is a few KiB). */
 export const MAX_JSON_MESSAGE_BYTES = 1024 * 1024;
 
+/**
+ * Deepest nesting of objects and arrays accepted in a JSON message (a deploy command with its manifest nests 5
+ * levels). Deeper input is refused before it is parsed: a recursive walk of it (validation, `JSON.stringify`)
+ * would overflow the stack.
+ */
+export const MAX_JSON_MESSAGE_DEPTH = 64;
+
 /** The runtimes a device can run a model with. */
 export const RUNTIMES = ['onnxruntime', 'tensorrt'] as const;
 /** A runtime. */

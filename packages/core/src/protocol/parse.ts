@@ -1,6 +1,7 @@
 import { PackageError } from '../package/errors.js';
 import { parseManifest, type Manifest } from '../package/manifest.js';
-import { MAX_JSON_MESSAGE_BYTES, PROTOCOL_VERSION } from './common.js';
+import { MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH, PROTOCOL_VERSION } from './common.js';
+import { jsonTextDepthExcess, jsonValueDepthExcess, type DepthExcess } from './json-depth.js';
 import { commandRoot } from './command.js';
 import { showValue } from '../util/show-value.js';
 import { ProtocolError } from './protocol-error.js';
@@ -12,9 +13,19 @@ import { validateWith } from './validate.js';
 export interface ParseMessageOptions {
   /** Largest payload accepted as bytes or text, in UTF-8 bytes (default 1 MiB). */
   maxBytes?: number;
+  /** Deepest nesting of objects and arrays accepted (default {@link MAX_JSON_MESSAGE_DEPTH}). */
+  maxDepth?: number;
 }
 
-function readJson(input: Uint8Array | string, kind: MessageKind, maxBytes: number): unknown {
+function depthError(kind: MessageKind, excess: DepthExcess, maxDepth: number): ProtocolError {
+  const found = excess.depth > maxDepth + 1 ? `, ${excess.depth} levels` : '';
+  return new ProtocolError('PROTOCOL_JSON', `${kind}: the payload nests more than the ${maxDepth} levels allowed (at ${excess.field}${found})`, {
+    field: excess.field,
+    value: excess.depth,
+  });
+}
+
+function readJson(input: Uint8Array | string, kind: MessageKind, maxBytes: number, maxDepth: number): unknown {
   const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
   if (size > maxBytes) throw new ProtocolError('PROTOCOL_JSON', `${kind}: the payload has ${size} bytes, more than the ${maxBytes} allowed`, { value: size });
   if (size === 0) throw new ProtocolError('PROTOCOL_JSON', `${kind}: the payload is empty (a cleared retained message?)`);
@@ -24,6 +35,8 @@ function readJson(input: Uint8Array | string, kind: MessageKind, maxBytes: numbe
   } catch (err) {
     throw new ProtocolError('PROTOCOL_JSON', `${kind}: the payload is not UTF-8`, { cause: err });
   }
+  const excess = jsonTextDepthExcess(text, maxDepth);
+  if (excess !== undefined) throw depthError(kind, excess, maxDepth);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
@@ -45,7 +58,7 @@ function parseManifestMessage(json: unknown): Manifest {
 /**
  * Parse a protocol v1 message of `kind` from the wire (bytes or text, at most 1 MiB) or from an
  * already-parsed object, and return it typed. Throws ProtocolError: 'PROTOCOL_JSON' (not UTF-8 JSON,
- * empty, too large), 'PROTOCOL_VERSION' (an integer `v` other than 1; `value` holds it), or
+ * empty, too large, nested deeper than 64 levels), 'PROTOCOL_VERSION' (an integer `v` other than 1; `value` holds it), or
  * 'PROTOCOL_SCHEMA' (message names the field, e.g. `deploy.package.sha256: expected 64 lower-case hex
  * characters, got "abc"`). Unknown extra fields are kept; the manifest kind is checked by parseManifest
  * (its signature is not verified here).
@@ -56,7 +69,14 @@ function parseManifestMessage(json: unknown): Manifest {
 export function parseMessage<K extends MessageKind>(kind: K, input: Uint8Array | string | object, options: ParseMessageOptions = {}): MessageTypes[K] {
   if (!(MESSAGE_KINDS as readonly string[]).includes(kind)) throw new RangeError(`kind must be one of ${MESSAGE_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   const maxBytes = options.maxBytes ?? MAX_JSON_MESSAGE_BYTES;
-  const json = typeof input === 'string' || input instanceof Uint8Array ? readJson(input, kind, maxBytes) : input;
+  const maxDepth = options.maxDepth ?? MAX_JSON_MESSAGE_DEPTH;
+  let json: unknown;
+  if (typeof input === 'string' || input instanceof Uint8Array) json = readJson(input, kind, maxBytes, maxDepth);
+  else {
+    const excess = jsonValueDepthExcess(input, maxDepth);
+    if (excess !== undefined) throw depthError(kind, excess, maxDepth);
+    json = input;
+  }
   if (kind === 'manifest') return parseManifestMessage(json) as MessageTypes[K];
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new ProtocolError('PROTOCOL_SCHEMA', `${kind}: expected a JSON object, got ${showValue(json)}`, { field: '(root)' });
