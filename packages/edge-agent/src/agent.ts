@@ -69,6 +69,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   readonly slot = new ModelSlot<Detector>();
   #active: LoadedModel | undefined;
   #queue: Promise<void> = Promise.resolve();
+  /** Admission of received commands (ledger look-up, record, enqueue), one message at a time. */
+  #admission: Promise<void> = Promise.resolve();
+  /** Commands that run beside the queue (ping), until they end. */
+  readonly #beside = new Set<Promise<void>>();
   readonly #running = new Set<string>();
   readonly #abort = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -136,10 +140,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     // Online is announced only once the command topic is subscribed, so whoever sees it can command the device.
     session.on('connect', () => void agent.#announce());
     session.on('error', (err) => agent.emit('error', err));
+    // Unfinished commands are queued before the first message can arrive, so a redelivered copy finds them running.
+    for (const entry of await ledger.unfinished()) agent.#resume(entry);
     await session.start();
     agent.#startTimers();
     agent.#startServing();
-    for (const entry of await ledger.unfinished()) agent.#resume(entry);
     return agent;
   }
 
@@ -153,9 +158,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     return this.#active;
   }
 
-  /** Resolves when every queued command has finished (tests and shutdown). */
-  idle(): Promise<void> {
-    return this.#queue;
+  /** Resolves when every command received so far has finished (tests and shutdown). */
+  async idle(): Promise<void> {
+    await this.#admission;
+    await Promise.all([this.#queue, ...this.#beside]);
   }
 
   /** Stops taking commands, lets the running one end at its next step, closes the session cleanly (the retained status says offline). */
@@ -166,7 +172,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     for (const t of this.#timers) clearInterval(t);
     await this.#service?.stop();
     await this.#serial?.close();
-    await this.#queue.catch(() => undefined);
+    await this.idle().catch(() => undefined);
     await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(makeOfflineStatus(this.deviceId)), { qos: 1, retain: true }).catch(() => undefined);
     await this.session.close();
     await this.slot.close();
@@ -242,42 +248,49 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
 
   #onMessage(topic: string, payload: Buffer): void {
     if (topic !== this.topics.cmd(this.deviceId)) return;
-    void this.#receive(payload).catch((err: unknown) => this.emit('error', err as Error));
+    // One message at a time from the ledger look-up to the enqueue: two copies of an id, however close, cannot both run.
+    const admitted = this.#admission.then(() => this.#receive(payload));
+    this.#admission = admitted.then(() => undefined, () => undefined);
+    void admitted.then((answer) => answer?.(), (err: unknown) => this.emit('error', err as Error));
   }
 
-  async #receive(payload: Buffer): Promise<void> {
+  /**
+   * Checks a received command and, when it is to run, records it and queues it. Returns the answer to publish when it
+   * is refused or a repeat (published after admission, so a slow broker does not hold up the next message).
+   */
+  async #receive(payload: Buffer): Promise<(() => Promise<void>) | undefined> {
     let raw: unknown;
     let cmd: CommandMessage;
+    const answer = (event: EventMessage) => async (): Promise<void> => {
+      await this.#publishEvent(event).catch((err: unknown) => void this.emit('error', err as Error));
+    };
     try {
       cmd = parseMessage('cmd', payload);
       raw = JSON.parse(payload.toString('utf8'));
     } catch (err) {
       // Answer what can be attributed; change nothing.
       const guess = attribution(payload);
-      await this.#publishEvent(makeEvent({ deviceId: this.deviceId, ...guess, state: 'failed', code: errorCode(err), message: (err as Error).message.slice(0, 4000) }));
-      return;
+      return answer(makeEvent({ deviceId: this.deviceId, ...guess, state: 'failed', code: errorCode(err), message: (err as Error).message.slice(0, 4000) }));
     }
     if (cmd.deviceId !== this.deviceId) {
-      await this.#publishEvent(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: 'AGENT_WRONG_DEVICE', message: `command for device ${cmd.deviceId} reached ${this.deviceId}` }));
-      return;
+      return answer(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: 'AGENT_WRONG_DEVICE', message: `command for device ${cmd.deviceId} reached ${this.deviceId}` }));
     }
     if (cmd.signature !== undefined) {
       try {
         verifyCommandSignature(raw, this.trustedKeys);
       } catch (err) {
-        await this.#publishEvent(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: errorCode(err), message: (err as Error).message }));
-        return;
+        return answer(makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: 'failed', code: errorCode(err), message: (err as Error).message }));
       }
     }
-    const seen = await this.ledger.get(cmd.id);
-    if (seen !== undefined && (seen.final || this.#running.has(cmd.id))) {
+    const { entry, fresh } = await this.ledger.admit(cmd.id, cmd.command, raw);
+    if (!fresh && (entry.final || this.#running.has(cmd.id))) {
       // A repeat (QoS 1 redelivery, a fleet retry): answered with what is known, not redone.
-      const last = seen.last ?? { state: 'accepted' };
-      await this.#publishEvent(makeEvent({ ...(last as object), deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: last.state as EventState, repeat: true, ts: undefined }));
-      return;
+      const last = entry.last ?? { state: 'accepted' };
+      return answer(makeEvent({ ...(last as object), deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state: last.state as EventState, repeat: true, ts: undefined }));
     }
-    if (seen === undefined) await this.ledger.begin(cmd.id, cmd.command, raw);
+    // New, or recorded but not running (its run ended without a final event): run it.
     this.#enqueue(cmd, raw);
+    return undefined;
   }
 
   #resume(entry: LedgerEntry): void {
@@ -293,7 +306,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
 
   #enqueue(cmd: CommandMessage, raw: unknown): void {
     this.#running.add(cmd.id);
-    this.#queue = this.#queue.then(async () => {
+    const job = async (): Promise<void> => {
       const ctx = this.#context(cmd);
       try {
         if (this.#stopped) return;
@@ -307,7 +320,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
         this.#running.delete(cmd.id);
         await this.ledger.prune().catch(() => undefined);
       }
-    });
+    };
+    if (cmd.command === 'ping') {
+      // A ping reads and changes nothing a running command holds: answered at once, even during a long download.
+      const p = job();
+      this.#beside.add(p);
+      void p.finally(() => this.#beside.delete(p));
+    } else {
+      this.#queue = this.#queue.then(job);
+    }
   }
 
   async #run(cmd: CommandMessage, raw: unknown, ctx: CommandContext): Promise<void> {

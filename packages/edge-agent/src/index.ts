@@ -38,7 +38,7 @@ export type { MqttErrorCode } from './mqtt/mqtt-error.js';
 
 // Model store
 export { ModelStore, COMPLETE_SUFFIX } from './store/model-store.js';
-export type { StoredVersion, StoreState, StoreHistoryEntry, RecoverReport, ModelStoreOptions, GcOptions } from './store/model-store.js';
+export type { StoredVersion, StoreState, StoreHistoryEntry, HighWaterMark, RecoverReport, ModelStoreOptions, GcOptions } from './store/model-store.js';
 export { StoreError } from './store/store-error.js';
 export type { StoreErrorCode } from './store/store-error.js';
 export { versionKey, parseVersionKey, checkVersionInfo } from './store/version-key.js';

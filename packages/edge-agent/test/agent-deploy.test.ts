@@ -145,7 +145,7 @@ describe('kd-agent deploy over a real broker', () => {
     await send(deployOf(pkgs.old!, 'o-1'));
     const old = await settle('o-1');
     expect(old.code).toBe('AGENT_DOWNGRADE_REFUSED');
-    expect(old.message).toMatch(/0\.9\.0 is older than the active 1\.0\.0/);
+    expect(old.message).toMatch(/0\.9\.0 is older than shapes@1\.0\.0, the highest version of shapes active on this device/);
 
     const big = deployOf(pkgs.v2!, 's-1') as unknown as { package: Record<string, unknown> };
     await send({ ...big, package: { ...big.package, size: 10 * 2 ** 30 } });

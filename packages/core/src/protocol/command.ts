@@ -92,8 +92,8 @@ export const deployPackageSchema = z
 export const pingCommandSchema = z.looseObject({ ...commonShape, command: z.literal('ping') });
 
 /**
- * `deploy`: fetch, verify and activate a package. A version older than the active one needs
- * `allowDowngrade: true` and a valid command signature.
+ * `deploy`: fetch, verify and activate a package. A version older than the highest one of its name ever active
+ * on the device needs `allowDowngrade: true` and a valid command signature.
  */
 export const deployCommandSchema = z
   .looseObject({

@@ -1,6 +1,7 @@
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readJson, writeJsonAtomic } from '../util/atomic-json.js';
+import { TMP_TAG, writeFileDurable } from '../store/durable-fs.js';
 
 /** One command as the agent remembers it: enough to answer a repeat and to resume after a crash. */
 export interface LedgerEntry {
@@ -14,6 +15,13 @@ export interface LedgerEntry {
   final: boolean;
 }
 
+/** What {@link CommandLedger.admit} found: the entry, and whether this call created it. */
+export interface Admission {
+  entry: LedgerEntry;
+  /** True when the id was new and this call recorded it; false for a repeat. */
+  fresh: boolean;
+}
+
 const FINAL_STATES = new Set(['succeeded', 'failed', 'rolled_back']);
 
 /** True for the events that end a command. */
@@ -24,65 +32,127 @@ export function isFinalState(state: string): boolean {
 /**
  * Commands by id on disk, so a command is done once however often it arrives (a QoS 1 redelivery, a
  * fleet retry, a restart): a repeat of a finished one is answered with its final event, and one cut
- * short by a crash is resumed. Files are written atomically; the oldest finished ones are pruned.
+ * short by a crash is resumed. Operations on one id run one at a time, so two copies of a command
+ * arriving together cannot both be admitted, and a late progress event cannot reopen a finished one.
+ * Files are named by the SHA-256 of the id (any id of the protocol's 128 characters fits a file name)
+ * and written durably; the oldest finished ones are pruned.
  */
 export class CommandLedger {
+  readonly #locks = new Map<string, Promise<unknown>>();
+
   private constructor(private readonly dir: string, private readonly keep: number) {}
 
-  /** Opens (creates) the ledger folder. */
+  /** Opens (creates) the ledger folder, removing temporary files a crash left and renaming files of the older id-in-hex naming. */
   static async open(dir: string, keep = 500): Promise<CommandLedger> {
     await mkdir(dir, { recursive: true });
-    return new CommandLedger(dir, keep);
+    const ledger = new CommandLedger(dir, keep);
+    await ledger.#tidy();
+    return ledger;
   }
 
   /** The entry of a command id, if seen. */
   async get(id: string): Promise<LedgerEntry | undefined> {
-    return readJson<LedgerEntry>(this.file(id));
+    return readEntry(this.file(id));
   }
 
-  /** Records a newly accepted command. */
-  async begin(id: string, command: string, message: unknown): Promise<LedgerEntry> {
-    const entry: LedgerEntry = { id, command, message, receivedAt: new Date().toISOString(), final: false };
-    await writeJsonAtomic(this.file(id), entry);
-    return entry;
+  /**
+   * Returns the entry of `id`, recording a new one when there is none. Atomic per id: of several calls with
+   * one id, however they interleave, exactly one gets `fresh: true`.
+   */
+  admit(id: string, command: string, message: unknown): Promise<Admission> {
+    return this.#serial(id, async () => {
+      const seen = await this.get(id);
+      if (seen !== undefined) return { entry: seen, fresh: false };
+      const entry: LedgerEntry = { id, command, message, receivedAt: new Date().toISOString(), final: false };
+      await this.#write(entry);
+      return { entry, fresh: true };
+    });
   }
 
-  /** Records the latest event of a command (final ones close it). */
-  async record(id: string, event: Record<string, unknown>): Promise<void> {
-    const entry = await this.get(id);
-    if (entry === undefined) return;
-    entry.last = event;
-    entry.final = typeof event.state === 'string' && isFinalState(event.state);
-    await writeJsonAtomic(this.file(id), entry);
+  /** Records the latest event of a command: final ones close it, and nothing reopens a closed one. */
+  record(id: string, event: Record<string, unknown>): Promise<void> {
+    return this.#serial(id, async () => {
+      const entry = await this.get(id);
+      if (entry === undefined) return;
+      const final = typeof event.state === 'string' && isFinalState(event.state);
+      // A progress event sent without waiting may land after the final one; the outcome stays.
+      if (entry.final && !final) return;
+      entry.last = event;
+      entry.final = final;
+      await this.#write(entry);
+    });
   }
 
   /** Commands received but not finished (the agent was stopped or killed during them), oldest first. */
   async unfinished(): Promise<LedgerEntry[]> {
-    const entries = await this.all();
+    const entries = await this.#all();
     return entries.filter((e) => !e.final).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
   }
 
   /** Deletes the oldest finished entries beyond the kept count. */
   async prune(): Promise<number> {
-    const finished = (await this.all()).filter((e) => e.final).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
+    const finished = (await this.#all()).filter((e) => e.final).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
     const extra = finished.slice(0, Math.max(0, finished.length - this.keep));
-    for (const e of extra) await unlink(this.file(e.id)).catch(() => undefined);
+    for (const e of extra) await this.#serial(e.id, () => rm(this.file(e.id), { force: true }));
     return extra.length;
   }
 
-  private async all(): Promise<LedgerEntry[]> {
-    const names = (await readdir(this.dir)).filter((n) => n.endsWith('.json'));
+  /** The file of an id: the SHA-256 of its UTF-8 bytes, so the name is 69 characters whatever the id. */
+  file(id: string): string {
+    return join(this.dir, `${createHash('sha256').update(id, 'utf8').digest('hex')}.json`);
+  }
+
+  #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.#locks.set(id, tail);
+    void tail.then(() => {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    });
+    return run;
+  }
+
+  async #write(entry: LedgerEntry): Promise<void> {
+    await writeFileDurable(this.file(entry.id), `${JSON.stringify(entry, null, 1)}\n`);
+  }
+
+  async #all(): Promise<LedgerEntry[]> {
     const out: LedgerEntry[] = [];
-    for (const n of names) {
-      const e = await readJson<LedgerEntry>(join(this.dir, n));
+    for (const n of await readdir(this.dir)) {
+      if (!n.endsWith('.json') || n.startsWith('.')) continue;
+      const path = join(this.dir, n);
+      const e = await readEntry(path);
       if (e !== undefined) out.push(e);
-      else await stat(join(this.dir, n)).then(() => unlink(join(this.dir, n))).catch(() => undefined);
+      else await rm(path, { force: true });
     }
     return out;
   }
 
-  private file(id: string): string {
-    // Ids are free text (1..128 chars): hex keeps any of them a safe file name.
-    return join(this.dir, `${Buffer.from(id, 'utf8').toString('hex').slice(0, 240)}.json`);
+  /** Removes temporary files (written, never renamed: a crash) and moves entries named by the old scheme to their hash names. */
+  async #tidy(): Promise<void> {
+    for (const n of await readdir(this.dir)) {
+      const path = join(this.dir, n);
+      if (n.includes(TMP_TAG) || n.endsWith('.tmp')) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (!n.endsWith('.json')) continue;
+      const e = await readEntry(path);
+      if (e === undefined) continue; // dropped by the next #all()
+      const want = this.file(e.id);
+      if (want !== path) await rename(path, want);
+    }
   }
+}
+
+async function readEntry(file: string): Promise<LedgerEntry | undefined> {
+  let e: Partial<LedgerEntry>;
+  try {
+    e = JSON.parse(await readFile(file, 'utf8')) as Partial<LedgerEntry>;
+  } catch {
+    return undefined;
+  }
+  if (e === null || typeof e !== 'object' || typeof e.id !== 'string' || typeof e.command !== 'string' || typeof e.final !== 'boolean') return undefined;
+  return e as LedgerEntry;
 }

@@ -7,7 +7,6 @@ import type { BenchMessage } from '../bench/bench-report.js';
 import { AgentError } from '../errors.js';
 import { benchmarkModel } from '../model/model-benchmark.js';
 import { onDeviceAccuracy } from '../model/on-device-accuracy.js';
-import type { LoadedModel } from '../model/loaded-model.js';
 import { checkSpace } from '../transfer/disk-space.js';
 import type { AgentServices } from './agent-services.js';
 import type { CommandContext } from './command-context.js';
@@ -27,7 +26,7 @@ export async function deploy(agent: AgentServices, cmd: DeployCommand, raw: unkn
     await ctx.event('succeeded', { result: { version: pkg.version, alreadyActive: true } });
     return;
   }
-  checkVersionRule(agent, cmd, raw, active);
+  checkVersionRule(agent, cmd, raw);
   const limit = agent.config.limits.maxPackageBytes;
   if (pkg.size > limit) {
     throw new AgentError('AGENT_PACKAGE_TOO_LARGE', `package ${pkg.name}@${pkg.version} is ${pkg.size} bytes; this device accepts at most ${limit}`);
@@ -89,19 +88,27 @@ export async function deploy(agent: AgentServices, cmd: DeployCommand, raw: unkn
   }
 }
 
-/** Versions only go up, unless the command is a signed downgrade; the same version must be the same bytes. */
-function checkVersionRule(agent: AgentServices, cmd: DeployCommand, raw: unknown, active: LoadedModel | undefined): void {
-  if (active === undefined || active.manifest.name !== cmd.package.name) return;
-  const order = compareSemver(cmd.package.version, active.manifest.version);
-  if (order > 0) return;
-  const what = order === 0 ? `the same version as the active one with different contents` : `older than the active ${active.manifest.version}`;
+/**
+ * Versions of a model name only go up over everything that has been active on this device (the store's high-water
+ * mark, which survives other names being deployed in between, rollbacks and restarts), unless the command is a
+ * signed downgrade; the highest version must be the same bytes.
+ */
+function checkVersionRule(agent: AgentServices, cmd: DeployCommand, raw: unknown): void {
+  const { name, version, sha256 } = cmd.package;
+  const mark = agent.store.highWater(name);
+  if (mark === undefined) return;
+  const order = compareSemver(version, mark.version);
+  if (order > 0 || (order === 0 && sha256 === mark.sha256)) return;
+  const what = order === 0
+    ? `the same version as ${name}@${mark.version} once active here, with different contents`
+    : `older than ${name}@${mark.version}, the highest version of ${name} active on this device so far`;
   if (cmd.allowDowngrade !== true) {
-    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${cmd.package.name}@${cmd.package.version} is ${what}; a downgrade needs allowDowngrade and a signed command`);
+    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${name}@${version} is ${what}; a downgrade needs allowDowngrade and a signed command`);
   }
   try {
     verifyCommandSignature(raw, agent.trustedKeys);
   } catch (err) {
-    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${cmd.package.name}@${cmd.package.version} is ${what}, and the downgrade is not validly signed: ${(err as Error).message}`, { cause: err });
+    throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${name}@${version} is ${what}, and the downgrade is not validly signed: ${(err as Error).message}`, { cause: err });
   }
 }
 

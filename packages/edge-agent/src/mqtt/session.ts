@@ -9,7 +9,7 @@ import type { Outbox, OutboxMessage, OutboxSendResult } from './outbox.js';
 
 /** Options of {@link MqttSession}: where and how to connect, what to subscribe to, how to retry, where to queue. */
 export interface MqttSessionOptions extends MqttConnectionOptions {
-  /** Topic filters subscribed with QoS 1 on every connection that finds no stored session. */
+  /** Topic filters subscribed with QoS 1 on every connection. */
   subscriptions?: readonly string[];
   /** Reconnect delays (default base 1 s, max 60 s, factor 2, full jitter). */
   backoff?: BackoffOptions;
@@ -93,7 +93,7 @@ const SOCKET_ERRORS = new Set([
 
 /**
  * The agent's MQTT connection: a persistent session (fixed client id, clean false, MQTT 5 session expiry) with a Last
- * Will, QoS 1 subscriptions restored whenever the broker lost the session, reconnects with exponential backoff and
+ * Will, QoS 1 subscriptions made again on every connection (a resumed session may lack some), reconnects with exponential backoff and
  * full jitter, and QoS ≥ 1 publishes that go through a disk {@link Outbox} while the broker is out of reach.
  * Failures are events ('error', 'offline', 'reconnecting'); nothing here throws asynchronously.
  * @example
@@ -331,7 +331,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.#lastError = undefined;
     this.#backoff.reset();
     const sessionPresent = connack.sessionPresent === true;
-    if (!sessionPresent) this.#confirmed.clear();
+    // Every filter is subscribed again on every connection, whatever sessionPresent says: a broker that crashed and
+    // restored an older snapshot of the session (Mosquitto's autosave) reports it present without the newer
+    // subscriptions. Subscribing again to a held filter only replaces it (MQTT-3.8.4-3).
+    this.#confirmed.clear();
     const reconnect = this.#connections > 0;
     this.#connections += 1;
     this.#logger.info(`mqtt: connected as ${this.clientId} (session ${sessionPresent ? 'resumed' : 'new'})`);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger } from '@kd-edge/core';
+import { compareSemver, verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger } from '@kd-edge/core';
 import { fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from './durable-fs.js';
 import { StoreError } from './store-error.js';
 import { checkVersionInfo, parseVersionKey, versionKey, type VersionInfo } from './version-key.js';
@@ -27,11 +27,23 @@ export interface StoreHistoryEntry {
   from: string | null;
 }
 
-/** The content of `state.json`: the one pointer to the active and the previous version. */
+/** The highest version of one model name that has been active on this device, and the SHA-256 of its package. */
+export interface HighWaterMark {
+  version: string;
+  sha256: string;
+}
+
+/** The content of `state.json`: the one pointer to the active and the previous version, and the anti-rollback marks. */
 export interface StoreState {
   current: string | null;
   previous: string | null;
   history: StoreHistoryEntry[];
+  /**
+   * Per model name, the highest version ever active here (raised on activation, never lowered, kept when the
+   * version itself is collected): the floor of the anti-rollback rule. Written in the same atomic replacement
+   * as the pointer, so the two never disagree after a crash.
+   */
+  highWater: Record<string, HighWaterMark>;
 }
 
 /** What {@link ModelStore.recover} removed and repaired. */
@@ -100,7 +112,15 @@ function parseState(text: string): StoreState | undefined {
   const pointer = (v: unknown): v is string | null => v === null || (typeof v === 'string' && parseVersionKey(v) !== undefined);
   if (!pointer(s.current) || !pointer(s.previous)) return undefined;
   const history = Array.isArray(s.history) ? (s.history.filter((h) => h !== null && typeof h === 'object') as StoreHistoryEntry[]) : [];
-  return { current: s.current, previous: s.previous, history };
+  // Absent in state files written before the marks existed: recover() seeds them from current and previous.
+  const highWater: Record<string, HighWaterMark> = {};
+  if (s.highWater !== null && typeof s.highWater === 'object' && !Array.isArray(s.highWater)) {
+    for (const [name, m] of Object.entries(s.highWater as Record<string, unknown>)) {
+      const mark = m as Partial<HighWaterMark> | null;
+      if (typeof mark?.version === 'string' && typeof mark.sha256 === 'string') highWater[name] = { version: mark.version, sha256: mark.sha256 };
+    }
+  }
+  return { current: s.current, previous: s.previous, history, highWater };
 }
 
 /**
@@ -121,7 +141,7 @@ export class ModelStore {
   /** Absolute root folder of the store. */
   readonly root: string;
   readonly #log: Logger;
-  #state: StoreState = { current: null, previous: null, history: [] };
+  #state: StoreState = { current: null, previous: null, history: [], highWater: {} };
   readonly #versions = new Map<string, StoredVersion>();
   /** Staging paths handed out and not yet installed or released: gc leaves them alone. */
   readonly #staged = new Set<string>();
@@ -177,7 +197,8 @@ export class ModelStore {
    * Bring the store to a consistent state after a crash: empty staging, remove temporary files,
    * incomplete version folders (no marker) and orphan markers, then point `current` and
    * `previous` only at complete versions (a missing current falls back to previous, then to
-   * null). A state.json that does not parse is kept aside as `state.json.corrupt-*`.
+   * null), and make sure the high-water marks cover both. A state.json that does not parse is kept
+   * aside as `state.json.corrupt-*`.
    */
   recover(): Promise<RecoverReport> {
     return this.#serial(() => this.#recover());
@@ -195,6 +216,10 @@ export class ModelStore {
     for (const name of await readdir(this.stagingRoot)) await remove(join(this.stagingRoot, name));
     for (const name of await readdir(this.root)) {
       if (name.startsWith(`.${STATE_FILE}${TMP_TAG}`)) await remove(join(this.root, name));
+    }
+    // Temporary siblings of download sidecars and chunk bitmaps (the .part files themselves are kept for a resume).
+    for (const name of await readdir(this.downloadsDir)) {
+      if (name.includes(TMP_TAG)) await remove(join(this.downloadsDir, name));
     }
 
     // Markers are removed before their folders (gc) and written after them (install), so a
@@ -246,8 +271,14 @@ export class ModelStore {
       state = { ...state, current: state.previous, previous: null };
     }
     if (state.current === state.previous) state = { ...state, previous: null };
+    // Whatever has been active is a floor, also in a state.json older than the marks.
+    const highWater = [state.previous, state.current].reduce((marks, key) => (key === null ? marks : raise(marks, this.#versions.get(key)!)), state.highWater);
+    const marksChanged = JSON.stringify(highWater) !== JSON.stringify(state.highWater);
+    state = { ...state, highWater };
     if (state.current !== before.current || state.previous !== before.previous) {
       state = this.#withHistory(state, 'recover', state.current, before.current);
+      await this.#writeState(state);
+    } else if (marksChanged) {
       await this.#writeState(state);
     } else {
       this.#state = state;
@@ -261,7 +292,7 @@ export class ModelStore {
     try {
       text = await readFile(this.statePath, 'utf8');
     } catch (err) {
-      if (isMissing(err)) return { current: null, previous: null, history: [] };
+      if (isMissing(err)) return { current: null, previous: null, history: [], highWater: {} };
       throw err;
     }
     const state = parseState(text);
@@ -269,7 +300,7 @@ export class ModelStore {
     const aside = `${this.statePath}.corrupt-${randomBytes(4).toString('hex')}`;
     await rename(this.statePath, aside);
     repairs.push(`${STATE_FILE} did not parse; kept as ${aside} and started empty`);
-    return { current: null, previous: null, history: [] };
+    return { current: null, previous: null, history: [], highWater: {} };
   }
 
   #withHistory(state: StoreState, action: StoreHistoryEntry['action'], key: string | null, from: string | null): StoreState {
@@ -380,16 +411,25 @@ export class ModelStore {
     return stored;
   }
 
-  /** Make `key` current and the old current previous, in one atomic replacement of state.json; activating the current version changes nothing. */
+  /**
+   * Make `key` current and the old current previous, and raise its name's high-water mark to its version, in one
+   * atomic replacement of state.json; activating the current version changes nothing.
+   */
   activate(key: string): Promise<StoredVersion> {
     if (typeof key !== 'string' || key === '') throw new TypeError('key must be a version key');
     return this.#serial(async () => {
       const v = this.#requireComplete(key);
       const s = this.#state;
       if (s.current === key) return v;
-      await this.#writeState(this.#withHistory({ ...s, current: key, previous: s.current }, 'activate', key, s.current));
+      await this.#writeState(this.#withHistory({ ...s, current: key, previous: s.current, highWater: raise(s.highWater, v) }, 'activate', key, s.current));
       return v;
     });
+  }
+
+  /** The anti-rollback floor of a model name: the highest version ever active on this device, or undefined for a name never active. */
+  highWater(name: string): HighWaterMark | undefined {
+    const mark = this.#state.highWater[name];
+    return mark === undefined ? undefined : { ...mark };
   }
 
   /** Swap current and previous atomically and return the version now current; STORE_NO_PREVIOUS when there is none. */
@@ -421,7 +461,8 @@ export class ModelStore {
 
   /** A copy of the pointer as last written. */
   state(): StoreState {
-    return { current: this.#state.current, previous: this.#state.previous, history: this.#state.history.map((h) => ({ ...h })) };
+    const highWater = Object.fromEntries(Object.entries(this.#state.highWater).map(([name, m]) => [name, { ...m }]));
+    return { current: this.#state.current, previous: this.#state.previous, history: this.#state.history.map((h) => ({ ...h })), highWater };
   }
 
   /** The installed version with this key, or undefined. */
@@ -472,4 +513,11 @@ export class ModelStore {
       return doomed.map((v) => v.key);
     });
   }
+}
+
+/** The marks with `v`'s name raised to `v` when `v` is not older (an equal version records the bytes now active). */
+function raise(marks: Record<string, HighWaterMark>, v: StoredVersion): Record<string, HighWaterMark> {
+  const mark = marks[v.info.name];
+  if (mark !== undefined && compareSemver(v.info.version, mark.version) < 0) return marks;
+  return { ...marks, [v.info.name]: { version: v.info.version, sha256: v.info.sha256 } };
 }
