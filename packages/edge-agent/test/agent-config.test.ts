@@ -60,6 +60,26 @@ describe('agent configuration', () => {
     const c = await loadAgentConfig({ file: example });
     expect(c).toMatchObject({ fleet: 'lab', deviceId: 'nano-01', runtime: { trtexec: '/usr/src/tensorrt/bin/trtexec' } });
     expect(c.serve.source).toMatchObject({ dir: '/var/lib/kd-agent/frames' });
+    expect(c.limits).toMatchObject({ downloadDeadlineSec: 1800, downloadMinBytesPerSec: 1024, downloadRateWindowSec: 30, downloadRetryWindowSec: 300, downloadIdleTimeoutSec: 30 });
+  });
+
+  it('bounds HTTP downloads by default and validates the download limits', async () => {
+    const base = { overrides: { keys: ['k.pub'] } };
+    expect((await loadAgentConfig(base)).limits).toMatchObject({
+      downloadDeadlineSec: 1800, downloadMinBytesPerSec: 1024, downloadRateWindowSec: 30, downloadRetryWindowSec: 300, downloadIdleTimeoutSec: 30,
+    });
+    const c = await loadAgentConfig({ ...base, env: { KD_AGENT_LIMITS__DOWNLOAD_DEADLINE_SEC: '7200', KD_AGENT_LIMITS__DOWNLOAD_MIN_BYTES_PER_SEC: '0' } });
+    expect(c.limits).toMatchObject({ downloadDeadlineSec: 7200, downloadMinBytesPerSec: 0 });
+    for (const [key, value] of [
+      ['downloadDeadlineSec', -1],
+      ['downloadDeadlineSec', 1.5],
+      ['downloadMinBytesPerSec', -1],
+      ['downloadRateWindowSec', 0],
+      ['downloadRetryWindowSec', -5],
+      ['downloadIdleTimeoutSec', 0],
+    ] as const) {
+      await expect(loadAgentConfig({ overrides: { keys: ['k.pub'], limits: { [key]: value } } })).rejects.toThrow(new RegExp(`limits\\.${key}`));
+    }
   });
 
   it('maps KD_AGENT_ variables to nested camelCase keys with YAML scalars', () => {

@@ -27,6 +27,10 @@ interface Behaviour {
   chunked: boolean;
   /** Send this many bytes, then hang until the client goes away. */
   hangAfter: number | undefined;
+  /** For the next requests in turn: send `after` bytes at once, then one byte every `everyMs`. */
+  trickle: Array<{ after: number; everyMs: number }>;
+  /** Headers of the answers from `statuses`. */
+  statusHeaders: Record<string, string>;
 }
 
 interface Seen {
@@ -44,7 +48,7 @@ let seen: Seen[];
 let dir: string;
 
 function reset(): void {
-  b = { body: BODY, etag: '"v1"', ignoreRange: false, always416: false, dropAfter: [], statuses: [], extra: Buffer.alloc(0), chunked: false, hangAfter: undefined };
+  b = { body: BODY, etag: '"v1"', ignoreRange: false, always416: false, dropAfter: [], statuses: [], extra: Buffer.alloc(0), chunked: false, hangAfter: undefined, trickle: [], statusHeaders: {} };
   seen = [];
 }
 
@@ -61,6 +65,17 @@ beforeAll(async () => {
         res.write(data.subarray(0, drop), () => setImmediate(() => req.socket.destroy()));
         return;
       }
+      const trickle = b.trickle.shift();
+      if (trickle !== undefined) {
+        if (trickle.after > 0) res.write(data.subarray(0, trickle.after));
+        let at = trickle.after;
+        const t = setInterval(() => {
+          if (at < data.length) res.write(data.subarray(at, ++at));
+          else res.end();
+        }, trickle.everyMs);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
       if (b.hangAfter !== undefined) {
         res.write(data.subarray(0, b.hangAfter));
         return;
@@ -75,7 +90,7 @@ beforeAll(async () => {
     const status = b.statuses.shift();
     if (status !== undefined) {
       log.status = status;
-      res.writeHead(status).end();
+      res.writeHead(status, b.statusHeaders).end();
       return;
     }
     const full = Buffer.concat([b.body, b.extra]);
@@ -246,5 +261,125 @@ describe('httpDownload', () => {
     await expect(httpDownload(opts({ url: 'ftp://x/y' }))).rejects.toThrow(TypeError);
     await expect(httpDownload(opts({ sha256: 'abc' }))).rejects.toThrow(/sha256/);
     await expect(httpDownload(opts({ size: -1 }))).rejects.toThrow(RangeError);
+    await expect(httpDownload(opts({ deadlineMs: -1 }))).rejects.toThrow(/options\.deadlineMs/);
+    await expect(httpDownload(opts({ rateWindowMs: 0 }))).rejects.toThrow(/options\.rateWindowMs/);
+    await expect(httpDownload(opts({ retryWindowMs: Number.NaN }))).rejects.toThrow(RangeError);
+    await expect(httpDownload(opts({ random: 0.5 as unknown as () => number }))).rejects.toThrow(TypeError);
+    expect(seen).toHaveLength(0);
+  });
+});
+
+/** Collects warnings (retries are logged there with their delay). */
+function warnings(): { logger: { warn: (m: string) => void }; lines: string[]; delays: () => number[] } {
+  const lines: string[] = [];
+  return {
+    logger: { warn: (m) => lines.push(m) },
+    lines,
+    delays: () => lines.flatMap((l) => /; retry \d+ in (\d+) ms$/.exec(l)?.[1] ?? []).map(Number),
+  };
+}
+
+describe('httpDownload deadline, stalls and the retry window', () => {
+  // Options for the tests below: the retry window (not a count) governs, as in kd-agent.
+  const windowed = (extra: Partial<HttpDownloadOptions> = {}): HttpDownloadOptions => opts({ retries: undefined, ...extra });
+
+  it('ends a trickling download at its deadline with TRANSFER_TIMEOUT, keeps the part, and a later call resumes it', { timeout: 10_000 }, async () => {
+    // One byte every 100 ms: the socket is never idle long enough for timeoutMs, and before the
+    // deadline existed this call never ended.
+    b.trickle = Array.from({ length: 5 }, () => ({ after: 0, everyMs: 100 }));
+    const err = await failure(httpDownload(windowed({ deadlineMs: 1500 })));
+    expect(err.code).toBe('TRANSFER_TIMEOUT');
+    const kept = (await stat(join(dir, 'pkg.tar.part'))).size;
+    expect(kept).toBeGreaterThan(0);
+    expect(err.message).toContain('deadline of 1500 ms');
+    expect(err.message).toContain(`${kept} of ${BODY.length} bytes`);
+    expect(await exists(join(dir, 'pkg.tar.part.json'))).toBe(true);
+
+    b.trickle = [];
+    const r = await httpDownload(opts());
+    expect(r).toMatchObject({ resumedFrom: kept, fetchedBytes: BODY.length - kept });
+    expect(seen.at(-1)).toMatchObject({ range: `bytes=${kept}-`, status: 206 });
+    expect((await readFile(r.path)).equals(BODY)).toBe(true);
+  });
+
+  it('abandons a connection below the minimum rate as a stall and resumes from the part on a retry', { timeout: 10_000 }, async () => {
+    b.trickle = [{ after: 50_000, everyMs: 50 }];
+    const w = warnings();
+    const r = await httpDownload(windowed({ minBytesPerSec: 1000, rateWindowMs: 500, logger: w.logger }));
+    expect((await readFile(r.path)).equals(BODY)).toBe(true);
+    expect(r.fetchedBytes).toBe(BODY.length);
+    expect(seen).toHaveLength(2);
+    expect(seen[0]!.status).toBe(200);
+    expect(seen[1]!.status).toBe(206);
+    expect(Number(/^bytes=(\d+)-$/.exec(seen[1]!.range ?? '')?.[1])).toBeGreaterThanOrEqual(50_000);
+    expect(w.lines).toHaveLength(1);
+    expect(w.lines[0]).toMatch(/below the minimum of 1000 bytes\/s; the connection is abandoned as stalled; retry 1/);
+  });
+
+  it('reports a socket gone silent mid-body as TRANSFER_TIMEOUT (not a network error) and keeps what came', async () => {
+    b.hangAfter = 30_000;
+    const err = await failure(httpDownload(opts({ timeoutMs: 300 })));
+    expect(err.code).toBe('TRANSFER_TIMEOUT');
+    expect(err.message).toMatch(/no data from http:\/\/127\.0\.0\.1:\d+ for 300 ms/);
+    expect((await stat(join(dir, 'pkg.tar.part'))).size).toBe(30_000);
+  });
+
+  it('retries a 503 outage of many tries within the retry window, the delay doubling up to its cap', async () => {
+    b.statuses = Array<number>(6).fill(503);
+    const w = warnings();
+    // random 0: each delay is the lower end of its jitter range, half the backoff.
+    const r = await httpDownload(windowed({ retryDelayMs: 10, retryMaxDelayMs: 80, retryWindowMs: 10_000, random: () => 0, logger: w.logger }));
+    expect((await readFile(r.path)).equals(BODY)).toBe(true);
+    expect(seen.map((s) => s.status)).toEqual([503, 503, 503, 503, 503, 503, 200]);
+    expect(w.delays()).toEqual([5, 10, 20, 40, 40, 40]);
+  });
+
+  it('gives up with the last error when the outage outlasts the retry window', async () => {
+    b.statuses = Array<number>(10_000).fill(503);
+    const err = await failure(httpDownload(windowed({ retryDelayMs: 10, retryMaxDelayMs: 40, retryWindowMs: 300 })));
+    expect(err).toMatchObject({ code: 'TRANSFER_HTTP_STATUS', status: 503 });
+    expect(err.message).toMatch(/answered 503.*gave up after \d+ retries over \d+ ms/);
+    expect(seen.length).toBeGreaterThan(2);
+    expect(b.statuses.length).toBeGreaterThan(0);
+  });
+
+  it('waits as long as Retry-After asks, but not past the retry window or the deadline', async () => {
+    b.statuses = [503];
+    b.statusHeaders = { 'Retry-After': '1' };
+    const w = warnings();
+    const r = await httpDownload(windowed({ retryDelayMs: 1, logger: w.logger }));
+    expect((await readFile(r.path)).equals(BODY)).toBe(true);
+    expect(w.delays()).toEqual([1000]);
+    await rm(r.path);
+
+    // A server asking for an hour gets one more try at the window's end, then the last error.
+    b.statuses = [503, 503];
+    b.statusHeaders = { 'Retry-After': '3600' };
+    const w2 = warnings();
+    const err = await failure(httpDownload(windowed({ retryDelayMs: 1, retryWindowMs: 300, logger: w2.logger })));
+    expect(err).toMatchObject({ code: 'TRANSFER_HTTP_STATUS', status: 503 });
+    expect(w2.delays()).toEqual([300]);
+
+    // When the wait would pass the deadline, the call ends now, naming the deadline and the last failure.
+    b.statuses = [503];
+    const before = seen.length;
+    const late = await failure(httpDownload(windowed({ deadlineMs: 2000 })));
+    expect(late.code).toBe('TRANSFER_TIMEOUT');
+    expect(late.message).toMatch(/next retry would pass its deadline of 2000 ms, after .*answered 503/);
+    expect(seen).toHaveLength(before + 1);
+  });
+
+  it('stops with TRANSFER_ABORTED as soon as the signal aborts during a retry wait', async () => {
+    b.statuses = [503];
+    const ac = new AbortController();
+    const started = performance.now();
+    // Abort once the wait (at least 30 s here) has begun.
+    const err = await failure(
+      httpDownload(windowed({ retryDelayMs: 60_000, retryMaxDelayMs: 60_000, signal: ac.signal, logger: { warn: () => setTimeout(() => ac.abort(), 50) } })),
+    );
+    expect(err.code).toBe('TRANSFER_ABORTED');
+    expect(seen).toHaveLength(1);
+    // Far below the shortest possible wait: the abort, not the timer, ended the call.
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 });

@@ -35,10 +35,14 @@ export async function fetchPackage(agent: Agent, cmd: DeployCommand, dest: strin
     void ctx.event('downloading', { progress: { bytes, total: pkg.size } }).catch(() => undefined);
   };
   if (pkg.http !== undefined) {
+    const limits = agent.config.limits;
     await httpDownload({
       url: pkg.http.url, dest, size: pkg.size, sha256: pkg.sha256, headers: pkg.http.headers,
       ca: await artifactCas(agent.config.broker.ca),
-      maxBytes: agent.config.limits.maxPackageBytes, signal: ctx.signal,
+      maxBytes: limits.maxPackageBytes, signal: ctx.signal,
+      deadlineMs: limits.downloadDeadlineSec * 1000,
+      minBytesPerSec: limits.downloadMinBytesPerSec, rateWindowMs: limits.downloadRateWindowSec * 1000,
+      retryWindowMs: limits.downloadRetryWindowSec * 1000, timeoutMs: limits.downloadIdleTimeoutSec * 1000,
       onProgress: (p) => progress(p.bytes),
     });
     return;

@@ -41,6 +41,19 @@ const limitsSchema = z.object({
   outboxBytes: z.number().int().positive().default(16 * 1024 * 1024),
   /** A requested MQTT chunk not received within this is asked for again. */
   chunkTimeoutMs: z.number().int().min(100).default(10_000),
+  /**
+   * HTTP package downloads. The whole download, retries and waits included, ends within the deadline
+   * (0: none), so a server that keeps the connection barely alive cannot hold a deploy forever; the
+   * part is kept and the next deploy resumes it. Why these defaults: see http-download.ts.
+   */
+  downloadDeadlineSec: z.number().int().min(0).max(7 * 24 * 3600).default(1800),
+  /** A connection slower than this over `downloadRateWindowSec` is abandoned as stalled and retried (0: no check). */
+  downloadMinBytesPerSec: z.number().int().min(0).default(1024),
+  downloadRateWindowSec: z.number().int().min(1).max(3600).default(30),
+  /** Retryable failures (network, timeouts, stalls, 5xx/408/429) are retried this long after the download last progressed (0: never). */
+  downloadRetryWindowSec: z.number().int().min(0).max(24 * 3600).default(300),
+  /** A socket silent this long fails the attempt (retried within the window). */
+  downloadIdleTimeoutSec: z.number().int().min(1).max(3600).default(30),
 }).strict();
 
 const benchmarkSchema = z.object({

@@ -12,13 +12,18 @@ export type TransferErrorCode =
   | 'TRANSFER_CHUNK_CORRUPT'
   | 'TRANSFER_ABORTED';
 
-/** A failed or refused artifact transfer; `status` is the HTTP status when one caused it. */
+/**
+ * A failed or refused artifact transfer; `status` is the HTTP status when one caused it, and
+ * `retryAfterMs` the server's `Retry-After` when it gave one with a 429 or 503.
+ */
 export class TransferError extends KdEdgeError {
   override readonly code: TransferErrorCode;
   readonly status: number | undefined;
-  constructor(code: TransferErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
+  readonly retryAfterMs: number | undefined;
+  constructor(code: TransferErrorCode, message: string, options: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
     super(code, message, { cause: options.cause });
     this.code = code;
     this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
