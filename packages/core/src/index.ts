@@ -156,6 +156,8 @@ export {
   isFleetId, isDeviceId, isModelName, isModelVersion,
   fleetIdSchema, deviceIdSchema, modelNameSchema, modelVersionSchema, commandIdSchema, sha256Schema, keyIdSchema, isoDateTimeSchema,
 } from './protocol/ids.js';
+export { RESERVED_DEVICE_IDS, isReservedDeviceId } from './protocol/reserved-ids.js';
+export type { ReservedDeviceId } from './protocol/reserved-ids.js';
 export { PROTOCOL_VERSION, MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH, RUNTIMES } from './protocol/common.js';
 export type { Runtime } from './protocol/common.js';
 export {

@@ -7,6 +7,8 @@
 # The password is read from KD_BROKER_PASSWORD if set, otherwise 24 random bytes are generated (hex: safe in URLs and YAML);
 # it is printed on stdout, once, for the device's agent config. The file is created when missing.
 # Mosquitto reloads the file on SIGHUP (docker kill --signal=HUP <container>).
+# The service names are RESERVED_DEVICE_IDS in packages/fleet/src/devices/reserved-ids.ts (kd-fleet ignores
+# reports under them; the ACL denies them device topics): change both together (security-config.test.ts checks).
 set -eu
 
 usage() {

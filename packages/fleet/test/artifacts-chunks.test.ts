@@ -166,6 +166,19 @@ describe('ChunkService over aedes', () => {
     expect(dev.received.get(count() - 1)!.length).toBe(pkg.size - (count() - 1) * CHUNK);
   });
 
+  it("refuses a request under a service account's name: nothing is queued for it", async () => {
+    const invalid: string[] = [];
+    const svc = await service({ coalesceMs: 0 });
+    svc.on('invalid', (e) => invalid.push(e.reason));
+    for (const id of ['kd-dashboard', 'kd-fleet']) {
+      const req = makeChunkRequest({ deviceId: id, name: pkg.name, version: pkg.version, sha256: pkg.sha256, chunkSize: CHUNK, indexes: [0, 1] });
+      svc.handleMessage(topics.chunkRequests(id), Buffer.from(JSON.stringify(req)));
+    }
+    expect(svc.stats()).toMatchObject({ requests: 2, invalid: 2, indexes: 0 });
+    expect(svc.queued).toBe(0);
+    expect(invalid).toEqual(['kd-dashboard is a service account, not a device', 'kd-fleet is a service account, not a device']);
+  });
+
   it('drops requests past a full queue; the device asks again later', async () => {
     const timers = new ManualTimers();
     const svc = await service({ coalesceMs: 10, maxQueue: 4, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout });

@@ -1,10 +1,12 @@
-import { fleetTopics, makeBench, makeEvent, makeOfflineStatus, makeStatus, type StatusMessage } from '@kd-edge/core';
+import { fleetTopics, makeBench, makeEvent, makeOfflineStatus, makeStatus, type Logger, type StatusMessage } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../src/db/fleet-error.js';
 import { DeviceRegistry, type DeviceChange, type MalformedMessage } from '../src/devices/device-registry.js';
+import { RESERVED_DEVICE_IDS } from '@kd-edge/core';
 import { connect, startBroker, waitFor, type TestBroker } from './devices-broker.js';
+import { recordingLogger } from './http-helpers.js';
 import { migratedDb, tempDir } from './registry-helpers.js';
 
 const FLEET = 'lab';
@@ -35,7 +37,7 @@ afterEach(async () => {
   await cleanup();
 });
 
-async function fleetSide(options: { benchKeep?: number } = {}): Promise<{ devices: DeviceRegistry; changes: DeviceChange[]; malformed: MalformedMessage[] }> {
+async function fleetSide(options: { benchKeep?: number; logger?: Logger } = {}): Promise<{ devices: DeviceRegistry; changes: DeviceChange[]; malformed: MalformedMessage[] }> {
   const client = await connect(broker.url, { clientId: `fleet-${registries.length}` });
   clients.push(client);
   const devices = new DeviceRegistry(db, { fleet: FLEET, now: () => now, ...options });
@@ -216,6 +218,39 @@ describe('DeviceRegistry over aedes', () => {
     await agent('jetson-06');
     await waitFor('a good status after the bad ones', () => devices.get('jetson-06')?.online === true);
   });
+
+  it("refuses reports under a service account's name: never listed, no events, counted and logged", async () => {
+    const logger = recordingLogger();
+    const { devices, changes, malformed } = await fleetSide({ logger });
+    const emitted: string[] = [];
+    devices.on('status', (m) => emitted.push(`status ${m.deviceId}`));
+    devices.on('event', (m) => emitted.push(`event ${m.deviceId}`));
+    devices.on('bench', (m) => emitted.push(`bench ${m.deviceId}`));
+    // aedes has no ACL: these stand for a broker whose ACL let a service user report as a device (the shipped one does not).
+    expect(RESERVED_DEVICE_IDS).toEqual(['kd-fleet', 'kd-dashboard']);
+    for (const id of RESERVED_DEVICE_IDS) {
+      const impostor = await connect(broker.url, { clientId: `${id}-impostor` });
+      clients.push(impostor);
+      await impostor.publishAsync(topics.status(id), JSON.stringify(fullStatus(id)), { qos: 1, retain: true });
+      await impostor.publishAsync(topics.events(id), JSON.stringify(makeEvent({ deviceId: id, commandId: 'r1-x', command: 'deploy', state: 'failed' })), { qos: 1 });
+      await impostor.publishAsync(topics.bench(id), bench(id, 20, '2026-05-01T12:00:00Z'), { qos: 1 });
+    }
+    // Sent after every refused message was acknowledged, so it arrives after them.
+    await agent('jetson-08');
+    await waitFor('the real device', () => devices.get('jetson-08') !== undefined);
+    expect(devices.list({ includeRemoved: true }).map((d) => d.id)).toEqual(['jetson-08']);
+    for (const id of RESERVED_DEVICE_IDS) expect(devices.get(id, { includeRemoved: true })).toBeUndefined();
+    expect(emitted).toEqual(['status jetson-08']);
+    expect(changes.map((c) => c.deviceId)).toEqual(['jetson-08']);
+    expect(devices.stats()).toMatchObject({ reserved: 6, malformed: 0, status: 1, events: 0, bench: 0 });
+    expect(malformed.map((m) => [m.topic, (m.error as { code?: string }).code])).toEqual(
+      RESERVED_DEVICE_IDS.flatMap((id) => [topics.status(id), topics.events(id), topics.bench(id)].map((topic) => [topic, 'FLEET_RESERVED_DEVICE_ID'])),
+    );
+    const warnings = logger.lines.filter((l) => l.level === 'warn').map((l) => l.message);
+    expect(warnings).toHaveLength(6);
+    expect(warnings[0]).toContain(topics.status('kd-fleet'));
+    expect(warnings[0]).toMatch(/service account/);
+  });
 });
 
 describe('DeviceRegistry tags and queries', () => {
@@ -239,5 +274,17 @@ describe('DeviceRegistry tags and queries', () => {
     expect(devices.get('a-2')?.tags).toEqual(['orin']); // a refused change leaves the old tags
     expect(() => devices.latencyHistory('a-1', 0)).toThrow(RangeError);
     expect(() => new DeviceRegistry(db, { fleet: FLEET, benchKeep: 0 })).toThrow(RangeError);
+  });
+
+  it('lists no service account that a database from before the check may hold', () => {
+    const devices = new DeviceRegistry(db, { fleet: FLEET, now: () => now });
+    devices.handleMessage(topics.status('a-1'), Buffer.from(JSON.stringify(fullStatus('a-1'))));
+    // What kd-fleet stored when it still took kd-dashboard's status as a device's.
+    db.prepare("INSERT INTO devices (id, fleet, online, first_seen, last_seen) VALUES ('kd-dashboard', ?, 1, 0, 0)").run(FLEET);
+    db.prepare("INSERT INTO device_tags (device_id, tag) VALUES ('kd-dashboard', 'orin'), ('a-1', 'orin')").run();
+    expect(devices.list({ includeRemoved: true }).map((d) => d.id)).toEqual(['a-1']);
+    expect(devices.list({ tag: 'orin' }).map((d) => d.id)).toEqual(['a-1']);
+    expect(devices.get('kd-dashboard', { includeRemoved: true })).toBeUndefined();
+    expect(() => devices.setTags('kd-dashboard', ['x'])).toThrow(expect.objectContaining({ code: 'FLEET_DEVICE_NOT_FOUND' }));
   });
 });

@@ -219,6 +219,30 @@ describe('REST API controls', () => {
     expect(unknownPkg.status).toBe(404);
   });
 
+  it("never lists or targets a service account: kd-dashboard's status is ignored, {all: true} skips it, naming it is a 400", async () => {
+    fx = await startApi();
+    fx.status('cam-1');
+    // As if the broker's ACL had let kd-dashboard report as a device of that name (the shipped ACL does not).
+    fx.status('kd-dashboard');
+    expect((await call(fx, 'GET', '/api/devices', { token: null })).body.map((d: { id: string }) => d.id)).toEqual(['cam-1']);
+    expect((await call(fx, 'GET', '/api/devices/kd-dashboard', { token: null })).status).toBe(404);
+    expect((await call(fx, 'GET', '/api/info', { token: null })).body.counts).toMatchObject({ devices: 1, online: 1 });
+    expect(fx.ctx.devices.stats()).toMatchObject({ reserved: 1, status: 1 });
+    await fx.ctx.pushPackage((await fx.makePackage('pets', '1.0.0')).tar);
+    const spec = { package: { name: 'pets', version: '1.0.0' }, waves: { canary: { count: 1 }, percents: [100] } };
+
+    const named = await call(fx, 'POST', '/api/rollouts', { body: { ...spec, target: { deviceIds: ['cam-1', 'kd-dashboard'] } } });
+    expect(named.status).toBe(400);
+    expect(named.body.error).toMatchObject({ code: 'FLEET_ROLLOUT_SPEC', field: 'target.deviceIds[1]' });
+    expect(named.body.error.message).toContain('kd-dashboard');
+    expect(fx.ctx.rollouts.list()).toEqual([]);
+
+    const all = await call(fx, 'POST', '/api/rollouts', { body: { ...spec, target: { all: true } } });
+    expect(all.status).toBe(201);
+    const shown = await call(fx, 'GET', `/api/rollouts/${all.body.id as string}`, { token: null });
+    expect(shown.body.waves.map((w: { deviceIds: string[] }) => w.deviceIds)).toEqual([['cam-1']]);
+  });
+
   it('a server without a token is read-only: reads work, every control is refused whatever the token', async () => {
     fx = await startApi({ token: null });
     fx.status('cam-1');

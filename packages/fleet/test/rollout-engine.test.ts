@@ -86,6 +86,10 @@ describe('waves', () => {
     expect(() => engine.start(spec(['dev-02']))).toThrow(expect.objectContaining({ code: 'FLEET_ROLLOUT_CONFLICT' }));
     const empty = engineFor(rolloutDb(), clock, fleet, { resolveTargets: () => [] });
     expect(() => empty.start(spec(['x']))).toThrow(expect.objectContaining({ code: 'FLEET_ROLLOUT_NO_TARGETS' }));
+    // A resolver that hands back a service account is a bug: nothing is stored or sent.
+    const withService = engineFor(rolloutDb(), clock, fleet, { resolveTargets: () => ['dev-01', 'kd-dashboard'] });
+    expect(() => withService.start(spec(['x'], { target: { all: true } }))).toThrow(/"kd-dashboard".*service account/);
+    expect(withService.list()).toEqual([]);
     expect(() => engine.start({ package: {} } as never)).toThrow(expect.objectContaining({ code: 'FLEET_ROLLOUT_SPEC', field: 'package.name' }));
   });
 });

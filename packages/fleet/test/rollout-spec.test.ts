@@ -40,6 +40,8 @@ describe('parseRolloutSpec', () => {
     [{ ...base, package: { ...PKG, version: '1.2' } }, 'package.version'],
     [{ ...base, target: { tags: ['a'], all: true } }, 'target'],
     [{ ...base, target: { deviceIds: ['ok', 'not ok'] } }, 'target.deviceIds[1]'],
+    [{ ...base, target: { deviceIds: ['ok', 'kd-dashboard'] } }, 'target.deviceIds[1]'],
+    [{ ...base, target: { deviceIds: ['kd-fleet'] } }, 'target.deviceIds[0]'],
     [{ ...base, target: { all: false } }, 'target.all'],
     [{ ...base, waves: { canary: { count: 0 } } }, 'waves.canary.count'],
     [{ ...base, waves: { canary: { percent: 5 }, percents: [10, 10, 100] } }, 'waves.percents[1]'],
@@ -63,6 +65,12 @@ describe('parseRolloutSpec', () => {
     const err = specError(input);
     expect(err.field).toBe(field);
     expect(err.message).toContain(field);
+  });
+
+  it('refuses a service account named as a target, naming it', () => {
+    const message = specError({ ...base, target: { deviceIds: ['cam-1', 'kd-dashboard'] } }).message;
+    expect(message).toContain('"kd-dashboard"');
+    expect(message).toMatch(/service account/);
   });
 });
 

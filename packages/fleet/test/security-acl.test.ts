@@ -2,7 +2,7 @@
 // and read what. Refused publishes are visible as MQTT 5 PUBACK reason codes; "never delivered" is shown by a
 // later message from the same sender arriving alone (Mosquitto delivers one sender's messages in order).
 import { randomUUID } from 'node:crypto';
-import { decodeChunkFrame, encodeChunkFrame, fleetTopics, makeCommand, parseMessage } from '@kd-edge/core';
+import { decodeChunkFrame, encodeChunkFrame, fleetTopics, makeCommand, makeEvent, makeStatus, parseMessage } from '@kd-edge/core';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inbox, outcome, startShippedBroker, waitFor, type ShippedBroker } from './security-helpers.js';
@@ -213,5 +213,56 @@ describe('security: the shipped Mosquitto config and ACL', { timeout: 20_000 }, 
     await waitFor('the report at the dashboard', () => seen.some((m) => m.payload.toString() === report));
     expect(seen.filter((m) => m.topic.endsWith('/cmd'))).toEqual([]);
     await Promise.all([b.endAsync(), dashboard.endAsync()]);
+  });
+
+  // The ACL's `pattern` lines apply to every user, service accounts included: without the deny lines in their
+  // blocks, kd-dashboard and kd-fleet could each report as a device named after themselves.
+  it.each(['kd-dashboard', 'kd-fleet'])('refuses %s reporting as a device under its own name, and nothing reaches a reader', async (service) => {
+    // A service user can be connected once only (its username is its client id), so the fleet's connection is reused.
+    const dashboard = await broker.connect('kd-dashboard', PASSWORDS['kd-dashboard']);
+    const sender = service === 'kd-fleet' ? fleet : dashboard;
+    // The other service reads: kd-fleet every report, kd-dashboard every status, event, bench and detections.
+    const readerSaw = service === 'kd-fleet' ? inbox(dashboard) : fleetSaw;
+    if (service === 'kd-fleet') await dashboard.subscribeAsync('kd/v1/#', { qos: 1 });
+    const status = JSON.stringify(makeStatus({ deviceId: service, online: true, agentVersion: '0.1.0', freeDiskMb: 1 }));
+    const event = JSON.stringify(makeEvent({ deviceId: service, commandId: 'c1', command: 'deploy', state: 'failed' }));
+    const forged = `forged-${randomUUID()}`;
+    const attempts: Array<[string, string]> = [
+      [t.status(service), status], [t.events(service), event], [t.bench(service), forged], [t.detections(service), forged],
+      [t.chunkRequests(service), forged], [fleetTopics('prod').status(service), status],
+    ];
+    for (const [topic, payload] of attempts) {
+      expect(await outcome(sender.publishAsync(topic, payload, { qos: 1, retain: topic.endsWith('/status') })), topic).toBe(NOT_AUTHORIZED);
+    }
+    // Every refusal came back before this marker was sent: a forged message that got through would have reached the reader first.
+    const a = await device('dev-a');
+    const marker = `marker-${randomUUID()}`;
+    await a.publishAsync(t.events('dev-a'), marker, { qos: 1 });
+    await waitFor('the marker at the reader', () => readerSaw.some((m) => m.payload.toString() === marker));
+    expect(readerSaw.map((m) => m.topic).filter((topic) => topic.includes(`/devices/${service}/`))).toEqual([]);
+    await Promise.all([a.endAsync(), dashboard.endAsync()]);
+  });
+
+  it('gives kd-dashboard the retained manifests but no chunk frames, which devices still receive', async () => {
+    const name = 'dash-model';
+    const version = '2.0.0+build.1';
+    const manifest = JSON.stringify({ manifestVersion: 1, name, version, marker: randomUUID() });
+    await fleet.publishAsync(t.manifest(name, version), manifest, { qos: 1, retain: true });
+    const dashboard = await broker.connect('kd-dashboard', PASSWORDS['kd-dashboard']);
+    const seen = inbox(dashboard);
+    await dashboard.subscribeAsync('kd/v1/#', { qos: 1 });
+    const a = await device('dev-a');
+    const aSaw = inbox(a);
+    await a.subscribeAsync([t.chunks(name, version), t.chunks(name, version, 'dev-a')], { qos: 1 });
+    const frame = encodeChunkFrame({ sha256: 'c'.repeat(64), index: 0, count: 1, offset: 0 }, Buffer.alloc(1024, 3));
+    await fleet.publishAsync(t.chunks(name, version), frame, { qos: 1 });
+    await fleet.publishAsync(t.chunks(name, version, 'dev-a'), frame, { qos: 1 });
+    await waitFor('both frames at dev-a', () => aSaw.length === 2);
+    const report = `report-${randomUUID()}`;
+    await a.publishAsync(t.events('dev-a'), report, { qos: 1 });
+    await waitFor('the report at the dashboard', () => seen.some((m) => m.payload.toString() === report));
+    expect(seen.find((m) => m.topic === t.manifest(name, version))?.payload.toString()).toBe(manifest);
+    expect(seen.map((m) => m.topic).filter((topic) => topic.includes('/chunks'))).toEqual([]);
+    await Promise.all([a.endAsync(), dashboard.endAsync()]);
   });
 });

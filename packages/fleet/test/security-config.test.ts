@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { fleetTopics, makeCommand } from '@kd-edge/core';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RESERVED_DEVICE_IDS } from '@kd-edge/core';
 import { ADD_USER_SCRIPT, addBrokerUser, inbox, outcome, startShippedBroker, waitFor, type ShippedBroker } from './security-helpers.js';
 
 const run = promisify(execFile);
@@ -98,6 +99,17 @@ describe('security: scripts/add-broker-user.sh', () => {
     expect(lines.map((line) => line.split(':')[0])).toEqual(['jetson-01', 'kd-fleet']);
     expect(lines.every((line) => line.includes('$7$'))).toBe(true);
     expect((await stat(file)).mode & 0o044).toBe(0o044);
+  });
+
+  it("reserves exactly kd-fleet's RESERVED_DEVICE_IDS: each refused as a device id, accepted as a service user", async () => {
+    const file = join(dir, 'reserved');
+    for (const id of RESERVED_DEVICE_IDS) {
+      await expect(run('sh', [ADD_USER_SCRIPT, file, id])).rejects.toMatchObject({ code: 2 });
+      expect(await addBrokerUser(file, id, `pw-${id}`, true)).toBe(`pw-${id}`);
+    }
+    expect((await readFile(file, 'utf8')).trim().split('\n').map((line) => line.split(':')[0])).toEqual([...RESERVED_DEVICE_IDS]);
+    // Any other service name is refused, so the script cannot reserve a name kd-fleet would take as a device.
+    await expect(run('sh', [ADD_USER_SCRIPT, '--service', file, 'kd-monitor'])).rejects.toMatchObject({ code: 2 });
   });
 
   it.each([

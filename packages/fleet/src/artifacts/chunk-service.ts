@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
 import {
   DEFAULT_MAX_CHUNK_BYTES, encodeChunkFrame, fleetTopics, parseMessage, parseTopic, silentLogger,
-  type ChunkRequestMessage, type FleetTopics, type Logger,
+  type ChunkRequestMessage, type FleetTopics, type Logger, isReservedDeviceId,
 } from '@kd-edge/core';
 import type { PackageRecord } from '../registry/package-record.js';
 import { ByteBudget } from './byte-budget.js';
@@ -43,7 +43,7 @@ export interface ChunkServiceOptions {
 export interface ChunkServiceStats {
   /** Messages received on chunk request topics. */
   requests: number;
-  /** Requests refused: not a valid chunk request, another device's id, or a chunk size over the limit. */
+  /** Requests refused: not a valid chunk request, another device's id, a service account's name, or a chunk size over the limit. */
   invalid: number;
   /** Requests for a package the registry does not hold. */
   unknown: number;
@@ -144,7 +144,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
     this.#log = options.logger ?? silentLogger;
   }
 
-  /** Subscribe to the fleet's chunk requests and start answering them. */
+  /** Subscribe to the fleet's chunk requests and start answering them; subscribes again each time the client reconnects. */
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
@@ -156,6 +156,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
       this.#client.off('message', this.#onMessage);
       throw err;
     }
+    this.#client.on('connect', this.#onReconnect);
   }
 
   /** Stop answering: unsubscribe, and forget chunks not yet sent (devices ask again). */
@@ -163,6 +164,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
     if (!this.#running) return;
     this.#running = false;
     this.#client.off('message', this.#onMessage);
+    this.#client.off('connect', this.#onReconnect);
     this.#clearTimer();
     this.#queue.clear();
     await this.#client.unsubscribeAsync(this.#topics.filters.chunkRequests).catch((err: unknown) => {
@@ -188,6 +190,17 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
     this.#onMessage(topic, payload);
   }
 
+  // Whatever CONNACK's session present says: a broker restored from an older snapshot resumes the session
+  // without the subscriptions made since, and mqtt.js subscribes again only when there is no session.
+  readonly #onReconnect = (): void => {
+    if (!this.#running) return;
+    this.#client.subscribeAsync(this.#topics.filters.chunkRequests, { qos: 1 }).then(
+      () => this.#log.debug('chunk service: subscribed again after reconnecting'),
+      // The connection dropped again: the next connect tries again.
+      (err: unknown) => this.#log.warn(`chunk service: could not subscribe again after reconnecting: ${(err as Error).message}`),
+    );
+  };
+
   readonly #onMessage = (topic: string, payload: Buffer): void => {
     if (!this.#running || !topic.startsWith(`${this.#topics.root}/devices/`) || !topic.endsWith('/chunks/req')) return;
     this.#stats.requests++;
@@ -202,6 +215,8 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
       this.#invalid(topic, (err as Error).message);
       return;
     }
+    // A service account is no device (the ACL denies it device topics): such a request came through a broken ACL.
+    if (isReservedDeviceId(deviceId)) return this.#invalid(topic, `${deviceId} is a service account, not a device`);
     // The ACL lets a device publish only under its own id; a request naming another device is forged or broken.
     if (req.deviceId !== deviceId) return this.#invalid(topic, `deviceId ${req.deviceId} does not match the topic's ${deviceId}`);
     if (req.chunkSize > this.#o.maxChunkBytes) return this.#invalid(topic, `chunkSize ${req.chunkSize} is over the ${this.#o.maxChunkBytes} allowed`);

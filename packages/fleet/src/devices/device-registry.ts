@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import {
   fleetTopics, parseMessage, parseTopic, ProtocolError, silentLogger,
-  type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, type Logger,
+  type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, type Logger, isReservedDeviceId, RESERVED_DEVICE_IDS,
 } from '@kd-edge/core';
 import { FleetError } from '../db/fleet-error.js';
 import type { BenchRecord, DeviceFilter, DeviceRecord } from './device-record.js';
@@ -19,7 +19,10 @@ export interface DeviceChange {
   device: DeviceRecord | undefined;
 }
 
-/** A message the registry could not use, and why. */
+/**
+ * A message the registry could not use, and why: `error` is a ProtocolError for a malformed one, a
+ * FleetError 'FLEET_RESERVED_DEVICE_ID' for one under a service account's name.
+ */
 export interface MalformedMessage {
   topic: string;
   error: Error;
@@ -42,6 +45,11 @@ export interface DeviceRegistryStats {
   bench: number;
   /** Messages refused: not valid JSON or schema, a device id other than the topic's, a bad topic. */
   malformed: number;
+  /**
+   * Messages refused because the topic's device id is a service account ({@link RESERVED_DEVICE_IDS}):
+   * the broker's ACL should have stopped them, so any here means it let a service user report as a device.
+   */
+  reserved: number;
   /** Messages that could not be stored (a database error). */
   failed: number;
 }
@@ -57,6 +65,10 @@ export interface DeviceRegistryOptions {
 
 /** The part of an mqtt.js client {@link DeviceRegistry.attach} uses. */
 export type DeviceClient = Pick<MqttClient, 'subscribeAsync' | 'unsubscribeAsync' | 'on' | 'off'>;
+
+// Service accounts are left out of every listing, also rows a database from before the check may hold.
+// Literal SQL: the names are fixed constants of [a-z-].
+const NOT_RESERVED = `d.id NOT IN (${RESERVED_DEVICE_IDS.map((id) => `'${id}'`).join(', ')})`;
 
 interface DeviceRow {
   id: string;
@@ -86,8 +98,9 @@ function isShortStatus(s: StatusMessage): boolean {
 /**
  * The fleet's device table, kept from what devices publish: retained statuses (an empty retained payload
  * marks the device removed), last wills (offline), events (the latest per device) and bench reports (the
- * last `benchKeep` per device), plus the operator's tags. Malformed messages are counted, logged and
- * emitted as `malformed`, never thrown; every change is emitted as `change`.
+ * last `benchKeep` per device), plus the operator's tags. Malformed messages, and messages under a service
+ * account's name ({@link RESERVED_DEVICE_IDS}), are counted, logged and emitted as `malformed`, never
+ * thrown; every change is emitted as `change`.
  * @example
  * const devices = new DeviceRegistry(db, { fleet: 'lab' });
  * await devices.attach(client);
@@ -100,7 +113,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #benchKeep: number;
-  readonly #stats: DeviceRegistryStats = { status: 0, removed: 0, events: 0, bench: 0, malformed: 0, failed: 0 };
+  readonly #stats: DeviceRegistryStats = { status: 0, removed: 0, events: 0, bench: 0, malformed: 0, reserved: 0, failed: 0 };
   readonly #q;
   readonly #listQueries = new Map<string, Database.Statement<unknown[], DeviceRow>>();
   #client: DeviceClient | undefined;
@@ -153,19 +166,22 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     };
   }
 
-  /** Subscribe `client` to the fleet's status, event and bench topics and keep the table from them. */
+  /**
+   * Subscribe `client` (connected) to the fleet's status, event and bench topics and keep the table from
+   * them; subscribes again each time the client reconnects.
+   */
   async attach(client: DeviceClient): Promise<void> {
     if (this.#client !== undefined) throw new Error('DeviceRegistry is already attached to a client');
     this.#client = client;
     client.on('message', this.#onMessage);
-    const f = this.#topics.filters;
     try {
-      await client.subscribeAsync([f.status, f.events, f.bench], { qos: 1 });
+      await client.subscribeAsync(this.#filters(), { qos: 1 });
     } catch (err) {
       client.off('message', this.#onMessage);
       this.#client = undefined;
       throw err;
     }
+    client.on('connect', this.#onReconnect);
   }
 
   /** Stop listening to the attached client. */
@@ -174,11 +190,28 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     if (client === undefined) return;
     this.#client = undefined;
     client.off('message', this.#onMessage);
+    client.off('connect', this.#onReconnect);
+    await client.unsubscribeAsync(this.#filters()).catch((err: unknown) => this.#log.debug(`devices: unsubscribe failed: ${(err as Error).message}`));
+  }
+
+  #filters(): string[] {
     const f = this.#topics.filters;
-    await client.unsubscribeAsync([f.status, f.events, f.bench]).catch((err: unknown) => this.#log.debug(`devices: unsubscribe failed: ${(err as Error).message}`));
+    return [f.status, f.events, f.bench];
   }
 
   readonly #onMessage = (topic: string, payload: Buffer): void => this.handleMessage(topic, payload);
+
+  // Whatever CONNACK's session present says: a broker restored from an older snapshot resumes the session
+  // without the subscriptions made since, and mqtt.js subscribes again only when there is no session.
+  readonly #onReconnect = (): void => {
+    const client = this.#client;
+    if (client === undefined) return;
+    client.subscribeAsync(this.#filters(), { qos: 1 }).then(
+      () => this.#log.debug('devices: subscribed again after reconnecting'),
+      // The connection dropped again: the next connect tries again.
+      (err: unknown) => this.#log.warn(`devices: could not subscribe again after reconnecting: ${(err as Error).message}`),
+    );
+  };
 
   /**
    * Take one message of the fleet's device topics (status, events, bench); other topics are ignored.
@@ -188,7 +221,11 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     if (typeof topic !== 'string' || !topic.startsWith(`${this.#topics.root}/devices/`)) return;
     try {
       const where = parseTopic(topic, this.fleet);
-      if (!('deviceId' in where)) return;
+      if (!('deviceId' in where) || !(where.kind === 'status' || where.kind === 'event' || where.kind === 'bench')) return;
+      if (isReservedDeviceId(where.deviceId)) {
+        this.#refuseReserved(topic, where.deviceId);
+        return;
+      }
       if (where.kind === 'status') this.#status(where.deviceId, payload);
       else if (where.kind === 'event') this.#event(where.deviceId, payload);
       else if (where.kind === 'bench') this.#bench(where.deviceId, payload);
@@ -202,6 +239,16 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
         this.#log.error(`devices: could not store the message on ${topic}: ${(err as Error).message}`);
       }
     }
+  }
+
+  #refuseReserved(topic: string, deviceId: string): void {
+    this.#stats.reserved++;
+    const error = new FleetError(
+      'FLEET_RESERVED_DEVICE_ID',
+      `${deviceId} is a service account, not a device; the broker's ACL should not have let this through (docker/mosquitto/acl)`,
+    );
+    this.#log.warn(`devices: ignored a message on ${topic}: ${error.message}`);
+    this.emit('malformed', { topic, error });
   }
 
   #status(deviceId: string, payload: Buffer): void {
@@ -294,11 +341,11 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     const key = `${filter.tag !== undefined}|${String(filter.online)}|${filter.includeRemoved === true}`;
     let stmt = this.#listQueries.get(key);
     if (stmt === undefined) {
-      const where: string[] = [];
+      const where: string[] = [NOT_RESERVED];
       if (filter.includeRemoved !== true) where.push('d.removed_at IS NULL');
       if (filter.online !== undefined) where.push(`d.online = ${filter.online ? 1 : 0}`);
       if (filter.tag !== undefined) where.push('EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = ?)');
-      stmt = this.#db.prepare<unknown[], DeviceRow>(`SELECT d.* FROM devices d${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY d.id`);
+      stmt = this.#db.prepare<unknown[], DeviceRow>(`SELECT d.* FROM devices d WHERE ${where.join(' AND ')} ORDER BY d.id`);
       this.#listQueries.set(key, stmt);
     }
     const rows = filter.tag !== undefined ? stmt.all(filter.tag) : stmt.all();
@@ -311,9 +358,10 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     return rows.map((r) => this.#record(r, tags.get(r.id) ?? []));
   }
 
-  /** One device, or undefined (also for a removed one, unless `includeRemoved`). */
+  /** One device, or undefined (also for a removed one, unless `includeRemoved`, and for a service account's name). */
   get(id: string, options: { includeRemoved?: boolean } = {}): DeviceRecord | undefined {
     if (typeof id !== 'string') throw new TypeError('id must be a device id');
+    if (isReservedDeviceId(id)) return undefined;
     const row = this.#q.get.get(id);
     if (row === undefined || (row.removed_at !== null && options.includeRemoved !== true)) return undefined;
     return this.#record(row, this.#q.tagsOf.all(id));
@@ -324,7 +372,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     if (typeof id !== 'string') throw new TypeError('id must be a device id');
     const clean = normaliseTags(tags);
     this.#db.transaction(() => {
-      if (this.#q.get.get(id) === undefined) throw new FleetError('FLEET_DEVICE_NOT_FOUND', `no device ${JSON.stringify(id)} in fleet ${this.fleet}`);
+      if (isReservedDeviceId(id) || this.#q.get.get(id) === undefined) throw new FleetError('FLEET_DEVICE_NOT_FOUND', `no device ${JSON.stringify(id)} in fleet ${this.fleet}`);
       this.#q.clearTags.run(id);
       for (const t of clean) this.#q.addTag.run(id, t);
     })();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage, silentLogger, type Logger } from '@kd-edge/core';
+import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage, silentLogger, type Logger, isReservedDeviceId } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
 import { executionRank, isFinalExecutionState, type ExecutionState } from './execution-state.js';
 import { gateViolation, hasGates } from './rollout-gates.js';
@@ -105,8 +105,8 @@ export class RolloutEngine extends EventEmitter<RolloutEngineEvents> {
     const spec = parseRolloutSpec(input);
     const resolved = this.#options.resolveTargets(spec.target);
     const deviceIds = [...new Set(resolved)];
-    const bad = deviceIds.find((id) => typeof id !== 'string' || !DEVICE_ID_RE.test(id));
-    if (bad !== undefined) throw new TypeError(`resolveTargets returned ${JSON.stringify(bad)}, which is not a device id`);
+    const bad = deviceIds.find((id) => typeof id !== 'string' || !DEVICE_ID_RE.test(id) || isReservedDeviceId(id));
+    if (bad !== undefined) throw new TypeError(`resolveTargets returned ${JSON.stringify(bad)}, which is not a device id (or is a service account's)`);
     if (deviceIds.length === 0) throw new RolloutError('FLEET_ROLLOUT_NO_TARGETS', `the target ${JSON.stringify(spec.target)} matches no device`);
     const id = (this.#options.newId ?? (() => randomBytes(6).toString('hex')))();
     if (!ROLLOUT_ID_RE.test(id)) throw new TypeError(`options.newId returned ${JSON.stringify(id)}; expected 1-40 characters of A-Z, a-z, 0-9`);

@@ -1,4 +1,4 @@
-import { DEVICE_ID_RE, SHA256_RE, isModelName, isModelVersion } from '@kd-edge/core';
+import { DEVICE_ID_RE, SHA256_RE, isModelName, isModelVersion, isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core';
 import { RolloutError } from './rollout-error.js';
 
 /** Which devices a rollout targets; the caller's `resolveTargets` turns it into device ids once, at start. */
@@ -153,6 +153,9 @@ function target(value: unknown): RolloutTarget {
   if (!Array.isArray(list) || list.length === 0) fail(`target.${key}`, list, 'a non-empty array');
   list.forEach((item, i) => {
     if (key === 'deviceIds' && (typeof item !== 'string' || !DEVICE_ID_RE.test(item))) fail(`target.deviceIds[${i}]`, item, 'a device id');
+    if (key === 'deviceIds' && isReservedDeviceId(item as string)) {
+      fail(`target.deviceIds[${i}]`, item, `a device id, not a service account (${RESERVED_DEVICE_IDS.join(', ')})`);
+    }
     if (key === 'tags' && (typeof item !== 'string' || item.length === 0 || item.length > 64)) fail(`target.tags[${i}]`, item, 'a tag of 1-64 characters');
   });
   return key === 'deviceIds' ? { deviceIds: [...new Set(list as string[])] } : { tags: [...new Set(list as string[])] };

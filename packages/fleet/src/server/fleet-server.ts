@@ -95,6 +95,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     private readonly parts: {
       db: Database.Database; client: MqttClient; http: HttpServer; tcp?: TcpServer; ws?: WebSocketServer; wsHttp?: HttpServer;
       aedes?: Aedes; sockets: Set<Socket>; chunks: ChunkService; tick: NodeJS.Timeout; devices: DeviceRegistry; rollouts: RolloutEngine;
+      unwatchBroker: () => void;
     },
     urls: { http: string; mqtt: string; ws?: string },
     context: FleetContext,
@@ -156,8 +157,12 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
       ...(options.broker !== undefined && (options.protocolVersion ?? 5) === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
       username: options.brokerUsername,
       password: options.brokerPassword,
-      reconnectPeriod: 1000,
+      reconnectPeriod: RECONNECT_MS,
+      // The device registry and the chunk service subscribe again on every connect themselves: mqtt.js
+      // would only when CONNACK says there is no session, and then the subscriptions would go out twice.
+      resubscribe: false,
     });
+    const unwatch = watchBroker(client, mqttUrl, log);
 
     const http = createHttpServer();
     await listen(http, options.httpPort ?? 8080, host);
@@ -189,6 +194,18 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     const chunks = new ChunkService({ client, fleet, source: registry, logger: log, bytesPerSecond: options.chunkBytesPerSecond ?? 64 * 1024 * 1024 });
     await chunks.start();
     await registry.publishManifests();
+    // A broker that crashed comes back without the retained manifests published since its last save.
+    const republish = (): void => {
+      registry.publishManifests().then(
+        (n) => log.debug(`registry: published ${n} manifest(s) again after reconnecting`),
+        (err: unknown) => log.warn(`registry: could not publish the manifests again after reconnecting: ${(err as Error).message}`),
+      );
+    };
+    client.on('connect', republish);
+    const unwatchBroker = (): void => {
+      unwatch();
+      client.off('connect', republish);
+    };
 
     const startedAt = Date.now();
     const context: FleetContext = {
@@ -230,7 +247,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
 
     const tick = setInterval(() => void rollouts.tick().catch((err: unknown) => log.error(`rollout tick: ${(err as Error).message}`)), options.tickMs ?? 1000);
     const server = new FleetServer(
-      { db, client, http, tcp, ws: wss, wsHttp, aedes, sockets, chunks, tick, devices, rollouts },
+      { db, client, http, tcp, ws: wss, wsHttp, aedes, sockets, chunks, tick, devices, rollouts, unwatchBroker },
       { http: httpUrl, mqtt: mqttUrl, ws: wsUrl },
       context,
     );
@@ -244,6 +261,10 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     this.#closed = true;
     const p = this.parts;
     clearInterval(p.tick);
+    p.unwatchBroker();
+    // Unsubscribing waits for the broker's answer, which an unreachable broker never gives: stop trying to
+    // reach it first, so that the unsubscribes fail at once instead of holding close() until it is back.
+    if (!p.client.connected) await p.client.endAsync(true);
     await p.chunks.stop();
     await p.devices.detach();
     await p.client.endAsync();
@@ -260,6 +281,65 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     }
     if (p.aedes) await new Promise<void>((r) => p.aedes!.close(() => r()));
     p.db.close();
+  }
+}
+
+/** How long kd-fleet waits between attempts to reach the broker again. */
+const RECONNECT_MS = 1000;
+
+/**
+ * Logs the broker connection's ups and downs: a warning when it drops (with the error that ended it, if
+ * any), each distinct error while it is down once at warn and its repeats at debug (an attempt a second
+ * would otherwise flood the log), and one line when it is back, with CONNACK's session present. Returns
+ * a function that stops it, so that closing the server is not logged as a lost connection.
+ */
+function watchBroker(client: MqttClient, url: string, log: Logger): () => void {
+  const where = withoutCredentials(url);
+  let lastError: Error | undefined;
+  let warned = new Set<string>();
+  let up = true;
+  const onError = (err: Error): void => {
+    lastError = err;
+    // While connected, the close that follows reports it.
+    if (!up && !warned.has(err.message)) {
+      warned.add(err.message);
+      log.warn(`kd-fleet cannot reach the broker ${where}: ${err.message}`);
+    } else {
+      log.debug(`broker ${where}: ${err.message}`);
+    }
+  };
+  const onClose = (): void => {
+    if (!up) return;
+    up = false;
+    log.warn(`kd-fleet lost its connection to the broker ${where}${lastError ? `: ${lastError.message}` : ''}; trying again every ${RECONNECT_MS / 1000} s`);
+    if (lastError) warned.add(lastError.message);
+  };
+  const onConnect = (connack: { sessionPresent: boolean }): void => {
+    up = true;
+    lastError = undefined;
+    warned = new Set();
+    // session present: false means the broker forgot the session and anything queued for kd-fleet in it.
+    log.info(`kd-fleet connected to the broker again at ${where} (session present: ${connack.sessionPresent}); subscribing again`);
+  };
+  client.on('error', onError);
+  client.on('close', onClose);
+  client.on('connect', onConnect);
+  return () => {
+    client.off('error', onError);
+    client.off('close', onClose);
+    client.off('connect', onConnect);
+  };
+}
+
+/** The URL without a username or password, for the log. */
+function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
   }
 }
 
