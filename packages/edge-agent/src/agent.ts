@@ -301,13 +301,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       return;
     }
     this.log.info(`resuming command ${cmd.id} (${cmd.command}) cut short by a restart`);
-    this.#enqueue(cmd, entry.message);
+    this.#enqueue(cmd, entry.message, entry.last);
   }
 
-  #enqueue(cmd: CommandMessage, raw: unknown): void {
+  #enqueue(cmd: CommandMessage, raw: unknown, resumedFrom?: Record<string, unknown>): void {
     this.#running.add(cmd.id);
     const job = async (): Promise<void> => {
-      const ctx = this.#context(cmd);
+      const ctx = this.#context(cmd, resumedFrom);
       try {
         if (this.#stopped) return;
         await ctx.event('accepted');
@@ -341,7 +341,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
         await deploy(this, cmd, raw, ctx);
         return;
       case 'rollback':
-        await this.#rollback(cmd.fromVersion, ctx);
+        await this.#rollback(cmd, ctx);
         return;
       case 'benchmark': {
         const active = this.#requireActive();
@@ -357,14 +357,22 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     }
   }
 
-  async #rollback(fromVersion: string | undefined, ctx: CommandContext): Promise<void> {
+  async #rollback(cmd: Extract<CommandMessage, { command: 'rollback' }>, ctx: CommandContext): Promise<void> {
     const active = this.#requireActive();
+    // Cut short by a crash after the pointer moved: the swap is done, and doing it again would undo it.
+    const swap = ctx.resumedFrom?.state === 'activating' ? (ctx.resumedFrom.result as { key?: unknown; from?: unknown } | undefined) : undefined;
+    if (swap?.key === active.stored.key && typeof swap.from === 'string') {
+      await ctx.event('rolled_back', { result: { version: active.manifest.version, from: swap.from } });
+      return;
+    }
+    const fromVersion = cmd.fromVersion;
     if (fromVersion !== undefined && active.manifest.version !== fromVersion) {
       throw new AgentError('AGENT_ROLLBACK_STALE', `rollback from ${fromVersion} refused: the active version is ${active.manifest.version}`);
     }
     const previous = this.store.previous();
     if (previous === null) throw new AgentError('AGENT_NO_PREVIOUS_MODEL', `no previous version to roll back to from ${active.manifest.version}`);
-    await ctx.event('activating', { message: `loading ${previous.info.version} beside ${active.manifest.version}` });
+    // The swap's target is recorded first, so a restart can tell a finished swap from one not begun.
+    await ctx.event('activating', { message: `loading ${previous.info.version} beside ${active.manifest.version}`, result: { key: previous.key, from: active.manifest.version } });
     const loaded = await this.load(previous);
     await this.activate(loaded, 'rollback');
     await ctx.event('rolled_back', { result: { version: loaded.manifest.version, from: active.manifest.version } });
@@ -375,9 +383,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     return this.#active;
   }
 
-  #context(cmd: CommandMessage): CommandContext {
+  #context(cmd: CommandMessage, resumedFrom?: Record<string, unknown>): CommandContext {
     return {
       signal: this.#abort.signal,
+      resumedFrom,
       event: async (state: EventState, extra: EventExtra = {}) => {
         const event = makeEvent({ deviceId: this.deviceId, commandId: cmd.id, command: cmd.command, state, ...extra });
         await this.ledger.record(cmd.id, event);

@@ -1,19 +1,19 @@
 // The attacks of issue 11 against kd-agent, each from outside (real Mosquitto, real MQTT clients, kill -9), each a
 // defect once: they stay here so they stay fixed.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { fleetTopics, generateKeyPair, makeCommand, signCommand, writeKeyPair, type CommandFields, type EventMessage } from '@kd-edge/core';
-import type { MqttClient } from 'mqtt';
+import { fleetTopics, generateKeyPair, makeCommand, writeKeyPair, type CommandFields } from '@kd-edge/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
+import { CommandLedger } from '../src/commands/command-ledger.js';
+import { ModelStore } from '../src/store/model-store.js';
 import { validateAgentConfig } from '../src/config/agent-config.js';
 import { makeDetectorPackage, type DetectorPackage } from './fixtures/agent/detector-package.js';
+import { FleetStandIn } from './fixtures/agent/fleet-stand-in.js';
 import { PackageOrigin } from './fixtures/agent/package-origin.js';
+import { RestartableMosquitto } from './fixtures/agent/restartable-mosquitto.js';
 import { MOSQUITTO, freePort, observer, startAedes, startMosquitto, waitFor } from './mqtt-brokers.js';
 
 const FLEET = 'lab';
@@ -41,46 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-/** A fleet stand-in: an MQTT 5 client that sends commands to one device and keeps its events. */
-class Fleet {
-  readonly events: EventMessage[] = [];
-  private constructor(readonly client: MqttClient, readonly device: string) {}
-
-  static async connect(url: string, device: string, protocolVersion: 4 | 5 = 5): Promise<Fleet> {
-    const client = await observer(url, { protocolVersion, clientId: `fleet-${device}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 200 });
-    const fleet = new Fleet(client, device);
-    client.on('message', (topic, payload) => {
-      if (topic === topics.events(device)) fleet.events.push(JSON.parse(payload.toString()) as EventMessage);
-    });
-    // Subscribed on every connection: the broker may come back without this client's session.
-    client.on('connect', () => void client.subscribeAsync(topics.events(device), { qos: 1 }).catch(() => undefined));
-    await client.subscribeAsync(topics.events(device), { qos: 1 });
-    return fleet;
-  }
-
-  async send(fields: CommandFields | Record<string, unknown>, sign = false): Promise<void> {
-    const cmd = makeCommand(fields as CommandFields);
-    await this.sendRaw(JSON.stringify(sign ? signCommand(cmd, fleetKey.privateKeyPem) : cmd));
-  }
-
-  async sendRaw(payload: string): Promise<void> {
-    await this.client.publishAsync(topics.cmd(this.device), payload, { qos: 1 });
-  }
-
-  final(id: string): EventMessage | undefined {
-    return [...this.events].reverse().find((e) => e.commandId === id && FINAL.has(e.state) && e.repeat !== true);
-  }
-
-  async settle(id: string, timeoutMs = 60_000): Promise<EventMessage> {
-    await waitFor(`final event of ${id}`, () => this.final(id) !== undefined, timeoutMs);
-    return this.final(id)!;
-  }
-
-  close(): Promise<void> {
-    return this.client.endAsync(true);
-  }
-}
 
 function deployOf(device: string, p: DetectorPackage, id: string, where: { http: { url: string } } | { mqtt: { chunkSize: number } }, over: Record<string, unknown> = {}): CommandFields {
   return {
@@ -112,7 +72,7 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
     const broker = await startMosquitto();
     const origin = new PackageOrigin();
     await origin.start(broker.url, FLEET, 5);
-    const fleet = await Fleet.connect(broker.url, 'ar');
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'ar');
     const http = (p: DetectorPackage) => ({ http: { url: origin.add(p.tar, p.sha256) } });
     let agent = await Agent.start(agentConfig('ar', broker.url));
     try {
@@ -142,7 +102,7 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
       await fleet.send(deployOf('ar', { ...pkgs.s11!, version: '2.0.0', manifest: { ...pkgs.s11!.manifest, version: '2.0.0' } }, 'ar-6', http(pkgs.s11!)));
       expect((await fleet.settle('ar-6')).message).toContain('the same version as shapes@2.0.0 once active here, with different contents');
       // Only a signed downgrade goes below the mark, and it does not lower it.
-      await fleet.send(deployOf('ar', pkgs.s1!, 'ar-7', http(pkgs.s1!), { allowDowngrade: true }), true);
+      await fleet.send(deployOf('ar', pkgs.s1!, 'ar-7', http(pkgs.s1!), { allowDowngrade: true }), fleetKey.privateKeyPem);
       expect((await fleet.settle('ar-7')).state).toBe('succeeded');
       expect(agent.active()?.manifest.version).toBe('1.0.0');
       expect(agent.store.highWater('shapes')).toEqual({ version: '2.0.0', sha256: pkgs.s2!.sha256 });
@@ -157,44 +117,20 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
   });
 
   it('3. a broker killed with -9 restores a session snapshot without the chunk subscription: the agent subscribes again and the download completes', async () => {
-    const port = await freePort();
-    const dir = join(root, 'mosq-persist');
-    await mkdir(dir, { recursive: true });
-    await chmod(dir, 0o777); // written by Mosquitto as user mosquitto
-    const conf = join(dir, 'mosquitto.conf');
-    // Saves only on a clean exit: a SIGKILL brings back the last clean exit's snapshot, as autosave_interval would.
-    await writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 86400', ''].join('\n'));
-    const url = `mqtt://127.0.0.1:${port}`;
-    let child: ChildProcess | undefined;
-    const up = async (): Promise<void> => {
-      child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-      for (let i = 0; ; i++) {
-        const c = await observer(url, { connectTimeout: 300 }).catch(() => undefined);
-        if (c) {
-          await c.endAsync(true);
-          return;
-        }
-        if (i > 100) throw new Error('mosquitto did not start');
-        await delay(100);
-      }
-    };
-    const down = async (signal: NodeJS.Signals): Promise<void> => {
-      const exited = once(child!, 'exit');
-      child!.kill(signal);
-      await exited;
-    };
-    await up();
+    const broker = new RestartableMosquitto(await freePort(), join(root, 'mosq-persist'));
+    const url = broker.url;
+    await broker.start({ persistence: true });
     const origin = new PackageOrigin();
     await origin.start(url, FLEET, 5);
-    const fleet = await Fleet.connect(url, 'rs');
+    const fleet = await FleetStandIn.connect(url, FLEET, 'rs');
     const agent = await Agent.start(agentConfig('rs', url, { broker: { url, protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 300 } }));
     const connects: boolean[] = [];
     agent.session.on('connect', (info) => connects.push(info.sessionPresent));
     try {
       await agent.online;
       // A clean exit saves the agent's session with its command subscription only.
-      await down('SIGTERM');
-      await up();
+      await broker.kill('SIGTERM');
+      await broker.start({ persistence: true });
       await waitFor('agent back on the restored session', () => connects.includes(true), 30_000);
       const p = pkgs.s1!;
       origin.add(p.tar, p.sha256);
@@ -202,9 +138,9 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
       await fleet.send(deployOf('rs', p, 'rs-1', { mqtt: { chunkSize: 4096 } }));
       await waitFor('a few chunks', () => origin.chunksSent >= 4, 30_000);
       // The crash: the snapshot comes back, session present, chunk subscription missing.
-      await down('SIGKILL');
+      await broker.kill('SIGKILL');
       const before = connects.length;
-      await up();
+      await broker.start({ persistence: true });
       await waitFor('agent reconnected', () => connects.length > before, 30_000);
       expect(connects.at(-1)).toBe(true);
       expect(await fleet.settle('rs-1', 90_000)).toMatchObject({ state: 'succeeded' });
@@ -213,13 +149,47 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
       await agent.stop();
       await fleet.close();
       await origin.stop();
-      if (child?.exitCode === null) await down('SIGKILL');
+      await broker.kill();
+    }
+  });
+
+  it('4. a trickling artifact server cannot wedge the agent: a ping is answered during the download, which ends at its deadline', async () => {
+    const broker = await startMosquitto();
+    const origin = new PackageOrigin();
+    await origin.start(broker.url, FLEET, 5);
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'tr');
+    // One byte every 200 ms on every connection; a stall is abandoned after 1 s and retried, until the 4 s deadline.
+    for (let i = 0; i < 50; i++) origin.httpFaults.push({ kind: 'trickle', ms: 60_000 });
+    const agent = await Agent.start(agentConfig('tr', broker.url, {
+      limits: { downloadDeadlineSec: 4, downloadRateWindowSec: 1, downloadMinBytesPerSec: 1024, downloadRetryWindowSec: 60 },
+    }));
+    try {
+      await agent.online;
+      const p = pkgs.s1!;
+      const url = origin.add(p.tar, p.sha256);
+      await fleet.send(deployOf('tr', p, 'tr-1', { http: { url } }));
+      await waitFor('downloading', () => fleet.events.some((e) => e.commandId === 'tr-1' && e.state === 'downloading'));
+      await fleet.send({ command: 'ping', id: 'tr-ping', deviceId: 'tr' });
+      expect(await fleet.settle('tr-ping', 3_000)).toMatchObject({ state: 'succeeded', result: { pong: true } });
+      expect(fleet.final('tr-1')).toBeUndefined(); // the download is still going on
+      const timedOut = await fleet.settle('tr-1', 30_000);
+      expect(timedOut).toMatchObject({ state: 'failed', code: 'TRANSFER_TIMEOUT' });
+      expect(timedOut.message).toMatch(/deadline of 4000 ms/);
+      // The server recovers: the next deploy resumes from what the trickle delivered and completes.
+      origin.httpFaults.length = 0;
+      await fleet.send(deployOf('tr', p, 'tr-2', { http: { url } }));
+      expect((await fleet.settle('tr-2')).state).toBe('succeeded');
+    } finally {
+      await agent.stop();
+      await fleet.close();
+      await origin.stop();
+      await broker.close();
     }
   });
 
   it('5 and 6. ids of the protocol\'s full 128 characters are answered; a deeply nested field is refused by name and leaves no temporary file', async () => {
     const broker = await startMosquitto();
-    const fleet = await Fleet.connect(broker.url, 'id');
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'id');
     await mkdir(join(root, 'id', 'commands'), { recursive: true });
     await writeFile(join(root, 'id', 'commands', 'stale.json.1234.lq2x.tmp'), ''); // a crash's leftover, from the older naming
     const agent = await Agent.start(agentConfig('id', broker.url));
@@ -253,6 +223,46 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
   });
 });
 
+describe('kd-agent resuming a rollback cut short by kill -9', { timeout: 120_000 }, () => {
+  it('a rollback whose pointer moved before the crash is reported done, not swapped back', async () => {
+    const broker = await startAedes();
+    const origin = new PackageOrigin();
+    await origin.start(broker.url, FLEET);
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'rr', 4);
+    let agent = await Agent.start(agentConfig('rr', broker.url));
+    try {
+      await agent.online;
+      for (const [i, p] of [pkgs.s1!, pkgs.s11!].entries()) {
+        await fleet.send(deployOf('rr', p, `rr-${i}`, { http: { url: origin.add(p.tar, p.sha256) } }));
+        expect((await fleet.settle(`rr-${i}`)).state).toBe('succeeded');
+      }
+      await agent.stop();
+      // What a crash leaves when it strikes between the pointer's move and the final event: the ledger's last word
+      // on the rollback is 'activating' (naming the swap's target), and state.json already points at the target.
+      const store = await ModelStore.open(join(root, 'rr', 'store'));
+      const target = store.previous()!;
+      const ledger = await CommandLedger.open(join(root, 'rr', 'commands'));
+      const cmd = makeCommand({ command: 'rollback', id: 'rr-back', deviceId: 'rr' });
+      await ledger.admit('rr-back', 'rollback', cmd);
+      await ledger.record('rr-back', { state: 'accepted' });
+      await ledger.record('rr-back', { state: 'activating', result: { key: target.key, from: '1.1.0' } });
+      await store.rollback();
+
+      agent = await Agent.start(agentConfig('rr', broker.url));
+      await agent.online;
+      expect(await fleet.settle('rr-back')).toMatchObject({ state: 'rolled_back', result: { version: '1.0.0', from: '1.1.0' } });
+      await agent.idle();
+      expect(agent.active()?.manifest.version).toBe('1.0.0');
+      expect(agent.store.state().current).toBe(target.key);
+    } finally {
+      await agent.stop();
+      await fleet.close();
+      await origin.stop();
+      await broker.close();
+    }
+  });
+});
+
 describe.each([
   ['Mosquitto', async () => {
     const m = await startMosquitto();
@@ -268,7 +278,7 @@ describe.each([
     const device = `dup-${name}`;
     const origin = new PackageOrigin();
     await origin.start(broker.url, FLEET);
-    const fleet = await Fleet.connect(broker.url, device, 4);
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, device, 4);
     const second = await observer(broker.url, { clientId: `second-${device}` });
     const agent = await Agent.start(agentConfig(device, broker.url));
     try {

@@ -86,4 +86,11 @@ describe('agent configuration', () => {
     expect(envOverrides({ KD_AGENT_DATA_DIR: '/d', KD_AGENT_RUNTIME__PROVIDERS: '[cuda, cpu]', KD_AGENT_SERVE__SERIAL__BAUD: '9600', OTHER: 'x' }))
       .toEqual({ dataDir: '/d', runtime: { providers: ['cuda', 'cpu'] }, serve: { serial: { baud: 9600 } } });
   });
+
+  it('refuses a service account\'s name as its device id, naming it', async () => {
+    for (const id of ['kd-fleet', 'kd-dashboard']) {
+      await expect(loadAgentConfig({ overrides: { keys: ['k.pub'], deviceId: id } })).rejects.toThrow(`deviceId: "${id}" is reserved for a kd-edge service account (kd-fleet, kd-dashboard)`);
+    }
+    await expect(loadAgentConfig({ overrides: { keys: ['k.pub'], deviceId: 'kd-fleet-1' } })).resolves.toMatchObject({ deviceId: 'kd-fleet-1' });
+  });
 });

@@ -1,9 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fleetTopics, generateKeyPair, makeCommand, seededRandom, verifyPackage, writeKeyPair, loadPublicKey, type EventMessage } from '@kd-edge/core';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,12 +8,13 @@ import { Agent } from '../src/agent.js';
 import { validateAgentConfig } from '../src/config/agent-config.js';
 import { parseVersionKey } from '../src/store/version-key.js';
 import { makeDetectorPackage, type DetectorPackage } from './fixtures/agent/detector-package.js';
+import { AgentProcess } from './fixtures/agent/agent-process.js';
 import { PackageOrigin } from './fixtures/agent/package-origin.js';
-import { MOSQUITTO, freePort, observer, startAedes, waitFor } from './mqtt-brokers.js';
+import { RestartableMosquitto } from './fixtures/agent/restartable-mosquitto.js';
+import { freePort, observer, startAedes, waitFor } from './mqtt-brokers.js';
 
 const FLEET = 'lab';
 const topics = fleetTopics(FLEET);
-const BIN = fileURLToPath(new URL('../src/bin/kd-agent.ts', import.meta.url));
 
 let root: string;
 let keyFile: string;
@@ -38,31 +36,6 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Mosquitto on a fixed port, restartable; in-memory only, so a restart loses every session as a crash would. */
-async function mosquitto(port: number): Promise<{ stop(): Promise<void> }> {
-  const dir = join(root, `mosq-${port}`);
-  await mkdir(dir, { recursive: true });
-  const conf = join(dir, 'm.conf');
-  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-  const probe = await observer(`mqtt://127.0.0.1:${port}`, { connectTimeout: 500 }).catch(async () => {
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const c = await observer(`mqtt://127.0.0.1:${port}`, { connectTimeout: 500 }).catch(() => undefined);
-      if (c) return c;
-    }
-    throw new Error('mosquitto did not start');
-  });
-  await probe.endAsync();
-  return {
-    async stop() {
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
 function collectEvents(client: MqttClient, device: string): EventMessage[] {
   const seen: EventMessage[] = [];
   client.on('message', (topic, payload) => {
@@ -75,9 +48,10 @@ const final = (events: EventMessage[], id: string) =>
 
 describe('kd-agent faults', () => {
   it('MQTT 5 with Mosquitto: a broker killed mid-download comes back empty, and the chunked download resumes and completes', async () => {
-    const port = await freePort();
-    let broker = await mosquitto(port);
-    const url = `mqtt://127.0.0.1:${port}`;
+    // In memory only: a restart loses every session, as a crash would.
+    const broker = new RestartableMosquitto(await freePort(), join(root, 'mosq-m5'));
+    await broker.start();
+    const url = broker.url;
     const origin = new PackageOrigin();
     await origin.start(url, FLEET, 5);
     origin.delayMs = 40;
@@ -97,10 +71,10 @@ describe('kd-agent faults', () => {
       await fleet.publishAsync(topics.cmd('m5'), JSON.stringify(cmd), { qos: 1 });
       const total = Math.ceil(p.size / 4096);
       await waitFor('a few chunks', () => origin.chunksSent >= 4, 30_000);
-      await broker.stop();
+      await broker.kill();
       expect(origin.chunksSent).toBeLessThan(total);
       await new Promise((r) => setTimeout(r, 300));
-      broker = await mosquitto(port);
+      await broker.start();
       // the broker lost every session: the fleet side subscribes again, as kd-fleet does on reconnect
       await waitFor('fleet reconnected', () => fleet.connected, 10_000);
       await fleet.subscribeAsync(topics.events('m5'), { qos: 1 });
@@ -112,7 +86,7 @@ describe('kd-agent faults', () => {
       await agent.stop();
       await fleet.endAsync(true);
       await origin.stop();
-      await broker.stop();
+      await broker.kill();
     }
   }, 120_000);
 
@@ -170,22 +144,17 @@ describe('kd-agent faults', () => {
       'broker:', `  url: ${broker.url}`, '  protocolVersion: 4', '  reconnectMinMs: 100', '  reconnectMaxMs: 500',
       'runtime: { trtexec: false }', 'benchmark: { warmup: 1, iterations: 3 }', '',
     ].join('\n'));
-    let child: ChildProcess | undefined;
+    const child = new AgentProcess(cfg);
+    let statusOnline = false;
     const startChild = async (): Promise<void> => {
-      const onlineBefore = events.length;
-      child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, '--config', cfg, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr!.resume();
-      void onlineBefore;
+      child.start();
       await waitFor('agent online', () => statusOnline, 60_000);
     };
-    let statusOnline = false;
     fleet.on('message', (topic, payload) => {
       if (topic === topics.status('sk') && payload.length > 0) statusOnline = (JSON.parse(payload.toString()) as { online: boolean }).online;
     });
     const kill = async (): Promise<void> => {
-      const exited = once(child!, 'exit');
-      child!.kill('SIGKILL');
-      await exited;
+      await child.kill();
       statusOnline = false;
     };
     const trusted = [await loadPublicKey(keyFile)];
@@ -223,7 +192,7 @@ describe('kd-agent faults', () => {
         expect((await versionsOnDisk()).current).toMatch(new RegExp(`@${p.version.replace(/\./g, '\\.')}-`));
       }
     } finally {
-      if (child && child.exitCode === null) await kill();
+      await kill();
       await fleet.endAsync(true);
       await origin.stop();
       await broker.close();

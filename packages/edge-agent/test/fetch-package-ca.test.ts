@@ -52,5 +52,7 @@ describe('https package downloads and the broker CA', () => {
     expect((await readFile(ok.path)).equals(BODY)).toBe(true);
     const err = await failure(httpDownload({ ...base, dest: join(dir, 'without-ca.tar') }));
     expect(err.message).toMatch(/certificate/i);
+    // a certificate that does not verify is not retried (it would not verify within the retry window either)
+    expect(err).toMatchObject({ code: 'TRANSFER_TLS' });
   });
 });

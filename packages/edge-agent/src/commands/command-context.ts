@@ -13,4 +13,6 @@ export interface CommandContext {
   /** Publishes (or queues) an event of this command and records it in the ledger. */
   event(state: EventState, extra?: EventExtra): Promise<void>;
   signal: AbortSignal;
+  /** The last event recorded for this command before a restart cut it short; undefined on a first run. */
+  resumedFrom?: Record<string, unknown>;
 }

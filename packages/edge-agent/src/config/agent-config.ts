@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core';
 import { AgentError } from '../errors.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -138,6 +139,10 @@ export function validateAgentConfig(value: unknown, origin = 'config'): AgentCon
     throw new AgentError('AGENT_CONFIG_INVALID', `${origin}: ${issues.join('; ')}`);
   }
   const deviceId = r.data.deviceId ?? defaultDeviceId();
+  if (isReservedDeviceId(deviceId)) {
+    // The broker's ACL and kd-fleet refuse service accounts as devices: an agent under such a name would never be heard.
+    throw new AgentError('AGENT_CONFIG_INVALID', `${origin}: deviceId: ${JSON.stringify(deviceId)}${r.data.deviceId === undefined ? ' (the host name)' : ''} is reserved for a kd-edge service account (${RESERVED_DEVICE_IDS.join(', ')}); choose another`);
+  }
   return { ...r.data, deviceId };
 }
 

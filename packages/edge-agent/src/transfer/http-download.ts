@@ -189,6 +189,18 @@ async function readSidecar(path: string): Promise<Sidecar | undefined> {
   }
 }
 
+// Node's codes for a peer certificate that does not verify (OpenSSL's X509 verify errors, and the host name check).
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_REVOKED', 'INVALID_CA', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CERTIFICATE_ERRORS.has(code);
+}
+
 function retryable(err: TransferError): boolean {
   if (err.code === 'TRANSFER_NETWORK' || err.code === 'TRANSFER_TIMEOUT') return true;
   return err.code === 'TRANSFER_HTTP_STATUS' && err.status !== undefined && (err.status >= 500 || err.status === 408 || err.status === 429);
@@ -512,6 +524,10 @@ async function download(run: Run): Promise<HttpDownloadResult> {
     if (run.stopped === 'aborted') return err instanceof TransferError && err.code === 'TRANSFER_ABORTED' ? err : abortError(url.href, err);
     if (run.stopped === 'deadline') return deadlineError(err);
     if (err instanceof TransferError) return err;
+    if (isCertificateError(err)) {
+      // A certificate that does not verify will not verify on the next try either: no retries.
+      return new TransferError('TRANSFER_TLS', `download of ${url.href} refused: the server's certificate did not verify (${(err as Error).message}); trust its CA with broker.ca`, { cause: err });
+    }
     return new TransferError('TRANSFER_NETWORK', `download of ${url.href} failed: ${(err as Error).message}`, { cause: err });
   };
 
