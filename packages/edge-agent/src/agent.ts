@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
-import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
@@ -27,6 +27,7 @@ import { ReplaySource } from './serve/replay-source.js';
 import { SerialSink } from './serve/serial-sink.js';
 import { deviceFacts } from './status/device-facts.js';
 import { freeBytes } from './transfer/disk-space.js';
+import { TMP_TAG } from './store/durable-fs.js';
 import { ModelStore, type StoredVersion } from './store/model-store.js';
 
 /** Options of {@link Agent.start}. */
@@ -111,6 +112,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       }
     }
     const store = await ModelStore.open(join(config.dataDir, 'store'), { logger: log });
+    await adoptLegacyDownloads(join(config.dataDir, 'downloads'), store.downloadsDir);
     const ledger = await CommandLedger.open(join(config.dataDir, 'commands'));
     const trtexec = config.runtime.trtexec === false ? undefined
       : await locateTrtexec(config.runtime.trtexec === 'auto' ? {} : { path: config.runtime.trtexec });
@@ -479,4 +481,22 @@ function attribution(payload: Buffer): { commandId: string | null; command: stri
   } catch {
     return { commandId: null, command: null };
   }
+}
+
+/**
+ * Earlier agents downloaded into `<dataDir>/downloads`, beside the store's own folder: partial downloads there
+ * move into the store's (so they still resume), temporary files are dropped, and the old folder goes.
+ */
+async function adoptLegacyDownloads(legacy: string, downloads: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(legacy);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.includes(TMP_TAG)) continue;
+    await rename(join(legacy, name), join(downloads, name)).catch(() => undefined);
+  }
+  await rm(legacy, { recursive: true, force: true });
 }

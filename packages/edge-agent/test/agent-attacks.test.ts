@@ -192,10 +192,17 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
     const fleet = await FleetStandIn.connect(broker.url, FLEET, 'id');
     await mkdir(join(root, 'id', 'commands'), { recursive: true });
     await writeFile(join(root, 'id', 'commands', 'stale.json.1234.lq2x.tmp'), ''); // a crash's leftover, from the older naming
+    // A crash during a download's sidecar write, and a partial download where earlier agents kept them.
+    await mkdir(join(root, 'id', 'store', 'downloads'), { recursive: true });
+    await writeFile(join(root, 'id', 'store', 'downloads', `.${'a'.repeat(64)}.tar.part.json.tmp-0123456789ab`), '{"u');
+    await mkdir(join(root, 'id', 'downloads'), { recursive: true });
+    await writeFile(join(root, 'id', 'downloads', `${'b'.repeat(64)}.tar.part`), 'partial');
     const agent = await Agent.start(agentConfig('id', broker.url));
     try {
       await agent.online;
       expect(await tempFiles(join(root, 'id'))).toEqual([]);
+      expect(await readdir(join(root, 'id', 'store', 'downloads'))).toEqual([`${'b'.repeat(64)}.tar.part`]);
+      expect(await readdir(join(root, 'id'))).not.toContain('downloads');
       for (const id of [`P${'i'.repeat(115)}`, `Q${'-'.repeat(126)}q`]) {
         await fleet.send({ command: 'ping', id, deviceId: 'id' });
         expect(await fleet.settle(id)).toMatchObject({ state: 'succeeded', result: { pong: true } });

@@ -31,7 +31,8 @@ export async function deploy(agent: AgentServices, cmd: DeployCommand, raw: unkn
   if (pkg.size > limit) {
     throw new AgentError('AGENT_PACKAGE_TOO_LARGE', `package ${pkg.name}@${pkg.version} is ${pkg.size} bytes; this device accepts at most ${limit}`);
   }
-  const downloads = join(agent.config.dataDir, 'downloads');
+  // The store's own folder: it survives restarts (resume) and the store's recovery clears what a crash left there.
+  const downloads = agent.store.downloadsDir;
   await mkdir(downloads, { recursive: true });
   // The tar and its extracted copy coexist until the install.
   await checkSpace(downloads, 2 * pkg.size, { reserveBytes: agent.config.limits.reserveDiskBytes });
