@@ -8,6 +8,9 @@ export type { Logger } from './util/logger.js';
 // Seeded randomness (model initialisation, test data)
 export { seededRandom } from './util/seeded-random.js';
 
+// Durable file replacement (temporary sibling, fsync, rename, fsync of the folder)
+export { writeFileDurable, fsyncDir, fsyncTree, tempSibling, TMP_TAG } from './util/durable-write.js';
+
 // Detection maths: boxes, letterbox geometry, YOLOv5 decode, NMS, COCO mAP
 export type { BoxXYXY, Detection, Annotation } from './detect/types.js';
 export { xywhToXyxy, xyxyToXywh, boxArea, boxIou } from './detect/box.js';

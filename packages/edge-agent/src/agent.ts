@@ -4,7 +4,7 @@ import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import {
   KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
-  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger,
+  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG,
 } from '@kd-edge/core';
 import type { BenchMessage } from './bench/bench-report.js';
 import type { AgentConfig } from './config/agent-config.js';
@@ -27,7 +27,6 @@ import { ReplaySource } from './serve/replay-source.js';
 import { SerialSink } from './serve/serial-sink.js';
 import { deviceFacts } from './status/device-facts.js';
 import { freeBytes } from './transfer/disk-space.js';
-import { TMP_TAG } from './store/durable-fs.js';
 import { ModelStore, type StoredVersion } from './store/model-store.js';
 
 /** Options of {@link Agent.start}. */

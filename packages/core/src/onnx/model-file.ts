@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { decodeModel, type DecodeOptions } from './decode.js';
 import { encodeModel } from './encode.js';
+import { writeFileDurable } from '../util/durable-write.js';
 import { OnnxError } from './onnx-error.js';
 import { externalDataLocation, hasExternalData } from './tensor.js';
 import type { ModelProto } from './types.js';
@@ -102,6 +101,11 @@ export async function readOnnxFile(path: string, options?: ReadOnnxOptions): Pro
   return model;
 }
 
+// What writeFileDurable was doing when a system call failed, for the error message.
+const WRITE_STEPS: Record<string, string> = {
+  open: 'creating the temporary file', write: 'writing', fchmod: 'writing', fsync: 'flushing', rename: 'renaming the temporary file',
+};
+
 /**
  * Encodes a model and writes it atomically: to a temporary file in the same folder, flushed to disk,
  * then renamed over `path`, so a failed write never leaves a partial model at `path`. Encoding
@@ -112,41 +116,11 @@ export async function readOnnxFile(path: string, options?: ReadOnnxOptions): Pro
 export async function writeOnnxFile(path: string, model: ModelProto): Promise<number> {
   if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
   const bytes = encodeModel(model);
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let step = 'creating the temporary file';
   try {
-    const fh = await open(tmp, 'wx');
-    try {
-      step = 'writing';
-      let done = 0;
-      while (done < bytes.length) {
-        const { bytesWritten } = await fh.write(bytes, done, bytes.length - done);
-        done += bytesWritten;
-      }
-      step = 'flushing';
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    step = 'renaming the temporary file';
-    await rename(tmp, path);
+    await writeFileDurable(path, bytes);
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw new OnnxError('ONNX_WRITE_FAILED', `cannot write ONNX file ${path} (${step}): ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
-  // Persist the rename itself; not every platform lets a directory be opened for fsync.
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // Best effort only.
+    const step = WRITE_STEPS[(e as NodeJS.ErrnoException).syscall ?? ''] ?? 'writing';
+    throw new OnnxError('ONNX_WRITE_FAILED', `cannot write ONNX file ${path} (${step}): ${(e as Error).message}`, { cause: e });
   }
   return bytes.length;
 }

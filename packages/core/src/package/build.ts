@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { writeFileAtomic, hashFile, walkPackageDir } from './files.js';
+import { writeFileDurable } from '../util/durable-write.js';
+import { hashFile, walkPackageDir } from './files.js';
 import type { KeyInput } from './keys.js';
 import {
   MANIFEST_FILE,
@@ -67,7 +68,7 @@ export function precisionFromFileName(file: string): Precision {
 
 /** Write a manifest as `dir/manifest.json` (two-space JSON) through a temporary file and a rename. */
 export async function writeManifest(dir: string, manifest: Manifest | UnsignedManifest): Promise<void> {
-  await writeFileAtomic(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  await writeFileDurable(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 function pickModels(options: BuildPackageOptions, files: readonly ManifestFile[]): ManifestModel[] {

@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
-import { lstat, open, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PackageError } from './errors.js';
 
 /** A file or directory found under a package root. */
@@ -128,25 +128,3 @@ export async function hashFile(file: string, options: HashFileOptions = {}): Pro
   }
 }
 
-/** A name next to `path` for a temporary file or directory that a rename will put in place. */
-export function siblingTempPath(path: string, tag: string): string {
-  return join(dirname(path), `.${basename(path)}.${tag}-${randomBytes(6).toString('hex')}`);
-}
-
-/** Write `data` to `path` through a synced temporary file and a rename, so readers see the old file or the whole new one. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = siblingTempPath(path, 'tmp');
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.chmod(mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-}

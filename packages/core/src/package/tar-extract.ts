@@ -1,7 +1,7 @@
 import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PackageError } from './errors.js';
-import { siblingTempPath } from './files.js';
+import { tempSibling } from '../util/durable-write.js';
 import { checkSizeLimits, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES } from './limits.js';
 import { TarReader, type TarEntry, type TarReadOptions } from './tar-read.js';
 
@@ -43,7 +43,7 @@ export async function extractTar(source: string | Uint8Array, destDir: string, o
   if (exists) throw new PackageError('PACKAGE_DEST_EXISTS', `${destDir} already exists; extraction needs a new directory`, { path: destDir });
 
   const tar = await TarReader.open(source, options);
-  const tmp = siblingTempPath(dest, 'extract');
+  const tmp = tempSibling(dest, 'extract');
   try {
     const files = tar.entries.filter((e) => e.type === 'file');
     checkSizeLimits(files, options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES);

@@ -2,7 +2,8 @@ import { constants } from 'node:fs';
 import { open, readFile, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PackageError } from './errors.js';
-import { siblingTempPath, walkPackageDir } from './files.js';
+import { tempSibling } from '../util/durable-write.js';
+import { walkPackageDir } from './files.js';
 import { isIsoDateTime, MANIFEST_FILE } from './manifest.js';
 import { encodeTarHeader, TAR_BLOCK } from './tar-header.js';
 
@@ -89,7 +90,7 @@ export async function packDirectory(dir: string, tarPath: string, options: PackO
 
   const found = await walkPackageDir(root);
   const entries = [...found.filter((e) => e.path === MANIFEST_FILE), ...found.filter((e) => e.path !== MANIFEST_FILE)];
-  const tmp = siblingTempPath(target, 'tmp');
+  const tmp = tempSibling(target);
   const packed: PackedEntry[] = [];
   let size = 0;
   try {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TMP_TAG, writeFileDurable } from '../store/durable-fs.js';
+import { TMP_TAG, writeFileDurable } from '@kd-edge/core';
 
 /** One command as the agent remembers it: enough to answer a repeat and to resume after a crash. */
 export interface LedgerEntry {

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { compareSemver, verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger } from '@kd-edge/core';
-import { fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from './durable-fs.js';
+import { compareSemver, verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger, fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from '@kd-edge/core';
 import { StoreError } from './store-error.js';
 import { checkVersionInfo, parseVersionKey, versionKey, type VersionInfo } from './version-key.js';
 

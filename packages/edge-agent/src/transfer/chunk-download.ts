@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { silentLogger, type Logger } from '@kd-edge/core';
-import { fsyncDir, writeFileDurable } from '../store/durable-fs.js';
+import { silentLogger, type Logger, fsyncDir, writeFileDurable } from '@kd-edge/core';
 import { sha256File } from './http-download.js';
 import { TransferError } from './transfer-error.js';
 

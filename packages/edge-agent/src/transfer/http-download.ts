@@ -4,8 +4,7 @@ import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { dirname } from 'node:path';
-import { silentLogger, type Logger } from '@kd-edge/core';
-import { fsyncDir, writeFileDurable } from '../store/durable-fs.js';
+import { silentLogger, type Logger, fsyncDir, writeFileDurable } from '@kd-edge/core';
 import { TransferError } from './transfer-error.js';
 
 /** Bytes so far and the total expected. */

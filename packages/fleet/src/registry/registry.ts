@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, renameSync } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import {
   compareSemver, fleetTopics, isModelName, isModelVersion, KdEdgeError, MANIFEST_FILE, parseManifest, TarReader,
   verifyPackage, silentLogger,
-  type KeyInput, type Manifest, type Logger,
+  type KeyInput, type Manifest, type Logger, fsyncDir,
 } from '@kd-edge/core';
 import { FleetError } from '../db/fleet-error.js';
 import type { PackageRecord } from './package-record.js';
@@ -129,7 +129,7 @@ export class Registry {
         );
       }
       if (existing === undefined) {
-        syncDir(dirname(dest));
+        await fsyncDir(dirname(dest));
         this.#o.logger.info(`registry: pushed ${manifest.name}@${manifest.version} (${size} bytes, sha256 ${sha256.slice(0, 12)}, key ${keyId})`);
       }
       const record = this.#record(existing ?? this.#byNameVersion.get(manifest.name, manifest.version)!);
@@ -257,16 +257,4 @@ async function copyHashed(from: string, to: string): Promise<{ sha256: string; s
     await fh.close();
   }
   return { sha256: hash.digest('hex'), size };
-}
-
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

@@ -1,4 +1,5 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileDurable } from '@kd-edge/core';
 import { join } from 'node:path';
 import { HARDWARE_PROFILES } from './hardware-profiles.js';
 
@@ -12,13 +13,8 @@ export async function writeProfileFacts(dir: string): Promise<void> {
     if (profile.jetson === undefined) continue;
     const folder = join(dir, profile.name);
     await mkdir(folder, { recursive: true });
-    await atomicWrite(join(folder, 'device-tree-model'), `${profile.jetson.deviceTreeModel}\0`);
-    await atomicWrite(join(folder, 'nv_tegra_release'), `${profile.jetson.tegraRelease}\n`);
+    await writeFileDurable(join(folder, 'device-tree-model'), `${profile.jetson.deviceTreeModel}\0`);
+    await writeFileDurable(join(folder, 'nv_tegra_release'), `${profile.jetson.tegraRelease}\n`);
   }
 }
 
-async function atomicWrite(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { endianness } from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { writeFileDurable } from '@kd-edge/core';
 import * as tf from '../tf.js';
 import { WeightsError } from '../errors.js';
 import { buildClassifier } from './classifier.js';
@@ -85,8 +86,8 @@ function fromLeBytes(bytes: Uint8Array): Float32Array {
 /**
  * Writes tensors and a JSON meta object to `file` in the KDW1 format: magic `KDW1`, uint32 LE header
  * length, JSON header (meta, per-tensor name/dtype/shape/offset/length, payload length and CRC32),
- * zero padding to 8 bytes, then the raw little-endian float32 payload. The file is written to
- * `file.tmp-<pid>`, fsynced and renamed, so a crash never leaves a half-written file in its place.
+ * zero padding to 8 bytes, then the raw little-endian float32 payload. The file is written durably (core's
+ * writeFileDurable: a temporary sibling, fsynced and renamed), so a crash never leaves a half-written file in its place.
  */
 export async function writeTensorArchive(file: string, meta: object, tensors: Map<string, StoredTensor>): Promise<void> {
   const entries: HeaderEntry[] = [];
@@ -125,28 +126,11 @@ export async function writeTensorArchive(file: string, meta: object, tensors: Ma
   prefix.writeUInt32LE(json.byteLength, 4);
   json.copy(prefix, 8);
 
-  const tmp = `${file}.tmp-${process.pid}`;
-  let fh: fsp.FileHandle | undefined;
   try {
     await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-    fh = await fsp.open(tmp, 'w');
-    await fh.write(prefix);
-    for (const c of chunks) if (c.byteLength > 0) await fh.write(c);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, file);
+    await writeFileDurable(file, [prefix, ...chunks]);
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
     throw new WeightsError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  // Persist the rename itself; not every platform lets a directory be fsynced, hence best effort.
-  try {
-    const dir = await fsp.open(path.dirname(path.resolve(file)), 'r');
-    await dir.sync().finally(() => dir.close());
-  } catch {
-    /* best effort */
   }
 }
 
