@@ -1,10 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { MqttClient } from 'mqtt';
-import {
-  DEFAULT_MAX_CHUNK_BYTES, encodeChunkFrame, fleetTopics, parseMessage, parseTopic, silentLogger,
-  type ChunkRequestMessage, type FleetTopics, type Logger, isReservedDeviceId,
-} from '@kd-edge/core';
+import { DEFAULT_MAX_CHUNK_BYTES, encodeChunkFrame, fleetTopics, parseMessage, parseTopic, type ChunkRequestMessage, type FleetTopics, isReservedDeviceId } from '@kd-edge/core/protocol';
+import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type { PackageRecord } from '../registry/package-record.js';
 import { ByteBudget } from './byte-budget.js';
 

@@ -1,4 +1,4 @@
-import { KdEdgeError } from '@kd-edge/core';
+import { KdEdgeError } from '@kd-edge/core/util';
 
 /** Stable codes of {@link FleetError} raised by the database, registry, artifact and device parts of kd-fleet. */
 export type FleetErrorCode =

@@ -1,4 +1,4 @@
-import type { EventMessage, StatusMessage } from '@kd-edge/core';
+import type { EventMessage, StatusMessage } from '@kd-edge/core/protocol';
 
 /** A device as the fleet knows it, from its retained status, its last will, its events and the operator's tags. */
 export interface DeviceRecord {

@@ -1,10 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
-import {
-  fleetTopics, parseMessage, parseTopic, ProtocolError, silentLogger,
-  type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, type Logger, isReservedDeviceId, RESERVED_DEVICE_IDS,
-} from '@kd-edge/core';
+import { fleetTopics, parseMessage, parseTopic, ProtocolError, type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core/protocol';
+import { silentLogger, type Logger } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
 import type { BenchRecord, DeviceFilter, DeviceRecord } from './device-record.js';
 import { normaliseTags } from './device-tags.js';

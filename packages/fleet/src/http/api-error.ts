@@ -1,4 +1,4 @@
-import { KdEdgeError } from '@kd-edge/core';
+import { KdEdgeError } from '@kd-edge/core/util';
 
 /** Stable codes of {@link ApiError}, the API's own refusals of a request. */
 export type ApiErrorCode =

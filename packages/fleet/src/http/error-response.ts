@@ -1,4 +1,4 @@
-import { KdEdgeError, type Logger } from '@kd-edge/core';
+import { KdEdgeError, type Logger } from '@kd-edge/core/util';
 import { ApiError } from './api-error.js';
 
 /** The JSON body of every error the API answers: a stable code, a message for people, and the spec field at fault when there is one. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { silentLogger, type Logger } from '@kd-edge/core';
+import { silentLogger, type Logger } from '@kd-edge/core/util';
 import { benchSummary, type BenchRecord } from '../devices/device-record.js';
 import type { DeviceChange, DeviceChangeKind, DeviceRegistry } from '../devices/device-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';

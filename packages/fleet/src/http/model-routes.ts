@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Manifest } from '@kd-edge/core';
+import type { Manifest } from '@kd-edge/core/package';
 import { artifactPath } from '../artifacts/artifact-path.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import { ApiError } from './api-error.js';

@@ -1,4 +1,4 @@
-import type { Manifest } from '@kd-edge/core';
+import type { Manifest } from '@kd-edge/core/package';
 
 /** A package held by the registry: its identity, the `.tar`'s hash and size, the signed manifest and where the `.tar` lies. */
 export interface PackageRecord {

@@ -4,11 +4,9 @@ import { open, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Database from 'better-sqlite3';
-import {
-  compareSemver, fleetTopics, isModelName, isModelVersion, KdEdgeError, MANIFEST_FILE, parseManifest, TarReader,
-  verifyPackage, silentLogger,
-  type KeyInput, type Manifest, type Logger, fsyncDir,
-} from '@kd-edge/core';
+import { compareSemver, MANIFEST_FILE, parseManifest, TarReader, verifyPackage, type KeyInput, type Manifest } from '@kd-edge/core/package';
+import { fleetTopics, isModelName, isModelVersion } from '@kd-edge/core/protocol';
+import { KdEdgeError, silentLogger, type Logger, fsyncDir } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
 import type { PackageRecord } from './package-record.js';
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage, silentLogger, type Logger, isReservedDeviceId } from '@kd-edge/core';
+import { DEVICE_ID_RE, makeCommand, type BenchMessage, type EventMessage, isReservedDeviceId } from '@kd-edge/core/protocol';
+import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type Database from 'better-sqlite3';
 import { executionRank, isFinalExecutionState, type ExecutionState } from './execution-state.js';
 import { gateViolation, hasGates } from './rollout-gates.js';

@@ -1,4 +1,4 @@
-import type { BenchMessage } from '@kd-edge/core';
+import type { BenchMessage } from '@kd-edge/core/protocol';
 import type { RolloutGates } from './rollout-spec.js';
 
 /** Codes of a gate a device's bench report did not pass. */

@@ -1,4 +1,4 @@
-import { DEVICE_ID_RE, SHA256_RE, isModelName, isModelVersion, isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core';
+import { DEVICE_ID_RE, SHA256_RE, isModelName, isModelVersion, isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core/protocol';
 import { RolloutError } from './rollout-error.js';
 
 /** Which devices a rollout targets; the caller's `resolveTargets` turns it into device ids once, at start. */

@@ -1,4 +1,4 @@
-import type { BenchMessage } from '@kd-edge/core';
+import type { BenchMessage } from '@kd-edge/core/protocol';
 import type { ExecutionState } from './execution-state.js';
 import type { RolloutSpec } from './rollout-spec.js';
 

@@ -1,4 +1,4 @@
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import type { Registry } from '../registry/registry.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import { Agent, validateAgentConfig, type BenchMessage } from '@kd-edge/edge-agent';
 import type { SimDeviceSpec } from './device-plan.js';
 import { HARDWARE_PROFILES, deviceLatencyFactor, profileBenchTransform, type HardwareProfileName } from './hardware-profiles.js';

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import type { AgentPoolEvents, AgentPoolOptions } from './agent-pool.js';
 import type { SimDeviceSpec } from './device-plan.js';
 import type { ChildMessage, ParentMessage, SimLogLevel } from './simulator-ipc.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import type { Agent } from '@kd-edge/edge-agent';
 import { AgentPool, type AgentPoolEvents, type AgentPoolOptions } from './agent-pool.js';
 import { ChildHost } from './child-host.js';

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { writeFileDurable } from '@kd-edge/core';
+import { writeFileDurable } from '@kd-edge/core/util';
 import { join } from 'node:path';
 import { HARDWARE_PROFILES } from './hardware-profiles.js';
 

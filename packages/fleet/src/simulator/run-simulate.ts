@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import { FleetSimulator } from './fleet-simulator.js';
 import type { ProfileChoice } from './device-plan.js';
 

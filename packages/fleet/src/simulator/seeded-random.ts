@@ -1,4 +1,4 @@
-import { seededRandom as seededRandomOf } from '@kd-edge/core';
+import { seededRandom as seededRandomOf } from '@kd-edge/core/util';
 
 /**
  * A deterministic uniform [0, 1) generator seeded by a string: core's mulberry32, seeded with the string's FNV-1a

@@ -1,6 +1,6 @@
 // Entry of one simulator child process (`FleetSimulator` with processes > 1 forks it): runs its share of the agents in
 // an AgentPool and talks to the parent over the IPC channel only. Not imported by the library.
-import type { Logger } from '@kd-edge/core';
+import type { Logger } from '@kd-edge/core/util';
 import { AgentPool } from './agent-pool.js';
 import type { ChildMessage, ParentMessage, SimLogLevel } from './simulator-ipc.js';
 
