@@ -4,17 +4,17 @@ import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import {
   KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
-  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG,
+  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG, type BenchMessage,
 } from '@kd-edge/core';
-import type { BenchMessage } from './bench/bench-report.js';
 import type { AgentConfig } from './config/agent-config.js';
 import type { AgentServices } from './commands/agent-services.js';
 import type { CommandContext, EventExtra } from './commands/command-context.js';
 import { CommandLedger, type LedgerEntry } from './commands/command-ledger.js';
-import { deploy, summary } from './commands/deploy.js';
-import { fetchPackage } from './commands/fetch-package.js';
+import { benchmark } from './commands/benchmark.js';
+import { deploy } from './commands/deploy.js';
+import { ping } from './commands/ping.js';
+import { rollback } from './commands/rollback.js';
 import { AgentError, errorCode } from './errors.js';
-import { benchmarkModel } from './model/model-benchmark.js';
 import { loadModel, type LoadedModel } from './model/loaded-model.js';
 import { MqttSession } from './mqtt/session.js';
 import { Outbox } from './mqtt/outbox.js';
@@ -27,6 +27,7 @@ import { ReplaySource } from './serve/replay-source.js';
 import { SerialSink } from './serve/serial-sink.js';
 import { deviceFacts } from './status/device-facts.js';
 import { freeBytes } from './transfer/disk-space.js';
+import { fetchPackage } from './transfer/fetch-package.js';
 import { ModelStore, type StoredVersion } from './store/model-store.js';
 
 /** Options of {@link Agent.start}. */
@@ -183,7 +184,24 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   // --- AgentServices ---
 
   async fetchPackage(cmd: DeployCommand, dest: string, ctx: CommandContext): Promise<void> {
-    await fetchPackage(this, cmd, dest, ctx);
+    const session = this.session;
+    await fetchPackage(cmd, dest, {
+      deviceId: this.deviceId, topics: this.topics, limits: this.config.limits, brokerCa: this.config.broker.ca, signal: ctx.signal,
+      onProgress: (bytes) => void ctx.event('downloading', { progress: { bytes, total: cmd.package.size } }).catch(() => undefined),
+      channel: {
+        publish: (topic, payload) => session.publish(topic, payload, { qos: 1 }),
+        subscribe: (topic) => session.subscribe(topic),
+        unsubscribe: (topic) => session.unsubscribe(topic),
+        onMessage: (handler) => {
+          session.on('message', handler);
+          return () => void session.off('message', handler);
+        },
+      },
+    });
+  }
+
+  uptimeSec(): number {
+    return Math.round((Date.now() - this.#startedAt) / 1000);
   }
 
   transformBench(bench: BenchMessage): BenchMessage {
@@ -335,53 +353,14 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   async #run(cmd: CommandMessage, raw: unknown, ctx: CommandContext): Promise<void> {
     switch (cmd.command) {
       case 'ping':
-        await this.publishStatus();
-        await ctx.event('succeeded', { result: { pong: true, uptimeSec: Math.round((Date.now() - this.#startedAt) / 1000), active: this.#active?.manifest.version ?? null } });
-        return;
+        return ping(this, ctx);
       case 'deploy':
-        await deploy(this, cmd, raw, ctx);
-        return;
+        return deploy(this, cmd, raw, ctx);
       case 'rollback':
-        await this.#rollback(cmd, ctx);
-        return;
-      case 'benchmark': {
-        const active = this.#requireActive();
-        await ctx.event('benchmarking');
-        const bench = this.transformBench(await benchmarkModel(active, {
-          deviceId: this.deviceId, commandId: cmd.id,
-          warmup: cmd.warmup ?? this.config.benchmark.warmup, iterations: cmd.iterations ?? this.config.benchmark.iterations,
-        }));
-        await this.publishBench(bench);
-        await ctx.event('succeeded', { result: { version: active.manifest.version, ...summary(bench) } });
-        return;
-      }
+        return rollback(this, cmd, ctx);
+      case 'benchmark':
+        return benchmark(this, cmd, ctx);
     }
-  }
-
-  async #rollback(cmd: Extract<CommandMessage, { command: 'rollback' }>, ctx: CommandContext): Promise<void> {
-    const active = this.#requireActive();
-    // Cut short by a crash after the pointer moved: the swap is done, and doing it again would undo it.
-    const swap = ctx.resumedFrom?.state === 'activating' ? (ctx.resumedFrom.result as { key?: unknown; from?: unknown } | undefined) : undefined;
-    if (swap?.key === active.stored.key && typeof swap.from === 'string') {
-      await ctx.event('rolled_back', { result: { version: active.manifest.version, from: swap.from } });
-      return;
-    }
-    const fromVersion = cmd.fromVersion;
-    if (fromVersion !== undefined && active.manifest.version !== fromVersion) {
-      throw new AgentError('AGENT_ROLLBACK_STALE', `rollback from ${fromVersion} refused: the active version is ${active.manifest.version}`);
-    }
-    const previous = this.store.previous();
-    if (previous === null) throw new AgentError('AGENT_NO_PREVIOUS_MODEL', `no previous version to roll back to from ${active.manifest.version}`);
-    // The swap's target is recorded first, so a restart can tell a finished swap from one not begun.
-    await ctx.event('activating', { message: `loading ${previous.info.version} beside ${active.manifest.version}`, result: { key: previous.key, from: active.manifest.version } });
-    const loaded = await this.load(previous);
-    await this.activate(loaded, 'rollback');
-    await ctx.event('rolled_back', { result: { version: loaded.manifest.version, from: active.manifest.version } });
-  }
-
-  #requireActive(): LoadedModel {
-    if (this.#active === undefined) throw new AgentError('AGENT_NO_ACTIVE_MODEL', 'no model is active on this device');
-    return this.#active;
   }
 
   #context(cmd: CommandMessage, resumedFrom?: Record<string, unknown>): CommandContext {

@@ -1,20 +1,7 @@
 import { Command, Option } from 'commander';
-import type { Logger } from '@kd-edge/core';
+import { LOG_LEVELS, stderrLogger, type LogLevel } from '@kd-edge/core';
 import { Agent } from './agent.js';
 import { loadAgentConfig } from './config/agent-config.js';
-
-const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-type Level = (typeof LEVELS)[number];
-
-/** A logger writing `time level message` lines to stderr from `level` up. */
-export function stderrLogger(level: Level, json = false): Logger {
-  const min = LEVELS.indexOf(level);
-  const line = (l: Level) => (msg: string): void => {
-    if (LEVELS.indexOf(l) < min) return;
-    process.stderr.write(json ? `${JSON.stringify({ time: new Date().toISOString(), level: l, msg })}\n` : `${new Date().toISOString()} ${l.padEnd(5)} ${msg}\n`);
-  };
-  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 /**
  * kd-agent's command line: `kd-agent --config agent.yaml [flags]`. Runs until SIGTERM or SIGINT, then
@@ -29,7 +16,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--broker <url>', 'MQTT broker: mqtt://, mqtts://, ws:// or wss://')
     .option('--data-dir <dir>', 'model store, downloads, outbox and command ledger')
     .option('--key <file...>', 'trusted fleet public key(s) (PEM)')
-    .addOption(new Option('--log-level <level>', 'least severe level printed').choices(LEVELS).default('info'))
+    .addOption(new Option('--log-level <level>', 'least severe level printed').choices(LOG_LEVELS).default('info'))
     .option('--log-json', 'one JSON object per log line')
     .exitOverride();
   try {
@@ -37,7 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (err) {
     return (err as { exitCode?: number }).exitCode ?? 2;
   }
-  const o = program.opts<{ config?: string; fleet?: string; deviceId?: string; broker?: string; dataDir?: string; key?: string[]; logLevel: Level; logJson?: boolean }>();
+  const o = program.opts<{ config?: string; fleet?: string; deviceId?: string; broker?: string; dataDir?: string; key?: string[]; logLevel: LogLevel; logJson?: boolean }>();
   const log = stderrLogger(o.logLevel, o.logJson === true);
   const overrides: Record<string, unknown> = {};
   if (o.fleet !== undefined) overrides.fleet = o.fleet;

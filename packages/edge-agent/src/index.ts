@@ -9,7 +9,7 @@ export type { AgentConfig, AgentConfigSources } from './config/agent-config.js';
 // The agent
 export { Agent } from './agent.js';
 export type { AgentOptions, AgentEvents } from './agent.js';
-export { main as kdAgentMain, stderrLogger } from './cli.js';
+export { main as kdAgentMain } from './cli.js';
 export { loadModel } from './model/loaded-model.js';
 export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';
 export { benchmarkModel } from './model/model-benchmark.js';
@@ -116,4 +116,4 @@ export type { TegrastatsSample, TegraLoad, TegraRail } from './bench/tegrastats-
 export { TegrastatsMonitor, summarizeTegrastats, locateTegrastats, DEFAULT_TEGRASTATS_PATHS } from './bench/tegrastats-monitor.js';
 export type { TegrastatsMonitorOptions, TegrastatsSummary, TegrastatsMonitorEvents } from './bench/tegrastats-monitor.js';
 export { buildBenchReport, benchResultFromTrtexec } from './bench/bench-report.js';
-export type { BenchMessage, BenchReportInput, TrtexecResultOptions } from './bench/bench-report.js';
+export type { BenchReportInput, TrtexecResultOptions } from './bench/bench-report.js';

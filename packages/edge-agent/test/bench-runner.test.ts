@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchError } from '../src/bench/bench-error.js';
 import { benchResultFromTrtexec, buildBenchReport } from '../src/bench/bench-report.js';
-import type { BenchMessage } from '../src/bench/bench-report.js';
+import type { BenchMessage } from '@kd-edge/core';
 import { runBenchmark } from '../src/bench/benchmark-runner.js';
 import type { BenchmarkResult } from '../src/bench/benchmark-runner.js';
 import { OrtRuntime } from '../src/runtime/ort-runtime.js';
@@ -13,7 +13,7 @@ import { parseTrtexecPerformance } from '../src/runtime/trtexec-report.js';
 import { tinyModel } from './fixtures/tiny-model.js';
 
 const TEGRASTATS = fileURLToPath(new URL('./fixtures/tegrastats-standin.mjs', import.meta.url));
-const MODEL = { name: 'tiny-det', version: '1.2.0', sha256: 'b'.repeat(64), file: 'model.onnx', precision: 'fp32' };
+const MODEL = { name: 'tiny-det', version: '1.2.0', sha256: 'b'.repeat(64), file: 'model.onnx', precision: 'fp32' as const };
 let dir: string;
 
 function expectConsistent(r: BenchmarkResult | BenchMessage, iterations: number): void {

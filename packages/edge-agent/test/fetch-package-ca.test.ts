@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactCas } from '../src/commands/fetch-package.js';
+import { artifactCas } from '../src/transfer/fetch-package.js';
 import { httpDownload } from '../src/transfer/http-download.js';
 import { makePki } from './tls-pki.js';
 import { failure } from './transfer-helpers.js';

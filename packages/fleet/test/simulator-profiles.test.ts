@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseMessage } from '@kd-edge/core';
-import type { BenchMessage } from '@kd-edge/edge-agent';
+import type { BenchMessage } from '@kd-edge/core';
 import { describe, expect, it } from 'vitest';
 import { childExecArgv, resolveChildEntry } from '../src/simulator/child-host.js';
 import { planDevices } from '../src/simulator/device-plan.js';

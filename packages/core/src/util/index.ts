@@ -5,8 +5,8 @@
 export { KdEdgeError, ConfigError } from '../errors.js';
 
 // The levelled logger library parts take
-export { silentLogger } from './logger.js';
-export type { Logger } from './logger.js';
+export { silentLogger, stderrLogger, LOG_LEVELS } from './logger.js';
+export type { Logger, LogLevel } from './logger.js';
 
 // Seeded randomness (model initialisation, test data)
 export { seededRandom } from './seeded-random.js';

@@ -1,30 +1,9 @@
+import type { BenchMessage } from '@kd-edge/core';
 import type { TrtexecPerformance } from '../runtime/trtexec-report.js';
 import { trtexecLatencyMs } from '../runtime/trtexec-report.js';
 import type { BenchmarkResult } from './benchmark-runner.js';
 import type { TegrastatsSummary } from './tegrastats-monitor.js';
 
-/** The protocol v1 `bench` message (agent → `devices/{id}/bench`); core's protocol schema validates it. */
-export interface BenchMessage {
-  v: 1;
-  type: 'bench';
-  deviceId: string;
-  commandId?: string | null;
-  ts: string;
-  model: { name: string; version: string; sha256: string; file: string; precision?: string };
-  runtime: 'onnxruntime' | 'tensorrt';
-  executionProvider: string;
-  input: { name: string; shape: number[] };
-  batch: number;
-  warmup: number;
-  iterations: number;
-  latencyMs: { min: number; mean: number; p50: number; p90: number; p95: number; p99: number; max: number };
-  throughputFps: number;
-  splitMs: { pre: number; infer: number; post: number };
-  rssMb: number;
-  cpuLoadPct: number;
-  tegrastats?: TegrastatsSummary;
-  accuracy?: { map50: number; map: number; images: number };
-}
 
 /** What {@link buildBenchReport} needs besides the measurements. */
 export interface BenchReportInput {

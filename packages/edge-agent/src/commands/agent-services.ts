@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { DeployCommand } from '@kd-edge/core';
-import type { BenchMessage } from '../bench/bench-report.js';
+import type { DeployCommand, BenchMessage } from '@kd-edge/core';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { LoadedModel } from '../model/loaded-model.js';
 import type { ModelStore, StoredVersion } from '../store/model-store.js';
@@ -18,6 +17,8 @@ export interface AgentServices {
   readonly gpuName: string | undefined;
   /** The model serving now. */
   active(): LoadedModel | undefined;
+  /** Seconds since the agent started. */
+  uptimeSec(): number;
   /** Brings the package tar to `dest` (HTTP with resume, or MQTT chunks), verified against the command's size and SHA-256. */
   fetchPackage(cmd: DeployCommand, dest: string, ctx: CommandContext): Promise<void>;
   /** Loads and warms up a stored version beside the serving one. */

@@ -1,9 +1,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  canonicalJson, compareSemver, extractTar, verifyCommandSignature, verifyPackage, type DeployCommand,
+  canonicalJson, compareSemver, extractTar, verifyCommandSignature, verifyPackage, type DeployCommand, type BenchMessage,
 } from '@kd-edge/core';
-import type { BenchMessage } from '../bench/bench-report.js';
 import { AgentError } from '../errors.js';
 import { benchmarkModel } from '../model/model-benchmark.js';
 import { onDeviceAccuracy } from '../model/on-device-accuracy.js';

@@ -1,4 +1,5 @@
-import { buildBenchReport, type BenchMessage } from '../bench/bench-report.js';
+import type { BenchMessage } from '@kd-edge/core';
+import { buildBenchReport } from '../bench/bench-report.js';
 import { runBenchmark } from '../bench/benchmark-runner.js';
 import type { OnDeviceAccuracy } from './on-device-accuracy.js';
 import type { LoadedModel } from './loaded-model.js';

@@ -1,16 +1,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { extname, join, parse } from 'node:path';
-import { evaluateCoco, type Annotation, type EvalImage } from '@kd-edge/core';
+import { evaluateCoco, type Annotation, type BenchMessage, type EvalImage } from '@kd-edge/core';
 import type { LoadedModel } from './loaded-model.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.bmp', '.webp']);
 
 /** mAP of a model on its package's `val/` set, measured on the device. */
-export interface OnDeviceAccuracy {
-  map50: number;
-  map: number;
-  images: number;
-}
+export type OnDeviceAccuracy = NonNullable<BenchMessage['accuracy']>;
 
 /**
  * Runs the loaded model over the package's `val/images` with validation thresholds (conf 0.001,

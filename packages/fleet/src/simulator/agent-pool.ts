@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Logger } from '@kd-edge/core/util';
-import { Agent, validateAgentConfig, type BenchMessage } from '@kd-edge/edge-agent';
+import { silentLogger, type Logger } from '@kd-edge/core/util';
+import type { BenchMessage } from '@kd-edge/core/protocol';
+import { Agent, validateAgentConfig } from '@kd-edge/edge-agent';
 import type { SimDeviceSpec } from './device-plan.js';
 import { HARDWARE_PROFILES, deviceLatencyFactor, profileBenchTransform, type HardwareProfileName } from './hardware-profiles.js';
 import { seededRandom } from './seeded-random.js';
@@ -60,10 +61,8 @@ interface Running {
   spec: SimDeviceSpec;
   agent: Agent | undefined;
   link: TcpLink | undefined;
-  factor: number;
 }
 
-const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * Runs simulated kd-agents in this process: each a real {@link Agent} with its own device id, data folder and
@@ -76,7 +75,7 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
   constructor(
     private readonly options: AgentPoolOptions,
     readonly specs: readonly SimDeviceSpec[],
-    private readonly logger: Logger = SILENT,
+    private readonly logger: Logger = silentLogger,
   ) {
     super();
     if (options.killable && !/^(mqtt|ws):\/\//.test(options.brokerUrl)) {
@@ -101,11 +100,6 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
   /** The agent of a device, while it runs (tests reach into it). */
   agent(deviceId: string): Agent | undefined {
     return this.#running.get(deviceId)?.agent;
-  }
-
-  /** The latency factor a device applies (its profile's, with its jitter). */
-  factor(deviceId: string): number | undefined {
-    return this.#running.get(deviceId)?.factor;
   }
 
   /** Ends a device as a crash would: its connection is cut with no DISCONNECT (the broker fires its last will), then it stops. */
@@ -161,9 +155,8 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
       link = await TcpLink.open(u.hostname, Number(u.port || (u.protocol === 'ws:' ? 80 : 1883)));
       url = `${u.protocol}//127.0.0.1:${link.port}${u.protocol === 'ws:' ? u.pathname + u.search : ''}`;
     }
-    const running: Running = this.#running.get(id) ?? { spec, agent: undefined, link: undefined, factor };
+    const running: Running = this.#running.get(id) ?? { spec, agent: undefined, link: undefined };
     running.link = link;
-    running.factor = factor;
     this.#running.set(id, running);
     const transform = profileBenchTransform(profile, factor, seededRandom(`${o.seed}:${id}:tegrastats`));
     const facts = profile.jetson

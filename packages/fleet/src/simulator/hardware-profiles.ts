@@ -1,4 +1,4 @@
-import type { BenchMessage } from '@kd-edge/edge-agent';
+import type { BenchMessage } from '@kd-edge/core/protocol';
 
 /** The hardware a simulated device pretends to be. */
 export type HardwareProfileName = 'nano' | 'orin' | 'x86';
