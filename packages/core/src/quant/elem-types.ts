@@ -138,8 +138,3 @@ function firstOutputType(node: NodeProto, typeOf: (name: string | undefined) => 
       return typeOf(node.input[0]);
   }
 }
-
-/** True for float32 and float16 tensors, the two types ORT's quantizer treats as quantizable. */
-export function isFloatType(t: number | undefined): boolean {
-  return t === DataType.FLOAT || t === DataType.FLOAT16;
-}
