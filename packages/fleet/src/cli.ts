@@ -1,20 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import type { Logger } from '@kd-edge/core';
+import { LOG_LEVELS, stderrLogger, type LogLevel } from '@kd-edge/core/util';
 import type { FleetContext } from './server/fleet-context.js';
 import type { FleetHandler } from './server/fleet-server.js';
-
-const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-type Level = (typeof LEVELS)[number];
-
-/** A logger writing `time level message` lines to stderr from `level` up. */
-export function fleetStderrLogger(level: Level = 'info'): Logger {
-  const min = LEVELS.indexOf(level);
-  const line = (l: Level) => (msg: string): void => {
-    if (LEVELS.indexOf(l) >= min) process.stderr.write(`${new Date().toISOString()} ${l.padEnd(5)} ${msg}\n`);
-  };
-  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 /** Options every client command shares: where the server is and the control token. */
 interface ClientOpts {
@@ -48,6 +36,21 @@ function print(o: ClientOpts, value: unknown, table: () => string[]): void {
 const pad = (s: unknown, n: number): string => String(s ?? '—').padEnd(n);
 
 /**
+ * Wraps a command's action: an error is printed as `kd-fleet: <message>` and makes the exit code 1; an action
+ * that returns a non-zero number makes it that.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands positional args then options
+type Run = (fn: (...a: any[]) => Promise<void | number>) => (...a: any[]) => Promise<void>;
+
+/** Adds the options every client command shares: `--server`, `--token`, `--json`. */
+function clientOptions(c: Command): Command {
+  return c
+    .option('--server <url>', 'kd-fleet HTTP address', process.env.KD_FLEET_URL ?? 'http://127.0.0.1:8080')
+    .option('--token <token>', 'control token (default $KD_FLEET_TOKEN)')
+    .option('--json', 'print JSON');
+}
+
+/**
  * kd-fleet's command line: `serve` (the server, embedded broker by default), `simulate` (real agents),
  * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag`,
  * `rollout start|status|pause|resume|approve|abort`. Returns the exit code.
@@ -55,20 +58,30 @@ const pad = (s: unknown, n: number): string => String(s ?? '—').padEnd(n);
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('kd-fleet').description('model registry, staged rollouts gated on device benchmarks, and the live dashboard').exitOverride();
   let code = 0;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands positional args then options
-  const run = (fn: (...a: any[]) => Promise<void>) => async (...a: any[]): Promise<void> => {
+  const run: Run = (fn) => async (...a) => {
     try {
-      await fn(...a);
+      const c = await fn(...a);
+      if (typeof c === 'number' && c !== 0) code = c;
     } catch (err) {
       process.stderr.write(`kd-fleet: ${(err as Error).message}\n`);
       code = 1;
     }
   };
-  const client = (c: Command): Command => c
-    .option('--server <url>', 'kd-fleet HTTP address', process.env.KD_FLEET_URL ?? 'http://127.0.0.1:8080')
-    .option('--token <token>', 'control token (default $KD_FLEET_TOKEN)')
-    .option('--json', 'print JSON');
+  addServeCommand(program, run);
+  addSimulateCommand(program, run);
+  addModelCommands(program, run);
+  addDeviceCommands(program, run);
+  addRolloutCommands(program, run);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    return (err as { exitCode?: number }).exitCode ?? 2;
+  }
+  return code;
+}
 
+/** `serve`: the server until SIGINT or SIGTERM. */
+function addServeCommand(program: Command, run: Run): void {
   program.command('serve')
     .description('run kd-fleet: HTTP (dashboard, API, artifacts) and an embedded MQTT broker unless --broker is given')
     .option('--data <dir>', 'SQLite database and package store', 'fleet-data')
@@ -84,10 +97,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--public-url <url>', 'base URL agents download artifacts from')
     .option('--chunk-rate <MiB/s>', 'MQTT chunk frames published per second, all devices together', '64')
     .option('--token-file <file>', 'control token (default $KD_FLEET_TOKEN; without one: read-only)')
-    .addOption(new Option('--log-level <level>').choices(LEVELS).default('info'))
+    .addOption(new Option('--log-level <level>').choices(LOG_LEVELS).default('info'))
     .action(run(async (o: Record<string, string | string[] | undefined>) => {
       const { FleetServer } = await import('./server/fleet-server.js');
-      const log = fleetStderrLogger(o.logLevel as Level);
+      const log = stderrLogger(o.logLevel as LogLevel);
       const token = o.tokenFile ? (await readFile(o.tokenFile as string, 'utf8')).trim() : process.env.KD_FLEET_TOKEN;
       const server = await FleetServer.start({
         dataDir: o.data as string, fleet: o.fleet as string, host: o.host as string, httpPort: Number(o.port),
@@ -104,7 +117,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.once('SIGTERM', stop);
       });
     }));
+}
 
+/** `simulate`: N real kd-agents; the exit code is the simulator's. */
+function addSimulateCommand(program: Command, run: Run): void {
   program.command('simulate')
     .description('start N real kd-agents against a broker (profiles scale their latency; --fail-rate injects failed deploys)')
     .requiredOption('--devices <n>').option('--profile <p>', 'nano|orin|x86|mix', 'mix').option('--fail-rate <p>', 'share of failing deploys', '0')
@@ -113,29 +129,34 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--processes <k>', 'child processes', '1').option('--mqtt <v>', 'MQTT version 4 or 5', '4').option('--seed <s>')
     .action(run(async (o: Record<string, unknown>) => {
       const { runSimulate } = await import('./simulator/run-simulate.js');
-      const c = await runSimulate(o as never, { logger: fleetStderrLogger('info') as never });
-      if (c !== 0) code = c;
+      return runSimulate(o as never, { logger: stderrLogger('info') as never });
     }));
+}
 
+/** `models push|ls|show`: the package registry. */
+function addModelCommands(program: Command, run: Run): void {
   const models = program.command('models').description('the package registry');
-  client(models.command('push <package.tar>').description('upload a signed package (the server verifies it first)'))
+  clientOptions(models.command('push <package.tar>').description('upload a signed package (the server verifies it first)'))
     .action(run(async (file: string, o: ClientOpts) => {
       const rec = await api(o, 'POST', '/api/models', new Uint8Array(await readFile(file)), 'application/x-tar') as Record<string, unknown>;
       print(o, rec, () => [`pushed ${String(rec.name)}@${String(rec.version)} sha256 ${String(rec.sha256)} (${String(rec.size)} bytes)`]);
     }));
-  client(models.command('ls').description('list packages'))
+  clientOptions(models.command('ls').description('list packages'))
     .action(run(async (o: ClientOpts) => {
       const list = await api(o, 'GET', '/api/models') as Array<Record<string, unknown>>;
       print(o, list, () => [`${pad('NAME', 20)}${pad('VERSION', 14)}${pad('SIZE', 12)}SHA256`, ...list.map((p) => `${pad(p.name, 20)}${pad(p.version, 14)}${pad(p.size, 12)}${String(p.sha256).slice(0, 16)}`)]);
     }));
-  client(models.command('show <name> <version>').description('one package and its manifest'))
+  clientOptions(models.command('show <name> <version>').description('one package and its manifest'))
     .action(run(async (name: string, version: string, o: ClientOpts) => {
       const rec = await api(o, 'GET', `/api/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`);
       print({ ...o, json: true }, rec, () => []);
     }));
+}
 
+/** `devices ls|tag`: the devices the fleet has seen. */
+function addDeviceCommands(program: Command, run: Run): void {
   const devices = program.command('devices').description('devices seen by the fleet');
-  client(devices.command('ls').description('list devices').option('--tag <tag>').option('--online'))
+  clientOptions(devices.command('ls').description('list devices').option('--tag <tag>').option('--online'))
     .action(run(async (o: ClientOpts & { tag?: string; online?: boolean }) => {
       const q = new URLSearchParams({ ...(o.tag ? { tag: o.tag } : {}), ...(o.online ? { online: 'true' } : {}) });
       const list = await api(o, 'GET', `/api/devices${q.size > 0 ? `?${q}` : ''}`) as Array<Record<string, unknown>>;
@@ -144,14 +165,17 @@ export async function main(argv: readonly string[]): Promise<number> {
         return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 24)}${(d.tags as string[]).join(',')}`;
       })]);
     }));
-  client(devices.command('tag <id> [tags...]').description('set a device\'s tags (replaces them)'))
+  clientOptions(devices.command('tag <id> [tags...]').description('set a device\'s tags (replaces them)'))
     .action(run(async (id: string, tags: string[], o: ClientOpts) => {
       const d = await api(o, 'PUT', `/api/devices/${encodeURIComponent(id)}/tags`, { tags }) as Record<string, unknown>;
       print(o, d, () => [`${id}: ${(d.tags as string[]).join(', ') || '(no tags)'}`]);
     }));
+}
 
+/** `rollout start|status|pause|resume|approve|abort`. */
+function addRolloutCommands(program: Command, run: Run): void {
   const rollout = program.command('rollout').description('staged rollouts');
-  client(rollout.command('start <name> <version>').description('roll a registry package out in waves')
+  clientOptions(rollout.command('start <name> <version>').description('roll a registry package out in waves')
     .option('--tag <tag...>', 'target devices with these tags').option('--device <id...>', 'target these devices (default: all)')
     .option('--canary <n>', 'devices in the first wave', '1').option('--waves <percents>', 'cumulative percentages after the canary', '50,100')
     .option('--max-p95 <ms>').option('--min-fps <n>').option('--min-map50 <x>')
@@ -159,22 +183,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--manual', 'wait for approval between waves').option('--rate <perMinute>', 'devices per minute', '60')
     .option('--transport <t>', 'http or mqtt', 'http'))
     .action(run(async (name: string, version: string, o: ClientOpts & Record<string, string | string[] | boolean | undefined>) => {
-      const gates = {
-        ...(o.maxP95 !== undefined ? { maxP95Ms: Number(o.maxP95) } : {}),
-        ...(o.minFps !== undefined ? { minFps: Number(o.minFps) } : {}),
-        ...(o.minMap50 !== undefined ? { minMap50: Number(o.minMap50) } : {}),
-      };
-      const target = o.device ? { deviceIds: o.device } : o.tag ? { tags: o.tag } : { all: true };
-      const r = await api(o, 'POST', '/api/rollouts', {
-        package: { name, version }, target,
-        waves: { canary: { count: Number(o.canary) }, percents: String(o.waves).split(',').map(Number) },
-        gates, errorThreshold: Number(o.errorThreshold), successThreshold: Number(o.successThreshold),
-        approval: o.manual ? 'manual' : 'auto', rate: { perMinute: Number(o.rate) },
-        deploy: { transport: o.transport },
-      }) as { id: string };
+      const r = await api(o, 'POST', '/api/rollouts', rolloutInput(name, version, o)) as { id: string };
       print(o, r, () => [`rollout ${r.id} started: ${name}@${version}`]);
     }));
-  client(rollout.command('status [id]').description('a rollout with its waves and devices (default: all rollouts)'))
+  clientOptions(rollout.command('status [id]').description('a rollout with its waves and devices (default: all rollouts)'))
     .action(run(async (id: string | undefined, o: ClientOpts) => {
       if (id === undefined) {
         const list = await api(o, 'GET', '/api/rollouts') as Array<Record<string, unknown>>;
@@ -191,19 +203,29 @@ export async function main(argv: readonly string[]): Promise<number> {
       ]);
     }));
   for (const action of ['pause', 'resume', 'approve', 'abort'] as const) {
-    client(rollout.command(`${action} <id>`).description(`${action} a rollout`).option('--reason <text>'))
+    clientOptions(rollout.command(`${action} <id>`).description(`${action} a rollout`).option('--reason <text>'))
       .action(run(async (id: string, o: ClientOpts & { reason?: string }) => {
         const r = await api(o, 'POST', `/api/rollouts/${encodeURIComponent(id)}/${action}`, o.reason ? { reason: o.reason } : {}) as Record<string, unknown>;
         print(o, r, () => [`rollout ${id}: ${String(r.state)}`]);
       }));
   }
+}
 
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    return (err as { exitCode?: number }).exitCode ?? 2;
-  }
-  return code;
+/** The body of POST /api/rollouts from `rollout start`'s options. */
+function rolloutInput(name: string, version: string, o: Record<string, string | string[] | boolean | undefined>): unknown {
+  const gates = {
+    ...(o.maxP95 !== undefined ? { maxP95Ms: Number(o.maxP95) } : {}),
+    ...(o.minFps !== undefined ? { minFps: Number(o.minFps) } : {}),
+    ...(o.minMap50 !== undefined ? { minMap50: Number(o.minMap50) } : {}),
+  };
+  const target = o.device ? { deviceIds: o.device } : o.tag ? { tags: o.tag } : { all: true };
+  return {
+    package: { name, version }, target,
+    waves: { canary: { count: Number(o.canary) }, percents: String(o.waves).split(',').map(Number) },
+    gates, errorThreshold: Number(o.errorThreshold), successThreshold: Number(o.successThreshold),
+    approval: o.manual ? 'manual' : 'auto', rate: { perMinute: Number(o.rate) },
+    deploy: { transport: o.transport },
+  };
 }
 
 /** The API and the dashboard on top of a server's context. */

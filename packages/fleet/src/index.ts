@@ -9,9 +9,9 @@ export { coreMigrations } from './db/core-migrations.js';
 export { FleetError } from './db/fleet-error.js';
 export type { FleetErrorCode } from './db/fleet-error.js';
 
-// Registry
-export { Registry } from './registry/registry.js';
-export type { RegistryOptions, PushOptions, PublishFunction } from './registry/registry.js';
+// The package registry (signed packages, verified on push)
+export { PackageRegistry } from './registry/package-registry.js';
+export type { PackageRegistryOptions, PushOptions, PublishFunction } from './registry/package-registry.js';
 export type { PackageRecord } from './registry/package-record.js';
 
 // Artifacts: HTTP with Range, MQTT chunks
@@ -68,7 +68,7 @@ export { FleetServer } from './server/fleet-server.js';
 export type { FleetServerOptions, FleetServerEvents, FleetHandler } from './server/fleet-server.js';
 export type { FleetContext } from './server/fleet-context.js';
 export { webHandlers } from './server/web-handlers.js';
-export { main as kdFleetMain, fleetStderrLogger } from './cli.js';
+export { main as kdFleetMain } from './cli.js';
 
 // Simulator: N real kd-agents with hardware profiles and fault injection
 export { FleetSimulator } from './simulator/fleet-simulator.js';

@@ -6,7 +6,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkService, type ChunkServiceOptions } from '../src/artifacts/chunk-service.js';
 import type { PackageRecord } from '../src/registry/package-record.js';
-import { Registry } from '../src/registry/registry.js';
+import { PackageRegistry } from '../src/registry/package-registry.js';
 import { connect, ManualTimers, startBroker, waitFor, type TestBroker } from './devices-broker.js';
 import { makeTestPackage, migratedDb, tempDir, testKeys } from './registry-helpers.js';
 
@@ -16,7 +16,7 @@ const CHUNK = 8192;
 
 let cleanup: () => Promise<void>;
 let db: Database.Database;
-let registry: Registry;
+let registry: PackageRegistry;
 let pkg: PackageRecord;
 let broker: TestBroker;
 const open: Array<{ end(): unknown }> = [];
@@ -26,7 +26,7 @@ beforeAll(async () => {
   cleanup = t.cleanup;
   db = migratedDb(t.dir);
   const { trusted } = testKeys();
-  registry = new Registry(db, { dataDir: join(t.dir, 'data') });
+  registry = new PackageRegistry(db, { dataDir: join(t.dir, 'data') });
   const built = await makeTestPackage(join(t.dir, 'src'), 'pets', '1.0.0+b.1', trusted.privateKeyPem, 100 * 1024);
   pkg = await registry.push(built.tar, { trustedKeys: [trusted.publicKeyPem] });
   broker = await startBroker();

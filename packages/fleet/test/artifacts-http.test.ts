@@ -9,7 +9,7 @@ import { artifactPath, parseArtifactPath } from '../src/artifacts/artifact-path.
 import { parseByteRange } from '../src/artifacts/byte-range.js';
 import { serveArtifact } from '../src/artifacts/serve-artifact.js';
 import type { PackageRecord } from '../src/registry/package-record.js';
-import { Registry } from '../src/registry/registry.js';
+import { PackageRegistry } from '../src/registry/package-registry.js';
 import { makeTestPackage, migratedDb, tempDir, testKeys } from './registry-helpers.js';
 
 let cleanup: () => Promise<void>;
@@ -18,7 +18,7 @@ let server: Server;
 let base: string;
 let pkg: PackageRecord;
 let tar: Buffer;
-let registry: Registry;
+let registry: PackageRegistry;
 let srcDir: string;
 
 beforeAll(async () => {
@@ -26,7 +26,7 @@ beforeAll(async () => {
   cleanup = t.cleanup;
   db = migratedDb(t.dir);
   const { trusted } = testKeys();
-  registry = new Registry(db, { dataDir: join(t.dir, 'data') });
+  registry = new PackageRegistry(db, { dataDir: join(t.dir, 'data') });
   srcDir = join(t.dir, 'src');
   const built = await makeTestPackage(join(t.dir, 'src'), 'pets', '1.2.0+b.5', trusted.privateKeyPem, 40 * 1024);
   pkg = await registry.push(built.tar, { trustedKeys: [trusted.publicKeyPem] });

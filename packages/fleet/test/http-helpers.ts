@@ -12,7 +12,7 @@ import { openDatabase } from '../src/db/open-database.js';
 import { DeviceRegistry } from '../src/devices/device-registry.js';
 import { ApiError } from '../src/http/api-error.js';
 import { createApiHandler, type ApiHandler, type ApiHandlerOptions } from '../src/http/api-handler.js';
-import { Registry } from '../src/registry/registry.js';
+import { PackageRegistry } from '../src/registry/package-registry.js';
 import { RolloutEngine, type RolloutCommand } from '../src/rollout/rollout-engine.js';
 import { ROLLOUT_MIGRATIONS } from '../src/rollout/rollout-migrations.js';
 import type { RolloutTarget } from '../src/rollout/rollout-spec.js';
@@ -69,7 +69,7 @@ export async function startApi(options: FixtureOptions = {}): Promise<ApiFixture
   const clock = { t: Date.parse('2026-05-01T12:00:00Z') };
   const now = (): number => clock.t;
   const logger = recordingLogger();
-  const registry = new Registry(db, { dataDir: join(dir, 'data'), now });
+  const registry = new PackageRegistry(db, { dataDir: join(dir, 'data'), now });
   const devices = new DeviceRegistry(db, { fleet: FLEET, now });
   const sent: ApiFixture['sent'] = [];
   let n = 0;

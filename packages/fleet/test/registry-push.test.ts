@@ -5,7 +5,7 @@ import { packDirectory, parseMessage, toPublicKey, verifyManifestSignature } fro
 import type Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../src/db/fleet-error.js';
-import { Registry } from '../src/registry/registry.js';
+import { PackageRegistry } from '../src/registry/package-registry.js';
 import { makeTestPackage, migratedDb, repackWithManifest, tempDir, testKeys } from './registry-helpers.js';
 
 let dir: string;
@@ -33,10 +33,10 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-describe('Registry.push', () => {
+describe('PackageRegistry.push', () => {
   it('verifies, stores the tar under packages/<name>/<version>.tar and records it', async () => {
     const pkg = await makeTestPackage(join(dir, 'src'), 'pets', '1.0.0', trusted.privateKeyPem);
-    const registry = new Registry(db, { dataDir: join(dir, 'data'), now: () => 1_700_000_000_000 });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data'), now: () => 1_700_000_000_000 });
     const record = await registry.push(pkg.tar, { trustedKeys });
     const bytes = await readFile(pkg.tar);
     expect(record).toMatchObject({
@@ -51,13 +51,13 @@ describe('Registry.push', () => {
     expect(registry.get('pets', '1.0.0')).toEqual(record);
     expect(registry.getBySha256(record.sha256)).toEqual(record);
     expect(registry.get('pets', '9.9.9')).toBeUndefined();
-    // Another Registry over the same database (a restart) sees it.
-    expect(new Registry(db, { dataDir: join(dir, 'data') }).list()).toEqual([record]);
+    // Another PackageRegistry over the same database (a restart) sees it.
+    expect(new PackageRegistry(db, { dataDir: join(dir, 'data') }).list()).toEqual([record]);
   });
 
   it('is idempotent for the same bytes and refuses other bytes under the same version', async () => {
     let t = 1000;
-    const registry = new Registry(db, { dataDir: join(dir, 'data'), now: () => t++ });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data'), now: () => t++ });
     const pkg = await makeTestPackage(join(dir, 'a'), 'pets', '1.0.0', trusted.privateKeyPem);
     const first = await registry.push(pkg.tar, { trustedKeys });
     expect(await registry.push(pkg.tar, { trustedKeys })).toEqual(first);
@@ -72,7 +72,7 @@ describe('Registry.push', () => {
   });
 
   it('refuses a package signed by an untrusted key, naming the core code', async () => {
-    const registry = new Registry(db, { dataDir: join(dir, 'data') });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data') });
     const pkg = await makeTestPackage(join(dir, 'src'), 'pets', '1.0.0', other.privateKeyPem);
     const err = await refusal(registry.push(pkg.tar, { trustedKeys }));
     expect(err.code).toBe('FLEET_PACKAGE_REFUSED');
@@ -83,7 +83,7 @@ describe('Registry.push', () => {
   });
 
   it('refuses an unsigned package', async () => {
-    const registry = new Registry(db, { dataDir: join(dir, 'data') });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data') });
     const pkg = await makeTestPackage(join(dir, 'src'), 'pets', '1.0.0', trusted.privateKeyPem);
     const tar = await repackWithManifest(pkg, (m) => delete m.signature);
     const err = await refusal(registry.push(tar, { trustedKeys }));
@@ -92,7 +92,7 @@ describe('Registry.push', () => {
   });
 
   it('refuses a tampered package: a file changed after signing, or a manifest edited', async () => {
-    const registry = new Registry(db, { dataDir: join(dir, 'data') });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data') });
     const pkg = await makeTestPackage(join(dir, 'src'), 'pets', '1.0.0', trusted.privateKeyPem);
     const edited = await repackWithManifest(pkg, (m) => (m.names = ['cat', 'wolf']));
     expect((await refusal(registry.push(edited, { trustedKeys }))).message).toMatch(/^PACKAGE_SIGNATURE_INVALID: /);
@@ -108,7 +108,7 @@ describe('Registry.push', () => {
   });
 
   it('refuses what is not a package tar', async () => {
-    const registry = new Registry(db, { dataDir: join(dir, 'data') });
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data') });
     expect((await refusal(registry.push(join(dir, 'missing.tar'), { trustedKeys }))).message).toMatch(/^PACKAGE_NOT_FOUND/);
     const pkg = await makeTestPackage(join(dir, 'src'), 'pets', '1.0.0', trusted.privateKeyPem);
     expect((await refusal(registry.push(pkg.dir, { trustedKeys }))).code).toBe('FLEET_PACKAGE_REFUSED');
@@ -118,23 +118,20 @@ describe('Registry.push', () => {
   });
 });
 
-describe('Registry queries', () => {
-  it('lists by name then newest version, and finds the latest by semver precedence', async () => {
-    const registry = new Registry(db, { dataDir: join(dir, 'data') });
+describe('PackageRegistry queries', () => {
+  it('lists by name then newest version by semver precedence', async () => {
+    const registry = new PackageRegistry(db, { dataDir: join(dir, 'data') });
     for (const [name, version] of [['pets', '1.2.0'], ['pets', '1.10.0'], ['birds', '0.1.0'], ['pets', '1.9.0'], ['pets', '2.0.0-rc.1']] as const) {
       await registry.push((await makeTestPackage(join(dir, 'src'), name, version, trusted.privateKeyPem, 4096)).tar, { trustedKeys });
     }
     expect(registry.list().map((r) => `${r.name}@${r.version}`)).toEqual(['birds@0.1.0', 'pets@2.0.0-rc.1', 'pets@1.10.0', 'pets@1.9.0', 'pets@1.2.0']);
-    expect(registry.latest('pets')?.version).toBe('2.0.0-rc.1');
-    expect(registry.latest('birds')?.version).toBe('0.1.0');
-    expect(registry.latest('fish')).toBeUndefined();
   });
 });
 
-describe('Registry manifest publishing', () => {
+describe('PackageRegistry manifest publishing', () => {
   it('publishes the signed manifest retained on models/{name}/{version}/manifest, the version escaped', async () => {
     const sent: Array<{ topic: string; payload: string; options: unknown }> = [];
-    const registry = new Registry(db, {
+    const registry = new PackageRegistry(db, {
       dataDir: join(dir, 'data'), fleet: 'lab',
       publish: (topic, payload, options) => void sent.push({ topic, payload: payload.toString(), options }),
     });
@@ -154,7 +151,7 @@ describe('Registry manifest publishing', () => {
 
   it('keeps a pushed package when publishing its manifest fails', async () => {
     const warnings: string[] = [];
-    const registry = new Registry(db, {
+    const registry = new PackageRegistry(db, {
       dataDir: join(dir, 'data'), fleet: 'lab',
       publish: async () => {
         throw new Error('broker down');
@@ -168,8 +165,8 @@ describe('Registry manifest publishing', () => {
   });
 
   it('checks its options', () => {
-    expect(() => new Registry(db, { dataDir: '' })).toThrow(TypeError);
-    expect(() => new Registry(db, { dataDir: dir, publish: () => {} })).toThrow(/fleet/);
-    expect(() => new Registry(db, { dataDir: dir, fleet: 'bad fleet!', publish: () => {} })).toThrow(RangeError);
+    expect(() => new PackageRegistry(db, { dataDir: '' })).toThrow(TypeError);
+    expect(() => new PackageRegistry(db, { dataDir: dir, publish: () => {} })).toThrow(/fleet/);
+    expect(() => new PackageRegistry(db, { dataDir: dir, fleet: 'bad fleet!', publish: () => {} })).toThrow(RangeError);
   });
 });

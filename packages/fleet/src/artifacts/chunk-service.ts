@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type { PackageRecord } from '../registry/package-record.js';
 import { ByteBudget } from './byte-budget.js';
 
-/** Where the chunk service finds a package by the SHA-256 of its `.tar` (the {@link Registry} is one). */
+/** Where the chunk service finds a package by the SHA-256 of its `.tar` (the {@link PackageRegistry} is one). */
 export interface ChunkSource {
   getBySha256(sha256: string): Pick<PackageRecord, 'name' | 'version' | 'sha256' | 'size' | 'path'> | undefined;
 }
@@ -122,7 +122,7 @@ export class ChunkService extends EventEmitter<ChunkServiceEvents> {
       throw new TypeError('options.client must be an mqtt.js client');
     }
     if (typeof options.source !== 'object' || options.source === null || typeof options.source.getBySha256 !== 'function') {
-      throw new TypeError('options.source must have getBySha256() (a Registry)');
+      throw new TypeError('options.source must have getBySha256() (a PackageRegistry)');
     }
     this.#client = options.client;
     this.#topics = fleetTopics(options.fleet);

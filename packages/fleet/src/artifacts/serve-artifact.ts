@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Registry } from '../registry/registry.js';
+import type { PackageRegistry } from '../registry/package-registry.js';
 import { ARTIFACTS_PREFIX, parseArtifactPath } from './artifact-path.js';
 import { parseByteRange } from './byte-range.js';
 
@@ -21,7 +21,7 @@ function matchesEtag(header: string, etag: string): boolean {
  * @example
  * createServer((req, res) => void serveArtifact(req, res, registry).then((done) => done || res.writeHead(404).end()));
  */
-export async function serveArtifact(req: IncomingMessage, res: ServerResponse, registry: Registry): Promise<boolean> {
+export async function serveArtifact(req: IncomingMessage, res: ServerResponse, registry: PackageRegistry): Promise<boolean> {
   const pathname = (req.url ?? '/').split('?')[0]!;
   if (!pathname.startsWith(ARTIFACTS_PREFIX)) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -1,7 +1,7 @@
 import type { Logger } from '@kd-edge/core/util';
 import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
-import type { Registry } from '../registry/registry.js';
+import type { PackageRegistry } from '../registry/package-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
 
 /**
@@ -11,7 +11,7 @@ import type { RolloutEngine } from '../rollout/rollout-engine.js';
  */
 export interface FleetContext {
   fleet: string;
-  registry: Registry;
+  registry: PackageRegistry;
   devices: DeviceRegistry;
   rollouts: RolloutEngine;
   /** Bearer token for state-changing requests; undefined = every control request refused (read-only server). */

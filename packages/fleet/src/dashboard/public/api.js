@@ -1,9 +1,15 @@
+// @ts-check
 // REST client of the kd-fleet API: JSON in and out, the operator token from sessionStorage, errors as ApiError.
 
 const TOKEN_KEY = 'kd-fleet-token';
 
 /** An API answer other than 2xx, with the server's {error: {code, message}} when it sent one. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status, 0 when the server could not be reached
+   * @param {string} code the server's error code (`FLEET_…`), or `HTTP_<status>` / `NETWORK`
+   * @param {string} message
+   */
   constructor(status, code, message) {
     super(message);
     this.name = 'ApiError';
@@ -21,7 +27,10 @@ export function getToken() {
   }
 }
 
-/** Stores (or, with '', forgets) the operator token. */
+/**
+ * Stores (or, with '', forgets) the operator token.
+ * @param {string} token
+ */
 export function setToken(token) {
   try {
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
@@ -31,9 +40,13 @@ export function setToken(token) {
   }
 }
 
+/** @type {Set<(error: ApiError) => void>} */
 const listeners = new Set();
 
-/** Calls `fn(error)` whenever a request is refused with 401. */
+/**
+ * Calls `fn(error)` whenever a request is refused with 401.
+ * @param {(error: ApiError) => void} fn
+ */
 export function onUnauthorized(fn) {
   listeners.add(fn);
 }
@@ -41,9 +54,15 @@ export function onUnauthorized(fn) {
 /**
  * Calls the API: `api('/api/devices')`, `api('/api/rollouts', { method: 'POST', body: {...} })`. Every call carries
  * the token when one is set (reads ignore it; `GET /api/auth` checks it); the answer's JSON is returned, an ApiError
- * thrown otherwise.
+ * thrown otherwise. The answer's type is the one the caller gives it (unknown when it gives none): the server is
+ * trusted to send what api-types.d.ts says.
+ * @template [T=unknown]
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, signal?: AbortSignal }} [init]
+ * @returns {Promise<T>} the answer's JSON (undefined for an empty body)
  */
 export async function api(path, { method = 'GET', body, signal } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -51,7 +70,8 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-  } catch (err) {
+  } catch (e) {
+    const err = /** @type {{ name?: string, message?: string } | null | undefined} */ (e);
     if (err && err.name === 'AbortError') throw err;
     throw new ApiError(0, 'NETWORK', `cannot reach the fleet server (${err && err.message ? err.message : err})`);
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // kd-fleet dashboard entry: loads the fleet's state over the REST API, keeps it live from server-sent events, and
 // wires the device table, latency chart, rollouts panel and operator controls together.
 
@@ -8,18 +9,39 @@ import { MAX_POINTS, renderLatencyChart } from './latency-chart.js';
 import { FormError, readRolloutForm, splitList } from './rollout-form.js';
 import { RolloutsPanel } from './rollouts-panel.js';
 
-const $ = (sel) => document.querySelector(sel);
+/**
+ * @import { BenchEvent, DeviceDetail, DeviceEvent, DeviceRecord, ExecutionInfo, FleetInfo, LatencyPoint,
+ *   PackageSummary, RolloutAction, RolloutDetail, RolloutInfo, WaveInfo } from '../api-types.js'
+ */
+
+/**
+ * The page's element for `sel` (index.html has every one the dashboard asks for); an input or a form where the
+ * caller's type says so.
+ * @template {HTMLElement} [E=HTMLElement]
+ * @param {string} sel
+ * @returns {E}
+ */
+const $ = (sel) => /** @type {E} */ (document.querySelector(sel));
 
 const ui = {
   info: $('#fleet-info'), fleetName: $('#fleet-name'), live: $('#live-status'), banner: $('#banner'),
-  authForm: $('#auth-form'), token: $('#token-input'), authState: $('#auth-state'),
+  authForm: $('#auth-form'), token: /** @type {HTMLInputElement} */ ($('#token-input')), authState: $('#auth-state'),
 };
 
 let serverControls = true;
-let authState = 'read-only';
+
+/**
+ * What a request threw, read as an ApiError: every failure of `api()` is one (an Error from a bug has no code or status).
+ * @param {unknown} err
+ */
+const failure = (err) => /** @type {Partial<ApiError> & { message: string }} */ (err);
 
 // ---- banner and authentication ----
 
+/**
+ * @param {'error'} kind
+ * @param {string} text
+ */
 function showBanner(kind, text) {
   ui.banner.hidden = false;
   ui.banner.dataset.kind = kind;
@@ -39,13 +61,13 @@ const AUTH_TEXT = {
   'server-read-only': 'server is read-only (no token configured)',
 };
 
+/** @param {keyof typeof AUTH_TEXT} state */
 function setAuth(state) {
-  authState = state;
   ui.authState.dataset.state = state;
   ui.authState.textContent = AUTH_TEXT[state];
   const can = state === 'unlocked';
   document.body.classList.toggle('can-control', can);
-  for (const el of document.querySelectorAll('[data-control]')) {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-control]'))) {
     if ('disabled' in el) el.disabled = !can;
     el.title = can ? '' : 'Enter the operator token to enable the controls';
   }
@@ -72,7 +94,7 @@ async function checkToken() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     setAuth('read-only');
-    showBanner('error', err.message);
+    showBanner('error', failure(err).message);
   }
 }
 
@@ -93,6 +115,7 @@ $('#token-clear').addEventListener('click', () => {
 
 async function loadInfo() {
   try {
+    /** @type {FleetInfo} */
     const info = await api('/api/info');
     ui.fleetName.textContent = info.fleet ?? '';
     document.title = `kd-fleet ${info.fleet ?? ''}`;
@@ -114,7 +137,7 @@ async function loadInfo() {
       void checkToken();
     }
   } catch (err) {
-    ui.info.textContent = `info unavailable: ${err.message}`;
+    ui.info.textContent = `info unavailable: ${failure(err).message}`;
   }
 }
 
@@ -125,7 +148,7 @@ const table = new DeviceTable({
   onSelect: (id) => void selectDevice(id),
   onNeedBench: (ids) => needBench(ids),
   onTags: (tags) => {
-    const sel = $('#filter-tag');
+    const sel = /** @type {HTMLSelectElement} */ ($('#filter-tag'));
     const current = sel.value;
     sel.replaceChildren(h('option', { value: '', text: 'any' }), ...tags.map((t) => h('option', { value: t, text: t })));
     sel.value = tags.includes(current) ? current : '';
@@ -134,18 +157,20 @@ const table = new DeviceTable({
 
 // Rows in sight whose entry carried no bench figures (a device that appeared after the list was loaded) get them from
 // the device's own resource, a few at a time.
+/** @type {Set<string>} */
 const benchQueue = new Set();
 let benchActive = 0;
+/** @param {string[]} ids */
 function needBench(ids) {
   for (const id of ids) benchQueue.add(id);
   pumpBench();
 }
 function pumpBench() {
   while (benchActive < 4 && benchQueue.size > 0) {
-    const id = benchQueue.values().next().value;
+    const id = /** @type {string} */ (benchQueue.values().next().value);
     benchQueue.delete(id);
     benchActive++;
-    api(`/api/devices/${encodeURIComponent(id)}`)
+    /** @type {Promise<DeviceDetail>} */ (api(`/api/devices/${encodeURIComponent(id)}`))
       .then((d) => table.bench(id, d.bench ?? null))
       .catch(() => {})
       .finally(() => {
@@ -159,18 +184,23 @@ async function loadDevices() {
   try {
     table.setAll(await api('/api/devices'));
   } catch (err) {
-    showBanner('error', `devices: ${err.message}`);
+    showBanner('error', `devices: ${failure(err).message}`);
   }
 }
 
-$('#filter-tag').addEventListener('change', (ev) => table.setFilter({ tag: ev.target.value }));
-$('#filter-online').addEventListener('change', (ev) => table.setFilter({ online: ev.target.value }));
-$('#filter-text').addEventListener('input', (ev) => table.setFilter({ text: ev.target.value }));
+/** @param {Event} ev an input's or a select's event */
+const valueOf = (ev) => /** @type {HTMLInputElement | HTMLSelectElement} */ (ev.target).value;
+$('#filter-tag').addEventListener('change', (ev) => table.setFilter({ tag: valueOf(ev) }));
+$('#filter-online').addEventListener('change', (ev) => table.setFilter({ online: valueOf(ev) }));
+$('#filter-text').addEventListener('input', (ev) => table.setFilter({ text: valueOf(ev) }));
 
+/** @type {string | null} */
 let selectedDevice = null;
+/** @type {LatencyPoint[]} the selected device's latency history */
 let points = [];
 const redrawChart = frameBatcher(() => renderLatencyChart($('#latency-chart'), points));
 
+/** @param {string} id */
 async function selectDevice(id) {
   selectedDevice = id;
   table.select(id);
@@ -182,8 +212,8 @@ async function selectDevice(id) {
   renderLatencyChart($('#latency-chart'), points);
   try {
     const [detail, history] = await Promise.all([
-      api(`/api/devices/${encodeURIComponent(id)}`),
-      api(`/api/devices/${encodeURIComponent(id)}/latency?limit=${MAX_POINTS}`),
+      /** @type {Promise<DeviceDetail>} */ (api(`/api/devices/${encodeURIComponent(id)}`)),
+      /** @type {Promise<LatencyPoint[]>} */ (api(`/api/devices/${encodeURIComponent(id)}/latency?limit=${MAX_POINTS}`)),
     ]);
     if (selectedDevice !== id) return;
     const d = detail.device;
@@ -195,11 +225,11 @@ async function selectDevice(id) {
       d.activeModel ? `${d.activeModel.name}@${d.activeModel.version}` : 'no model',
     ].filter(Boolean);
     $('#detail-facts').textContent = facts.join(' · ');
-    $('#tags-input').value = d.tags.join(', ');
+    /** @type {HTMLInputElement} */ ($('#tags-input')).value = d.tags.join(', ');
     points = history;
     redrawChart();
   } catch (err) {
-    showBanner('error', `device ${id}: ${err.message}`);
+    showBanner('error', `device ${id}: ${failure(err).message}`);
   }
 }
 
@@ -213,9 +243,12 @@ $('#tags-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   if (!selectedDevice) return;
   try {
-    const d = await api(`/api/devices/${encodeURIComponent(selectedDevice)}/tags`, { method: 'PUT', body: { tags: splitList($('#tags-input').value) } });
+    const tags = splitList(/** @type {HTMLInputElement} */ ($('#tags-input')).value);
+    /** @type {DeviceRecord} */
+    const d = await api(`/api/devices/${encodeURIComponent(selectedDevice)}/tags`, { method: 'PUT', body: { tags } });
     table.change({ kind: 'tags', deviceId: d.id, device: d });
-  } catch (err) {
+  } catch (e) {
+    const err = failure(e);
     if (err.status !== 401) showBanner('error', `tags: ${err.code}: ${err.message}`);
   }
 });
@@ -235,37 +268,46 @@ async function loadRollouts() {
     if (rollouts.selectedId) await selectRollout(rollouts.selectedId);
     renderRollouts();
   } catch (err) {
-    showBanner('error', `rollouts: ${err.message}`);
+    showBanner('error', `rollouts: ${failure(err).message}`);
   }
 }
 
+/** @param {string} id */
 async function selectRollout(id) {
   rollouts.select(id);
   renderRollouts();
   try {
+    /** @type {RolloutDetail} */
     const detail = await api(`/api/rollouts/${encodeURIComponent(id)}`);
     if (rollouts.selectedId !== id) return;
     rollouts.setDetail(detail);
     renderRollouts();
   } catch (err) {
-    showBanner('error', `rollout ${id}: ${err.message}`);
+    showBanner('error', `rollout ${id}: ${failure(err).message}`);
   }
 }
 
+/**
+ * @param {string} id
+ * @param {RolloutAction} action
+ */
 async function rolloutAction(id, action) {
   try {
+    /** @type {RolloutInfo | undefined} */
     const info = await api(`/api/rollouts/${encodeURIComponent(id)}/${action}`, { method: 'POST', body: action === 'abort' ? { reason: 'aborted from the dashboard' } : {} });
     if (info && info.id) rollouts.upsert(info);
     hideBanner();
     renderRollouts();
-  } catch (err) {
+  } catch (e) {
+    const err = failure(e);
     if (err.status !== 401) showBanner('error', `${action}: ${err.code}: ${err.message}`);
   }
 }
 
 async function loadModels() {
-  const sel = $('#rf-package');
+  const sel = /** @type {HTMLSelectElement} */ ($('#rf-package'));
   try {
+    /** @type {PackageSummary[]} */
     const models = await api('/api/models');
     const current = sel.value;
     models.sort((a, b) => (b.pushedAt ?? 0) - (a.pushedAt ?? 0));
@@ -273,7 +315,7 @@ async function loadModels() {
     if (models.some((m) => `${m.name}@${m.version}` === current)) sel.value = current;
     if (models.length === 0) sel.append(h('option', { value: '', text: 'no packages pushed yet' }));
   } catch (err) {
-    showBanner('error', `models: ${err.message}`);
+    showBanner('error', `models: ${failure(err).message}`);
   }
 }
 
@@ -286,24 +328,26 @@ $('#rf-cancel').addEventListener('click', () => {
   $('#rollout-form').hidden = true;
 });
 $('#rf-tags').addEventListener('focus', () => {
-  $('input[name="rf-target"][value="tags"]').checked = true;
+  /** @type {HTMLInputElement} */ ($('input[name="rf-target"][value="tags"]')).checked = true;
 });
 
 $('#rollout-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (ev.target);
   const error = $('#rf-error');
   error.hidden = true;
   let input;
   try {
-    input = readRolloutForm(ev.target);
+    input = readRolloutForm(form);
   } catch (err) {
     error.hidden = false;
     error.textContent = err instanceof FormError ? err.message : String(err);
     return;
   }
   try {
+    /** @type {{ id: string }} */
     const { id } = await api('/api/rollouts', { method: 'POST', body: input });
-    ev.target.hidden = true;
+    form.hidden = true;
     await loadRollouts();
     await selectRollout(id);
   } catch (err) {
@@ -323,8 +367,11 @@ function refreshInfoSoon() {
   }, 1000);
 }
 
+/** What each live event does with its payload. */
 const SSE_EVENTS = {
+  /** @param {DeviceEvent} change */
   device: (change) => table.change(change),
+  /** @param {BenchEvent} b */
   bench: (b) => {
     table.bench(b.deviceId, b);
     if (b.deviceId === selectedDevice) {
@@ -332,14 +379,17 @@ const SSE_EVENTS = {
       redrawChart();
     }
   },
+  /** @param {RolloutInfo} r */
   rollout: (r) => {
     rollouts.upsert(r);
     renderRollouts();
     refreshInfoSoon();
   },
+  /** @param {WaveInfo} w */
   wave: (w) => {
     if (rollouts.wave(w)) renderRollouts();
   },
+  /** @param {ExecutionInfo} e */
   execution: (e) => {
     if (rollouts.execution(e)) renderRollouts();
   },

@@ -1,8 +1,45 @@
+// @ts-check
 // The device table: every device kept in a Map, a filtered and sorted view of them, and only the rows in sight
 // in the DOM (a small pool of absolutely placed rows reused while scrolling), so 1,000+ devices stay fast.
 // Live changes update the Map and are drawn once per animation frame.
 
-import { frameBatcher, h, num } from './dom.js';
+import { closestTarget, frameBatcher, h, num } from './dom.js';
+
+/** @import { BenchSummary, DeviceEvent, DeviceRecord } from '../api-types.js' */
+
+/**
+ * One device as the table shows it.
+ * @typedef {object} Row
+ * @property {string} id
+ * @property {boolean} online
+ * @property {string[]} tags
+ * @property {string} model `name@version`, '' without one
+ * @property {number} lastSeen
+ * @property {number | null} p50
+ * @property {number | null} p95
+ * @property {number | null} fps
+ * @property {number | null} powerW
+ * @property {number | null} tempC
+ * @property {number} benchTs the bench figures' report time, ms (0: none yet)
+ * @property {boolean} benchKnown whether the latest bench report was looked up (a device may have none)
+ * @property {DeviceRecord} record
+ * @property {number} version bumped on every change, so a pooled row element knows to redraw
+ */
+
+/** @typedef {'id' | 'online' | 'model' | 'p50' | 'p95' | 'fps' | 'powerW' | 'tempC'} SortKey */
+
+/** A pooled row element; `_version` is the version of the Row it shows. @typedef {HTMLDivElement & { _version?: number }} RowElement */
+
+/**
+ * @typedef {object} DeviceTableOptions
+ * @property {HTMLElement} viewport the scrolling element the rows are placed in
+ * @property {HTMLElement} spacer sized to every row, so the scroll bar is the whole list's
+ * @property {HTMLElement} head the column headers (`[data-sort]` buttons)
+ * @property {HTMLElement} count where the device counts are written
+ * @property {(id: string) => void} onSelect
+ * @property {(ids: string[]) => void} onNeedBench rows in sight whose bench figures were never looked up
+ * @property {(tags: string[]) => void} onTags every tag in use, sorted, whenever that set may have changed
+ */
 
 /** Row height in px; must match `.row` in style.css. */
 export const ROW_HEIGHT = 30;
@@ -12,7 +49,12 @@ const OVERSCAN = 6;
 const COLUMNS = ['id', 'online', 'tags', 'model', 'p50', 'p95', 'fps', 'powerW', 'tempC'];
 const NUMERIC = new Set(['p50', 'p95', 'fps', 'powerW', 'tempC']);
 
-/** The table's row model of a DeviceRecord (bench figures kept from before unless the record carries them). */
+/**
+ * The table's row model of a DeviceRecord (bench figures kept from before unless the record carries them).
+ * @param {DeviceRecord & { bench?: BenchSummary | null }} record a record, with `bench` when it comes from the list
+ * @param {Row | undefined} previous
+ * @returns {Row}
+ */
 function fromRecord(record, previous) {
   const m = record.activeModel ?? record.status?.activeModel ?? null;
   const row = {
@@ -31,33 +73,42 @@ function fromRecord(record, previous) {
     record,
     version: (previous?.version ?? 0) + 1,
   };
-  const bench = record.bench ?? record.latestBench;
-  if (bench !== undefined) applyBench(row, bench);
+  if (record.bench !== undefined) applyBench(row, record.bench);
   return row;
 }
 
-/** Copies a bench report's figures (a BenchRecord, a `bench` event or null) into a row; older reports are ignored. */
+/**
+ * Copies a bench report's figures (a device list's `bench`, a BenchRecord, a `bench` event, or null for none)
+ * into a row; older reports are ignored.
+ * @param {Row} row
+ * @param {BenchSummary | null} bench
+ */
 function applyBench(row, bench) {
   row.benchKnown = true;
   if (!bench) return;
   const ts = typeof bench.ts === 'number' ? bench.ts : Date.parse(bench.ts ?? '') || 0;
   if (ts && ts < row.benchTs) return;
   row.benchTs = ts;
-  row.p50 = bench.p50 ?? bench.latencyMs?.p50 ?? row.p50;
-  row.p95 = bench.p95 ?? bench.latencyMs?.p95 ?? row.p95;
-  row.fps = bench.fps ?? bench.throughputFps ?? row.fps;
-  const mw = bench.powerMw ?? bench.tegrastats?.totalPowerMw;
+  row.p50 = bench.p50 ?? row.p50;
+  row.p95 = bench.p95 ?? row.p95;
+  row.fps = bench.fps ?? row.fps;
+  const mw = bench.powerMw;
   if (typeof mw === 'number') row.powerW = mw / 1000;
-  const t = bench.tempC ?? (bench.tegrastats?.tempC ? Math.max(...Object.values(bench.tegrastats.tempC)) : undefined);
+  const t = bench.tempC;
   if (typeof t === 'number' && Number.isFinite(t)) row.tempC = t;
 }
 
+/**
+ * @param {Row} a
+ * @param {Row} b
+ * @param {SortKey} key
+ */
 function compare(a, b, key) {
   const x = a[key];
   const y = b[key];
   if (NUMERIC.has(key)) {
     // unknown figures sort after known ones whichever the direction (handled by the caller)
-    return x - y;
+    return Number(x) - Number(y);
   }
   if (key === 'online') return Number(y) - Number(x);
   return String(x).localeCompare(String(y), undefined, { numeric: true });
@@ -65,36 +116,40 @@ function compare(a, b, key) {
 
 /** The virtualised device table. */
 export class DeviceTable {
-  /**
-   * @param {{ viewport: HTMLElement, spacer: HTMLElement, head: HTMLElement, count: HTMLElement,
-   *   onSelect: (id: string) => void, onNeedBench: (ids: string[]) => void, onTags: (tags: string[]) => void }} options
-   */
+  /** @param {DeviceTableOptions} options */
   constructor(options) {
     this.o = options;
+    /** @type {Map<string, Row>} */
     this.devices = new Map();
+    /** @type {Row[]} the filtered and sorted rows */
     this.view = [];
+    /** @type {{ key: SortKey, dir: number }} 1 ascending, -1 descending */
     this.sort = { key: 'id', dir: 1 };
+    /** @type {{ tag: string, online: '' | 'true' | 'false' | string, text: string }} */
     this.filter = { tag: '', online: '', text: '' };
+    /** @type {string | null} */
     this.selectedId = null;
+    /** @type {RowElement[]} */
     this.pool = [];
     this.viewDirty = true;
     this.tagsDirty = true;
+    /** @type {Set<string>} devices whose bench figures were asked for */
     this.requested = new Set();
     this.schedule = frameBatcher(() => this.flush());
     options.viewport.addEventListener('scroll', () => this.schedule(), { passive: true });
     options.viewport.addEventListener('click', (ev) => {
-      const row = ev.target.closest('.row');
+      const row = closestTarget(ev, '.row');
       if (row && row.dataset.id) this.o.onSelect(row.dataset.id);
     });
     options.viewport.addEventListener('keydown', (ev) => {
       if (ev.key !== 'Enter') return;
-      const row = ev.target.closest('.row');
+      const row = closestTarget(ev, '.row');
       if (row && row.dataset.id) this.o.onSelect(row.dataset.id);
     });
     options.head.addEventListener('click', (ev) => {
-      const b = ev.target.closest('[data-sort]');
+      const b = closestTarget(ev, '[data-sort]');
       if (!b) return;
-      const key = b.dataset.sort;
+      const key = /** @type {SortKey} */ (b.dataset.sort);
       this.sort = this.sort.key === key ? { key, dir: -this.sort.dir } : { key, dir: NUMERIC.has(key) ? -1 : 1 };
       this.viewDirty = true;
       this.schedule();
@@ -102,7 +157,10 @@ export class DeviceTable {
     new ResizeObserver(() => this.schedule()).observe(options.viewport);
   }
 
-  /** Replaces every device (initial load, resync after a reconnect). */
+  /**
+   * Replaces every device (initial load, resync after a reconnect).
+   * @param {Array<DeviceRecord & { bench: BenchSummary | null }>} records GET /api/devices
+   */
   setAll(records) {
     const next = new Map();
     for (const r of records) next.set(r.id, fromRecord(r, this.devices.get(r.id)));
@@ -112,7 +170,10 @@ export class DeviceTable {
     this.schedule();
   }
 
-  /** A `device` event: the device as it is now, or gone. */
+  /**
+   * A `device` event: the device as it is now, or gone.
+   * @param {DeviceEvent} change
+   */
   change(change) {
     const id = change.deviceId;
     if (!change.device || change.kind === 'removed') {
@@ -132,7 +193,11 @@ export class DeviceTable {
     this.schedule();
   }
 
-  /** A bench report for one device (a `bench` event, or the latest one fetched for a row in sight). */
+  /**
+   * A bench report for one device (a `bench` event, or the latest one fetched for a row in sight; null: it has none).
+   * @param {string} deviceId
+   * @param {BenchSummary | null} bench
+   */
   bench(deviceId, bench) {
     const row = this.devices.get(deviceId);
     if (!row) return;
@@ -142,26 +207,17 @@ export class DeviceTable {
     this.schedule();
   }
 
+  /** @param {Partial<DeviceTable['filter']>} filter */
   setFilter(filter) {
     this.filter = { ...this.filter, ...filter };
     this.viewDirty = true;
     this.schedule();
   }
 
+  /** @param {string | null} id */
   select(id) {
     this.selectedId = id;
     for (const el of this.pool) el.classList.toggle('selected', el.dataset.id === id);
-  }
-
-  /** Scrolls so that a device's row is in sight. */
-  reveal(id) {
-    this.flush();
-    const i = this.view.findIndex((r) => r.id === id);
-    if (i < 0) return;
-    const vp = this.o.viewport;
-    const top = i * ROW_HEIGHT;
-    if (top < vp.scrollTop || top + ROW_HEIGHT > vp.scrollTop + vp.clientHeight) vp.scrollTop = Math.max(0, top - vp.clientHeight / 2);
-    this.flush();
   }
 
   #recompute() {
@@ -192,13 +248,14 @@ export class DeviceTable {
     if (this.viewDirty) {
       this.#recompute();
       this.viewDirty = false;
-      for (const b of this.o.head.querySelectorAll('[data-sort]')) {
+      for (const b of /** @type {NodeListOf<HTMLElement>} */ (this.o.head.querySelectorAll('[data-sort]'))) {
         const on = b.dataset.sort === this.sort.key;
         b.setAttribute('aria-sort', on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none');
       }
     }
     if (this.tagsDirty) {
       this.tagsDirty = false;
+      /** @type {Set<string>} */
       const tags = new Set();
       for (const r of this.devices.values()) for (const t of r.tags) tags.add(t);
       this.o.onTags([...tags].sort());
@@ -222,6 +279,7 @@ export class DeviceTable {
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const count = Math.min(this.view.length - first, visible + 2 * OVERSCAN);
     while (this.pool.length < Math.max(0, count)) this.pool.push(this.#newRow());
+    /** @type {string[]} */
     const missing = [];
     this.pool.forEach((el, i) => {
       const row = this.view[first + i];
@@ -241,6 +299,7 @@ export class DeviceTable {
     if (missing.length > 0) this.o.onNeedBench(missing);
   }
 
+  /** @returns {RowElement} */
   #newRow() {
     const el = h('div', { class: 'row', role: 'row', 'data-testid': 'device-row', tabindex: '-1' });
     for (const c of COLUMNS) el.append(h('span', { role: 'cell', class: `c-${c}${NUMERIC.has(c) ? ' num' : ''}`, 'data-col': c }));
@@ -248,6 +307,10 @@ export class DeviceTable {
     return el;
   }
 
+  /**
+   * @param {RowElement} el
+   * @param {Row} row
+   */
   #fill(el, row) {
     el.dataset.id = row.id;
     el._version = row.version;

@@ -1,6 +1,9 @@
+// @ts-check
 // A device's latency history as an SVG line chart: p50 and p95 (ms) over time, oldest first.
 
 import { clock, h, num, svg } from './dom.js';
+
+/** @import { LatencyPoint } from '../api-types.js' */
 
 const W = 640;
 const H = 220;
@@ -8,11 +11,16 @@ const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
 /** Points kept on screen; older ones scroll off as live reports arrive. */
 export const MAX_POINTS = 200;
 
+/** @param {LatencyPoint} p */
 function tsOf(p) {
   return typeof p.ts === 'number' ? p.ts : Date.parse(p.ts);
 }
 
-/** Draws `points` ([{ts, p50, p95, fps}]) into `container`, replacing what was there. */
+/**
+ * Draws `points` ([{ts, p50, p95, fps}]) into `container`, replacing what was there.
+ * @param {HTMLElement} container
+ * @param {readonly LatencyPoint[]} points
+ */
 export function renderLatencyChart(container, points) {
   container.replaceChildren();
   const pts = points.filter((p) => Number.isFinite(tsOf(p)) && typeof p.p50 === 'number' && typeof p.p95 === 'number').slice(-MAX_POINTS);
@@ -24,9 +32,12 @@ export function renderLatencyChart(container, points) {
   const t0 = tsOf(pts[0]);
   const t1 = Math.max(tsOf(pts[pts.length - 1]), t0 + 1);
   const yMax = Math.max(...pts.map((p) => p.p95), ...pts.map((p) => p.p50)) * 1.1 || 1;
+  /** @param {number} t */
   const x = (t) => PAD.left + ((t - t0) / (t1 - t0)) * (W - PAD.left - PAD.right);
+  /** @param {number} v */
   const y = (v) => H - PAD.bottom - (v / yMax) * (H - PAD.top - PAD.bottom);
   // A single report draws as a short flat line, so it is visible.
+  /** @param {'p50' | 'p95'} key */
   const line = (key) => {
     if (pts.length === 1) return `${PAD.left},${y(pts[0][key])} ${W - PAD.right},${y(pts[0][key])}`;
     return pts.map((p) => `${x(tsOf(p)).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');

@@ -1,13 +1,23 @@
+// @ts-check
 // The rollouts panel: the list of rollouts, and for the selected one its waves (progress bars from its
 // executions), gate results, failures with their reasons and rollbacks, and the operator's buttons.
 
-import { clock, h, num } from './dom.js';
+import { closestTarget, clock, h, num } from './dom.js';
+
+/**
+ * @import { BenchMessage, ExecutionInfo, RolloutAction, RolloutDetail, RolloutGates, RolloutInfo, RolloutSpec,
+ *   WaveInfo } from '../api-types.js'
+ */
 
 const IN_FLIGHT = new Set(['sent', 'accepted', 'downloading', 'verifying', 'activating', 'benchmarking']);
 const FAILED = new Set(['failed', 'timed_out', 'rolled_back']);
 const ACTIVE = new Set(['running', 'paused', 'awaiting_approval']);
 
-/** Which buttons a rollout in `state` offers. */
+/**
+ * Which buttons a rollout in `state` offers.
+ * @param {string} state
+ * @returns {Record<RolloutAction, boolean>}
+ */
 export function actionsFor(state) {
   return {
     pause: state === 'running',
@@ -17,7 +27,11 @@ export function actionsFor(state) {
   };
 }
 
-/** Tally of one wave from the executions the dashboard holds (live, unlike WaveInfo.results, which is set when the wave ends). */
+/**
+ * Tally of one wave from the executions the dashboard holds (live, unlike WaveInfo.results, which is set when the wave ends).
+ * @param {WaveInfo} wave
+ * @param {Map<string, ExecutionInfo>} executions by device id
+ */
 export function tallyWave(wave, executions) {
   const t = { total: wave.deviceIds.length, succeeded: 0, failed: 0, inFlight: 0, queued: 0, rolledBack: 0 };
   for (const id of wave.deviceIds) {
@@ -33,13 +47,22 @@ export function tallyWave(wave, executions) {
   return t;
 }
 
+/**
+ * The gates the dashboard shows, each with the test the fleet applies (rollout-gates.ts).
+ * @type {Array<{ key: keyof RolloutGates, code: string, label: (v: number) => string, ok: (b: BenchMessage, v: number) => boolean }>}
+ */
 const GATES = [
   { key: 'maxP95Ms', code: 'GATE_P95', label: (v) => `p95 ≤ ${v} ms`, ok: (b, v) => b.latencyMs && b.latencyMs.p95 <= v },
   { key: 'minFps', code: 'GATE_FPS', label: (v) => `fps ≥ ${v}`, ok: (b, v) => b.throughputFps >= v },
   { key: 'minMap50', code: 'GATE_MAP50', label: (v) => `mAP50 ≥ ${v}`, ok: (b, v) => b.accuracy !== undefined && b.accuracy.map50 >= v },
 ];
 
-/** Gate results of one wave: for each gate of the spec, how many of the wave's bench reports passed and failed it. */
+/**
+ * Gate results of one wave: for each gate of the spec, how many of the wave's bench reports passed and failed it.
+ * @param {RolloutSpec} spec
+ * @param {WaveInfo} wave
+ * @param {Map<string, ExecutionInfo>} executions by device id
+ */
 export function gateResults(spec, wave, executions) {
   const out = [];
   for (const g of GATES) {
@@ -60,10 +83,16 @@ export function gateResults(spec, wave, executions) {
   return out;
 }
 
+/**
+ * One line of what a rollout's spec says.
+ * @param {RolloutSpec} spec
+ */
 function specSummary(spec) {
-  const t = spec.target.all ? 'all devices' : spec.target.tags ? `tags ${spec.target.tags.join(', ')}` : `${spec.target.deviceIds.length} devices`;
-  const c = spec.waves.canary.count !== undefined ? `canary ${spec.waves.canary.count}` : `canary ${spec.waves.canary.percent}%`;
-  const gates = GATES.filter((g) => spec.gates && spec.gates[g.key] !== undefined).map((g) => g.label(spec.gates[g.key]));
+  const target = spec.target;
+  const t = 'all' in target ? 'all devices' : 'tags' in target ? `tags ${target.tags.join(', ')}` : `${target.deviceIds.length} devices`;
+  const canary = spec.waves.canary;
+  const c = 'count' in canary ? `canary ${canary.count}` : `canary ${canary.percent}%`;
+  const gates = GATES.filter((g) => spec.gates && spec.gates[g.key] !== undefined).map((g) => g.label(/** @type {number} */ (spec.gates[g.key])));
   return [
     `target ${t}`, `${c}, then ${spec.waves.percents.join(' / ')} %`, gates.length ? `gates ${gates.join(', ')}` : 'no gates',
     `approval ${spec.approval}`, `success ≥ ${Math.round(spec.successThreshold * 100)} %`, `abort at ${Math.round(spec.errorThreshold * 100)} % failed`,
@@ -71,22 +100,35 @@ function specSummary(spec) {
   ].join(' · ');
 }
 
+/**
+ * The detail panel's element for `selector` (index.html has each one).
+ * @param {HTMLElement} detail
+ * @param {string} selector
+ */
+function part(detail, selector) {
+  return /** @type {HTMLElement} */ (detail.querySelector(selector));
+}
+
 /** The panel; it keeps the rollouts it was given and the selected one's waves and executions. */
 export class RolloutsPanel {
-  /** @param {{ list: HTMLElement, detail: HTMLElement, onSelect: (id: string) => void, onAction: (id: string, action: string) => void }} o */
+  /** @param {{ list: HTMLElement, detail: HTMLElement, onSelect: (id: string) => void, onAction: (id: string, action: RolloutAction) => void }} o */
   constructor(o) {
     this.o = o;
+    /** @type {Map<string, RolloutInfo>} */
     this.rollouts = new Map();
+    /** @type {string | null} */
     this.selectedId = null;
+    /** @type {WaveInfo[]} the selected rollout's waves, by index */
     this.waves = [];
+    /** @type {Map<string, ExecutionInfo>} the selected rollout's executions, by device id */
     this.executions = new Map();
     this.canControl = false;
     this.abortArmed = false;
     o.list.addEventListener('click', (ev) => {
-      const li = ev.target.closest('[data-rollout-id]');
-      if (li) o.onSelect(li.dataset.rolloutId);
+      const li = closestTarget(ev, '[data-rollout-id]');
+      if (li) o.onSelect(/** @type {string} */ (li.dataset.rolloutId));
     });
-    for (const b of o.detail.querySelectorAll('[data-action]')) {
+    for (const b of /** @type {NodeListOf<HTMLButtonElement>} */ (o.detail.querySelectorAll('[data-action]'))) {
       b.addEventListener('click', () => {
         if (!this.selectedId) return;
         // Abort rolls devices back: the first click arms it, the second (within 5 s) sends it.
@@ -100,20 +142,25 @@ export class RolloutsPanel {
           return;
         }
         this.abortArmed = false;
-        this.o.onAction(this.selectedId, b.dataset.action);
+        this.o.onAction(this.selectedId, /** @type {RolloutAction} */ (b.dataset.action));
       });
     }
   }
 
+  /** @param {RolloutInfo[]} rollouts */
   setAll(rollouts) {
     this.rollouts = new Map(rollouts.map((r) => [r.id, r]));
   }
 
+  /** @param {RolloutInfo} rollout */
   upsert(rollout) {
     this.rollouts.set(rollout.id, rollout);
   }
 
-  /** Selects a rollout; another rollout's waves and executions are dropped until its detail arrives. */
+  /**
+   * Selects a rollout; another rollout's waves and executions are dropped until its detail arrives.
+   * @param {string} id
+   */
   select(id) {
     if (id !== this.selectedId) {
       this.waves = [];
@@ -123,7 +170,10 @@ export class RolloutsPanel {
     this.selectedId = id;
   }
 
-  /** The selected rollout's full state: {rollout, waves, executions}. */
+  /**
+   * The selected rollout's full state: {rollout, waves, executions}.
+   * @param {RolloutDetail} detail
+   */
   setDetail(detail) {
     this.select(detail.rollout.id);
     this.rollouts.set(detail.rollout.id, detail.rollout);
@@ -131,6 +181,10 @@ export class RolloutsPanel {
     this.executions = new Map(detail.executions.map((e) => [e.deviceId, e]));
   }
 
+  /**
+   * A `wave` event; true when it is the selected rollout's (the panel needs drawing).
+   * @param {WaveInfo} w
+   */
   wave(w) {
     if (w.rolloutId !== this.selectedId) return false;
     const i = this.waves.findIndex((x) => x.index === w.index);
@@ -140,6 +194,10 @@ export class RolloutsPanel {
     return true;
   }
 
+  /**
+   * An `execution` event; true when it is the selected rollout's.
+   * @param {ExecutionInfo} e
+   */
   execution(e) {
     if (e.rolloutId !== this.selectedId) return false;
     this.executions.set(e.deviceId, e);
@@ -164,10 +222,11 @@ export class RolloutsPanel {
   }
 
   #renderButtons() {
-    const r = this.rollouts.get(this.selectedId);
+    const r = this.selectedId === null ? undefined : this.rollouts.get(this.selectedId);
+    /** @type {Partial<Record<RolloutAction, boolean>>} */
     const allowed = r ? actionsFor(r.state) : {};
-    for (const b of this.o.detail.querySelectorAll('[data-action]')) {
-      const a = b.dataset.action;
+    for (const b of /** @type {NodeListOf<HTMLButtonElement>} */ (this.o.detail.querySelectorAll('[data-action]'))) {
+      const a = /** @type {RolloutAction} */ (b.dataset.action);
       b.hidden = !allowed[a];
       b.disabled = !this.canControl || !allowed[a];
       if (a === 'abort') {
@@ -179,26 +238,29 @@ export class RolloutsPanel {
 
   #renderDetail() {
     const d = this.o.detail;
-    const r = this.rollouts.get(this.selectedId);
+    const r = this.selectedId === null ? undefined : this.rollouts.get(this.selectedId);
     d.hidden = !r;
     if (!r) return;
     d.dataset.rolloutId = r.id;
     d.dataset.state = r.state;
-    d.querySelector('[data-testid="rollout-package-name"]').textContent = `${r.package.name}@${r.package.version}`;
-    const state = d.querySelector('[data-testid="rollout-state"]');
+    part(d, '[data-testid="rollout-package-name"]').textContent = `${r.package.name}@${r.package.version}`;
+    const state = part(d, '[data-testid="rollout-state"]');
     state.textContent = r.state.replace('_', ' ');
     state.className = `state s-${r.state}`;
-    const reason = d.querySelector('[data-testid="rollout-reason"]');
+    const reason = part(d, '[data-testid="rollout-reason"]');
     reason.hidden = !r.reason;
     reason.textContent = r.reason ? `Reason: ${r.reason}` : '';
-    d.querySelector('[data-testid="rollout-spec"]').textContent = specSummary(r.spec);
+    part(d, '[data-testid="rollout-spec"]').textContent = specSummary(r.spec);
     this.#renderButtons();
 
     const waves = this.waves.map((w) => {
       const t = tallyWave(w, this.executions);
+      /** @param {number} n */
       const pct = (n) => `${t.total ? (100 * n) / t.total : 0}%`;
       const bar = h('div', { class: 'progress', 'data-testid': 'wave-progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': String(t.total), 'aria-valuenow': String(t.succeeded + t.failed) });
-      for (const [cls, n] of [['succeeded', t.succeeded], ['failed', t.failed], ['inflight', t.inFlight], ['queued', t.queued]]) {
+      /** @type {Array<[string, number]>} */
+      const segments = [['succeeded', t.succeeded], ['failed', t.failed], ['inflight', t.inFlight], ['queued', t.queued]];
+      for (const [cls, n] of segments) {
         const seg = h('span', { class: `seg ${cls}`, 'data-testid': `progress-${cls}`, 'data-count': String(n), title: `${n} ${cls}` });
         seg.style.width = pct(n);
         bar.append(seg);
@@ -223,7 +285,7 @@ export class RolloutsPanel {
         gates.length ? h('ul', { class: 'gates', 'data-testid': 'wave-gates' }, ...gates) : null,
         codes);
     });
-    d.querySelector('[data-testid="rollout-waves"]').replaceChildren(...waves);
+    part(d, '[data-testid="rollout-waves"]').replaceChildren(...waves);
 
     const failures = [...this.executions.values()]
       .filter((e) => FAILED.has(e.state) || e.rollback)
@@ -235,7 +297,7 @@ export class RolloutsPanel {
       h('td', { class: 'code', text: e.code ?? '' }),
       h('td', { text: e.message ?? (e.bench ? `p95 ${num(e.bench.latencyMs?.p95, 2)} ms, ${num(e.bench.throughputFps, 1)} fps` : '') }),
       h('td', { 'data-testid': 'rollback-state', 'data-rollback': e.rollback ? e.rollback.state : '', text: e.rollback ? `${e.rollback.state.replace('_', ' ')}${e.rollback.code ? ` (${e.rollback.code})` : ''}` : '' })));
-    d.querySelector('#rd-failures').replaceChildren(...rows);
-    d.querySelector('[data-testid="rollout-no-failures"]').hidden = rows.length > 0;
+    part(d, '#rd-failures').replaceChildren(...rows);
+    part(d, '[data-testid="rollout-no-failures"]').hidden = rows.length > 0;
   }
 }

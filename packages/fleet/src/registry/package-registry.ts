@@ -13,8 +13,8 @@ import type { PackageRecord } from './package-record.js';
 /** Publishes one MQTT message (an mqtt.js `publishAsync` fits); used for the retained manifests. */
 export type PublishFunction = (topic: string, payload: string | Buffer, options: { qos: 0 | 1 | 2; retain: boolean }) => unknown;
 
-/** Options of {@link Registry}. */
-export interface RegistryOptions {
+/** Options of {@link PackageRegistry}. */
+export interface PackageRegistryOptions {
   /** kd-fleet's data directory; tars are kept under `<dataDir>/packages/<name>/<version>.tar`. */
   dataDir: string;
   /** The fleet id, for the manifest topics; needed only with `publish`. */
@@ -26,7 +26,7 @@ export interface RegistryOptions {
   logger?: Logger;
 }
 
-/** Options of {@link Registry.push}. */
+/** Options of {@link PackageRegistry.push}. */
 export interface PushOptions {
   /** The pinned Ed25519 public keys a package must be signed by (several allow rotation). */
   trustedKeys: readonly KeyInput[];
@@ -49,21 +49,20 @@ interface PackageRow {
  * once pushed never changes: pushing it again with the same bytes is a no-op, with other bytes it is
  * refused.
  * @example
- * const registry = new Registry(db, { dataDir, fleet: 'lab', publish: (t, p, o) => client.publishAsync(t, p, o) });
+ * const registry = new PackageRegistry(db, { dataDir, fleet: 'lab', publish: (t, p, o) => client.publishAsync(t, p, o) });
  * const pkg = await registry.push('yolov5n-pets-1.2.0.tar', { trustedKeys: [publicKeyPem] });
  */
-export class Registry {
+export class PackageRegistry {
   readonly dataDir: string;
   readonly packagesDir: string;
   readonly #db: Database.Database;
   readonly #o: { fleet?: string; publish?: PublishFunction; now: () => number; logger: Logger };
   readonly #byNameVersion: Database.Statement<[string, string], PackageRow>;
   readonly #bySha: Database.Statement<[string], PackageRow>;
-  readonly #byName: Database.Statement<[string], PackageRow>;
   readonly #all: Database.Statement<[], PackageRow>;
   readonly #insert: Database.Statement<[string, string, string, number, string, string, number, string]>;
 
-  constructor(db: Database.Database, options: RegistryOptions) {
+  constructor(db: Database.Database, options: PackageRegistryOptions) {
     if (typeof db !== 'object' || db === null || typeof db.prepare !== 'function') throw new TypeError('db must be a better-sqlite3 Database');
     if (typeof options !== 'object' || options === null || typeof options.dataDir !== 'string' || options.dataDir === '') {
       throw new TypeError('options.dataDir must be a directory path');
@@ -77,7 +76,6 @@ export class Registry {
     this.#o = { fleet: options.fleet, publish: options.publish, now: options.now ?? Date.now, logger: options.logger ?? silentLogger };
     this.#byNameVersion = db.prepare('SELECT * FROM packages WHERE name = ? AND version = ?');
     this.#bySha = db.prepare('SELECT * FROM packages WHERE sha256 = ? ORDER BY pushed_at LIMIT 1');
-    this.#byName = db.prepare('SELECT * FROM packages WHERE name = ?');
     this.#all = db.prepare('SELECT * FROM packages');
     this.#insert = db.prepare(
       'INSERT INTO packages (name, version, sha256, size, manifest_json, path, pushed_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -158,14 +156,6 @@ export class Registry {
     if (typeof sha256 !== 'string') throw new TypeError('sha256 must be a string');
     const row = this.#bySha.get(sha256);
     return row === undefined ? undefined : this.#record(row);
-  }
-
-  /** The highest version of `name` by semver precedence (a pre-release ranks below its release), or undefined. */
-  latest(name: string): PackageRecord | undefined {
-    if (typeof name !== 'string') throw new TypeError('name must be a string');
-    let best: PackageRow | undefined;
-    for (const row of this.#byName.all(name)) if (best === undefined || compareSemver(row.version, best.version) > 0) best = row;
-    return best === undefined ? undefined : this.#record(best);
   }
 
   /**

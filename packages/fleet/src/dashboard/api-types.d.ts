@@ -1,0 +1,220 @@
+// The JSON the dashboard (public/*.js) reads from kd-fleet's REST API and live event stream, for the type
+// checker only: the browser never loads this file. Written by hand from the server's own types, which the
+// browser program cannot import (they pull in Node and @kd-edge/core): devices/device-record.ts,
+// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts. Only the
+// fields the dashboard reads are required to match; change both sides together.
+
+/** A model's identity on a device or in a rollout. */
+export interface ModelRef {
+  name: string;
+  version: string;
+  sha256?: string;
+}
+
+/** The latest bench report's figures (`bench` of GET /api/devices entries): ms, fps, mW, °C. */
+export interface BenchSummary {
+  /** The report's own time stamp, ms. */
+  ts: number;
+  p50: number;
+  p95: number;
+  fps: number;
+  powerMw: number | null;
+  tempC: number | null;
+}
+
+/** The live `bench` event. */
+export interface BenchEvent extends BenchSummary {
+  deviceId: string;
+}
+
+/** A stored bench report (`bench` of GET /api/devices/:id). */
+export interface BenchRecord extends BenchSummary {
+  id: number;
+  deviceId: string;
+  receivedAt: number;
+  commandId: string | null;
+  name: string;
+  version: string;
+  sha256: string;
+  runtime: string;
+  map50: number | null;
+}
+
+/** A bench report as the device sent it (core's BenchMessage): the parts the dashboard reads. */
+export interface BenchMessage {
+  /** ISO 8601. */
+  ts: string;
+  latencyMs: { min: number; mean: number; p50: number; p90: number; p95: number; p99: number; max: number };
+  throughputFps: number;
+  tegrastats?: { samples: number; totalPowerMw?: number; powerMw: Record<string, number>; tempC: Record<string, number> };
+  accuracy?: { map50: number; map: number; images: number };
+}
+
+/** Any of the bench shapes above: what the device table folds into a row. */
+export type AnyBench = BenchSummary | BenchRecord | BenchMessage;
+
+/** A device's retained status (core's StatusMessage): the parts the dashboard reads. */
+export interface StatusMessage {
+  deviceId: string;
+  online: boolean;
+  ts: string;
+  agentVersion?: string;
+  hardware?: { arch: string; platform: string; jetson?: { model: string } | null };
+  activeModel?: ModelRef | null;
+}
+
+/** A device record (GET /api/devices/:id's `device`, PUT /api/devices/:id/tags, the `device` event). */
+export interface DeviceRecord {
+  id: string;
+  fleet: string;
+  online: boolean;
+  firstSeen: number;
+  lastSeen: number;
+  agentVersion: string | null;
+  activeModel: ModelRef | null;
+  status: StatusMessage | null;
+  tags: string[];
+  lastEvent: unknown;
+  lastEventAt: number | null;
+  removedAt: number | null;
+}
+
+/** An entry of GET /api/devices: the record with its latest bench figures, null before the first report. */
+export interface DeviceListEntry extends DeviceRecord {
+  bench: BenchSummary | null;
+}
+
+/** GET /api/devices/:id. */
+export interface DeviceDetail {
+  device: DeviceRecord;
+  bench: BenchRecord | null;
+}
+
+/** One point of GET /api/devices/:id/latency, oldest first. */
+export interface LatencyPoint {
+  ts: number | string;
+  p50: number;
+  p95: number;
+  fps: number;
+}
+
+export type DeviceChangeKind = 'status' | 'online' | 'offline' | 'removed' | 'tags' | 'event' | 'bench';
+
+/** The live `device` event: the device as it is now (absent once it is gone). */
+export interface DeviceEvent {
+  kind: DeviceChangeKind;
+  kinds?: DeviceChangeKind[];
+  deviceId: string;
+  device?: DeviceRecord;
+}
+
+/** An entry of GET /api/models. */
+export interface PackageSummary {
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  pushedAt: number;
+  keyId: string;
+  url: string;
+}
+
+/** GET /api/info. */
+export interface FleetInfo {
+  fleet?: string;
+  version?: string;
+  mqtt?: { tcp?: string; ws?: string };
+  uptimeSec?: number;
+  counts?: { devices?: number; online?: number; packages?: number; rollouts?: number };
+  auth?: { controls?: boolean };
+}
+
+export type RolloutTarget = { deviceIds: string[] } | { tags: string[] } | { all: true };
+
+export interface RolloutGates {
+  maxP95Ms?: number;
+  minFps?: number;
+  minMap50?: number;
+}
+
+export type CanarySpec = { count: number } | { percent: number };
+
+/** A rollout's spec with its defaults filled in (the server's RolloutSpec). */
+export interface RolloutSpec {
+  package: { name: string; version: string; sha256: string };
+  target: RolloutTarget;
+  waves: { canary: CanarySpec; percents: number[] };
+  successThreshold: number;
+  errorThreshold: number;
+  onBelowThreshold: 'pause' | 'abort';
+  gates: RolloutGates;
+  approval: 'auto' | 'manual';
+  deviceTimeoutSec: number;
+  rate: { perMinute: number; ramp?: { factor: number; every: number; on: 'succeeded' | 'notified'; maxPerMinute: number } };
+}
+
+export type RolloutState = 'running' | 'paused' | 'awaiting_approval' | 'succeeded' | 'aborted' | 'failed';
+export type WaveState = 'pending' | 'running' | 'passed' | 'below_threshold' | 'aborted';
+export type ExecutionState =
+  | 'queued' | 'sent' | 'accepted' | 'downloading' | 'verifying' | 'activating' | 'benchmarking'
+  | 'succeeded' | 'failed' | 'timed_out' | 'rolled_back';
+
+/** A rollout (GET /api/rollouts entries, the `rollout` event). */
+export interface RolloutInfo {
+  id: string;
+  package: { name: string; version: string; sha256: string };
+  spec: RolloutSpec;
+  state: RolloutState;
+  createdAt: number;
+  updatedAt: number;
+  currentWave: number;
+  waveCount: number;
+  reason: string | null;
+}
+
+/** A wave (the `wave` event); `results` is set when the wave ends. */
+export interface WaveInfo {
+  rolloutId: string;
+  index: number;
+  deviceIds: string[];
+  state: WaveState;
+  startedAt: number | null;
+  endedAt: number | null;
+  results: { total: number; succeeded: number; failed: number; codes: Record<string, number> } | null;
+}
+
+/** One device in one rollout (the `execution` event). */
+export interface ExecutionInfo {
+  rolloutId: string;
+  deviceId: string;
+  wave: number;
+  state: ExecutionState;
+  commandId: string;
+  sentAt: number | null;
+  updatedAt: number;
+  code: string | null;
+  message: string | null;
+  bench: BenchMessage | null;
+  deviceState: string | null;
+  rollback: { commandId: string; state: 'queued' | 'sent' | 'rolled_back' | 'failed'; sentAt: number | null; code: string | null } | null;
+}
+
+/** GET /api/rollouts/:id. */
+export interface RolloutDetail {
+  rollout: RolloutInfo;
+  waves: WaveInfo[];
+  executions: ExecutionInfo[];
+}
+
+/** The body of POST /api/rollouts that the new-rollout form builds. */
+export interface RolloutInput {
+  package: { name: string; version: string };
+  target: { tags: string[] } | { all: true };
+  waves: { canary: { count: number }; percents: number[] };
+  gates: RolloutGates;
+  approval: string;
+  rate?: { perMinute: number };
+}
+
+/** An operator action on a rollout: POST /api/rollouts/:id/<action>. */
+export type RolloutAction = 'pause' | 'resume' | 'approve' | 'abort';
