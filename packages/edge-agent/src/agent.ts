@@ -39,13 +39,19 @@ export interface AgentOptions {
   facts?: Parameters<typeof deviceFacts>[0];
   /** Jitter source of the reconnect backoff. */
   random?: () => number;
-  /**
-   * Rewrites every benchmark report before gates see it and before it is published: the fleet simulator
-   * scales the measured latency to look like other hardware (a profile), never used on a real device.
-   */
-  benchTransform?: (bench: BenchMessage) => BenchMessage;
-  /** Fault injection for the fleet simulator: a share of deploys fail to load (AGENT_INJECTED_FAULT). */
-  faults?: { deployFailRate: number; random?: () => number };
+  /** Where a host wraps two of the agent's steps (the fleet simulator); never set on a real device. */
+  seam?: AgentSeam;
+}
+
+/**
+ * The fleet simulator's seam into an agent: it rewrites benchmark reports (scaling the measured latency to look like
+ * another device) and wraps model loading (to inject load failures). The agent itself knows nothing of either.
+ */
+export interface AgentSeam {
+  /** Rewrites every benchmark report before the gates see it and before it is published. */
+  report?(bench: BenchMessage): BenchMessage;
+  /** Loads a stored version for a deploy or a restore; `load` is the agent's own loader. */
+  load?(stored: StoredVersion, purpose: 'deploy' | 'restore', load: () => Promise<LoadedModel>): Promise<LoadedModel>;
 }
 
 /** Events of an {@link Agent}: what it published, and failures that did not stop it. */
@@ -205,15 +211,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   }
 
   transformBench(bench: BenchMessage): BenchMessage {
-    return this.options.benchTransform ? this.options.benchTransform(bench) : bench;
+    return this.options.seam?.report?.(bench) ?? bench;
   }
 
   load(stored: StoredVersion, purpose: 'deploy' | 'restore' = 'restore'): Promise<LoadedModel> {
-    const faults = this.options.faults;
-    if (purpose === 'deploy' && faults !== undefined && (faults.random ?? Math.random)() < faults.deployFailRate) {
-      return Promise.reject(new AgentError('AGENT_INJECTED_FAULT', `${stored.key}: load failure injected by the fleet simulator (fail rate ${faults.deployFailRate})`));
-    }
-    return loadModel(stored, { providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou });
+    const own = (): Promise<LoadedModel> => loadModel(stored, { providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou });
+    const seam = this.options.seam?.load;
+    return seam === undefined ? own() : seam(stored, purpose, own);
   }
 
   async activate(loaded: LoadedModel, how: 'activate' | 'rollback'): Promise<void> {

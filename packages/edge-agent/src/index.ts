@@ -8,7 +8,7 @@ export type { AgentConfig, AgentConfigSources } from './config/agent-config.js';
 
 // The agent
 export { Agent } from './agent.js';
-export type { AgentOptions, AgentEvents } from './agent.js';
+export type { AgentOptions, AgentEvents, AgentSeam } from './agent.js';
 export { main as kdAgentMain } from './cli.js';
 export { loadModel } from './model/loaded-model.js';
 export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type { BenchMessage } from '@kd-edge/core/protocol';
-import { Agent, validateAgentConfig } from '@kd-edge/edge-agent';
+import { Agent, AgentError, validateAgentConfig, type AgentSeam } from '@kd-edge/edge-agent';
 import type { SimDeviceSpec } from './device-plan.js';
 import { HARDWARE_PROFILES, deviceLatencyFactor, profileBenchTransform, type HardwareProfileName } from './hardware-profiles.js';
 import { seededRandom } from './seeded-random.js';
@@ -180,12 +180,14 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
         logger: log,
         facts,
         random: seededRandom(`${o.seed}:${id}:backoff`),
-        benchTransform: (measured) => {
-          const reported = transform(measured);
-          this.emit('bench', { deviceId: id, profile: spec.profile, factor, measured, reported });
-          return reported;
+        seam: {
+          report: (measured) => {
+            const reported = transform(measured);
+            this.emit('bench', { deviceId: id, profile: spec.profile, factor, measured, reported });
+            return reported;
+          },
+          ...(o.failRate > 0 ? { load: injectLoadFailures(o.failRate, seededRandom(`${o.seed}:${id}:faults`)) } : {}),
         },
-        ...(o.failRate > 0 ? { faults: { deployFailRate: o.failRate, random: seededRandom(`${o.seed}:${id}:faults`) } } : {}),
       });
       agent.on('error', (err) => this.emit('agentError', id, err));
       void agent.online.then(() => this.emit('online', id));
@@ -204,5 +206,15 @@ function prefixed(log: Logger, id: string): Logger {
     info: (m) => log.info(`${id}: ${m}`),
     warn: (m) => log.warn(`${id}: ${m}`),
     error: (m) => log.error(`${id}: ${m}`),
+  };
+}
+
+/** A load seam that fails this share of deploys' loads with AGENT_INJECTED_FAULT (restores always load). */
+function injectLoadFailures(rate: number, random: () => number): NonNullable<AgentSeam['load']> {
+  return (stored, purpose, load) => {
+    if (purpose === 'deploy' && random() < rate) {
+      return Promise.reject(new AgentError('AGENT_INJECTED_FAULT', `${stored.key}: load failure injected by the fleet simulator (fail rate ${rate})`));
+    }
+    return load();
   };
 }
