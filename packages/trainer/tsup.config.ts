@@ -7,6 +7,8 @@ export default defineConfig({
     // Worker-thread entries are loaded by path at run time, so they must be files of their own.
     'data/loader-worker': 'src/data/loader-worker.ts',
     'train/grad-worker': 'src/train/grad-worker.ts',
+    // The gradient worker imports a plug-in's loss module by URL (TrainHooks' extraLoss.module).
+    'distill/replica-loss': 'src/distill/replica-loss.ts',
   },
   format: ['esm'],
   dts: { entry: { index: 'src/index.ts' } },

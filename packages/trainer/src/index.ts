@@ -1,6 +1,10 @@
 // Training and validation entry points
 export { train } from './train/trainer.js';
-export type { TrainResult, TrainRunOptions, StepInfo } from './train/trainer.js';
+export type { TrainResult, TrainRunOptions, StepInfo } from './train/types.js';
+export type {
+  TrainHooks, ExtraLossHook, ExtraLossModule, BatchExtraLoss, BatchPosition, TrainStart, EpochEnd, EpochLogs,
+} from './train/hooks.js';
+export type { ExtraLoss } from './train/step.js';
 export { validate, formatValTable, annotationsOf } from './val/validator.js';
 export type { ValidateOptions, ValResult, ClassMetrics, DetectionMetrics } from './val/validator.js';
 export { runVal } from './val/run-val.js';
@@ -24,6 +28,10 @@ export { loadDatasetConfig } from './data/dataset-yaml.js';
 export { scanSplit, imageToLabelPath } from './data/scan.js';
 export { DataLoader } from './data/loader.js';
 export type { DataLoaderOptions, LoaderStats } from './data/loader.js';
+export { evalLoader } from './data/eval-loader.js';
+export type { EvalLoaderOptions } from './data/eval-loader.js';
+export { loadDataset } from './data/load-dataset.js';
+export type { LoadedDataset } from './data/load-dataset.js';
 export { synthesizeDataset } from './data/synth.js';
 export type { SynthOptions } from './data/synth.js';
 export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, Shard, ImageShape } from './data/types.js';
@@ -81,11 +89,11 @@ export type { DetectionPredictor } from './val/validator.js';
 
 // Knowledge distillation
 export { runDistill, formatCompareTable, detectFeaturePairs } from './distill/run-distill.js';
-export type { DistillResult, CompareRow } from './distill/run-distill.js';
+export type { DistillResult, DistillRunOptions, CompareRow } from './distill/run-distill.js';
 export { DISTILL_SCHEMA } from './distill/distill-schema.js';
 export type { DistillConfig } from './distill/distill-schema.js';
 export { DistillSession } from './distill/distill-session.js';
-export type { DistillSettings } from './distill/distill-session.js';
+export type { DistillSettings, DistillStepInfo } from './distill/distill-session.js';
 export { buildDistillLoss, DISTILL_ITEM_NAMES, adapterParamName } from './distill/distill-loss.js';
 export type { DistillSpec, DistillJob, FeatureDistillPair } from './distill/distill-loss.js';
 export type { Teacher, TeacherOutput, HeadGeometry, FeatureMap, StudentOutput } from './distill/types.js';

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@kd-edge/core';
+import { ConfigError, encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
 import { resolveHyp, resolveOptions, TRAIN_SCHEMA } from '../src/config.js';
+import type { DistillStepInfo } from '../src/distill/distill-session.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
@@ -20,6 +21,27 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
     const err = e as { code: number; stdout: string; stderr: string };
     return { code: err.code, stdout: err.stdout, stderr: err.stderr };
   }
+}
+
+/**
+ * Starts a training command (`train`, `distill`) of 50 epochs of 16 steps (64 images, batch 4) from
+ * sources into `dir`/runs/int and sends it Ctrl-C once steps are running; resolves with its exit code and output.
+ */
+async function interruptedRun(args: string[], dir: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [
+    '--conditions=source', '--import', 'tsx', BIN, ...args, '--imgsz', '64',
+    '--batch-size', '4', '--epochs', '50', '--backend', 'wasm', '--threads', '1', '--project', join(dir, 'runs'), '--name', 'int',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  // Interrupt once training steps are running.
+  await new Promise<void>((resolve) => {
+    const t = setInterval(() => { if (/1\/50 .*\d+\/16/.test(out)) { clearInterval(t); resolve(); } }, 100);
+  });
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, out };
 }
 
 describe('configuration', () => {
@@ -86,19 +108,7 @@ describe('kd-trainer CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
     const synth = await cli(['data', 'synth', '--out', dir, '--train', '64', '--val', '4', '--imgsz', '64', '--classes', '2']);
     expect(synth.code).toBe(0);
-    const child = spawn(process.execPath, [
-      '--conditions=source', '--import', 'tsx', BIN, 'train', '--data', join(dir, 'data.yaml'), '--imgsz', '64',
-      '--batch-size', '4', '--epochs', '50', '--backend', 'wasm', '--threads', '1', '--project', join(dir, 'runs'), '--name', 'int',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    // Interrupt once training steps are running.
-    await new Promise<void>((resolve) => {
-      const t = setInterval(() => { if (/1\/50 .*\d+\/16/.test(out)) { clearInterval(t); resolve(); } }, 100);
-    });
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    const { code, out } = await interruptedRun(['train', '--data', join(dir, 'data.yaml')], dir);
     expect(code).toBe(130);
     expect(out).toContain('Interrupted');
     const { loadModel } = await import('../src/model/weights-io.js');
@@ -110,6 +120,44 @@ describe('kd-trainer CLI', () => {
     expect(ck.meta.epoch as number).toBeLessThan(49);
     if (ck.meta.epochComplete === false) expect(out).toContain('--resume');
     ck.model.dispose();
+  });
+
+  it('distill too saves last.kdw and exits 130 on Ctrl-C, and --resume continues the distillation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const synth = await cli(['data', 'synth', '--out', dir, '--train', '64', '--val', '4', '--imgsz', '64', '--classes', '2']);
+    expect(synth.code).toBe(0);
+    const { selectBackend } = await import('../src/backend/select.js');
+    const { createYoloModel } = await import('../src/model/yolo.js');
+    const { modelWeights } = await import('../src/export/model-weights.js');
+    await selectBackend('cpu');
+    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
+    const teacher = join(dir, 'teacher.onnx');
+    writeFileSync(teacher, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
+    t.dispose();
+    const { code, out } = await interruptedRun(['distill', '--teacher', teacher, '--kd-loss', 'yolo-kd+feature', '--data', join(dir, 'data.yaml')], dir);
+    expect(code).toBe(130);
+    expect(out).toContain('Interrupted');
+    const { loadModel } = await import('../src/model/weights-io.js');
+    const ck = await loadModel(join(dir, 'runs', 'int', 'weights', 'last.kdw'));
+    expect(ck.meta).toMatchObject({ kind: 'kd-trainer-checkpoint', distill: { teacher, kd_loss: 'yolo-kd+feature' } });
+    expect(ck.meta.epoch as number).toBeLessThan(49);
+    if (ck.meta.epochComplete === false) expect(out).toContain('--resume');
+    // The feature adapters are trained state too: the checkpoint carries them for --resume.
+    expect(Object.keys(ck.extraTensors).some((k) => k.startsWith('train/kd.adapter.'))).toBe(true);
+    ck.model.dispose();
+
+    // --resume takes the checkpoint's settings (teacher, KD loss, epochs) and goes on distilling where it stopped.
+    const { DISTILL_SCHEMA } = await import('../src/distill/distill-schema.js');
+    const { runDistill } = await import('../src/distill/run-distill.js');
+    const { HYP_SCRATCH_LOW } = await import('../src/train/hyp.js');
+    const steps: DistillStepInfo[] = [];
+    const { config } = resolveOptions(DISTILL_SCHEMA, [{ data: join(dir, 'data.yaml'), teacher: 'ignored.onnx', resume: join(dir, 'runs', 'int'), backend: 'wasm' }]);
+    const r = await runDistill(config, HYP_SCRATCH_LOW, { maxSteps: 2, onStep: (s) => steps.push(s), progress: { write: () => true } });
+    expect(r.distilled.saveDir).toBe(join(dir, 'runs', 'int'));
+    expect(r.interrupted).toBe(true);
+    const resumedEpoch = (ck.meta.epoch as number) + (ck.meta.epochComplete ? 1 : 0);
+    expect(steps.map((s) => s.epoch)).toEqual([resumedEpoch, resumedEpoch]);
+    expect(steps.every((s) => s.alpha === 0.5 && s.loss.length === 7 && s.loss[6]! > 0)).toBe(true);
   });
 
   it('writes a synthetic dataset', async () => {

@@ -13,7 +13,7 @@ import { modelWeights } from '../src/export/model-weights.js';
 import { readEvents } from '../src/log/event-reader.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
-import type { StepInfo } from '../src/train/trainer.js';
+import type { DistillStepInfo as StepInfo } from '../src/distill/distill-session.js';
 import { memoryLogger, silentLogger } from '../src/util/logger.js';
 
 // A whole distillation run on a tiny set: an ONNX teacher (a wider custom YOLOv5) teaching a narrow student.

@@ -4,8 +4,7 @@ import { selectBackend } from '../src/backend/select.js';
 import { silentLogger } from '../src/util/logger.js';
 import { yoloKdLoss, type TeacherLevel, type YoloKdOptions } from '../src/distill/losses/yolo-kd.js';
 import { seededRandom } from '@kd-edge/core';
-import { ciou } from '../src/loss/ciou.js';
-import { ciouDistance } from '../src/distill/losses/ciou-distance.js';
+import { ciou, ciouDistance } from '../src/loss/ciou.js';
 
 beforeAll(async () => { await selectBackend('cpu', silentLogger); });
 

@@ -9,7 +9,8 @@ import { readEvents } from '../src/log/event-reader.js';
 import { readResultsCsv } from '../src/log/results-csv.js';
 import { loadModel } from '../src/model/weights-io.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
-import { train, type StepInfo } from '../src/train/trainer.js';
+import { train } from '../src/train/trainer.js';
+import type { StepInfo } from '../src/train/types.js';
 import { memoryLogger } from '../src/util/logger.js';
 import { runVal } from '../src/val/run-val.js';
 

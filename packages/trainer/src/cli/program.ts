@@ -9,14 +9,13 @@ import { runDistill } from '../distill/run-distill.js';
 import { EXPORT_SCHEMA } from '../export/export-schema.js';
 import { formatExportTable, runExport } from '../export/run-export.js';
 import { runPackage } from '../export/run-package.js';
-import {
-  HYP_KEYS, readYamlMapping, resolveHyp, resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA,
-} from '../config.js';
+import { resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA } from '../config.js';
 import { synthesizeDataset } from '../data/synth.js';
 import { train } from '../train/trainer.js';
 import { consoleLogger } from '../util/logger.js';
 import { runVal } from '../val/run-val.js';
-import { addSchemaOptions, givenOptions } from './schema-options.js';
+import { addSchemaOptions, optionLayers } from './schema-options.js';
+import { trainingCommand } from './training-command.js';
 
 /** The trainer's version from its package.json, found from sources (src/cli) or a build (dist, dist/bin). */
 function packageVersion(): string {
@@ -31,12 +30,6 @@ function packageVersion(): string {
 
 const VERSION = packageVersion();
 
-/** Reads `--cfg FILE` (if any) and layers the flags over it. */
-async function layers(opts: Record<string, unknown>): Promise<{ file: Record<string, unknown>; flags: Record<string, unknown> }> {
-  const file = typeof opts.cfg === 'string' ? await readYamlMapping(opts.cfg, 'cfg') : {};
-  return { file, flags: givenOptions(opts) };
-}
-
 /** The `kd-trainer` command line. */
 export function buildProgram(): Command {
   const program = new Command('kd-trainer')
@@ -46,51 +39,14 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .showHelpAfterError();
 
-  const trainCmd = new Command('train')
-    .description('train a detector on an ultralytics-format dataset')
-    .option('--cfg <file>', 'YAML file with any of these options (and hyperparameters); flags override it')
-    .option('--verbose', 'debug output');
-  addSchemaOptions(trainCmd, TRAIN_SCHEMA).action(async (opts: Record<string, unknown>) => {
-    const { file, flags } = await layers(opts);
-    delete flags.verbose;
-    const { config, extra } = resolveOptions(TRAIN_SCHEMA, [file, flags], HYP_KEYS);
-    const hypFile = config.hyp ? await readYamlMapping(config.hyp, 'hyp') : {};
-    const hyp = resolveHyp(hypFile, extra);
-    const logger = consoleLogger(Boolean(opts.verbose));
-    const ac = new AbortController();
-    const onSigint = () => {
-      if (ac.signal.aborted) process.exit(130);
-      process.stderr.write('\nInterrupted: saving a checkpoint after this step (Ctrl-C again to quit now)\n');
-      ac.abort();
-    };
-    process.on('SIGINT', onSigint);
-    try {
-      const r = await train(config, hyp, { logger, signal: ac.signal });
-      if (r.interrupted) process.exitCode = 130;
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
-  });
-
-  const distillCmd = new Command('distill')
-    .description('train a student detector with knowledge distillation from a frozen teacher (ONNX or .kdw)')
-    .option('--cfg <file>', 'YAML file with any of these options (and hyperparameters); flags override it')
-    .option('--verbose', 'debug output');
-  addSchemaOptions(distillCmd, DISTILL_SCHEMA).action(async (opts: Record<string, unknown>) => {
-    const { file, flags } = await layers(opts);
-    delete flags.verbose;
-    const { config, extra } = resolveOptions(DISTILL_SCHEMA, [file, flags], HYP_KEYS);
-    const hypFile = config.hyp ? await readYamlMapping(config.hyp, 'hyp') : {};
-    const hyp = resolveHyp(hypFile, extra);
-    const logger = consoleLogger(Boolean(opts.verbose));
-    await runDistill(config, hyp, { logger });
-  });
+  const trainCmd = trainingCommand('train', 'train a detector on an ultralytics-format dataset', TRAIN_SCHEMA, train);
+  const distillCmd = trainingCommand('distill', 'train a student detector with knowledge distillation from a frozen teacher (ONNX or .kdw)', DISTILL_SCHEMA, runDistill);
 
   const valCmd = new Command('val')
     .description('validate saved weights on a dataset split and print the metrics table')
     .option('--cfg <file>', 'YAML file with any of these options');
   addSchemaOptions(valCmd, VAL_SCHEMA).action(async (opts: Record<string, unknown>) => {
-    const { file, flags } = await layers(opts);
+    const { file, flags } = await optionLayers(opts);
     const { config } = resolveOptions(VAL_SCHEMA, [file, flags]);
     await runVal(config, { logger: consoleLogger(false, config.json ? process.stderr : process.stdout) });
   });
@@ -99,7 +55,7 @@ export function buildProgram(): Command {
     .description('write a procedural detection dataset (coloured shapes) in YOLO format')
     .option('--cfg <file>', 'YAML file with any of these options');
   addSchemaOptions(synthCmd, SYNTH_SCHEMA).action(async (opts: Record<string, unknown>) => {
-    const { file, flags } = await layers(opts);
+    const { file, flags } = await optionLayers(opts);
     const { config } = resolveOptions(SYNTH_SCHEMA, [file, flags]);
     const t0 = performance.now();
     const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, seed: config.seed });
@@ -111,7 +67,7 @@ export function buildProgram(): Command {
     .description('export weights to ONNX (fp32, fp16, int8, TensorRT calibration), then validate and time every artifact')
     .option('--cfg <file>', 'YAML file with any of these options');
   addSchemaOptions(exportCmd, EXPORT_SCHEMA).action(async (opts: Record<string, unknown>) => {
-    const { file, flags } = await layers(opts);
+    const { file, flags } = await optionLayers(opts);
     const { config } = resolveOptions(EXPORT_SCHEMA, [file, flags]);
     const log = consoleLogger(false, config.json ? process.stderr : process.stdout);
     const r = await runExport(config, { logger: log });

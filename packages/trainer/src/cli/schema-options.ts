@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { OptionsSchema } from '../config.js';
+import { readYamlMapping, type OptionsSchema } from '../config.js';
 
 /** Adds one commander option per schema field (`batch_size` → `--batch-size`), defaults left to the schema. */
 export function addSchemaOptions(cmd: Command, schema: OptionsSchema): Command {
@@ -26,4 +26,10 @@ export function givenOptions(opts: Record<string, unknown>): Record<string, unkn
     out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
   }
   return out;
+}
+
+/** The layers a command's options resolve from: `--cfg FILE` (if any), then the flags given over it. */
+export async function optionLayers(opts: Record<string, unknown>): Promise<{ file: Record<string, unknown>; flags: Record<string, unknown> }> {
+  const file = typeof opts.cfg === 'string' ? await readYamlMapping(opts.cfg, 'cfg') : {};
+  return { file, flags: givenOptions(opts) };
 }

@@ -1,8 +1,9 @@
 /**
- * Small seeded PRNG (mulberry32) for reproducible augmentation and shuffling. Streams are derived
- * from (seed, epoch, index, …) by hashing, so any sample can be regenerated on its own, in any
- * worker, in any order.
+ * Seeded random streams for reproducible augmentation and shuffling: core's mulberry32 seeded by a
+ * hash of (seed, epoch, index, …), so any sample can be regenerated on its own, in any worker, in
+ * any order.
  */
+import { seededRandom } from '@kd-edge/core';
 
 /** murmur3's 32-bit finaliser: a cheap bijective mix, good enough to decorrelate derived seeds. */
 function fmix32(h: number): number {
@@ -26,11 +27,11 @@ export function hashSeed(...parts: number[]): number {
 
 /** Seeded pseudo-random generator with the helpers augmentation needs. */
 export class Rng {
-  private state: number;
+  private readonly draw: () => number;
 
   /** A generator whose stream depends only on `seed` (any integer). */
   constructor(seed: number) {
-    this.state = hashSeed(seed);
+    this.draw = seededRandom(hashSeed(seed));
   }
 
   /** A generator for one (seed, epoch, index, …) tuple, independent of any other tuple. */
@@ -40,11 +41,7 @@ export class Rng {
 
   /** Uniform float in [0, 1). */
   next(): number {
-    // mulberry32 (Tommy Ettinger): one 32-bit state, full period, passes the usual batteries.
-    let t = (this.state = (this.state + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.draw();
   }
 
   /** Uniform float in [lo, hi). */

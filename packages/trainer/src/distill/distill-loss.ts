@@ -54,7 +54,7 @@ export const DISTILL_ITEM_NAMES = ['kd_obj', 'kd_cls', 'kd_box', 'kd_feat'] as c
  * images (the teacher's outputs for images `offset … offset+n` of the shard), reported as
  * kd_obj, kd_cls, kd_box.
  */
-export function buildDistillLoss(job: DistillJob, model: DetectionModel): ExtraLoss & { dispose(): void } {
+export function buildDistillLoss(job: DistillJob, model: DetectionModel): ExtraLoss {
   const { spec, teacher } = job;
   const useLogits = spec.losses.includes('yolo-kd');
   const feat = spec.losses.includes('feature') ? spec.features : undefined;

@@ -1,6 +1,13 @@
+import * as tf from '../tf.js';
+import { KdEdgeError } from '@kd-edge/core';
 import type { Batch } from '../data/types.js';
 import type { LossHyp } from '../loss/yolo-loss.js';
-import type { DistillJob, DistillSpec, FeatureDistillPair } from './distill-loss.js';
+import type { BatchExtraLoss, BatchPosition, EpochEnd, EpochLogs, ExtraLossHook, TrainHooks, TrainStart } from '../train/hooks.js';
+import type { StepInfo } from '../train/types.js';
+import { findWorkerEntry } from '../util/spawn-worker.js';
+import { classProbabilities } from './class-probabilities.js';
+import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES, type DistillJob, type DistillSpec, type FeatureDistillPair } from './distill-loss.js';
+import { createFeatureAdapters, type FeatureAdapters } from './losses/feature-adapters.js';
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
@@ -21,50 +28,97 @@ export interface DistillSettings extends AlphaSchedule {
   features?: { pairs: FeatureDistillPair[]; weight: number };
 }
 
+/** A training step's info as distillation reports it: with the step's α (absent in a `--compare` baseline). */
+export interface DistillStepInfo extends StepInfo {
+  alpha?: number;
+}
+
 /**
- * The distillation side of a training run: when the teacher runs (not while α = 0), the spec of each
- * step's loss, and the time spent in and waiting for the teacher.
+ * The distillation side of a training run, plugged into the loop as {@link TrainHooks}: feature
+ * adapters (trained with the student, never exported), the teacher run one batch ahead (not while
+ * α = 0), each step's KD loss on both replicas, and the epoch's KD scalars and histograms.
+ * @example
+ * await train(cfg, hyp, { hooks: [new DistillSession(settings, geometry)] });
  */
-export class DistillSession {
+export class DistillSession implements TrainHooks {
+  readonly extraLoss: ExtraLossHook;
+  /** The teacher's val mAP, measured once before training (logged every epoch). */
+  teacherMetrics?: { map50: number; map: number };
+  /** α of the latest step. */
+  alpha = 0;
   private teacherMs = 0;
   private waitMs = 0;
   private stepMs = 0;
+  private adapters?: FeatureAdapters;
+  // Teacher passes started by onBatchStart, taken by the batch's step.
+  private readonly pending = new WeakMap<Batch, Promise<TeacherOutput>>();
 
-  /** The teacher's val mAP, measured once before training (logged at step 0). */
-  teacherMetrics?: { map50: number; map: number };
-
-  constructor(readonly settings: DistillSettings, private readonly geometry: HeadGeometry) {}
+  constructor(readonly settings: DistillSettings, private readonly geometry: HeadGeometry) {
+    this.extraLoss = {
+      itemNames: DISTILL_ITEM_NAMES,
+      module: replicaLossModule(),
+      forBatch: (batch, at, hard) => this.forBatch(batch, at, hard),
+    };
+  }
 
   /** α at a fractional epoch. */
   alphaAt(epoch: number): number {
     return alphaAt(epoch, this.settings);
   }
 
-  /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up). */
-  start(batch: Batch, epoch: number): Promise<TeacherOutput> | undefined {
-    if (this.alphaAt(epoch) === 0) return undefined;
-    const t = this.settings.teacher;
-    // A cached teacher is keyed by image path (valid only without augmentation; run-distill checks).
-    const run = t instanceof TeacherCache
-      ? t.predictSamples(batch.images, batch.n, batch.height, batch.width, batch.files)
-      : t.predict(batch.images, batch.n, batch.height, batch.width);
-    return run.then((out) => {
-      this.teacherMs += out.ms;
-      return out;
-    });
+  /** The feature adapters, trained with the student but kept out of its EMA (so out of best.kdw and exports). */
+  onTrainStart({ cfg }: TrainStart): Map<string, tf.Variable> {
+    this.adapters = createFeatureAdapters(this.settings.features?.pairs ?? [], cfg.seed);
+    const vars = new Map<string, tf.Variable>();
+    for (const a of this.adapters.values()) {
+      vars.set(adapterParamName(a.name, 'weight'), a.weight);
+      vars.set(adapterParamName(a.name, 'bias'), a.bias);
+    }
+    return vars;
   }
 
-  /** Waits for a started teacher pass, timing the wait (what the step could not overlap). */
-  async wait(pending: Promise<TeacherOutput>): Promise<TeacherOutput> {
-    const t0 = performance.now();
-    const out = await pending;
-    this.waitMs += performance.now() - t0;
-    return out;
+  onEpochStart(): void {
+    this.teacherMs = 0;
+    this.waitMs = 0;
+    this.stepMs = 0;
   }
 
-  /** Adds the wall time of one training step (for the teacher wait share). */
-  addStepTime(ms: number): void {
+  /** Starts the teacher on the next batch, so ONNX Runtime's threads overlap the current step. */
+  onBatchStart(batch: Batch, at: BatchPosition): void {
+    const run = this.start(batch, at.progress);
+    if (!run) return;
+    // A pass whose step never comes (an interrupted epoch) must not reject unhandled.
+    run.catch(() => undefined);
+    this.pending.set(batch, run);
+  }
+
+  onBatchEnd(_step: StepInfo, ms: number): void {
     this.stepMs += ms;
+  }
+
+  progress(meanLoss: readonly number[]): Record<string, number> {
+    return { kd_loss: meanLoss.slice(3).reduce((a, b) => a + b, 0), alpha: this.alpha };
+  }
+
+  /** Each KD term, α, T, the teacher's time, wait share and mAP, peak RSS; class-probability histograms of a validated epoch. */
+  async onEpochEnd(end: EpochEnd): Promise<EpochLogs> {
+    const scalars: Record<string, number> = {
+      'kd/alpha': this.alpha, 'kd/temperature': this.settings.temperature,
+      'kd/teacher_wait_share': this.stepMs > 0 ? this.waitMs / this.stepMs : 0,
+      // Student and teacher share the process: its peak resident memory is both together.
+      'kd/peak_rss_mib': process.resourceUsage().maxRSS / 1024,
+    };
+    if (this.teacherMetrics) {
+      scalars['kd/teacher_mAP_0.5'] = this.teacherMetrics.map50;
+      scalars['kd/teacher_mAP_0.5:0.95'] = this.teacherMetrics.map;
+    }
+    DISTILL_ITEM_NAMES.forEach((name, j) => { scalars[`train/${name}`] = end.meanLoss[3 + j] ?? 0; });
+    if (end.images > 0) scalars['kd/teacher_ms_per_image'] = this.teacherMs / end.images;
+    return { scalars, ...(end.valBatch ? { histograms: await this.classHistograms(end.valBatch, end) } : {}) };
+  }
+
+  onFitEnd(): void {
+    this.adapters?.dispose();
   }
 
   /** The job for images [start, start+n) of a batch whose teacher outputs are `out`. */
@@ -85,12 +139,50 @@ export class DistillSession {
     return { spec, teacher, n };
   }
 
-  /** Teacher figures since the last call: its own time and the share of step time spent waiting for it. */
-  takeStats(): { teacherMs: number; waitShare: number } {
-    const r = { teacherMs: this.teacherMs, waitShare: this.stepMs > 0 ? this.waitMs / this.stepMs : 0 };
-    this.teacherMs = 0;
-    this.waitMs = 0;
-    this.stepMs = 0;
-    return r;
+  /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up). */
+  private start(batch: Batch, epoch: number): Promise<TeacherOutput> | undefined {
+    if (this.alphaAt(epoch) === 0) return undefined;
+    const t = this.settings.teacher;
+    // A cached teacher is keyed by image path (valid only without augmentation; run-distill checks).
+    const run = t instanceof TeacherCache
+      ? t.predictSamples(batch.images, batch.n, batch.height, batch.width, batch.files)
+      : t.predict(batch.images, batch.n, batch.height, batch.width);
+    return run.then((out) => {
+      this.teacherMs += out.ms;
+      return out;
+    });
   }
+
+  /** The step's α and, once the teacher's pass is in (timing the wait the step could not overlap), its KD loss. */
+  private async forBatch(batch: Batch, at: BatchPosition, hard: LossHyp): Promise<BatchExtraLoss | undefined> {
+    const alpha = (this.alpha = this.alphaAt(at.progress));
+    const pending = this.pending.get(batch);
+    if (!pending) return undefined;
+    this.pending.delete(batch);
+    const t0 = performance.now();
+    const out = await pending;
+    this.waitMs += performance.now() - t0;
+    const job = (start: number, n: number) => this.job(out, batch.n, start, n, alpha, hard);
+    return { job, build: (start, n, model) => buildDistillLoss(job(start, n), model) };
+  }
+
+  /** Teacher and student class-probability distributions on the same (validation) images. */
+  private async classHistograms(b: Batch, end: EpochEnd): Promise<Record<string, Float32Array>> {
+    const t = await this.settings.teacher.predict(b.images, b.n, b.height, b.width);
+    const x = tf.tensor4d(b.images, [b.n, b.height, b.width, 3]);
+    const outs = end.model.forward(x, false);
+    const s = outs.map((o) => o.dataSync() as Float32Array);
+    tf.dispose([x, ...outs]);
+    return {
+      'kd/teacher_class_prob': classProbabilities(t.levels!.map((l) => l.data), end.model.nc),
+      'kd/student_class_prob': classProbabilities(s, end.model.nc),
+    };
+  }
+}
+
+/** The gradient worker imports replica-loss by URL: beside this file in sources, under dist/distill/ in a build. */
+function replicaLossModule(): string {
+  const url = findWorkerEntry(import.meta.url, ['./replica-loss', './distill/replica-loss', '../distill/replica-loss']);
+  if (!url) throw new KdEdgeError('TRAIN_WORKER_FAILED', 'the distillation loss module (replica-loss.js) was not found beside the trainer');
+  return url.href;
 }

@@ -1,27 +1,29 @@
-import { readFile } from 'node:fs/promises';
 import {
-  exportOnnx, encodeModel, initializerMap, measureOrtLatency, parseModelYaml, planYolo, readOnnxFile, yoloDescription,
+  ConfigError, exportOnnx, encodeModel, initializerMap, KdEdgeError, measureOrtLatency, planYolo, readOnnxFile,
   type LayerPlan, type YoloDescription, type YoloPlan,
 } from '@kd-edge/core';
 import { TeacherError } from './teacher/teacher-error.js';
 import type { FeatureDistillPair } from './distill-loss.js';
 import type { TrainConfig } from '../config.js';
-import { loadDatasetConfig } from '../data/dataset-yaml.js';
-import { DataLoader } from '../data/loader.js';
-import { scanSplit } from '../data/scan.js';
+import { evalLoader } from '../data/eval-loader.js';
+import { loadDataset } from '../data/load-dataset.js';
+import type { DatasetItem } from '../data/types.js';
 import { loadModelWeights } from '../model/weights-io.js';
-import { HYP_SCRATCH_LOW, type Hyp } from '../train/hyp.js';
-import { train, type TrainResult, type TrainRunOptions } from '../train/trainer.js';
+import { describeModel } from '../train/build-models.js';
+import { openCheckpoint } from '../train/checkpoint.js';
+import type { Hyp } from '../train/hyp.js';
+import { train } from '../train/trainer.js';
+import type { TrainResult, TrainRunOptions } from '../train/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
 import { validateWith } from '../val/validator.js';
+import { kdSettingsOf, resumedDistillConfig, trainConfigOf } from './distill-config.js';
 import type { DistillConfig } from './distill-schema.js';
-import { DistillSession } from './distill-session.js';
+import { DistillSession, type DistillStepInfo } from './distill-session.js';
 import { parseKdLosses } from './losses/registry.js';
 import { checkCompatibility } from './teacher/compat.js';
 import { openTeacher } from './teacher/open-teacher.js';
 import { TeacherCache } from './teacher/teacher-cache.js';
-import { ConfigError } from '@kd-edge/core';
 import type { Teacher } from './types.js';
 
 /** One row of the comparison: a model's accuracy, size and speed. */
@@ -42,25 +44,23 @@ export interface DistillResult {
   rows?: CompareRow[];
   /** Share of the teacher–student gap in mAP50-95 the distillation recovered. */
   gapRecovered?: number;
+  /** Whether the distilled run was stopped before its last epoch (`signal`, `maxSteps`). */
+  interrupted: boolean;
 }
 
-const TRAIN_KEYS = (cfg: DistillConfig): TrainConfig => {
-  const { teacher: _t, kd_loss: _l, kd_alpha: _a, kd_lambda: _la, kd_temperature: _T, kd_warmup: _w, kd_ramp: _r, kd_cls_mode: _c, kd_box_mode: _b,
-    kd_obj: _o, kd_cls: _kc, kd_box: _kb, kd_feature: _f, teacher_cache: _tc, compare: _cmp, ...rest } = cfg;
-  return rest;
-};
+/** Options of {@link runDistill}: a training run's, with steps reported with their α. */
+export interface DistillRunOptions extends Omit<TrainRunOptions, 'onStep' | 'hooks' | 'dataset' | 'resumeFrom' | 'checkpointMeta'> {
+  onStep?: (info: DistillStepInfo) => void;
+}
 
 async function studentDescription(cfg: TrainConfig, nc: number): Promise<YoloDescription> {
   if (cfg.weights) return (await loadModelWeights(cfg.weights)).description as YoloDescription;
-  const m = /^yolov5([nsmlx])$/.exec(cfg.model);
-  return m ? yoloDescription(m[1] as 'n', nc) : { ...parseModelYaml(await readFile(cfg.model, 'utf8')), nc };
+  return describeModel(cfg.model, nc);
 }
 
-async function teacherMetrics(teacher: Teacher, cfg: TrainConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
+async function teacherMetrics(teacher: Teacher, val: readonly DatasetItem[], cfg: TrainConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
   if (teacher.kind !== 'onnx') return undefined;
-  const data = await loadDatasetConfig(cfg.data);
-  const items = await scanSplit(data.val, data.nc, silentLogger, { split: 'val' });
-  const loader = new DataLoader(items, { imgsz: cfg.imgsz, batchSize: cfg.batch_size * 2, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: 3, logger: log });
+  const loader = evalLoader(val, { imgsz: cfg.imgsz, batchSize: cfg.batch_size * 2, workers: cfg.workers, logger: log });
   try {
     const predictor = await OnnxDetectionPredictor.open(teacher.source, teacher.nc);
     try {
@@ -128,24 +128,28 @@ export function formatCompareTable(rows: readonly CompareRow[], gapRecovered: nu
  * `kd-trainer distill`: checks the teacher against the student (classes, image size, strides, anchors,
  * layout), measures the teacher's mAP once, trains the student with the KD loss, and with `compare`
  * first trains the same student without the teacher (same seed, data and schedule) and prints teacher,
- * baseline and distilled side by side.
+ * baseline and distilled side by side. The dataset is read once; `resume` continues a distilled run
+ * with the settings in its checkpoint.
  */
-export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOptions = {}): Promise<DistillResult> {
+export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRunOptions = {}): Promise<DistillResult> {
   const log = run.logger ?? silentLogger;
-  const trainCfg = TRAIN_KEYS(cfg);
-  const data = await loadDatasetConfig(cfg.data);
-  const desc = await studentDescription(trainCfg, data.nc);
-  const plan = planYolo(desc);
-  const losses = parseKdLosses(cfg.kd_loss, 'detect');
-  const featurePairs = losses.includes('feature') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
+  const resumeFrom = cfgIn.resume ? await openCheckpoint(cfgIn.resume) : undefined;
+  const cfg = resumeFrom ? resumedDistillConfig(resumeFrom, cfgIn) : cfgIn;
   if (cfg.teacher_cache && cfg.augment) {
     throw new ConfigError('teacher_cache', cfg.teacher_cache, 'only with --no-augment: augmented images differ every epoch, so cached teacher outputs would belong to other pictures');
   }
+  const trainCfg = trainConfigOf(cfg);
+  const dataset = await loadDataset(cfg.data, log);
+  const nc = dataset.config.nc;
+  const desc = await studentDescription(trainCfg, nc);
+  const plan = planYolo(desc);
+  const losses = parseKdLosses(cfg.kd_loss, 'detect');
+  const featurePairs = losses.includes('feature') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
   const opened = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
   const teacher = cfg.teacher_cache ? TeacherCache.wrap(opened, cfg.teacher_cache) : opened;
   try {
     const warnings = checkCompatibility(teacher, {
-      task: 'detect', nc: data.nc, imgsz: cfg.imgsz, strides: plan.strides, anchors: desc.anchors, na: desc.anchors[0]!.length / 2,
+      task: 'detect', nc, imgsz: cfg.imgsz, strides: plan.strides, anchors: desc.anchors, na: desc.anchors[0]!.length / 2,
     });
     let boxWeight = cfg.kd_box;
     for (const w of warnings) {
@@ -153,29 +157,36 @@ export async function runDistill(cfg: DistillConfig, hyp: Hyp, run: TrainRunOpti
       if (w.disablesBoxDistillation) boxWeight = 0;
     }
     log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}`);
-    const tMetrics = await teacherMetrics(teacher, trainCfg, log);
+    const tMetrics = await teacherMetrics(teacher, dataset.val, trainCfg, log);
     if (tMetrics) log.info(`teacher on val: mAP50 ${tMetrics.map50.toFixed(3)}, mAP50-95 ${tMetrics.map.toFixed(3)}`);
 
+    const { onStep, ...common } = run;
     let baseline: TrainResult | undefined;
     if (cfg.compare) {
       log.info('== baseline: the same student, seed, data and schedule, without the teacher');
-      baseline = await train({ ...trainCfg, name: `${cfg.name}-baseline` }, hyp, run);
+      baseline = await train({ ...trainCfg, name: `${cfg.name}-baseline` }, hyp, { ...common, dataset, ...(onStep ? { onStep } : {}) });
+      if (baseline.interrupted) {
+        throw new KdEdgeError('TRAIN_INTERRUPTED', `interrupted in the --compare baseline (${baseline.last}); the distilled run was not started`);
+      }
       log.info('== distilled');
     }
     const session = new DistillSession({
       teacher, losses, temperature: cfg.kd_temperature, alpha: cfg.kd_alpha, lambda: cfg.kd_lambda, warmup: cfg.kd_warmup, ramp: cfg.kd_ramp,
       clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
-    }, { nc: data.nc, strides: plan.strides, anchors: desc.anchors });
+    }, { nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);
-    const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, { ...run, distill: session });
+    const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, {
+      ...common, dataset, checkpointMeta: { distill: kdSettingsOf(cfg) }, ...(resumeFrom ? { resumeFrom } : {}),
+      hooks: [session, ...(onStep ? [{ onBatchEnd: (s: DistillStepInfo) => onStep({ ...s, alpha: session.alpha }) }] : [])],
+    });
     if (teacher instanceof TeacherCache) {
       const c = teacher.stats();
       log.info(`teacher cache: ${c.hits} hits, ${c.misses} misses, ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(c.bytesWritten / 2 ** 20).toFixed(1)} MiB written`);
     }
-    const result: DistillResult = { distilled, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
-    if (baseline) {
+    const result: DistillResult = { distilled, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
+    if (baseline && !distilled.interrupted) {
       const rows: CompareRow[] = [];
       if (tMetrics) {
         const p50 = teacher.kind === 'onnx' ? (await measureOrtLatency(teacher.source, { runs: 30, inputDims: { images: [1, 3, cfg.imgsz, cfg.imgsz] } }).catch(() => undefined))?.p50 : undefined;

@@ -1,8 +1,6 @@
-import { DataLoader } from '../data/loader.js';
-import { loadDatasetConfig } from '../data/dataset-yaml.js';
-import { scanSplit } from '../data/scan.js';
+import type { SplitReader } from '../data/split-reader.js';
+import { evalLoader } from '../data/eval-loader.js';
 import { DatasetError } from '../errors.js';
-import { HYP_SCRATCH_LOW } from '../train/hyp.js';
 import type { Logger } from '../util/logger.js';
 import { nhwcToNchw } from '../val/onnx-predictor.js';
 
@@ -16,6 +14,8 @@ export interface CalibrationImagesOptions {
   batch: number;
   workers: number;
   logger: Logger;
+  /** The command's dataset reader (the YAML and the split are read once). */
+  reader: SplitReader;
 }
 
 /**
@@ -25,10 +25,9 @@ export interface CalibrationImagesOptions {
  * so nothing larger than one batch is held in memory.
  */
 export async function calibrationImages(opts: CalibrationImagesOptions): Promise<{ count: number; batches: () => AsyncIterable<Float32Array> }> {
-  const data = await loadDatasetConfig(opts.data);
-  const sources = opts.split === 'val' ? data.val : data.train;
-  if (sources.length === 0) throw new DatasetError(`${data.file} has no '${opts.split}' split for calibration`);
-  const items = (await scanSplit(sources, data.nc, opts.logger, { split: opts.split })).slice(0, opts.images);
+  const data = await opts.reader.config(opts.data);
+  if (data[opts.split].length === 0) throw new DatasetError(`${data.file} has no '${opts.split}' split for calibration`);
+  const items = (await opts.reader.items(opts.data, opts.split)).slice(0, opts.images);
   const usable = Math.floor(items.length / opts.batch) * opts.batch;
   if (usable === 0) throw new DatasetError(`${data.file} '${opts.split}': ${items.length} images, fewer than one batch of ${opts.batch}`);
   const picked = items.slice(0, usable);
@@ -36,10 +35,7 @@ export async function calibrationImages(opts: CalibrationImagesOptions): Promise
     count: usable,
     batches: () => ({
       async *[Symbol.asyncIterator]() {
-        const loader = new DataLoader(picked, {
-          imgsz: opts.imgsz, batchSize: opts.batch, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0,
-          workers: opts.workers, prefetch: Math.max(2, 2 * opts.workers), logger: opts.logger,
-        });
+        const loader = evalLoader(picked, { imgsz: opts.imgsz, batchSize: opts.batch, workers: opts.workers, logger: opts.logger });
         try {
           for await (const b of loader.epoch(0)) yield nhwcToNchw(b.images, b.n, b.height, b.width);
         } finally {

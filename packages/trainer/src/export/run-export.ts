@@ -4,12 +4,10 @@ import {
   exportOnnx, formatSensitivityTable, measureOrtLatency, quantizeModel, readOnnxFile, writeOnnxFile,
   type ModelProto, type QuantizeReport, type TensorRange,
 } from '@kd-edge/core';
-import { loadDatasetConfig } from '../data/dataset-yaml.js';
-import { DataLoader } from '../data/loader.js';
-import { scanSplit } from '../data/scan.js';
+import { evalLoader } from '../data/eval-loader.js';
+import { SplitReader } from '../data/split-reader.js';
 import { ExportError } from '../errors.js';
 import { loadModelWeights } from '../model/weights-io.js';
-import { HYP_SCRATCH_LOW } from '../train/hyp.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
 import { validateWith } from '../val/validator.js';
@@ -126,15 +124,12 @@ async function baseModel(cfg: ExportConfig, log: Logger): Promise<{ model: Model
   }
 }
 
-async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
+async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, reader: SplitReader, log: Logger): Promise<{ map50: number; map: number } | undefined> {
   if (cfg.data === '' || info.task !== 'detect' || info.outputLayout !== 'yolov5-decoded') return undefined;
-  const data = await loadDatasetConfig(cfg.data);
+  const data = await reader.config(cfg.data);
   if (data.nc !== info.nc) throw new ExportError('EXPORT_MODEL_LAYOUT', `${file} has ${info.nc} classes but ${data.file} has ${data.nc}`);
-  const items = await scanSplit(data.val, data.nc, silentLogger, { split: 'val' });
-  const imgsz = info.imgsz?.[0] ?? cfg.imgsz;
-  const loader = new DataLoader(items, {
-    imgsz, batchSize: cfg.val_batch, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
-  });
+  const items = await reader.items(cfg.data, 'val');
+  const loader = evalLoader(items, { imgsz: info.imgsz?.[0] ?? cfg.imgsz, batchSize: cfg.val_batch, workers: cfg.workers, logger: log });
   const predictor = await OnnxDetectionPredictor.open(file, info.nc);
   try {
     const r = await validateWith(predictor, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres });
@@ -171,6 +166,8 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   const out = resolve(cfg.out || join(dirname(resolve(cfg.weights)), 'export'));
   await mkdir(out, { recursive: true });
   const notes: string[] = [];
+  // One scan per split: the val split serves every artifact's check (and calibration, when it is the split).
+  const reader = new SplitReader(log);
 
   const { model, source } = await baseModel(cfg, log);
   const info = onnxModelInfo(model, source);
@@ -205,7 +202,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   if (formats.includes('int8') || formats.includes('trt')) {
     const calibData = cfg.calib_data || cfg.data;
     if (calibData === '') throw new ExportError('EXPORT_NEEDS_CALIBRATION', 'int8 and trt need calibration images: give --calib-data (or --data) with a dataset YAML');
-    const cal = await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log });
+    const cal = await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log, reader });
     log.info(`calibrating on ${cal.count} images (${cfg.calib_method})…`);
     const t0 = performance.now();
     const { model: q, report } = await quantizeModel(model, {
@@ -242,7 +239,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     const path = join(out, file);
     const bytes = (await stat(path)).size;
     log.info(`${format}: validating and timing ${file}`);
-    const metrics = await validateFile(path, info, cfg, log);
+    const metrics = await validateFile(path, info, cfg, reader, log);
     // A static batch can only be run whole (a teacher exported with --batch-size 16, say).
     const latencyBatch = batch;
     const lat = await measureOrtLatency(path, { runs: cfg.bench_runs, warmup: 5, inputDims: { [info.input.name]: [latencyBatch, 3, imgsz[0], imgsz[1]] } });

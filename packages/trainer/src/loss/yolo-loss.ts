@@ -1,6 +1,7 @@
 import * as tf from '../tf.js';
 import { buildTargets, type LevelGrid } from './build-targets.js';
 import { ciou, detached } from './ciou.js';
+import { objectnessBalance } from './objectness-balance.js';
 
 /** Loss hyperparameters, ultralytics names (hyp.scratch-low.yaml), before level/class/size scaling. */
 export interface LossHyp {
@@ -19,9 +20,6 @@ export interface YoloLossTerms {
   obj: tf.Scalar;
   cls: tf.Scalar;
 }
-
-/** Objectness balance of levels P3, P4, P5 (ultralytics `balance` for three levels). */
-const BALANCE: Record<number, number[]> = { 3: [4.0, 1.0, 0.4] };
 
 /**
  * Scales the loss gains the way ultralytics train.py does: box ×3/nl, cls ×nc/80·3/nl,
@@ -68,7 +66,7 @@ export function yoloLoss(
     ny: p.shape[1], nx: p.shape[2], stride: model.strides[i], anchors: model.anchors[i],
   }));
   const matches = buildTargets(targets, nTargets, levels, hyp.anchor_t);
-  const balance = BALANCE[preds.length] ?? preds.map(() => 1);
+  const balance = objectnessBalance(preds.length);
   const cp = 1 - 0.5 * hyp.label_smoothing;
   const cn = 0.5 * hyp.label_smoothing;
   const bs = preds[0].shape[0];

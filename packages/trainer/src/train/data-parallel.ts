@@ -9,8 +9,6 @@ import { PeerExchange } from '../model/batch-norm-sync.js';
 import { splitShard } from './step.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
-import type { DistillJob } from '../distill/distill-loss.js';
-import type { FeaturePair } from '../distill/losses/feature-adapters.js';
 
 /**
  * Splits a batch into two shards by image: the first ceil(n/2) images and the rest, with target rows
@@ -56,8 +54,12 @@ export class GradientWorker {
     worker.on('exit', (code) => this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `gradient worker exited with code ${code}`)));
   }
 
-  /** Starts the replica and waits until its backend and model are ready. */
-  static async start(model: DetectionModel, backend: BackendName, hyp: LossHyp, adapters?: FeaturePair[]): Promise<GradientWorker> {
+  /**
+   * Starts the replica and waits until its backend and model are ready. Variables the model has beyond
+   * its description (a plug-in's, see TrainHooks.onTrainStart) are made in the replica too; with
+   * `extraLossModule` (an ExtraLossModule's URL) it can add a plug-in's loss to its passes.
+   */
+  static async start(model: DetectionModel, backend: BackendName, hyp: LossHyp, extraLossModule?: string): Promise<GradientWorker> {
     const entry = findWorkerEntry(import.meta.url, ['./grad-worker', './train/grad-worker', '../train/grad-worker']);
     if (!entry) throw new KdEdgeError('TRAIN_WORKER_FAILED', 'gradient worker entry (grad-worker.js) not found beside the trainer');
     const names = [...model.params.keys()];
@@ -69,7 +71,10 @@ export class GradientWorker {
     for (const [n, v] of model.params) if (n.endsWith('.bn.weight')) maxChannels = Math.max(maxChannels, v.size);
     const bnCapacity = 1 + 2 * maxChannels;
     const bnSync = new SharedArrayBuffer(PeerExchange.bytes(bnCapacity));
-    const init: GradWorkerInit = { backend, description: model.description, hyp, names, weights, grads, bnSync, bnCapacity, ...(adapters ? { adapters } : {}) };
+    const init: GradWorkerInit = {
+      backend, description: model.description, hyp, names, shapes: vars.map((v) => v.shape), weights, grads, bnSync, bnCapacity,
+      ...(extraLossModule ? { extraLossModule } : {}),
+    };
     const worker = spawnWorker(entry, init);
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: GradWorkerMessage) => {
@@ -92,8 +97,9 @@ export class GradientWorker {
    * Starts differentiating a shard with the model's current weights; resolves with its loss terms.
    * With `syncBn`, the caller must run its own pass of the same step inside
    * `withBatchNormSync(worker.exchange, …)`, with as many micro-batches, or both sides wait.
+   * `extra` is a job for the extra-loss module the worker was started with (BatchExtraLoss.job).
    */
-  compute(model: DetectionModel, shard: Shard, syncBn = false, distill?: DistillJob): Promise<number[]> {
+  compute(model: DetectionModel, shard: Shard, syncBn = false, extra?: unknown): Promise<number[]> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.published !== this.version) {
       let off = 0;
@@ -105,7 +111,7 @@ export class GradientWorker {
       this.published = this.version;
     }
     const id = this.nextId++;
-    const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard, ...(distill ? { distill } : {}) };
+    const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard, ...(extra !== undefined ? { extra } : {}) };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(job);

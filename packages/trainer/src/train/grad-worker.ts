@@ -11,8 +11,7 @@ import { createYoloModel } from '../model/yolo.js';
 import type { Shard } from '../data/types.js';
 import type { YoloDescription } from '../model/types.js';
 import { PeerExchange, withBatchNormSync } from '../model/batch-norm-sync.js';
-import { adapterParamName, buildDistillLoss, type DistillJob } from '../distill/distill-loss.js';
-import { createFeatureAdapters, type FeaturePair } from '../distill/losses/feature-adapters.js';
+import type { ExtraLossModule } from './hooks.js';
 import { MICRO_BATCH_PIXELS, shardGradients } from './step.js';
 
 /** Data given to the worker at start. */
@@ -21,15 +20,16 @@ export interface GradWorkerInit {
   description: YoloDescription;
   /** Loss hyperparameters, already scaled. */
   hyp: LossHyp;
-  /** Trainable parameter names in the order of the flat buffers. */
+  /** Trainable parameter names in the order of the flat buffers, and their shapes. */
   names: string[];
+  shapes: number[][];
   weights: SharedArrayBuffer;
   grads: SharedArrayBuffer;
   /** BatchNorm statistics exchange (SyncBN) and its capacity in floats. */
   bnSync: SharedArrayBuffer;
   bnCapacity: number;
-  /** Feature-distillation adapters the main thread trains with the model (their names are in `names`). */
-  adapters?: FeaturePair[];
+  /** URL of the ExtraLossModule that builds the loss of jobs with `extra` (a plug-in's, e.g. distillation). */
+  extraLossModule?: string;
 }
 
 /** A shard of a batch to differentiate. */
@@ -40,8 +40,8 @@ export interface GradJob extends Shard {
   version: number;
   /** Whether BatchNorm statistics are synchronised with the main thread for this job. */
   syncBn: boolean;
-  /** Distillation: the loss spec and the teacher's outputs for this shard's images. */
-  distill?: DistillJob;
+  /** A job for the extra-loss module (distillation: the loss spec and the teacher's outputs for this shard). */
+  extra?: unknown;
 }
 
 /** Messages from the worker. */
@@ -57,10 +57,15 @@ if (port) {
   const start = async () => {
     const backend = await selectBackend(init.backend);
     const model = createYoloModel(init.description);
-    for (const a of createFeatureAdapters(init.adapters ?? []).values()) {
-      model.params.set(adapterParamName(a.name, 'weight'), a.weight);
-      model.params.set(adapterParamName(a.name, 'bias'), a.bias);
-    }
+    // A plug-in's variables (distillation adapters) are not in the description: make them here, their
+    // values come with the weights before the first job.
+    init.names.forEach((n, i) => {
+      if (model.params.has(n)) return;
+      const zeros = tf.zeros(init.shapes[i]!);
+      model.params.set(n, tf.variable(zeros));
+      zeros.dispose();
+    });
+    const extraLoss = init.extraLossModule ? ((await import(init.extraLossModule)) as ExtraLossModule).buildExtraLoss : undefined;
     const vars = init.names.map((n) => {
       const v = model.params.get(n);
       if (!v) throw new Error(`replica has no parameter ${n}`);
@@ -82,7 +87,8 @@ if (port) {
           });
           version = job.version;
         }
-        const extra = job.distill ? buildDistillLoss(job.distill, model) : undefined;
+        if (job.extra !== undefined && !extraLoss) throw new Error('a job with an extra loss, but no extra-loss module was given at start');
+        const extra = job.extra !== undefined ? extraLoss!(job.extra, model) : undefined;
         const { grads: g, loss } = withBatchNormSync(job.syncBn ? exchange : null, () =>
           shardGradients(model, init.names, job, init.hyp, MICRO_BATCH_PIXELS, extra));
         extra?.dispose();

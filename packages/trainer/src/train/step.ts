@@ -27,6 +27,8 @@ export interface ExtraLoss {
   /** Layers whose outputs the loss reads (feature distillation); they come to `combine` in this order. */
   readonly featureLayers?: readonly number[];
   combine(outs: tf.Tensor4D[], hard: YoloLossTerms, part: Shard, offset: number, features: tf.Tensor4D[]): { total: tf.Scalar; items: tf.Scalar[] };
+  /** Frees what it holds, once the shard's passes are done. */
+  dispose(): void;
 }
 
 /**
@@ -45,15 +47,16 @@ export function shardGradients(
   for (const [j, part] of splitShard(shard, per).entries()) {
     const r = passGradients(model, names, part, hyp, j * per, extra);
     r.loss.forEach((v, k) => { loss[k] += (v * part.n) / shard.n; });
-    if (acc) {
-      const prev = acc;
-      acc = tf.tidy(() => Object.fromEntries(names.map((n) => [n, prev[n].add(r.grads[n])])));
-      tf.dispose([...Object.values(prev), ...Object.values(r.grads)]);
-    } else {
-      acc = r.grads;
-    }
+    acc = acc ? sumGradients(names, acc, r.grads) : r.grads;
   }
   return { grads: acc!, loss };
+}
+
+/** a + b per parameter; both inputs are disposed. */
+export function sumGradients(names: readonly string[], a: Record<string, tf.Tensor>, b: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
+  const sum = tf.tidy(() => Object.fromEntries(names.map((n) => [n, a[n].add(b[n])])));
+  tf.dispose([...Object.values(a), ...Object.values(b)]);
+  return sum;
 }
 
 function imagesPerPass(shard: Shard, maxPixels: number): number {

@@ -1,10 +1,9 @@
 import { selectBackend } from '../backend/select.js';
 import type { ValConfig } from '../config.js';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
-import { DataLoader } from '../data/loader.js';
+import { evalLoader } from '../data/eval-loader.js';
 import { scanSplit } from '../data/scan.js';
 import { DatasetError } from '../errors.js';
-import { HYP_SCRATCH_LOW } from '../train/hyp.js';
 import { loadModel } from '../model/weights-io.js';
 import type { DetectionModel } from '../model/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -21,9 +20,7 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
   const { model } = await loadModel(cfg.weights);
   const det = model as DetectionModel;
   if (det.nc !== data.nc) throw new DatasetError(`${cfg.weights} has nc=${det.nc} but ${data.file} has nc=${data.nc}`);
-  const loader = new DataLoader(items, {
-    imgsz: cfg.imgsz, batchSize: cfg.batch_size, augment: false, hyp: HYP_SCRATCH_LOW, shuffle: false, seed: 0, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
-  });
+  const loader = evalLoader(items, { imgsz: cfg.imgsz, batchSize: cfg.batch_size, workers: cfg.workers, logger: log });
   try {
     const r = await validate(det, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres, maxDet: cfg.max_det, imgsz: cfg.imgsz });
     if (cfg.json) process.stdout.write(`${JSON.stringify({ ...r, names: data.names })}\n`);

@@ -1,5 +1,6 @@
 import * as tf from '../../tf.js';
-import { ciouDistance } from './ciou-distance.js';
+import { ciouDistance } from '../../loss/ciou.js';
+import { objectnessBalance } from '../../loss/objectness-balance.js';
 import { bernoulliKl } from './bernoulli-kl.js';
 import { KD_DEFAULTS, checkTemperature } from './kd.js';
 
@@ -27,7 +28,7 @@ export interface YoloKdOptions {
   anchors: number[][];
   /** Stride per level in pixels (as HeadGeometry). */
   strides: number[];
-  /** Objectness weight per level; default [4.0, 1.0, 0.4] for three levels (as yoloLoss), else 1s. */
+  /** Objectness weight per level; default {@link objectnessBalance} (as yoloLoss). */
   balance?: number[];
 }
 
@@ -46,8 +47,6 @@ export interface TeacherLevel {
   nx: number;
 }
 
-/** YOLOv5 objectness balance of P3, P4, P5 (ultralytics utils/loss.py, the same as yoloLoss). */
-const BALANCE_3 = [4.0, 1.0, 0.4];
 const DEFAULT_GAINS = { obj: 1.0, cls: 0.5, box: 0.05 };
 
 /**
@@ -81,7 +80,7 @@ export function yoloKdLoss(student: tf.Tensor4D[], teacher: TeacherLevel[], opts
   if (teacher.length !== nl) throw new RangeError(`teacher: expected ${nl} levels like the student, got ${teacher.length}`);
   if (opts.anchors.length !== nl) throw new RangeError(`opts.anchors: expected ${nl} levels, got ${opts.anchors.length}`);
   if (opts.strides.length !== nl) throw new RangeError(`opts.strides: expected ${nl} levels, got ${opts.strides.length}`);
-  const balance = opts.balance ?? (nl === 3 ? BALANCE_3 : student.map(() => 1));
+  const balance = opts.balance ?? objectnessBalance(nl);
   if (balance.length !== nl) throw new RangeError(`opts.balance: expected ${nl} values, got ${balance.length}`);
   const bs = student[0].shape[0];
   const T2 = T * T;

@@ -1,0 +1,95 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '../tf.js';
+import type { TrainConfig } from '../config.js';
+import { WeightsError } from '../errors.js';
+import type { DetectionModel } from '../model/types.js';
+import { loadModel, saveWeights, type LoadedModel } from '../model/weights-io.js';
+import type { ModelEma } from './ema.js';
+import type { Hyp } from './hyp.js';
+import type { NesterovSgd } from './sgd.js';
+
+/**
+ * Meta stored in a checkpoint; `opt` and `hyp` let `--resume` continue with the same settings. Keys of
+ * {@link TrainRunOptions.checkpointMeta} sit beside them (distill's settings under `distill`).
+ */
+export interface CheckpointMeta {
+  kind: 'kd-trainer-checkpoint';
+  epoch: number;
+  epochComplete: boolean;
+  bestFitness: number;
+  emaUpdates: number;
+  opt: TrainConfig;
+  hyp: Hyp;
+  names: string[];
+  date: string;
+  [key: string]: unknown;
+}
+
+/** An opened `last.kdw`: the EMA model, the raw weights (`train/…`) and momentum (`sgd/…`), and its meta. */
+export interface Checkpoint {
+  file: string;
+  meta: CheckpointMeta;
+  loaded: LoadedModel;
+}
+
+/** Opens a training checkpoint: a `last.kdw`, or a run folder (its weights/last.kdw). */
+export async function openCheckpoint(path: string): Promise<Checkpoint> {
+  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'weights', 'last.kdw') : path;
+  const loaded = await loadModel(file);
+  const meta = loaded.meta as unknown as CheckpointMeta;
+  if (meta?.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
+  return { file, meta, loaded };
+}
+
+/** The settings a resumed run continues with: its own, but the backend of this command. */
+export function resumedConfig(ck: Checkpoint, cfg: TrainConfig): TrainConfig {
+  return { ...ck.meta.opt, backend: cfg.backend, resume: ck.file };
+}
+
+/** What {@link saveCheckpoint} stores. */
+export interface CheckpointState {
+  model: DetectionModel;
+  ema: ModelEma;
+  optimizer: NesterovSgd;
+  cfg: TrainConfig;
+  hyp: Hyp;
+  names: string[];
+  extraMeta?: Record<string, unknown>;
+}
+
+/** Where a run stands when a checkpoint is written. */
+export interface CheckpointAt {
+  epoch: number;
+  /** Whether every step of `epoch` ran (a resumed run then starts at the next one). */
+  complete: boolean;
+  bestFitness: number;
+}
+
+/** Writes a checkpoint: the EMA as its model, the raw weights and momentum as extra tensors. */
+export function saveCheckpoint(file: string, s: CheckpointState, at: CheckpointAt): Promise<void> {
+  const extra = new Map<string, tf.Tensor>();
+  for (const [k, v] of s.model.params) extra.set(`train/${k}`, v);
+  for (const [k, v] of s.model.buffers) extra.set(`train/${k}`, v);
+  for (const [k, v] of s.optimizer.state()) extra.set(`sgd/${k}`, v);
+  const meta: CheckpointMeta = {
+    ...s.extraMeta,
+    kind: 'kd-trainer-checkpoint', epoch: at.epoch, epochComplete: at.complete, bestFitness: at.bestFitness,
+    emaUpdates: s.ema.updates, opt: s.cfg, hyp: s.hyp, names: s.names, date: new Date().toISOString(),
+  };
+  return saveWeights(file, s.ema.ema as DetectionModel, { meta, tensors: Object.fromEntries(extra) });
+}
+
+/** Puts a checkpoint's raw weights into the model (plug-in variables included) and its momentum into the optimizer. */
+export function restoreTrainingState(ck: Checkpoint, model: DetectionModel, optimizer: NesterovSgd, ema: ModelEma): void {
+  const momentum = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of Object.entries(ck.loaded.extraTensors)) {
+    if (name.startsWith('sgd/')) momentum.set(name.slice(4), t);
+    if (!name.startsWith('train/')) continue;
+    const key = name.slice(6);
+    const v = model.params.get(key) ?? model.buffers.get(key);
+    if (v) tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+  }
+  optimizer.loadState(momentum);
+  ema.updates = ck.meta.emaUpdates;
+}

@@ -1,0 +1,133 @@
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import type * as tf from '../tf.js';
+import { selectBackend, type SelectedBackend } from '../backend/select.js';
+import type { TrainConfig } from '../config.js';
+import { evalLoader } from '../data/eval-loader.js';
+import { loadDataset, type LoadedDataset } from '../data/load-dataset.js';
+import { DataLoader } from '../data/loader.js';
+import { SummaryWriter } from '../log/event-writer.js';
+import { ResultsCsv } from '../log/results-csv.js';
+import { scaleLossHyp, type LossHyp } from '../loss/yolo-loss.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import type { ValResult } from '../val/validator.js';
+import { buildModels } from './build-models.js';
+import { openCheckpoint, restoreTrainingState, resumedConfig, type CheckpointState } from './checkpoint.js';
+import { GradientWorker } from './data-parallel.js';
+import type { ModelEma } from './ema.js';
+import { HookList } from './hook-list.js';
+import type { Hyp } from './hyp.js';
+import { incrementRunDir } from './run-dir.js';
+import { lrLambda } from './schedule.js';
+import { NesterovSgd } from './sgd.js';
+import type { TrainRunOptions } from './types.js';
+
+/** What changes as a run goes: step counters, accumulated gradients, the best fitness so far. */
+export interface LoopState {
+  bestFitness: number;
+  epochsWithoutGain: number;
+  /** Global step of the last optimizer step. */
+  lastOptStep: number;
+  /** Steps per optimizer step (rises to its target during warm-up). */
+  accumulate: number;
+  /** Gradients accumulated since the last optimizer step. */
+  acc?: Record<string, tf.Tensor>;
+  /** Training steps in this process (for `maxSteps`). */
+  steps: number;
+  interrupted: boolean;
+  /** Metrics of the final epoch's validation. */
+  final?: ValResult;
+}
+
+/** A training run once set up: settings, data, models, optimizer, loaders, logs; what each step of the loop reads. */
+export interface RunState extends CheckpointState {
+  run: TrainRunOptions;
+  log: Logger;
+  hooks: HookList;
+  backend: SelectedBackend;
+  data: LoadedDataset;
+  saveDir: string;
+  lastPath: string;
+  bestPath: string;
+  ema: ModelEma;
+  lossHyp: LossHyp;
+  /** Learning-rate factor of an epoch. */
+  lf: (epoch: number) => number;
+  accumulateTarget: number;
+  /** Batches per epoch, and warm-up iterations. */
+  nb: number;
+  nw: number;
+  varNames: string[];
+  trainLoader: DataLoader;
+  valLoader: DataLoader;
+  tb: SummaryWriter;
+  csv: ResultsCsv;
+  gradWorker?: GradientWorker;
+  startEpoch: number;
+  loop: LoopState;
+}
+
+/**
+ * Sets a run up: resumes a checkpoint's settings, selects the backend, reads the dataset (unless given),
+ * makes the run folder, the models with the plug-ins' variables, the optimizer, loaders and logs, and
+ * the data-parallel replica.
+ */
+export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOptions): Promise<RunState> {
+  const log = run.logger ?? silentLogger;
+  const resumed = run.resumeFrom ?? (cfgIn.resume ? await openCheckpoint(cfgIn.resume) : undefined);
+  // A run continues with its own settings; only the backend and the step limit may change.
+  const cfg = resumed ? resumedConfig(resumed, cfgIn) : cfgIn;
+  const hyp = resumed ? resumed.meta.hyp : hypIn;
+
+  const backend = await selectBackend(cfg.backend, log);
+  const data = run.dataset ?? await loadDataset(cfg.data, log);
+
+  const saveDir = resumed ? resolve(resumed.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
+  writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
+  writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
+
+  const hooks = new HookList([...(run.hooks ?? []), ...(run.onStep ? [{ onBatchEnd: run.onStep }] : [])]);
+  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, resumed?.loaded);
+  for (const [name, v] of await hooks.trainStart({ cfg, model, log })) model.params.set(name, v);
+  log.info(`model: ${model.description.scale === 'custom' ? 'custom' : `yolov5${model.description.scale}`}, ${model.paramCount().toLocaleString('en-US')} parameters, ${model.nl} levels, strides ${model.strides.join('/')}`);
+
+  const bs = cfg.batch_size;
+  const accumulateTarget = Math.max(Math.round(cfg.nbs / bs), 1);
+  const weightDecay = hyp.weight_decay * bs * accumulateTarget / cfg.nbs;
+  const optimizer = new NesterovSgd(model.params, hyp.lr0, hyp.momentum, weightDecay);
+  const lossHyp = scaleLossHyp(hyp, model.nl, model.nc, cfg.imgsz);
+  const loop: LoopState = { bestFitness: 0, epochsWithoutGain: 0, lastOptStep: -1, accumulate: accumulateTarget, steps: 0, interrupted: false };
+  let startEpoch = 0;
+  if (resumed) {
+    restoreTrainingState(resumed, model, optimizer, ema);
+    startEpoch = resumed.meta.epoch + (resumed.meta.epochComplete ? 1 : 0);
+    loop.bestFitness = resumed.meta.bestFitness;
+    log.info(`resuming ${resumed.file} from epoch ${startEpoch + 1}/${cfg.epochs}`);
+  }
+
+  const trainLoader = new DataLoader(data.train, {
+    imgsz: cfg.imgsz, batchSize: bs, augment: cfg.augment ?? true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
+  });
+  const valLoader = evalLoader(data.val, { imgsz: cfg.imgsz, batchSize: bs * 2, workers: cfg.workers, logger: log });
+  const csv = new ResultsCsv(join(saveDir, 'results.csv'));
+  // Rows of epochs that will be trained again (an interrupted epoch) must not stay in results.csv.
+  if (resumed) csv.truncateFrom(startEpoch);
+  const nb = trainLoader.length;
+
+  const threads = cfg.threads || Math.min(availableParallelism(), 2);
+  let gradWorker: GradientWorker | undefined;
+  if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
+    gradWorker = await GradientWorker.start(model, backend.name, lossHyp, hooks.extraLoss?.module);
+    log.info(`data parallel: 2 replicas (main thread + 1 worker thread) with synchronised BatchNorm, ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
+  }
+  return {
+    run, log, hooks, backend, data, cfg, hyp, names: data.config.names, saveDir,
+    lastPath: join(saveDir, 'weights', 'last.kdw'), bestPath: join(saveDir, 'weights', 'best.kdw'),
+    model, ema, optimizer, lossHyp, lf: lrLambda(cfg.cos_lr ? 'cosine' : 'linear', cfg.epochs, hyp.lrf),
+    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames: [...model.params.keys()],
+    trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(gradWorker ? { gradWorker } : {}), startEpoch, loop,
+    ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
+  };
+}
