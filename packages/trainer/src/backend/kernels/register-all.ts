@@ -60,6 +60,3 @@ export function registerCpuKernelFixes(): void {
   }
   cpuFixed = true;
 }
-
-/** Names of the kernels {@link registerWasmKernels} adds or replaces, for logs and docs. */
-export const WASM_KERNEL_NAMES: readonly string[] = [...MISSING, ...REPLACED].map((c) => c.kernelName);
