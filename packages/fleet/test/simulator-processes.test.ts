@@ -80,7 +80,8 @@ describe('FleetSimulator over child processes', () => {
     );
     await waitFor('online line', () => lines.some((l) => l.includes('2 simulated devices online')));
     expect(lines[0]).toMatch(/^starting 2 simulated devices \(nano, fail rate 0\.5\) on mqtt:\/\/127\.0\.0\.1:\d+, fleet simproc, data /);
-    expect(w.status.get('sim-nano-002')?.online).toBe(true);
+    // The line comes once the agents' own status publish is acknowledged; the watcher receives it a moment later.
+    await waitFor('sim-nano-002 online at the watcher', () => w.status.get('sim-nano-002')?.online === true);
     stop.abort();
     expect(await done).toBe(0);
     expect(lines.at(-1)).toBe('stopping 2 simulated devices');
