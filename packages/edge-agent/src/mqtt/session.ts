@@ -114,6 +114,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   // Topics the caller wants, and those the broker's current session is known to hold.
   readonly #wanted = new Set<string>();
   readonly #confirmed = new Set<string>();
+  /** This connection's subscription of every wanted filter, while it is under way (settles, never rejects). */
+  #resubscribing: Promise<void> = Promise.resolve();
   readonly #pending = new Set<Promise<unknown>>();
   readonly #inFlight = new Set<InFlight>();
   #client: MqttClient | undefined;
@@ -212,6 +214,9 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   async subscribe(topics: string | readonly string[]): Promise<void> {
     const list = (typeof topics === 'string' ? [topics] : [...topics]).map(checkFilter);
     for (const topic of list) this.#wanted.add(topic);
+    if (!this.#client || !this.#online) return;
+    // A filter the connection's own SUBSCRIBE is carrying is confirmed by it, not sent twice.
+    await this.#resubscribing;
     if (this.#client && this.#online) await this.#subscribeMissing(this.#client, list);
   }
 
@@ -339,7 +344,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.#connections += 1;
     this.#logger.info(`mqtt: connected as ${this.clientId} (session ${sessionPresent ? 'resumed' : 'new'})`);
     const client = this.#client!;
-    void this.#track(
+    this.#resubscribing = this.#track(
       this.#subscribeMissing(client, [...this.#wanted]).catch((error: Error) => {
         // Lost with the connection: the topics stay unconfirmed and the next connection subscribes them again.
         if (error instanceof MqttError || this.#online) this.#emitError(error);
