@@ -107,13 +107,13 @@ export { benchmarkEngine, trtexecBenchArgs } from './runtime/trtexec-bench.js';
 export type { TrtexecBenchOptions, TrtexecBenchResult } from './runtime/trtexec-bench.js';
 
 // Benchmarks: runner, tegrastats parser and monitor, bench message
-export { BenchError } from './bench/bench-error.js';
-export type { BenchErrorCode } from './bench/bench-error.js';
-export { runBenchmark } from './bench/benchmark-runner.js';
-export type { BenchStep, BenchStepContext, BenchPhase, PhaseTimings, BenchmarkOptions, BenchmarkResult } from './bench/benchmark-runner.js';
-export { parseTegrastatsLine, INPUT_POWER_RAILS } from './bench/tegrastats-parser.js';
-export type { TegrastatsSample, TegraLoad, TegraRail } from './bench/tegrastats-parser.js';
-export { TegrastatsMonitor, summarizeTegrastats, locateTegrastats, DEFAULT_TEGRASTATS_PATHS } from './bench/tegrastats-monitor.js';
-export type { TegrastatsMonitorOptions, TegrastatsSummary, TegrastatsMonitorEvents } from './bench/tegrastats-monitor.js';
-export { buildBenchReport, benchResultFromTrtexec } from './bench/bench-report.js';
-export type { BenchReportInput, TrtexecResultOptions } from './bench/bench-report.js';
+export { BenchError } from './benchmark/bench-error.js';
+export type { BenchErrorCode } from './benchmark/bench-error.js';
+export { runBenchmark } from './benchmark/benchmark-runner.js';
+export type { BenchStep, BenchStepContext, BenchPhase, PhaseTimings, BenchmarkOptions, BenchmarkResult } from './benchmark/benchmark-runner.js';
+export { parseTegrastatsLine, INPUT_POWER_RAILS } from './benchmark/tegrastats-parser.js';
+export type { TegrastatsSample, TegraLoad, TegraRail } from './benchmark/tegrastats-parser.js';
+export { TegrastatsMonitor, summarizeTegrastats, locateTegrastats, DEFAULT_TEGRASTATS_PATHS } from './benchmark/tegrastats-monitor.js';
+export type { TegrastatsMonitorOptions, TegrastatsSummary, TegrastatsMonitorEvents } from './benchmark/tegrastats-monitor.js';
+export { buildBenchReport, benchResultFromTrtexec } from './benchmark/bench-report.js';
+export type { BenchReportInput, TrtexecResultOptions } from './benchmark/bench-report.js';

@@ -42,6 +42,25 @@ describe('CommandLedger', () => {
     expect(readdirSync(dir)).not.toContain('junk.json');
   });
 
+  it('prunes only past the limit, then down to a tenth below it, oldest finished first', async () => {
+    const dir = join(root, 'b2');
+    const ledger = await CommandLedger.open(dir, 20);
+    const finish = async (id: string): Promise<void> => {
+      await ledger.admit(id, 'ping', {});
+      await ledger.record(id, { state: 'succeeded' });
+      await new Promise((r) => setTimeout(r, 2));
+    };
+    for (let i = 0; i < 20; i++) await finish(`c${i}`);
+    expect(await ledger.prune()).toBe(0);
+    await finish('c20');
+    expect(await ledger.prune()).toBe(3);
+    expect(await ledger.get('c2')).toBeUndefined();
+    expect(await ledger.get('c3')).toBeDefined();
+    expect(readdirSync(dir)).toHaveLength(18);
+    await finish('c21');
+    expect(await ledger.prune()).toBe(0);
+  });
+
   it('admits one of N copies of an id fired at once, however they interleave', async () => {
     const ledger = await CommandLedger.open(join(root, 'c'));
     for (let round = 0; round < 5; round++) {

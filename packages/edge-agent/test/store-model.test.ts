@@ -89,7 +89,8 @@ describe('ModelStore', () => {
   it('refuses a staging folder whose manifest names another version, and one without a manifest', async () => {
     const store = await freshStore();
     expect(await codeOf(store.install(await stage(store, a), b.info))).toBe('STORE_INFO_MISMATCH');
-    const empty = await store.stagingDir();
+    const empty = await store.stagingPath();
+    await mkdir(empty);
     expect(await codeOf(store.install(empty, a.info))).toBe('STORE_STAGING_INVALID');
     expect(await codeOf(store.activate(versionKey(b.info)))).toBe('STORE_NOT_INSTALLED');
   });
@@ -119,7 +120,8 @@ describe('ModelStore', () => {
     const kc = await installed(store, c);
     await store.activate(kb);
     await store.activate(kc);
-    const pending = await store.stagingDir();
+    const pending = await store.stagingPath();
+    await mkdir(pending);
     await writeFile(join(pending, 'x'), 'in flight');
     await mkdir(join(store.stagingRoot, 'stale'));
     expect(await store.gc({ keep: 1 })).toEqual([]);
@@ -181,11 +183,12 @@ describe('ModelStore', () => {
     expect(reopened.list()).toHaveLength(1);
   });
 
-  it('re-verifies an installed version against pinned keys', async () => {
+  it('installs the signed files unchanged: the version folder still verifies against pinned keys', async () => {
     const store = await freshStore();
     const ka = await installed(store, a);
-    await expect(store.verify(ka, { trustedKeys: [keys.publicKeyPem] })).resolves.toMatchObject({ manifest: { name: 'pets' } });
-    await writeFile(join(store.versionsDir, ka, 'labels.txt'), 'tampered\n');
-    await expect(store.verify(ka, { trustedKeys: [keys.publicKeyPem] })).rejects.toMatchObject({ code: 'PACKAGE_SIZE_MISMATCH' });
+    const dir = join(store.versionsDir, ka);
+    await expect(verifyPackage(dir, { trustedKeys: [keys.publicKeyPem] })).resolves.toMatchObject({ manifest: { name: 'pets' } });
+    await writeFile(join(dir, 'labels.txt'), 'tampered\n');
+    await expect(verifyPackage(dir, { trustedKeys: [keys.publicKeyPem] })).rejects.toMatchObject({ code: 'PACKAGE_SIZE_MISMATCH' });
   });
 });

@@ -89,10 +89,17 @@ export class CommandLedger {
     return entries.filter((e) => !e.final).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
   }
 
-  /** Deletes the oldest finished entries beyond the kept count. */
+  /**
+   * Once the folder holds more than `keep` entries, deletes the oldest finished ones down to `keep` less a
+   * tenth. Called after every command: below the limit it only lists the folder, and the margin means the
+   * entries are read once per `keep / 10` commands, not on every command.
+   */
   async prune(): Promise<number> {
+    const names = (await readdir(this.dir)).filter(isEntryName);
+    if (names.length <= this.keep) return 0;
     const finished = (await this.#all()).filter((e) => e.final).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
-    const extra = finished.slice(0, Math.max(0, finished.length - this.keep));
+    const target = this.keep - Math.floor(this.keep / 10);
+    const extra = finished.slice(0, Math.max(0, finished.length - target));
     for (const e of extra) await this.#serial(e.id, () => rm(this.file(e.id), { force: true }));
     return extra.length;
   }
@@ -120,7 +127,7 @@ export class CommandLedger {
   async #all(): Promise<LedgerEntry[]> {
     const out: LedgerEntry[] = [];
     for (const n of await readdir(this.dir)) {
-      if (!n.endsWith('.json') || n.startsWith('.')) continue;
+      if (!isEntryName(n)) continue;
       const path = join(this.dir, n);
       const e = await readEntry(path);
       if (e !== undefined) out.push(e);
@@ -144,6 +151,11 @@ export class CommandLedger {
       if (want !== path) await rename(path, want);
     }
   }
+}
+
+/** An entry's file name (temporary files start with a dot or carry core's TMP_TAG). */
+function isEntryName(n: string): boolean {
+  return n.endsWith('.json') && !n.startsWith('.') && !n.includes(TMP_TAG);
 }
 
 async function readEntry(file: string): Promise<LedgerEntry | undefined> {

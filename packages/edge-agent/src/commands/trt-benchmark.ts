@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { BenchMessage } from '@kd-edge/core';
-import { buildBenchReport, benchResultFromTrtexec } from '../bench/bench-report.js';
+import { buildBenchReport, benchResultFromTrtexec } from '../benchmark/bench-report.js';
 import type { LoadedModel } from '../model/loaded-model.js';
 import { benchmarkEngine } from '../runtime/trtexec-bench.js';
 import { buildEngine } from '../runtime/trtexec-build.js';

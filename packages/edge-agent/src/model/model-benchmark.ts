@@ -1,6 +1,6 @@
 import type { BenchMessage } from '@kd-edge/core';
-import { buildBenchReport } from '../bench/bench-report.js';
-import { runBenchmark } from '../bench/benchmark-runner.js';
+import { buildBenchReport } from '../benchmark/bench-report.js';
+import { runBenchmark } from '../benchmark/benchmark-runner.js';
 import type { OnDeviceAccuracy } from './on-device-accuracy.js';
 import type { LoadedModel } from './loaded-model.js';
 

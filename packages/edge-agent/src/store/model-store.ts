@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { compareSemver, verifyPackage, type VerifiedPackage, type VerifyOptions, silentLogger, type Logger, fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from '@kd-edge/core';
+import { compareSemver, silentLogger, type Logger, fsyncDir, fsyncTree, TMP_TAG, writeFileDurable } from '@kd-edge/core';
 import { StoreError } from './store-error.js';
 import { checkVersionInfo, parseVersionKey, versionKey, type VersionInfo } from './version-key.js';
 
@@ -320,14 +320,10 @@ export class ModelStore {
     };
   }
 
-  /** A new empty folder under `staging/` (same file system as `versions/`, so install is a rename). */
-  async stagingDir(): Promise<string> {
-    const dir = await this.stagingPath();
-    await mkdir(dir);
-    return dir;
-  }
-
-  /** A fresh path under `staging/` that does not exist yet, for tools that create their destination (core `extractTar`). */
+  /**
+   * A fresh path under `staging/` that does not exist yet (same file system as `versions/`, so
+   * install is a rename), for tools that create their destination (core `extractTar`).
+   */
   async stagingPath(): Promise<string> {
     await mkdir(this.stagingRoot, { recursive: true });
     const path = join(this.stagingRoot, `s-${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`);
@@ -347,7 +343,7 @@ export class ModelStore {
    * fsynced, the folder renamed, then the marker written durably, last. When the version is
    * already installed with the same SHA-256 the staging folder is dropped and the installed one
    * returned. The staged `manifest.json` must name `info.name` and `info.version`. The caller
-   * verifies the package before installing (core `verifyPackage`); see {@link verify}.
+   * verifies the package before installing (core `verifyPackage`).
    */
   install(stagingDir: string, info: VersionInfo): Promise<StoredVersion> {
     if (typeof stagingDir !== 'string' || stagingDir === '') throw new TypeError('stagingDir must be a folder path');
@@ -472,12 +468,6 @@ export class ModelStore {
   /** Every complete version, oldest install first. */
   list(): StoredVersion[] {
     return [...this.#versions.values()].sort((a, b) => a.info.installedAt.localeCompare(b.info.installedAt) || a.key.localeCompare(b.key));
-  }
-
-  /** Re-verify an installed version's files and signature with core `verifyPackage`. */
-  async verify(key: string, options: VerifyOptions): Promise<VerifiedPackage> {
-    const v = this.#requireComplete(key);
-    return verifyPackage(v.dir, options);
   }
 
   /**

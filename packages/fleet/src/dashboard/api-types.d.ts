@@ -2,7 +2,8 @@
 // checker only: the browser never loads this file. Written by hand from the server's own types, which the
 // browser program cannot import (they pull in Node and @kd-edge/core): devices/device-record.ts,
 // rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts. Only the
-// fields the dashboard reads are required to match; change both sides together.
+// fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts makes
+// `npm run typecheck` fail when a server type no longer reads as the one here.
 
 /** A model's identity on a device or in a rollout. */
 export interface ModelRef {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseTegrastatsLine } from '../src/bench/tegrastats-parser.js';
-import { TegrastatsMonitor, locateTegrastats, summarizeTegrastats } from '../src/bench/tegrastats-monitor.js';
+import { parseTegrastatsLine } from '../src/benchmark/tegrastats-parser.js';
+import { TegrastatsMonitor, locateTegrastats, summarizeTegrastats } from '../src/benchmark/tegrastats-monitor.js';
 
 const STANDIN = fileURLToPath(new URL('./fixtures/tegrastats-standin.mjs', import.meta.url));
 
