@@ -7,26 +7,30 @@ import { HYP_SCRATCH_LOW, type Hyp } from './train/hyp.js';
 /** One option of a command: its type, default, allowed values and help line. */
 export type OptionSpec =
   | { type: 'int' | 'number'; default?: number; min?: number; max?: number; multipleOf?: number; help: string }
-  | { type: 'string'; default?: string; help: string; required?: boolean }
+  | { type: 'string'; default?: string; help: string; required?: boolean; bare?: string }
   | { type: 'enum'; choices: readonly string[]; default: string; help: string }
   | { type: 'boolean'; default: boolean; help: string };
 
 export type OptionsSchema = Record<string, OptionSpec>;
+
+/** Flags ultralytics users type that mean one of ours (also accepted as YAML keys). */
+export const FLAG_ALIASES: Readonly<Record<string, string>> = { batch: 'batch_size', img: 'imgsz', img_size: 'imgsz' };
 
 
 /** Options of `kd-trainer train` (keys in ultralytics' snake_case; flags are the kebab-case forms). */
 export const TRAIN_SCHEMA = {
   data: { type: 'string', required: true, help: 'dataset YAML (ultralytics format)' },
   model: { type: 'string', default: 'yolov5n', help: 'yolov5n|s|m|l|x or a model YAML' },
-  weights: { type: 'string', default: '', help: 'initial weights (.kdw) to fine-tune from' },
+  weights: { type: 'string', default: '', help: 'initial weights to fine-tune from: .kdw, an ultralytics YOLOv5 .pt checkpoint or ONNX export' },
   epochs: { type: 'int', default: 100, min: 1, help: 'training epochs' },
   batch_size: { type: 'int', default: 16, min: 1, help: 'images per step' },
-  imgsz: { type: 'int', default: 640, min: 32, multipleOf: 32, help: 'train and val image size (pixels)' },
+  imgsz: { type: 'int', default: 640, min: 32, help: 'train and val image size (pixels; rounded up to a multiple of the largest stride)' },
   backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend' },
+  device: { type: 'string', default: '', help: "ultralytics' device: cpu, or a CUDA index (0 or 0,1) mapped to the tensorflow (CUDA) backend" },
   project: { type: 'string', default: 'runs/train', help: 'save to project/name' },
   name: { type: 'string', default: 'exp', help: 'save to project/name' },
   exist_ok: { type: 'boolean', default: false, help: 'reuse project/name instead of incrementing' },
-  resume: { type: 'string', default: '', help: 'resume from a last.kdw checkpoint (or a run folder)' },
+  resume: { type: 'string', default: '', bare: 'latest', help: 'resume from a last.kdw checkpoint or a run folder; bare --resume takes the latest run' },
   hyp: { type: 'string', default: '', help: 'hyperparameters YAML (hyp.scratch-low keys)' },
   seed: { type: 'int', default: 0, min: 0, help: 'global seed (augmentation, shuffling, init)' },
   cos_lr: { type: 'boolean', default: false, help: 'cosine learning-rate schedule' },
@@ -83,7 +87,7 @@ export function normaliseKey(key: string): string {
 }
 
 // Keys ultralytics users type that mean one of ours.
-const ALIASES: Record<string, string> = { batch: 'batch_size', img: 'imgsz', img_size: 'imgsz', cfg_model: 'model' };
+const ALIASES: Record<string, string> = { ...FLAG_ALIASES, cfg_model: 'model' };
 
 /**
  * Validates raw values (from a YAML file and flags, flags winning) against a schema: unknown keys,

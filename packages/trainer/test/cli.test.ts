@@ -56,7 +56,7 @@ describe('configuration', () => {
 
   it('names the field, the value and the allowed values', () => {
     const bad = (layer: Record<string, unknown>) => () => resolveOptions(TRAIN_SCHEMA, [{ data: 'a.yaml', ...layer }]);
-    expect(bad({ imgsz: 100 })).toThrow(/invalid imgsz: 100 \(allowed: an integer ≥ 32, a multiple of 32\)/);
+    expect(bad({ imgsz: 16 })).toThrow(/invalid imgsz: 16 \(allowed: an integer ≥ 32\)/);
     expect(bad({ backend: 'gpu' })).toThrow(/invalid backend: "gpu" \(allowed: auto, tensorflow-gpu, tensorflow, wasm, cpu\)/);
     expect(bad({ epochs: 1.5 })).toThrow(ConfigError);
     expect(bad({ cos_lr: 'maybe' })).toThrow(/true or false/);
@@ -102,6 +102,41 @@ describe('kd-trainer CLI', () => {
     const r = await cli(['train', '--data', 'x.yaml', '--backend', 'tensorflow-gpu']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('npm install @tensorflow/tfjs-node-gpu');
+  });
+
+  it('maps --device as ultralytics does, and refuses a GPU index on a CPU backend', async () => {
+    const { backendForDevice } = await import('../src/backend/device.js');
+    const env: NodeJS.ProcessEnv = {};
+    expect(backendForDevice('', 'auto', env)).toBe('auto');
+    expect(backendForDevice('cpu', 'auto', env)).toBe('wasm');
+    expect(backendForDevice('cpu', 'tensorflow', env)).toBe('tensorflow');
+    expect(backendForDevice('0,1', 'auto', env)).toBe('tensorflow-gpu');
+    expect(env.CUDA_VISIBLE_DEVICES).toBe('0,1');
+    expect(() => backendForDevice('0', 'wasm', {})).toThrow(/--device 0 asks for a GPU but --backend wasm/);
+    expect(() => backendForDevice('cuda', 'auto', {})).toThrow(/expected cpu, a CUDA index/);
+    const r = await cli(['train', '--data', 'x.yaml', '--device', '0', '--backend', 'wasm']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--device 0 asks for a GPU');
+    const gpu = await cli(['train', '--data', 'x.yaml', '--device', '0']);
+    expect(gpu.stderr).toContain('npm install @tensorflow/tfjs-node-gpu');
+  });
+
+  it('rounds an image size up to the largest stride with a warning, as check_img_size', async () => {
+    const { checkImgSize } = await import('../src/train/setup.js');
+    const { memoryLogger } = await import('../src/util/logger.js');
+    const log = memoryLogger();
+    expect(checkImgSize(100, 32, log)).toBe(128);
+    expect(checkImgSize(640, 32, log)).toBe(640);
+    expect(checkImgSize(32, 32, log)).toBe(64);
+    expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      '--img-size 100 must be multiple of max stride 32, updating to 128',
+      '--img-size 32 must be multiple of max stride 32, updating to 64',
+    ]);
+  });
+
+  it('takes the flags ultralytics users type: --img, --batch', () => {
+    const { config } = resolveOptions(TRAIN_SCHEMA, [{ data: 'a.yaml', img: 96, batch: 4 }]);
+    expect([config.imgsz, config.batch_size]).toEqual([96, 4]);
   });
 
   it('saves last.kdw and exits 130 on Ctrl-C during training', async () => {

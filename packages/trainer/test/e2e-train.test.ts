@@ -1,13 +1,16 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveOptions, TRAIN_SCHEMA, VAL_SCHEMA } from '../src/config.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import { readEvents } from '../src/log/event-reader.js';
 import { readResultsCsv } from '../src/log/results-csv.js';
-import { loadModel } from '../src/model/weights-io.js';
+import { loadModel, readTensorArchive } from '../src/model/weights-io.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { train } from '../src/train/trainer.js';
 import type { StepInfo } from '../src/train/types.js';
@@ -91,5 +94,34 @@ describe('kd-trainer train → val → resume (end to end)', () => {
     expect(done.meta.emaUpdates as number).toBeGreaterThan(ck.meta.emaUpdates as number);
     done.model.dispose();
     expect(readFileSync(join(second.saveDir, 'opt.yaml'), 'utf8')).toContain('imgsz: 64');
+  });
+
+  it('resumes in a new process from a bare --resume (latest run): epoch, optimizer, EMA and results.csv continue', async () => {
+    const { config } = resolveOptions(TRAIN_SCHEMA, [{ ...base(), project: join(root, 'runs-c'), data: yaml, name: 'c', threads: 1 }]);
+    const first = await train(config, HYP_SCRATCH_LOW, { maxSteps: 4, progress: { write: () => true } });
+    expect(first.interrupted).toBe(true);
+    const before = await readTensorArchive(first.last);
+    const beforeMeta = (before.meta.meta ?? {}) as Record<string, unknown>;
+    expect(beforeMeta).toMatchObject({ epoch: 1, epochComplete: false });
+
+    // A fresh Node process, no --data: the checkpoint's settings, the newest last.kdw below --project.
+    const bin = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
+    const out = await promisify(execFile)(process.execPath, ['--conditions=source', '--import', 'tsx', bin, 'train', '--resume', '--project', join(root, 'runs-c'), '--backend', 'wasm'], { timeout: 300_000 });
+    expect(out.stdout + out.stderr).toContain(`resuming ${first.last}`);
+
+    const after = await readTensorArchive(first.last);
+    const meta = (after.meta.meta ?? {}) as Record<string, unknown>;
+    expect(meta).toMatchObject({ epoch: 1, epochComplete: true });
+    expect(meta.emaUpdates as number).toBeGreaterThan(beforeMeta.emaUpdates as number);
+    const momentum = [...after.tensors.keys()].filter((k) => k.startsWith('extra/sgd/'));
+    expect(momentum.length).toBeGreaterThan(0);
+    const changed = momentum.some((k) => {
+      const a = before.tensors.get(k)!.data;
+      const b = after.tensors.get(k)!.data;
+      return a.some((v, i) => v !== b[i]);
+    });
+    expect(changed).toBe(true);
+    const csv = readResultsCsv(join(first.saveDir, 'results.csv'));
+    expect(csv.rows.map((row) => row.epoch)).toEqual([0, 1]);
   });
 });

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { readYamlMapping, type OptionsSchema } from '../config.js';
+import { FLAG_ALIASES, readYamlMapping, type OptionsSchema } from '../config.js';
 
 /** Adds one commander option per schema field (`batch_size` → `--batch-size`), defaults left to the schema. */
 export function addSchemaOptions(cmd: Command, schema: OptionsSchema): Command {
@@ -10,10 +10,18 @@ export function addSchemaOptions(cmd: Command, schema: OptionsSchema): Command {
       cmd.addOption(new Option(flag, `${spec.help}${def}`));
       cmd.addOption(new Option(`--no-${key.replace(/_/g, '-')}`).hideHelp());
     } else {
-      const opt = new Option(`${flag} <${spec.type === 'enum' ? 'name' : spec.type === 'string' ? 'value' : 'n'}>`, `${spec.help}${def}`);
+      const arg = spec.type === 'enum' ? 'name' : spec.type === 'string' ? 'value' : 'n';
+      // A flag given bare (`--resume`) takes the spec's bare value.
+      const bare = spec.type === 'string' && spec.bare !== undefined;
+      const opt = new Option(`${flag} ${bare ? `[${arg}]` : `<${arg}>`}`, `${spec.help}${def}`);
       if (spec.type === 'enum') opt.choices(spec.choices as string[]);
+      if (bare) opt.preset(spec.bare);
       cmd.addOption(opt);
     }
+  }
+  for (const [alias, key] of Object.entries(FLAG_ALIASES)) {
+    if (!(key in schema) || alias in schema) continue;
+    cmd.addOption(new Option(`--${alias.replace(/_/g, '-')} <n>`, `same as --${key.replace(/_/g, '-')}`).hideHelp());
   }
   return cmd;
 }
@@ -23,7 +31,8 @@ export function givenOptions(opts: Record<string, unknown>): Record<string, unkn
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || k === 'cfg') continue;
-    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+    const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    out[FLAG_ALIASES[key] ?? key] = v;
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { KdEdgeError } from '@kd-edge/core';
 import { HYP_KEYS, readYamlMapping, resolveHyp, resolveOptions, type OptionsSchema, type Resolved, type TRAIN_SCHEMA } from '../config.js';
 import type { Hyp } from '../train/hyp.js';
 import { consoleLogger, type Logger } from '../util/logger.js';
+import { resumeLayer } from './resume-layer.js';
 import { addSchemaOptions, optionLayers } from './schema-options.js';
 
 /** What a training command's runner is given besides its options: the console logger and the Ctrl-C signal. */
@@ -27,7 +28,9 @@ export function trainingCommand<S extends OptionsSchema & Pick<typeof TRAIN_SCHE
   return addSchemaOptions(cmd, schema).action(async (opts: Record<string, unknown>) => {
     const { file, flags } = await optionLayers(opts);
     delete flags.verbose;
-    const { config, extra } = resolveOptions(schema, [file, flags], HYP_KEYS);
+    const resumed = await resumeLayer(schema, [file, flags]);
+    if (resumed.resume !== undefined) flags.resume = resumed.resume;
+    const { config, extra } = resolveOptions(schema, [resumed, file, flags], HYP_KEYS);
     const hypFile = config.hyp ? await readYamlMapping(String(config.hyp), 'hyp') : {};
     const hyp = resolveHyp(hypFile, extra);
     const logger = consoleLogger(Boolean(opts.verbose));

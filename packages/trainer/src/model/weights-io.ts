@@ -217,18 +217,28 @@ export async function saveWeights(
   await writeTensorArchive(file, meta, tensors);
 }
 
-/**
- * Loads a file written by saveWeights: rebuilds the model from its stored description and fills its
- * params and buffers. Throws WeightsError naming the file on any mismatch.
- * @example const { model, meta } = await loadModel('runs/exp/weights/best.kdw')
- */
-export async function loadModel(file: string): Promise<LoadedModel> {
+/** A file written by saveWeights, read but not yet built: no compute backend involved. */
+export interface ModelArchive {
+  file: string;
+  description: ModelDescription;
+  /** The `meta` given to saveWeights ({} when none). */
+  meta: Record<string, unknown>;
+  archive: TensorArchive;
+}
+
+/** Reads a file written by saveWeights without building the model (safe before a backend is selected). */
+export async function openModelArchive(file: string): Promise<ModelArchive> {
   const archive = await readTensorArchive(file);
   const m = archive.meta;
   if (m.content !== 'kd-edge-model' || m.description === null || typeof m.description !== 'object') {
     throw bad(file, 'holds no model (written by writeTensorArchive, not saveWeights)');
   }
-  const desc = m.description as ModelDescription;
+  return { file, description: m.description as ModelDescription, meta: (m.meta ?? {}) as Record<string, unknown>, archive };
+}
+
+/** Builds the TensorFlow.js model of an opened archive on the selected backend. Throws WeightsError on any mismatch. */
+export function buildFromArchive(a: ModelArchive): LoadedModel {
+  const { file, archive, description: desc } = a;
   const source: ValueSource = (spec) => {
     const t = archive.tensors.get((spec.trainable ? PARAM : BUFFER) + spec.name);
     if (t === undefined) throw bad(file, `missing tensor ${spec.name}`);
@@ -246,9 +256,23 @@ export async function loadModel(file: string): Promise<LoadedModel> {
     if (err instanceof WeightsError) throw err;
     throw bad(file, `invalid model description (${(err as Error).message})`, err);
   }
+  return { model, meta: a.meta, extraTensors: archiveExtras(a) };
+}
+
+/** The extra tensors given to saveWeights, by the same names. */
+export function archiveExtras(a: ModelArchive): Record<string, StoredTensor> {
   const extraTensors: Record<string, StoredTensor> = {};
-  for (const [name, t] of archive.tensors) if (name.startsWith(EXTRA)) extraTensors[name.slice(EXTRA.length)] = t;
-  return { model, meta: (m.meta ?? {}) as Record<string, unknown>, extraTensors };
+  for (const [name, t] of a.archive.tensors) if (name.startsWith(EXTRA)) extraTensors[name.slice(EXTRA.length)] = t;
+  return extraTensors;
+}
+
+/**
+ * Loads a file written by saveWeights: rebuilds the model from its stored description and fills its
+ * params and buffers. Throws WeightsError naming the file on any mismatch.
+ * @example const { model, meta } = await loadModel('runs/exp/weights/best.kdw')
+ */
+export async function loadModel(file: string): Promise<LoadedModel> {
+  return buildFromArchive(await openModelArchive(file));
 }
 
 /** What loadModelWeights returns: the description, the state as plain arrays, and the meta. */
@@ -264,15 +288,11 @@ export interface LoadedWeights {
  * packaging need, on machines with no compute backend set up.
  */
 export async function loadModelWeights(file: string): Promise<LoadedWeights> {
-  const archive = await readTensorArchive(file);
-  const m = archive.meta;
-  if (m.content !== 'kd-edge-model' || m.description === null || typeof m.description !== 'object') {
-    throw bad(file, 'holds no model (written by writeTensorArchive, not saveWeights)');
-  }
+  const { description, meta, archive } = await openModelArchive(file);
   const weights = new Map<string, Float32Array>();
   for (const [name, t] of archive.tensors) {
     if (name.startsWith(PARAM)) weights.set(name.slice(PARAM.length), t.data);
     else if (name.startsWith(BUFFER)) weights.set(name.slice(BUFFER.length), t.data);
   }
-  return { description: m.description as ModelDescription, weights, meta: (m.meta ?? {}) as Record<string, unknown> };
+  return { description, weights, meta };
 }

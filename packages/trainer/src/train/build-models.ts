@@ -3,7 +3,7 @@ import { parseModelYaml, yoloDescription } from '@kd-edge/core';
 import type { TrainConfig } from '../config.js';
 import { WeightsError } from '../errors.js';
 import type { DetectionModel, YoloDescription } from '../model/types.js';
-import { loadModel, type LoadedModel } from '../model/weights-io.js';
+import { buildFromArchive, loadModel, type ModelArchive } from '../model/weights-io.js';
 import { createYoloModel } from '../model/yolo.js';
 import { ModelEma } from './ema.js';
 
@@ -11,9 +11,9 @@ import { ModelEma } from './ema.js';
  * The model to train and its EMA: from a checkpoint's EMA (its raw weights are restored later, with
  * the plug-ins' variables), from `--weights`, or new from `--model` (yolov5n…x or a model YAML).
  */
-export async function buildModels(cfg: TrainConfig, nc: number, names: string[], resumed?: LoadedModel): Promise<{ model: DetectionModel; ema: ModelEma }> {
+export async function buildModels(cfg: TrainConfig, nc: number, names: string[], resumed?: ModelArchive): Promise<{ model: DetectionModel; ema: ModelEma }> {
   if (resumed) {
-    const emaModel = resumed.model as DetectionModel;
+    const emaModel = buildFromArchive(resumed).model as DetectionModel;
     return { model: createYoloModel(emaModel.description, { seed: cfg.seed }), ema: new ModelEma(emaModel) };
   }
   let model: DetectionModel;

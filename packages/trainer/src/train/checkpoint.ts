@@ -4,7 +4,7 @@ import * as tf from '../tf.js';
 import type { TrainConfig } from '../config.js';
 import { WeightsError } from '../errors.js';
 import type { DetectionModel } from '../model/types.js';
-import { loadModel, saveWeights, type LoadedModel } from '../model/weights-io.js';
+import { archiveExtras, openModelArchive, saveWeights, type ModelArchive } from '../model/weights-io.js';
 import type { ModelEma } from './ema.js';
 import type { Hyp } from './hyp.js';
 import type { NesterovSgd } from './sgd.js';
@@ -26,20 +26,23 @@ export interface CheckpointMeta {
   [key: string]: unknown;
 }
 
-/** An opened `last.kdw`: the EMA model, the raw weights (`train/…`) and momentum (`sgd/…`), and its meta. */
+/**
+ * An opened `last.kdw`, read but not built (the backend is selected after the run's settings are known):
+ * the EMA model, the raw weights (`train/…`) and momentum (`sgd/…`), and its meta.
+ */
 export interface Checkpoint {
   file: string;
   meta: CheckpointMeta;
-  loaded: LoadedModel;
+  archive: ModelArchive;
 }
 
-/** Opens a training checkpoint: a `last.kdw`, or a run folder (its weights/last.kdw). */
+/** Opens a training checkpoint: a `last.kdw`, or a run folder (its weights/last.kdw). Builds no tensors. */
 export async function openCheckpoint(path: string): Promise<Checkpoint> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'weights', 'last.kdw') : path;
-  const loaded = await loadModel(file);
-  const meta = loaded.meta as unknown as CheckpointMeta;
+  const archive = await openModelArchive(file);
+  const meta = archive.meta as unknown as CheckpointMeta;
   if (meta?.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
-  return { file, meta, loaded };
+  return { file, meta, archive };
 }
 
 /** The settings a resumed run continues with: its own, but the backend of this command. */
@@ -83,7 +86,7 @@ export function saveCheckpoint(file: string, s: CheckpointState, at: CheckpointA
 /** Puts a checkpoint's raw weights into the model (plug-in variables included) and its momentum into the optimizer. */
 export function restoreTrainingState(ck: Checkpoint, model: DetectionModel, optimizer: NesterovSgd, ema: ModelEma): void {
   const momentum = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of Object.entries(ck.loaded.extraTensors)) {
+  for (const [name, t] of Object.entries(archiveExtras(ck.archive))) {
     if (name.startsWith('sgd/')) momentum.set(name.slice(4), t);
     if (!name.startsWith('train/')) continue;
     const key = name.slice(6);

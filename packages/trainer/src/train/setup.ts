@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type * as tf from '../tf.js';
+import { backendForDevice } from '../backend/device.js';
 import { selectBackend, type SelectedBackend } from '../backend/select.js';
 import type { TrainConfig } from '../config.js';
 import { evalLoader } from '../data/eval-loader.js';
@@ -78,18 +79,19 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   const log = run.logger ?? silentLogger;
   const resumed = run.resumeFrom ?? (cfgIn.resume ? await openCheckpoint(cfgIn.resume) : undefined);
   // A run continues with its own settings; only the backend and the step limit may change.
-  const cfg = resumed ? resumedConfig(resumed, cfgIn) : cfgIn;
+  let cfg = resumed ? resumedConfig(resumed, cfgIn) : cfgIn;
   const hyp = resumed ? resumed.meta.hyp : hypIn;
 
-  const backend = await selectBackend(cfg.backend, log);
+  const backend = await selectBackend(backendForDevice(cfg.device ?? '', cfg.backend), log);
   const data = run.dataset ?? await loadDataset(cfg.data, log);
 
   const saveDir = resumed ? resolve(resumed.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
-  writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
-  writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
 
   const hooks = new HookList([...(run.hooks ?? []), ...(run.onStep ? [{ onBatchEnd: run.onStep }] : [])]);
-  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, resumed?.loaded);
+  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, resumed?.archive);
+  cfg = { ...cfg, imgsz: checkImgSize(cfg.imgsz, Math.max(...model.strides), log) };
+  writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
+  writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
   for (const [name, v] of await hooks.trainStart({ cfg, model, log })) model.params.set(name, v);
   log.info(`model: ${model.description.scale === 'custom' ? 'custom' : `yolov5${model.description.scale}`}, ${model.paramCount().toLocaleString('en-US')} parameters, ${model.nl} levels, strides ${model.strides.join('/')}`);
 
@@ -130,4 +132,11 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
     trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(gradWorker ? { gradWorker } : {}), startEpoch, loop,
     ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
   };
+}
+
+/** ultralytics' check_img_size: an image size not a multiple of the largest stride is rounded up, with a warning. */
+export function checkImgSize(imgsz: number, stride: number, log: Logger): number {
+  const size = Math.max(Math.ceil(imgsz / stride) * stride, 2 * stride);
+  if (size !== imgsz) log.warn(`--img-size ${imgsz} must be multiple of max stride ${stride}, updating to ${size}`);
+  return size;
 }

@@ -1,0 +1,30 @@
+import type { OptionsSchema } from '../config.js';
+import { normaliseKey } from '../config.js';
+import { openCheckpoint } from '../train/checkpoint.js';
+import { latestCheckpoint } from '../train/latest-run.js';
+
+/**
+ * The settings a `--resume` continues with, as the lowest option layer: a resumed run needs neither
+ * `--data` nor (for distill) `--teacher` again. A bare `--resume` (or `latest`) takes the newest
+ * `last.kdw` below the project folder. Returns {} when the command does not resume.
+ */
+export async function resumeLayer(schema: OptionsSchema, layers: Record<string, unknown>[]): Promise<Record<string, unknown>> {
+  let resume: unknown;
+  let project: unknown;
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (normaliseKey(k) === 'resume' && v !== undefined) resume = v;
+      if (normaliseKey(k) === 'project' && v !== undefined) project = v;
+    }
+  }
+  if (resume === undefined || resume === '' || resume === false) return {};
+  const spec = schema.project;
+  const dir = typeof project === 'string' ? project : spec?.type === 'string' && spec.default ? spec.default : 'runs';
+  const path = resume === true || resume === 'latest' ? latestCheckpoint(dir) : String(resume);
+  const ck = await openCheckpoint(path);
+  const saved = { ...ck.meta.opt, ...(typeof ck.meta.distill === 'object' && ck.meta.distill !== null ? ck.meta.distill : {}) } as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(saved)) if (k in schema && v !== undefined) out[k] = v;
+  out.resume = ck.file;
+  return out;
+}
