@@ -1,6 +1,6 @@
 import { decodeYoloOutputs, DEFAULT_ANCHORS, exportOnnx, planYolo, yoloDescription, type ModelWeights } from '@kd-edge/core';
 import { describe, expect, it } from 'vitest';
-import { anchorsFromGraph } from '../src/distill/teacher/graph-anchors.js';
+import { anchorsFromGraph } from '../src/import/graph-anchors.js';
 import { clampedLogit, invertDecoded, LOGIT_LIMIT, P_MIN, rawLevelToNhwc } from '../src/distill/teacher/head-logits.js';
 import { uniform } from './model-fixtures.js';
 

@@ -4,7 +4,7 @@
 // Model descriptions and planning (shared by the trainer and the ONNX exporter)
 export type { LayerSpec, YoloDescription, ClassifierDescription, ModelDescription, ModelWeights } from './description.js';
 export {
-  yoloDescription, parseModelYaml, validateYoloDescription, planYolo, YOLO_SCALES, DEFAULT_ANCHORS, YOLOV5_BACKBONE, YOLOV5_HEAD,
+  yoloDescription, parseModelYaml, describeModelYaml, validateYoloDescription, planYolo, YOLO_SCALES, DEFAULT_ANCHORS, YOLOV5_BACKBONE, YOLOV5_HEAD,
   SUPPORTED_MODULES,
 } from './yolo-description.js';
 export type { YoloScale, ScaleMultipliers, YoloPlan } from './yolo-description.js';

@@ -197,6 +197,14 @@ export function parseModelYaml(text: string): YoloDescription {
   } catch (err) {
     throw new RangeError(`model yaml: cannot parse (${(err as Error).message})`, { cause: err });
   }
+  return describeModelYaml(doc);
+}
+
+/**
+ * The description of an already parsed ultralytics model yaml (the `yaml` dict an ultralytics checkpoint
+ * carries, say). Throws RangeError naming the bad field.
+ */
+export function describeModelYaml(doc: unknown): YoloDescription {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new RangeError('model yaml: expected a mapping with nc, depth_multiple, width_multiple, anchors, backbone, head');
   }

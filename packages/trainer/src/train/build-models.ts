@@ -1,25 +1,30 @@
 import { readFile } from 'node:fs/promises';
 import { parseModelYaml, yoloDescription } from '@kd-edge/core';
 import type { TrainConfig } from '../config.js';
-import { WeightsError } from '../errors.js';
 import type { DetectionModel, YoloDescription } from '../model/types.js';
-import { buildFromArchive, loadModel, type ModelArchive } from '../model/weights-io.js';
+import { loadDetectionModel } from '../import/load-weights.js';
+import { buildFromArchive, type ModelArchive } from '../model/weights-io.js';
+import type { Logger } from '../util/logger.js';
 import { createYoloModel } from '../model/yolo.js';
 import { ModelEma } from './ema.js';
 
 /**
  * The model to train and its EMA: from a checkpoint's EMA (its raw weights are restored later, with
- * the plug-ins' variables), from `--weights`, or new from `--model` (yolov5n…x or a model YAML).
+ * the plug-ins' variables), from `--weights` (.kdw, .pt or ONNX, transferred by name and shape to the
+ * dataset's classes), or new from `--model` (yolov5n…x or a model YAML).
  */
-export async function buildModels(cfg: TrainConfig, nc: number, names: string[], resumed?: ModelArchive): Promise<{ model: DetectionModel; ema: ModelEma }> {
+export async function buildModels(
+  cfg: TrainConfig, nc: number, names: string[], log: Logger, resumed?: ModelArchive,
+): Promise<{ model: DetectionModel; ema: ModelEma }> {
   if (resumed) {
     const emaModel = buildFromArchive(resumed).model as DetectionModel;
     return { model: createYoloModel(emaModel.description, { seed: cfg.seed }), ema: new ModelEma(emaModel) };
   }
   let model: DetectionModel;
   if (cfg.weights) {
-    model = (await loadModel(cfg.weights)).model as DetectionModel;
-    if (model.nc !== nc) throw new WeightsError(`${cfg.weights} has nc=${model.nc} but the dataset has nc=${nc}`);
+    const loaded = await loadDetectionModel(cfg.weights, { nc, names, seed: cfg.seed });
+    for (const note of loaded.notes) log.info(note);
+    model = loaded.model;
   } else {
     model = createYoloModel({ ...(await describeModel(cfg.model, nc)), names }, { seed: cfg.seed });
   }

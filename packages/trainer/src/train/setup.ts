@@ -12,6 +12,7 @@ import { DataLoader } from '../data/loader.js';
 import { SummaryWriter } from '../log/event-writer.js';
 import { ResultsCsv } from '../log/results-csv.js';
 import { scaleLossHyp, type LossHyp } from '../loss/yolo-loss.js';
+import { trainPlots } from '../plots/train-plots.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { ValResult } from '../val/validator.js';
 import { buildModels } from './build-models.js';
@@ -87,8 +88,8 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
 
   const saveDir = resumed ? resolve(resumed.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
 
-  const hooks = new HookList([...(run.hooks ?? []), ...(run.onStep ? [{ onBatchEnd: run.onStep }] : [])]);
-  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, resumed?.archive);
+  const hooks = new HookList([...(run.hooks ?? []), ...(run.onStep ? [{ onBatchEnd: run.onStep }] : []), ...(cfg.noplots ? [] : [trainPlots(saveDir, data)])]);
+  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, log, resumed?.archive);
   cfg = { ...cfg, imgsz: checkImgSize(cfg.imgsz, Math.max(...model.strides), log) };
   writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
   writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));

@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { onnxModelInfo, type OnnxModelInfo } from '../../export/model-info.js';
 import { nhwcToNchw } from '../../val/onnx-predictor.js';
 import type { FeatureMap, HeadGeometry, Teacher, TeacherOutput } from '../types.js';
-import { anchorsFromGraph } from './graph-anchors.js';
+import { anchorsFromGraph } from '../../import/graph-anchors.js';
 import { invertDecoded, rawLevelToNhwc, type HeadLevelGeometry } from './head-logits.js';
 import { TeacherError } from './teacher-error.js';
 import { requireTeacherFile, sha256File } from './teacher-file.js';
