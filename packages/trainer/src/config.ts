@@ -38,24 +38,33 @@ export const TRAIN_SCHEMA = {
   workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads (0: load on the main thread)' },
   threads: { type: 'int', default: 0, min: 0, max: 2, help: 'model replicas in threads on the wasm/cpu backends (data parallel with SyncBN; 0: one per core, up to 2)' },
   noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
+  noautoanchor: { type: 'boolean', default: false, help: 'keep the anchors even when they fit the training labels badly (AutoAnchor off)' },
+  noplots: { type: 'boolean', default: false, help: 'save no plot files (labels.jpg, train_batch*, val_batch*, confusion matrix, PR/F1/P/R curves)' },
   conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'validation confidence threshold' },
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'validation NMS IoU threshold' },
   nbs: { type: 'int', default: 64, min: 1, help: 'nominal batch size (gradient accumulation target)' },
   augment: { type: 'boolean', default: true, help: 'mosaic/affine/HSV/flip augmentation of training images (--no-augment: letterbox only)' },
 } as const satisfies OptionsSchema;
 
-/** Options of `kd-trainer val`. */
+/** Options of `kd-trainer val` (ultralytics val.py names). */
 export const VAL_SCHEMA = {
-  weights: { type: 'string', required: true, help: 'weights (.kdw) to validate' },
-  data: { type: 'string', required: true, help: 'dataset YAML' },
-  imgsz: { type: 'int', default: 640, min: 32, multipleOf: 32, help: 'image size (pixels)' },
+  weights: { type: 'string', required: true, help: 'weights: .kdw, .pt, or an ONNX export (fp32, fp16, int8) run as it is in ONNX Runtime' },
+  data: { type: 'string', required: true, help: 'dataset YAML (its names and nc are the classes)' },
+  imgsz: { type: 'int', default: 640, min: 32, help: 'image size (pixels; rounded up to a multiple of the largest stride)' },
   batch_size: { type: 'int', default: 32, min: 1, help: 'images per batch' },
   task: { type: 'enum', choices: ['val', 'test', 'train'], default: 'val', help: 'split to evaluate' },
   conf_thres: { type: 'number', default: 0.001, min: 0, max: 1, help: 'confidence threshold' },
   iou_thres: { type: 'number', default: 0.6, min: 0, max: 1, help: 'NMS IoU threshold' },
   max_det: { type: 'int', default: 300, min: 1, help: 'maximum detections per image' },
-  backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend' },
+  backend: { type: 'enum', choices: BACKEND_NAMES, default: 'auto', help: 'compute backend for .kdw/.pt weights (ONNX files run in ONNX Runtime)' },
+  device: { type: 'string', default: '', help: "ultralytics' device for .kdw/.pt weights: cpu, or a CUDA index (0) mapped to the tensorflow (CUDA) backend" },
   workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads' },
+  save_txt: { type: 'boolean', default: false, help: 'save labels/<image>.txt: class and normalized xywh per detection' },
+  save_conf: { type: 'boolean', default: false, help: 'append the confidence to each --save-txt line' },
+  save_json: { type: 'boolean', default: false, help: 'save predictions.json (COCO results: image_id, category_id, bbox [x, y, w, h], score)' },
+  project: { type: 'string', default: 'runs/val', help: 'with --save-txt or --save-json: save to project/name' },
+  name: { type: 'string', default: 'exp', help: 'with --save-txt or --save-json: save to project/name' },
+  exist_ok: { type: 'boolean', default: false, help: 'reuse project/name instead of incrementing' },
   json: { type: 'boolean', default: false, help: 'print the metrics as JSON' },
 } as const satisfies OptionsSchema;
 

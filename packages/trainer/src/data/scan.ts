@@ -83,14 +83,15 @@ async function listSource(src: string, missing: Tally): Promise<string[]> {
   throw new DatasetError(`dataset source must be a folder, a .txt list or an image: ${src}`);
 }
 
-type ImageCheck = 'ok' | 'corrupt' | 'truncated' | 'small';
+type ImageCheck = { check: 'ok'; width: number; height: number } | { check: 'corrupt' | 'truncated' | 'small' };
 
 async function checkImage(file: string): Promise<ImageCheck> {
+  const bad = (check: 'corrupt' | 'truncated' | 'small'): ImageCheck => ({ check });
   const fh = await open(file, 'r').catch(() => null);
-  if (!fh) return 'corrupt';
+  if (!fh) return bad('corrupt');
   try {
     const { size } = await fh.stat();
-    if (size < 16) return 'corrupt';
+    if (size < 16) return bad('corrupt');
     const ext = extname(file).toLowerCase();
     const tail = Buffer.alloc(12);
     await fh.read(tail, 0, 12, size - 12);
@@ -99,19 +100,19 @@ async function checkImage(file: string): Promise<ImageCheck> {
       await fh.read(head, 0, head.length, 0);
       try {
         const info = readBmpInfo(head, size);
-        return info.width < MIN_SIDE || info.height < MIN_SIDE ? 'small' : 'ok';
+        return info.width < MIN_SIDE || info.height < MIN_SIDE ? bad('small') : { check: 'ok', width: info.width, height: info.height };
       } catch (err) {
-        return /truncated/.test((err as Error).message) ? 'truncated' : 'corrupt';
+        return bad(/truncated/.test((err as Error).message) ? 'truncated' : 'corrupt');
       }
     }
     let meta;
     try {
       meta = await sharp(file).metadata();
     } catch {
-      return 'corrupt';
+      return bad('corrupt');
     }
     const fmt = meta.format as string;
-    if (!['jpeg', 'png', 'webp'].includes(fmt)) return 'corrupt';
+    if (!['jpeg', 'png', 'webp'].includes(fmt)) return bad('corrupt');
     // Headers alone miss a cut-off file: check the format's end marker, and when it is absent
     // (trailing bytes are common too) decode the whole file to tell which it is.
     let ended = true;
@@ -122,9 +123,9 @@ async function checkImage(file: string): Promise<ImageCheck> {
       await fh.read(head, 0, 8, 0);
       ended = head.readUInt32LE(4) + 8 <= size;
     }
-    if (!ended && !(await sharp(file).raw().toBuffer().then(() => true, () => false))) return 'truncated';
-    if ((meta.width ?? 0) < MIN_SIDE || (meta.height ?? 0) < MIN_SIDE) return 'small';
-    return 'ok';
+    if (!ended && !(await sharp(file).raw().toBuffer().then(() => true, () => false))) return bad('truncated');
+    if ((meta.width ?? 0) < MIN_SIDE || (meta.height ?? 0) < MIN_SIDE) return bad('small');
+    return { check: 'ok', width: meta.width!, height: meta.height! };
   } finally {
     await fh.close();
   }
@@ -196,9 +197,9 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
     while (next < images.length) {
       const i = next++;
       const image = images[i]!;
-      const check = await checkImage(image);
-      if (check !== 'ok') {
-        ({ corrupt, truncated, small })[check].add(image);
+      const checked = await checkImage(image);
+      if (checked.check !== 'ok') {
+        ({ corrupt, truncated, small })[checked.check].add(image);
         continue;
       }
       const labelFile = imageToLabelPath(image);
@@ -209,7 +210,7 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') noLabelFile++;
         else { unreadable.add(labelFile); continue; }
       }
-      results[i] = { image, labels: parseLabels(text, nc, labelFile, lt) };
+      results[i] = { image, labels: parseLabels(text, nc, labelFile, lt), size: [checked.width, checked.height] };
     }
   }));
 

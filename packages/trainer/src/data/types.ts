@@ -18,6 +18,8 @@ export interface DatasetItem {
   image: string;
   /** Rows of [cls, cx, cy, w, h], normalised to the image, duplicates removed. Empty: background. */
   labels: Float32Array;
+  /** The image's [width, height] in pixels, as the scan read it (absent for items made by hand). */
+  size?: [number, number];
 }
 
 /** Augmentation hyperparameters, ultralytics names and meanings (hyp.scratch-low.yaml). */

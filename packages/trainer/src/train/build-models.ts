@@ -15,6 +15,7 @@ import { ModelEma } from './ema.js';
  */
 export async function buildModels(
   cfg: TrainConfig, nc: number, names: string[], log: Logger, resumed?: ModelArchive,
+  prepare: (m: DetectionModel) => DetectionModel = (m) => m,
 ): Promise<{ model: DetectionModel; ema: ModelEma }> {
   if (resumed) {
     const emaModel = buildFromArchive(resumed).model as DetectionModel;
@@ -28,6 +29,7 @@ export async function buildModels(
   } else {
     model = createYoloModel({ ...(await describeModel(cfg.model, nc)), names }, { seed: cfg.seed });
   }
+  model = prepare(model);
   const ema = new ModelEma(createYoloModel(model.description, { seed: cfg.seed }));
   ema.copyFrom(model);
   return { model, ema };

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type * as tf from '../tf.js';
 import { backendForDevice } from '../backend/device.js';
+import { fitAnchors } from './fit-anchors.js';
 import { selectBackend, type SelectedBackend } from '../backend/select.js';
 import type { TrainConfig } from '../config.js';
 import { evalLoader } from '../data/eval-loader.js';
@@ -89,7 +90,10 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   const saveDir = resumed ? resolve(resumed.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
 
   const hooks = new HookList([...(run.hooks ?? []), ...(run.onStep ? [{ onBatchEnd: run.onStep }] : []), ...(cfg.noplots ? [] : [trainPlots(saveDir, data)])]);
-  const { model, ema } = await buildModels(cfg, data.config.nc, data.config.names, log, resumed?.archive);
+  const { model, ema } = await buildModels(
+    cfg, data.config.nc, data.config.names, log, resumed?.archive,
+    (m) => (cfg.noautoanchor ? m : fitAnchors(m, data.train, { imgsz: cfg.imgsz, thr: hyp.anchor_t, seed: cfg.seed, logger: log })),
+  );
   cfg = { ...cfg, imgsz: checkImgSize(cfg.imgsz, Math.max(...model.strides), log) };
   writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
   writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
