@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,6 +184,33 @@ describe('kd-trainer keys gen, package and verify (real CLI)', () => {
     const untrusted = await cli(['verify', pkg, '--trust', join(dir, 'other.pub')]);
     expect(untrusted.code).toBe(2);
     expect(untrusted.stderr).toContain('[PACKAGE_KEY_UNTRUSTED]');
+  });
+
+  it('first-run edges: keys gen makes its folder, a missing file is one line, a failed package leaves the old one whole', async () => {
+    const keysDir = join(dir, 'new', 'keys');
+    const gen = await cli(['keys', 'gen', '--out', keysDir]);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(existsSync(join(keysDir, 'kd-edge.key'))).toBe(true);
+
+    const missing = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.0.0', '--sign', join(dir, 'nope.key'), '--out', join(dir, 'p0')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toContain('nope.key');
+    expect(existsSync(join(dir, 'p0'))).toBe(false);
+    const noWeights = await cli(['val', '--weights', join(dir, 'nope.kdw'), '--data', yaml]);
+    expect(noWeights.code).toBe(2);
+    expect(noWeights.stderr.trim().split('\n')).toHaveLength(1);
+    expect(noWeights.stderr).toContain('nope.kdw');
+
+    // A package that fails half-way (its val set cannot be read) leaves the earlier package as it was.
+    const good = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.0.0', '--sign', join(keysDir, 'kd-edge.key'), '--out', join(dir, 'p1'), '--no-tar']);
+    expect(good.code, good.stderr).toBe(0);
+    const before = readFileSync(join(dir, 'p1', 'manifest.json'), 'utf8');
+    writeFileSync(join(dir, 'bad.yaml'), 'path: /nonexistent\ntrain: a\nval: b\nnames: [x, y]\n');
+    const bad = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.0.1', '--sign', join(keysDir, 'kd-edge.key'), '--out', join(dir, 'p1'), '--no-tar', '--val-data', join(dir, 'bad.yaml')]);
+    expect(bad.code).toBe(2);
+    expect(readFileSync(join(dir, 'p1', 'manifest.json'), 'utf8')).toBe(before);
+    expect(readdirSync(dir).filter((n) => n.startsWith('.p1.'))).toEqual([]);
   });
 
   it('inspect prints inputs, outputs, opset and the op histogram of an ONNX file', async () => {

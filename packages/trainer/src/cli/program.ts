@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import {
@@ -9,6 +10,7 @@ import { runDistill } from '../distill/run-distill.js';
 import { EXPORT_SCHEMA } from '../export/export-schema.js';
 import { formatExportTable, runExport } from '../export/run-export.js';
 import { runPackage } from '../export/run-package.js';
+import { predictCommand } from '../predict/predict-command.js';
 import { resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA } from '../config.js';
 import { synthesizeDataset } from '../data/synth.js';
 import { train } from '../train/trainer.js';
@@ -104,6 +106,7 @@ export function buildProgram(): Command {
     .option('--force', 'overwrite existing key files');
   keysGen.action(async (o: { out: string; name: string; force?: boolean }) => {
     const pair = generateKeyPair();
+    await mkdir(o.out, { recursive: true });
     const privateKeyPath = join(o.out, `${o.name}.key`);
     const publicKeyPath = join(o.out, `${o.name}.pub`);
     await writeKeyPair(pair, { privateKeyPath, publicKeyPath }, { overwrite: o.force === true });
@@ -130,18 +133,31 @@ export function buildProgram(): Command {
     process.stdout.write(o.json ? `${JSON.stringify(i)}\n` : `${formatInspection(i)}\n`);
   });
 
-  program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
+  program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(predictCommand()).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
     .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(dataCmd);
   return program;
 }
 
-/** Runs the CLI; known errors print one line (with their code) instead of a stack. */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory, expected a file',
+  ENOTDIR: 'a part of the path is not a directory', EEXIST: 'already exists',
+};
+
+function isFileError(e: unknown): e is NodeJS.ErrnoException & { code: string; path: string } {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).path === 'string';
+}
+
+/** Runs the CLI; known errors (ours, and a missing or unreadable file) print one line with their code instead of a stack. */
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
     if (e instanceof KdEdgeError) {
       process.stderr.write(`kd-trainer: ${e.message} [${e.code}]\n`);
+      process.exitCode = 2;
+    } else if (isFileError(e)) {
+      // A file named on the command line that is missing or unreadable: the path and the code, no stack.
+      process.stderr.write(`kd-trainer: ${e.path}: ${FILE_ERRORS[e.code] ?? e.message} [${e.code}]\n`);
       process.exitCode = 2;
     } else {
       throw e;

@@ -1,6 +1,6 @@
-import { copyFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { buildPackage, loadPrivateKey, packDirectory, type Manifest } from '@kd-edge/core';
+import { buildPackage, loadPrivateKey, packDirectory, tempSibling, type Manifest } from '@kd-edge/core';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
 import { scanSplit } from '../data/scan.js';
 import { ExportError } from '../errors.js';
@@ -61,9 +61,33 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
   } catch (e) {
     throw new ExportError('EXPORT_REPORT_MISSING', `${from} is not an export folder: cannot read ${ARTIFACT_FILES.report} (run kd-trainer export first)`, { cause: e });
   }
+  const privateKey = await loadPrivateKey(opts.sign);
   const dir = resolve(opts.out ?? join(dirname(from), `${opts.name}-${opts.version}`));
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  // Built beside its place and renamed in when whole: a failure leaves no half-written folder, and an
+  // earlier package of the same name stays as it was.
+  const staging = tempSibling(dir);
+  await mkdir(staging, { recursive: true });
+  let manifest: Manifest;
+  try {
+    manifest = await fillPackage(staging, from, report, opts, privateKey, log);
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  }
+  log.info(`package ${manifest.name} ${manifest.version}: ${manifest.files.length} files, signed by key ${manifest.signature?.keyId ?? '?'} → ${dir}`);
+  if (opts.tar === false) return { dir, manifest };
+  const tar = `${dir}.tar`;
+  await packDirectory(dir, tar);
+  log.info(`wrote ${tar}`);
+  return { dir, tar, manifest };
+}
+
+/** Copies the artifacts and val set into `dir`, writes the manifest and signs it. */
+async function fillPackage(
+  dir: string, from: string, report: ExportReport, opts: PackageOptions, privateKey: Awaited<ReturnType<typeof loadPrivateKey>>, log: Logger,
+): Promise<Manifest> {
   const present = new Set(await readdir(from));
   const wanted = [ARTIFACT_FILES.onnx, ARTIFACT_FILES.fp16, ARTIFACT_FILES['int8-dynamic'], ARTIFACT_FILES.int8, ARTIFACT_FILES.calibCache, ARTIFACT_FILES.trtPlan];
   for (const f of wanted) if (present.has(f)) await copyFile(join(from, f), join(dir, f));
@@ -101,12 +125,7 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
     models: modelRows.map((r) => ({ file: r.file, precision: r.format === 'fp16' ? 'fp16' : r.format.startsWith('int8') ? 'int8' : 'fp32', metrics: metricsOf(r) })),
     defaultModel: ARTIFACT_FILES.onnx,
     metrics: modelRows[0] ? metricsOf(modelRows[0]) : {},
-    privateKey: await loadPrivateKey(opts.sign),
+    privateKey,
   });
-  log.info(`package ${manifest.name} ${manifest.version}: ${manifest.files.length} files, signed by key ${manifest.signature?.keyId ?? '?'} → ${dir}`);
-  if (opts.tar === false) return { dir, manifest };
-  const tar = `${dir}.tar`;
-  await packDirectory(dir, tar);
-  log.info(`wrote ${tar}`);
-  return { dir, tar, manifest };
+  return manifest;
 }
