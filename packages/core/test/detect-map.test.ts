@@ -148,4 +148,23 @@ describe('evaluateCoco', () => {
     expect(() => evaluateCoco([], 0)).toThrow(/nc/);
     expect(() => evaluateCoco([], 1, { maxDets: 0 })).toThrow(/maxDets/);
   });
+
+  it('returns, on request, the IoU-0.5 precision-recall curve whose mean is each class AP50', () => {
+    // 2 GTs; ranked TP 0.9, FP 0.8, TP 0.7 (as above): recall thresholds up to 0.50 read 1, the rest 2/3.
+    const images = [
+      { detections: [det(A, 0.9), det(FAR, 0.8), det(B, 0.7)], annotations: [gt(A), gt(B)] },
+      { detections: [det(A, 0.5, 1)], annotations: [gt(B, 1)] },
+    ];
+    const plain = evaluateCoco(images, 3);
+    const r = evaluateCoco(images, 3, { prCurves: true });
+    expect({ ...r, prCurves: undefined }).toEqual({ ...plain, prCurves: undefined });
+    const pr = r.prCurves!;
+    expect(pr).toHaveLength(3);
+    expect(pr[2]).toBeNull();
+    expect(pr[0]!).toHaveLength(101);
+    expect([pr[0]![0], pr[0]![50], pr[0]![51], pr[0]![100]]).toEqual([1, 1, 2 / 3, 2 / 3].map((v) => expect.closeTo(v, 12)));
+    expect([...pr[1]!].every((v) => v === 0)).toBe(true); // a miss: precision 0 everywhere
+    for (const k of [0, 1]) expect(pr[k]!.reduce((s, v) => s + v, 0) / 101).toBeCloseTo(r.perClass[k].ap50, 12);
+    expect(r.map50).toBeCloseTo((r.perClass[0].ap50 + r.perClass[1].ap50) / 2, 12);
+  });
 });

@@ -66,4 +66,33 @@ describe('precisionRecall', () => {
       perClass: [{ cls: 0, precision: 0, recall: 0 }],
     });
   });
+
+  it('returns, on request, the per-class curves that the reported figures are read from', () => {
+    const images = [
+      { detections: [det(A, 0.9), det(FAR, 0.3), det(B, 0.7, 1), det(A, 0.6, 1)], annotations: [gt(A), gt(B, 1), gt([300, 0, 310, 10], 1)] },
+      { detections: [det(B, 0.8)], annotations: [gt(B)] },
+    ];
+    const plain = precisionRecall(images, 3);
+    const r = precisionRecall(images, 3, 0.5, { curves: true });
+    // Asking for curves changes none of the figures.
+    expect({ ...r, curves: undefined }).toEqual({ ...plain, curves: undefined });
+    const c = r.curves!;
+    expect(c.confidence).toHaveLength(1000);
+    expect(c.confidence[c.best]).toBe(r.confidence);
+    expect(c.precision[2]).toBeNull();
+    for (const k of [0, 1]) {
+      expect(c.precision[k]![c.best]).toBe(r.perClass[k].precision);
+      expect(c.recall[k]![c.best]).toBe(r.perClass[k].recall);
+      const p = c.precision[k]![500], rc = c.recall[k]![500];
+      expect(c.f1[k]![500]).toBeCloseTo((2 * p * rc) / (p + rc + 1e-16), 12);
+    }
+    // Class 0: TPs at 0.9 and 0.8, an FP at 0.3; numpy interp is linear between the ranked scores.
+    const x = 849 / 999;
+    expect(c.recall[0]![999]).toBe(0);
+    expect(c.recall[0]![849]).toBeCloseTo(0.5 + ((0.9 - x) / 0.1) * 0.5, 12);
+    expect(c.recall[0]![Math.floor(0.5 * 999)]).toBeCloseTo(1, 12);
+    expect(c.precision[0]![899]).toBe(1);
+    expect(c.precision[0]![499]).toBeCloseTo(2 / 3 + (499 / 999 - 0.3) / 0.5 / 3, 12);
+    expect(c.precision[0]![0]).toBeCloseTo(2 / 3, 12);
+  });
 });

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { classifierDescription } from '@kd-edge/core';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -114,15 +115,29 @@ describe('openTeacher', () => {
     }
   });
 
+  it('opens an ultralytics .pt checkpoint as a tfjs teacher', async () => {
+    const t = await openTeacher(fileURLToPath(new URL('./fixtures/ultralytics/yolov5n-nc3-v7.pt', import.meta.url)));
+    try {
+      expect(t).toBeInstanceOf(TfjsTeacher);
+      expect([t.task, t.nc]).toEqual(['detect', 3]);
+      expect(t.head?.strides).toEqual([8, 16, 32]);
+    } finally {
+      await t.dispose();
+    }
+  });
+
   it('names a missing file, an unsupported extension, and features asked of a .kdw', async () => {
     await expect(openTeacher(join(dir, 'nope.onnx'))).rejects.toMatchObject({ code: 'DISTILL_TEACHER_NOT_FOUND', message: expect.stringContaining('nope.onnx') });
     await expect(openTeacher(dir + '/')).rejects.toMatchObject({ code: 'DISTILL_TEACHER_NOT_FOUND' });
     const pt = join(dir, 'yolov5s.pt');
     writeFileSync(pt, 'PK\u0003\u0004');
-    const err = await openTeacher(pt).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'DISTILL_TEACHER_FORMAT' });
-    expect((err as Error).message).toContain("'.pt'");
-    expect((err as Error).message).toContain('--include onnx');
+    await expect(openTeacher(pt)).rejects.toMatchObject({ code: 'WEIGHTS_INVALID', message: expect.stringContaining('yolov5s.pt') });
+    const err = await openTeacher(join(dir, 'w.pth')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'DISTILL_TEACHER_NOT_FOUND' });
+    writeFileSync(join(dir, 'w.pth'), 'x');
+    const fmt = await openTeacher(join(dir, 'w.pth')).catch((e: unknown) => e);
+    expect(fmt).toMatchObject({ code: 'DISTILL_TEACHER_FORMAT' });
+    expect((fmt as Error).message).toContain("'.pth'");
     await expect(openTeacher(kdw, { features: ['/model.17/cv3/act/Mul_output_0'] })).rejects.toMatchObject({ code: 'DISTILL_FEATURES_UNSUPPORTED' });
   });
 });

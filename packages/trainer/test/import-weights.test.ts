@@ -1,53 +1,53 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { yoloDescription } from '@kd-edge/core';
 import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { loadDetectionModel, readSourceWeights } from '../src/import/load-weights.js';
+import { convertWeights } from '../src/import/convert.js';
 import { namesFromMetadata } from '../src/import/from-onnx.js';
 import type { DetectionModel } from '../src/model/types.js';
+import { FIX, rawHeadError } from './import-fixtures.js';
 import { saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
 
-const FIX = fileURLToPath(new URL('./fixtures/ultralytics/', import.meta.url));
-const f32 = (name: string): Float32Array => {
-  const b = readFileSync(join(FIX, name));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-};
-
-/** Largest |ours − PyTorch| over the raw head outputs of the fixture's input (PyTorch: [1, na, ny, nx, no]). */
-export async function rawHeadError(model: DetectionModel, stem: string, side: number): Promise<{ maxErr: number; maxRef: number }> {
-  const x = tf.tidy(() => tf.tensor4d(f32(`${stem}.input.bin`), [1, 3, side, side]).transpose([0, 2, 3, 1]) as tf.Tensor4D);
-  const outs = model.forward(x, false);
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < outs.length; i++) {
-    const ours = await outs[i]!.data();
-    const [, ny, nx, ch] = outs[i]!.shape;
-    const na = model.na;
-    const no = ch / na;
-    const ref = f32(`${stem}.raw${i}.bin`);
-    expect(ref.length).toBe(ours.length);
-    for (let a = 0; a < na; a++) {
-      for (let y = 0; y < ny; y++) {
-        for (let xx = 0; xx < nx; xx++) {
-          for (let k = 0; k < no; k++) {
-            const r = ref[((a * ny + y) * nx + xx) * no + k]!;
-            maxErr = Math.max(maxErr, Math.abs(r - ours[(y * nx + xx) * ch + a * no + k]!));
-            maxRef = Math.max(maxRef, Math.abs(r));
-          }
-        }
-      }
-    }
-  }
-  tf.dispose([x, ...outs]);
-  return { maxErr, maxRef };
-}
-
 const tensorOf = async (m: DetectionModel, name: string): Promise<Float32Array> => (await (m.params.get(name) ?? m.buffers.get(name))!.data()) as Float32Array;
+
+interface Reference { model: { names: Record<string, string> | string[]; anchorsPixels: number[][][]; nc: number }; input: { shape: number[] } }
+const reference = (stem: string): Reference => JSON.parse(readFileSync(join(FIX, `${stem}.reference.json`), 'utf8')) as Reference;
+
+describe('pretrained weights from ultralytics .pt checkpoints (read without executing the pickle)', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm');
+  });
+
+  it.each([
+    ['yolov5n-nc3-v7', 'n', 349],
+    ['tiny-nc2-v6.1', 'custom', 349],
+  ])('%s: the network, names and anchors it carries, and PyTorch\'s outputs on the same input', async (stem, scale, items) => {
+    const ref = reference(stem);
+    const { model, notes, kind } = await loadDetectionModel(join(FIX, `${stem}.pt`));
+    expect(kind).toBe('pt');
+    expect(model.description.scale).toBe(scale);
+    expect(notes[0]).toBe(`Transferred ${items}/${items} items from ${stem}.pt`);
+    expect(notes[1]).toMatch(/DetectionModel|Model/);
+    expect(model.nc).toBe(ref.model.nc);
+    expect(model.description.names).toEqual(Object.values(ref.model.names));
+    expect(model.anchors).toEqual(ref.model.anchorsPixels.map((level) => level.flat()));
+    const { maxErr, maxRef } = await rawHeadError(model, stem, ref.input.shape[2]!);
+    expect(maxRef).toBeGreaterThan(0.5);
+    expect(maxErr).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
+  it('transfers a checkpoint to a dataset with other classes: 343/349 as ultralytics prints', async () => {
+    const { notes, model } = await loadDetectionModel(join(FIX, 'yolov5n-nc3-v7.pt'), { nc: 6 });
+    expect(notes[0]).toBe('Transferred 343/349 items from yolov5n-nc3-v7.pt');
+    model.dispose();
+  });
+});
 
 describe('pretrained weights from an ultralytics ONNX export', () => {
   beforeAll(async () => {
@@ -89,6 +89,17 @@ describe('pretrained weights from an ultralytics ONNX export', () => {
       expect(Math.abs(bias[a * 10 + 5]! - Math.log(0.6 / (5 - 0.99)))).toBeLessThanOrEqual(bound);
     }
     same.dispose();
+    model.dispose();
+  });
+
+  it('kd-trainer convert writes a .kdw that loads as the same network', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'kd-convert-')), 'y.kdw');
+    const r = await convertWeights(join(FIX, 'yolov5n-nc3-v7.onnx'), out);
+    expect(r).toMatchObject({ kind: 'onnx', tensors: 291 });
+    const { model, kind, notes } = await loadDetectionModel(out);
+    expect([kind, notes[0]]).toEqual(['kdw', 'Transferred 349/349 items from y.kdw']);
+    expect(model.description.names).toEqual(['circle', 'square', 'triangle']);
+    expect((await rawHeadError(model, 'yolov5n-nc3-v7', 128)).maxErr).toBeLessThan(1e-4);
     model.dispose();
   });
 

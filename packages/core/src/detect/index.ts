@@ -13,5 +13,5 @@ export type { NmsOptions } from './nms.js';
 export { evaluateCoco } from './map.js';
 export type { EvalImage, CocoEvalOptions, CocoEval, CocoClassResult } from './map.js';
 export { precisionRecall } from './precision-recall.js';
-export type { PrecisionRecall, ClassPrecisionRecall } from './precision-recall.js';
+export type { PrecisionRecall, ClassPrecisionRecall, PrecisionRecallOptions, ConfidenceCurves } from './precision-recall.js';
 export { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS } from './coco-match.js';

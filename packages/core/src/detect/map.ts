@@ -18,6 +18,8 @@ export interface EvalImage {
 export interface CocoEvalOptions {
   /** Detections kept per image and class, highest scores first (default 100, pycocotools' last maxDets). */
   maxDets?: number;
+  /** Also return each class's precision-recall curve at IoU 0.5 ({@link CocoEval.prCurves}). */
+  prCurves?: boolean;
 }
 
 /** COCO figures of one class; AP values are −1 when the class has no (non-crowd) ground truth. */
@@ -49,6 +51,11 @@ export interface CocoEval {
   ar100: number;
   /** One entry per class 0..nc−1, indexed by class. */
   perClass: CocoClassResult[];
+  /**
+   * With {@link CocoEvalOptions.prCurves}: per class (null without ground truth), the interpolated
+   * precision at IoU 0.5 at each of the 101 {@link COCO_RECALL_THRESHOLDS}; its mean is the class's AP50.
+   */
+  prCurves?: (Float64Array | null)[];
 }
 
 interface ClassCurves {
@@ -56,6 +63,8 @@ interface ClassCurves {
   precisionSum: Float64Array;
   /** Final recall per IoU threshold. */
   recall: Float64Array;
+  /** Interpolated precision at each recall threshold at the first IoU threshold (0.5). */
+  precision50: Float64Array;
 }
 
 /** pycocotools `accumulate` for one class and area 'all': null when the class has no non-ignored GT. */
@@ -84,6 +93,7 @@ function accumulateClass(matches: readonly ImageClassMatch[], T: number): ClassC
   const R = COCO_RECALL_THRESHOLDS.length;
   const precisionSum = new Float64Array(T);
   const recall = new Float64Array(T);
+  const precision50 = new Float64Array(R);
   const rc = new Float64Array(nd);
   const pr = new Float64Array(nd);
   for (let t = 0; t < T; t++) {
@@ -110,10 +120,11 @@ function accumulateClass(matches: readonly ImageClassMatch[], T: number): ClassC
       while (idx < nd && rc[idx] < thr) idx++;
       if (idx >= nd) break;
       sum += pr[idx];
+      if (t === 0) precision50[r] = pr[idx];
     }
     precisionSum[t] = sum;
   }
-  return { precisionSum, recall };
+  return { precisionSum, recall, precision50 };
 }
 
 /**
@@ -132,6 +143,7 @@ export function evaluateCoco(images: readonly EvalImage[], nc: number, opts: Coc
   const t75 = COCO_IOU_THRESHOLDS.indexOf(0.75);
 
   const perClass: CocoClassResult[] = [];
+  const prCurves: (Float64Array | null)[] = [];
   let apSum = 0, ap50Sum = 0, ap75Sum = 0, arSum = 0;
   let counted = 0;
   for (const [cls, entries] of groupByClass(images, nc).entries()) {
@@ -139,6 +151,7 @@ export function evaluateCoco(images: readonly EvalImage[], nc: number, opts: Coc
     const curves = accumulateClass(matches, T);
     const nGt = matches.reduce((s, m) => s + m.nGt, 0);
     const nDet = matches.reduce((s, m) => s + m.scores.length, 0);
+    prCurves.push(curves?.precision50 ?? null);
     if (!curves) {
       perClass.push({ cls, nGt, nDet, ap: -1, ap50: -1, ap75: -1, recall: -1 });
       continue;
@@ -155,6 +168,7 @@ export function evaluateCoco(images: readonly EvalImage[], nc: number, opts: Coc
   }
   // pycocotools averages every precision entry > −1; each counted class has the same T·R entries,
   // so that equals the mean of the per-class APs.
-  if (counted === 0) return { map: -1, map50: -1, map75: -1, ar100: -1, perClass };
-  return { map: apSum / counted, map50: ap50Sum / counted, map75: ap75Sum / counted, ar100: arSum / counted, perClass };
+  const extra = opts.prCurves ? { prCurves } : {};
+  if (counted === 0) return { map: -1, map50: -1, map75: -1, ar100: -1, perClass, ...extra };
+  return { map: apSum / counted, map50: ap50Sum / counted, map75: ap75Sum / counted, ar100: arSum / counted, perClass, ...extra };
 }

@@ -18,6 +18,29 @@ export interface PrecisionRecall {
   confidence: number;
   /** One entry per class 0..nc−1, indexed by class. */
   perClass: ClassPrecisionRecall[];
+  /** The curves over confidence, when asked for with {@link PrecisionRecallOptions.curves}. */
+  curves?: ConfidenceCurves;
+}
+
+/** Options of {@link precisionRecall}. */
+export interface PrecisionRecallOptions {
+  /** Also return the per-class P, R and F1 curves over confidence (what P_curve.png and its kin plot). */
+  curves?: boolean;
+}
+
+/**
+ * Per-class precision, recall and F1 over ultralytics' confidence grid (`ap_per_class`'s p, r, f1
+ * before they are read at one confidence). Entries are indexed by class, null for a class without
+ * ground truth; a class with ground truth but no detections has all-zero curves.
+ */
+export interface ConfidenceCurves {
+  /** The grid: `linspace(0, 1, 1000)`. */
+  confidence: Float64Array;
+  precision: (Float64Array | null)[];
+  recall: (Float64Array | null)[];
+  f1: (Float64Array | null)[];
+  /** Index into the grid of {@link PrecisionRecall.confidence}, where the reported figures are read. */
+  best: number;
 }
 
 const GRID = 1000;
@@ -56,7 +79,9 @@ function interp(x: number, xp: Float64Array, fp: Float64Array, left: number): nu
  * @example
  * const { precision, recall } = precisionRecall(images, 80);
  */
-export function precisionRecall(images: readonly EvalImage[], nc: number, iouThres = 0.5): PrecisionRecall {
+export function precisionRecall(
+  images: readonly EvalImage[], nc: number, iouThres = 0.5, options: PrecisionRecallOptions = {},
+): PrecisionRecall {
   checkImages(images, nc);
   if (!(iouThres >= 0 && iouThres <= 1)) throw new RangeError(`iouThres must be within [0, 1], got ${iouThres}`);
   const px = Float64Array.from({ length: GRID }, (_, i) => (i === GRID - 1 ? 1 : i * (1 / (GRID - 1))));
@@ -107,10 +132,18 @@ export function precisionRecall(images: readonly EvalImage[], nc: number, iouThr
   }
 
   const perClass: ClassPrecisionRecall[] = Array.from({ length: nc }, (_, cls) => ({ cls, precision: 0, recall: 0 }));
-  const k = labelled.length;
-  if (k === 0) return { precision: 0, recall: 0, f1: 0, confidence: 0, perClass };
-
   const f1 = p.map((pc, c) => pc.map((pv, j) => (2 * pv * r[c][j]) / (pv + r[c][j] + EPS)));
+  const k = labelled.length;
+  const curvesAt = (best: number): ConfidenceCurves => {
+    const byClass = (arrays: Float64Array[]): (Float64Array | null)[] => {
+      const out: (Float64Array | null)[] = new Array<Float64Array | null>(nc).fill(null);
+      labelled.forEach((cls, c) => { out[cls] = arrays[c]; });
+      return out;
+    };
+    return { confidence: px, precision: byClass(p), recall: byClass(r), f1: byClass(f1), best };
+  };
+  if (k === 0) return { precision: 0, recall: 0, f1: 0, confidence: 0, perClass, ...(options.curves ? { curves: curvesAt(0) } : {}) };
+
   const meanF1 = new Float64Array(GRID);
   for (let j = 0; j < GRID; j++) {
     let s = 0;
@@ -142,5 +175,5 @@ export function precisionRecall(images: readonly EvalImage[], nc: number, iouThr
     rs += r[c][best];
     fs += f1[c][best];
   }
-  return { precision: ps / k, recall: rs / k, f1: fs / k, confidence: px[best], perClass };
+  return { precision: ps / k, recall: rs / k, f1: fs / k, confidence: px[best], perClass, ...(options.curves ? { curves: curvesAt(best) } : {}) };
 }

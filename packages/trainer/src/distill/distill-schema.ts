@@ -3,7 +3,7 @@ import { TRAIN_SCHEMA, type OptionsSchema, type Resolved } from '../config.js';
 /** Options of `kd-trainer distill`: everything `train` takes, plus the teacher and the KD loss. */
 export const DISTILL_SCHEMA = {
   ...TRAIN_SCHEMA,
-  teacher: { type: 'string', required: true, help: 'teacher: an ONNX file (ultralytics or kd-trainer export) or kd-trainer weights (.kdw)' },
+  teacher: { type: 'string', required: true, help: 'teacher: an ONNX file (ultralytics or kd-trainer export), kd-trainer weights (.kdw) or an ultralytics YOLOv5 checkpoint (.pt)' },
   kd_loss: { type: 'string', default: 'yolo-kd', help: "distillation terms joined with '+': yolo-kd (detectors), kd (classifiers), feature" },
   kd_alpha: { type: 'number', default: 0.5, min: 0, max: 1, help: 'α: weight of the KD loss, (1−α)·hard + α·λ·KD' },
   kd_lambda: { type: 'number', default: 1, min: 0, help: 'λ: scale of the KD loss against the hard loss' },

@@ -135,7 +135,7 @@ function iterableArg(v: PickleValue | undefined): PickleValue[] {
   if (v === undefined) return [];
   if (Array.isArray(v)) return v;
   if (v instanceof Set) return [...v];
-  throw new TypeError(`expected a list, got ${describe(v)}`);
+  throw new TypeError(`expected a list, got ${describeValue(v)}`);
 }
 
 function toBytes(args: PickleValue[]): Uint8Array {
@@ -143,7 +143,7 @@ function toBytes(args: PickleValue[]): Uint8Array {
   if (v === undefined) return new Uint8Array(0);
   if (v instanceof Uint8Array) return v;
   if (Array.isArray(v)) return Uint8Array.from(v.map((b) => (typeof b === 'number' ? b : NaN)));
-  if (typeof v !== 'string') throw new TypeError(`cannot make bytes from ${describe(v)}`);
+  if (typeof v !== 'string') throw new TypeError(`cannot make bytes from ${describeValue(v)}`);
   const enc = typeof encoding === 'string' ? encoding.toLowerCase().replace(/[-_]/g, '') : 'utf8';
   if (enc === 'utf8') return utf8Encoder.encode(v);
   if (enc === 'latin1' || enc === 'iso88591' || enc === 'ascii') {
@@ -159,7 +159,7 @@ function toBytes(args: PickleValue[]): Uint8Array {
 }
 
 /** A short description of a value's type for error messages. */
-export function describe(v: PickleValue | undefined): string {
+export function describeValue(v: PickleValue | undefined): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'None';
   if (Array.isArray(v)) return 'a list';
@@ -423,7 +423,7 @@ class Unpickler {
         case 0x90: { // ADDITEMS
           const items = this.#popMark();
           const s = this.#top();
-          if (!(s instanceof Set)) throw this.#error(`ADDITEMS on ${describe(s)}`);
+          if (!(s instanceof Set)) throw this.#error(`ADDITEMS on ${describeValue(s)}`);
           for (const v of items) s.add(v);
           break;
         }
@@ -524,31 +524,31 @@ class Unpickler {
   #pop(): PickleValue {
     const v = this.#stack.pop();
     if (v === undefined) throw this.#error('pickle stack underflow');
-    return v as PickleValue;
+    return v;
   }
   #top(): PickleValue {
     if (this.#stack.length === 0) throw this.#error('pickle stack underflow');
-    return this.#stack[this.#stack.length - 1] as PickleValue;
+    return this.#stack[this.#stack.length - 1];
   }
   #popMark(): PickleValue[] {
     const items = this.#stack;
     const prev = this.#metastack.pop();
     if (prev === undefined) throw this.#error('pickle pops a MARK that was never pushed');
     this.#stack = prev;
-    return items as PickleValue[];
+    return items;
   }
   #list(v: PickleValue, op: string): PickleValue[] {
-    if (!Array.isArray(v)) throw this.#error(`${op} on ${describe(v)}`);
+    if (!Array.isArray(v)) throw this.#error(`${op} on ${describeValue(v)}`);
     return v;
   }
   #dict(v: PickleValue, op: string): PickleDict {
-    if (!(v instanceof Map)) throw this.#error(`${op} on ${describe(v)}`);
+    if (!(v instanceof Map)) throw this.#error(`${op} on ${describeValue(v)}`);
     return v;
   }
   #put(i: number): void {
     if (this.#stack.length === 0) throw this.#error('memo PUT with an empty stack');
     if (this.#memo.size + this.#stack.length >= this.#maxItems) throw this.#error(`pickle holds more than ${this.#maxItems} values`);
-    this.#memo.set(i, this.#stack[this.#stack.length - 1] as PickleValue);
+    this.#memo.set(i, this.#stack[this.#stack.length - 1]);
   }
   #get(i: number): PickleValue {
     const v = this.#memo.get(i);
@@ -564,9 +564,9 @@ class Unpickler {
     return new PickleGlobal(mod, name, handler);
   }
   #call(fn: PickleValue, args: PickleValue): PickleValue {
-    if (!(fn instanceof PickleGlobal)) throw this.#error(`cannot call ${describe(fn)}`);
+    if (!(fn instanceof PickleGlobal)) throw this.#error(`cannot call ${describeValue(fn)}`);
     if (!fn.handler.call) throw this.#error(`refusing to call pickle global ${fn.fullName}`);
-    if (!Array.isArray(args)) throw this.#error(`arguments to ${fn.fullName} are ${describe(args)}, not a tuple`);
+    if (!Array.isArray(args)) throw this.#error(`arguments to ${fn.fullName} are ${describeValue(args)}, not a tuple`);
     try {
       return fn.handler.call(args, fn);
     } catch (err) {
@@ -588,11 +588,16 @@ class Unpickler {
     }
     // An OrderedDict with instance attributes (state_dict()._metadata) BUILDs them; they are not data.
     if (obj instanceof Map) return;
-    throw this.#error(`cannot BUILD ${describe(obj)}`);
+    throw this.#error(`cannot BUILD ${describeValue(obj)}`);
   }
   #persistent(pid: PickleValue): PickleValue {
     if (!this.#persistentLoad) throw this.#error('pickle has a persistent id and no loader for it was given');
-    return this.#persistentLoad(pid);
+    try {
+      return this.#persistentLoad(pid);
+    } catch (err) {
+      if (err instanceof WeightsError) throw err;
+      throw this.#error(`persistent id: ${(err as Error).message}`, err);
+    }
   }
 
   // --- raw reads ---
@@ -615,8 +620,9 @@ class Unpickler {
     return this.#data.subarray(at, at + n);
   }
   #utf8(n: number): string {
+    const b = this.#bytes(n);
     try {
-      return utf8.decode(this.#bytes(n));
+      return utf8.decode(b);
     } catch (err) {
       throw this.#error('invalid UTF-8 in a string', err);
     }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { WeightsError } from '../errors.js';
 import {
-  describe,
+  describeValue,
   type GlobalHandler,
   PickleGlobal,
   PickleObject,
@@ -52,8 +52,9 @@ export function isFloatDtype(dtype: TorchDtype): boolean {
   return dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float32' || dtype === 'float64';
 }
 
-// A tensor with more elements than this is not a YOLO weight; refusing it bounds memory on hostile input.
-const MAX_TENSOR_ELEMENTS = 2 ** 30;
+// The largest YOLOv5 weight (x6's 1280×1280×3×3) has 15M elements; the bound stops a stride-0 view of one
+// element from asking for gigabytes.
+const MAX_TENSOR_ELEMENTS = 2 ** 27;
 
 type StorageElements = Uint16Array | Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
@@ -66,6 +67,8 @@ export class TorchStorage implements PickleOpaque {
     readonly dtype: TorchDtype,
     readonly numel: number,
     readonly location: string,
+    /** The checkpoint file, for error messages. */
+    readonly file: string,
     private readonly load: () => Uint8Array,
   ) {}
 
@@ -103,7 +106,14 @@ export class TorchTensor implements PickleOpaque {
 
   /** The elements, contiguous and row-major. */
   get data(): TensorData {
-    if (!this.#data) this.#data = gather(this.storage.elements(), this.dtype, this.shape, this.strides, this.storageOffset);
+    if (!this.#data) {
+      const elements = this.storage.elements();
+      try {
+        this.#data = gather(elements, this.dtype, this.shape, this.strides, this.storageOffset);
+      } catch (err) {
+        throw new WeightsError(`${this.storage.file}: cannot decode a [${this.shape.join(', ')}] ${this.dtype} tensor of storage ${this.storage.key}: ${(err as Error).message}`, { cause: err });
+      }
+    }
     return this.#data;
   }
 }
@@ -190,11 +200,11 @@ export function parseTorchCheckpoint(bytes: Uint8Array, file: string, options: T
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: PickleValue): PickleValue => {
     // torch/serialization.py _save: ('storage', storage_type, key, location, numel)
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new TypeError(`unsupported persistent id ${describe(pid)}`);
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new TypeError(`unsupported persistent id ${describeValue(pid)}`);
     const [, type, key, location, numel] = pid;
-    if (!(type instanceof PickleGlobal) || !(type.name in STORAGE_DTYPES)) throw new TypeError(`unknown storage type ${describe(type)}`);
-    if (typeof key !== 'string' || !/^[\w.-]+$/.test(key)) throw new TypeError(`bad storage key ${describe(key)}`);
-    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw new TypeError(`bad storage size ${describe(numel)}`);
+    if (!(type instanceof PickleGlobal) || !(type.name in STORAGE_DTYPES)) throw new TypeError(`unknown storage type ${describeValue(type)}`);
+    if (typeof key !== 'string' || !/^[\w.-]+$/.test(key)) throw new TypeError(`bad storage key ${describeValue(key)}`);
+    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw new TypeError(`bad storage size ${describeValue(numel)}`);
     const known = storages.get(key);
     if (known) return known;
     const dtype = STORAGE_DTYPES[type.name]!;
@@ -204,7 +214,7 @@ export function parseTorchCheckpoint(bytes: Uint8Array, file: string, options: T
     if (entry.uncompressedSize < numel * ITEM_SIZE[dtype]) {
       throw new WeightsError(`${file}: storage ${key} has ${entry.uncompressedSize} bytes, ${numel} × ${dtype} needs ${numel * ITEM_SIZE[dtype]}`);
     }
-    const storage = new TorchStorage(key, dtype, numel, typeof location === 'string' ? location : 'cpu', () => {
+    const storage = new TorchStorage(key, dtype, numel, typeof location === 'string' ? location : 'cpu', file, () => {
       const raw = zip.read(member);
       return bigEndian ? swapBytes(raw, ITEM_SIZE[dtype]) : raw;
     });
@@ -227,8 +237,8 @@ async function readWeightsFile(file: string): Promise<Uint8Array> {
 
 function rebuildTensor(args: PickleValue[]): TorchTensor {
   const [storage, offset, size, stride, requiresGrad] = args;
-  if (!(storage instanceof TorchStorage)) throw new TypeError(`expected a storage, got ${describe(storage)}`);
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw new TypeError(`bad storage offset ${describe(offset)}`);
+  if (!(storage instanceof TorchStorage)) throw new TypeError(`expected a storage, got ${describeValue(storage)}`);
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw new TypeError(`bad storage offset ${describeValue(offset)}`);
   const shape = intList(size, 'size');
   const strides = intList(stride, 'stride');
   if (shape.length !== strides.length) throw new TypeError(`size has ${shape.length} dims, stride ${strides.length}`);
@@ -246,22 +256,24 @@ function rebuildTensor(args: PickleValue[]): TorchTensor {
 }
 
 function intList(v: PickleValue | undefined, what: string): number[] {
-  if (!Array.isArray(v) || v.length > 32) throw new TypeError(`bad tensor ${what} ${describe(v)}`);
+  if (!Array.isArray(v) || v.length > 32) throw new TypeError(`bad tensor ${what} ${describeValue(v)}`);
   return v.map((x) => {
-    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw new TypeError(`bad tensor ${what} entry ${describe(x)}`);
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw new TypeError(`bad tensor ${what} entry ${describeValue(x)}`);
     return x;
   });
 }
 
+// (data, requires_grad, backward_hooks[, state]): an nn.Parameter is its data tensor plus the requires_grad flag.
 function parameterData(args: PickleValue[]): PickleValue {
-  if (!(args[0] instanceof TorchTensor)) throw new TypeError(`expected a tensor, got ${describe(args[0])}`);
-  return args[0];
+  const [t, requiresGrad] = args;
+  if (!(t instanceof TorchTensor)) throw new TypeError(`expected a tensor, got ${describeValue(t)}`);
+  return new TorchTensor(t.storage, t.storageOffset, t.shape, t.strides, requiresGrad === true);
 }
 
 function joinPath(sep: string) {
   return (args: PickleValue[]): PickleValue =>
     args.reduce<string>((acc, part) => {
-      if (typeof part !== 'string') throw new TypeError(`path part is ${describe(part)}`);
+      if (typeof part !== 'string') throw new TypeError(`path part is ${describeValue(part)}`);
       return acc === '' ? part : acc.endsWith(sep) ? acc + part : acc + sep + part;
     }, '');
 }
@@ -321,7 +333,7 @@ const TORCH_GLOBALS: ReadonlyMap<string, GlobalHandler> = (() => {
   g.set('torch.device', {
     call: (args) => {
       const [type, index] = args;
-      if (typeof type !== 'string') throw new TypeError(`device type is ${describe(type)}`);
+      if (typeof type !== 'string') throw new TypeError(`device type is ${describeValue(type)}`);
       return typeof index === 'number' ? `${type}:${index}` : type;
     },
   });
@@ -364,7 +376,7 @@ function swapBytes(raw: Uint8Array, size: number): Uint8Array {
 function decodeStorage(raw: Uint8Array, dtype: TorchDtype, numel: number): StorageElements {
   const size = ITEM_SIZE[dtype];
   // Typed-array views need aligned offsets; torch aligns members to 64 bytes, but DEFLATE or a pooled Buffer may not.
-  const bytes = raw.byteOffset % size === 0 ? raw : raw.slice();
+  const bytes = raw.byteOffset % size === 0 ? raw : new Uint8Array(raw);
   const { buffer, byteOffset } = bytes;
   switch (dtype) {
     case 'float16':
@@ -472,7 +484,9 @@ export interface UltralyticsCheckpoint {
   stateDict: Map<string, StateDictEntry>;
   /** The model YAML as parsed by ultralytics (`model.yaml`), or null when the checkpoint has none. */
   yaml: Record<string, unknown> | null;
+  /** Class names by index (a v7.0 `{0: 'person', …}` dict becomes a list). */
   names: string[];
+  /** Number of classes. */
   nc: number;
   /** Stride of each detection level in pixels, e.g. [8, 16, 32]. */
   stride: number[];
@@ -506,7 +520,7 @@ export async function readUltralyticsCheckpoint(file: string): Promise<Ultralyti
 export function parseUltralyticsCheckpoint(bytes: Uint8Array, file: string): UltralyticsCheckpoint {
   const ckpt = parseTorchCheckpoint(bytes, file);
   if (!(ckpt instanceof Map)) {
-    throw new WeightsError(`${file}: holds ${describe(ckpt)}, not an ultralytics checkpoint dict with a 'model' entry`);
+    throw new WeightsError(`${file}: holds ${describeValue(ckpt)}, not an ultralytics checkpoint dict with a 'model' entry`);
   }
   const ema = ckpt.get('ema');
   const entry = ema instanceof PickleObject ? 'ema' : 'model';
@@ -583,11 +597,11 @@ export function moduleStateDict(module: PickleObject, where = 'module'): Map<str
     for (const field of ['_parameters', '_buffers'] as const) {
       const items = d.get(field);
       if (items === undefined || items === null) continue;
-      if (!(items instanceof Map)) throw new WeightsError(`${where}: ${prefix || 'the model'} has ${field} of ${describe(items)}`);
+      if (!(items instanceof Map)) throw new WeightsError(`${where}: ${prefix || 'the model'} has ${field} of ${describeValue(items)}`);
       for (const [name, t] of items) {
         if (t === null) continue;
         if (typeof name !== 'string' || !(t instanceof TorchTensor)) {
-          throw new WeightsError(`${where}: ${prefix}${String(name)} in ${field} is ${describe(t)}, not a tensor`);
+          throw new WeightsError(`${where}: ${prefix}${String(name)} in ${field} is ${describeValue(t)}, not a tensor`);
         }
         if (field === '_buffers' && nonPersistent instanceof Set && nonPersistent.has(name)) continue;
         out.set(prefix + name, t);
@@ -597,7 +611,7 @@ export function moduleStateDict(module: PickleObject, where = 'module'): Map<str
     if (children instanceof Map) {
       for (const [name, child] of children) {
         if (child === null) continue;
-        if (!(child instanceof PickleObject)) throw new WeightsError(`${where}: submodule ${prefix}${String(name)} is ${describe(child)}`);
+        if (!(child instanceof PickleObject)) throw new WeightsError(`${where}: submodule ${prefix}${String(name)} is ${describeValue(child)}`);
         visit(child, `${prefix}${String(name)}.`, depth + 1);
       }
     }
@@ -607,7 +621,7 @@ export function moduleStateDict(module: PickleObject, where = 'module'): Map<str
 }
 
 function moduleDict(m: PickleObject, where: string): Map<PickleValue, PickleValue> {
-  if (!(m.state instanceof Map)) throw new WeightsError(`${where}: the ${m.className} has no attribute dict (state is ${describe(m.state)})`);
+  if (!(m.state instanceof Map)) throw new WeightsError(`${where}: the ${m.className} has no attribute dict (state is ${describeValue(m.state)})`);
   return m.state;
 }
 
@@ -637,7 +651,8 @@ function toPlain(v: PickleValue, where: string, depth: number): unknown {
   if (depth > MAX_MODULE_DEPTH) throw new WeightsError(`${where}: the model YAML nests deeper than ${MAX_MODULE_DEPTH} levels`);
   if (v instanceof Map) {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of v) o[String(k)] = toPlain(x, where, depth + 1);
+    // defineProperty, so a '__proto__' key stays a key.
+    for (const [k, x] of v) Object.defineProperty(o, String(k), { value: toPlain(x, where, depth + 1), enumerable: true, writable: true, configurable: true });
     return o;
   }
   if (Array.isArray(v) || v instanceof Set) return [...v].map((x) => toPlain(x, where, depth + 1));

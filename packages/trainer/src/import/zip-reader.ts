@@ -100,6 +100,10 @@ export class ZipReader {
       if (e.compressedSize !== e.uncompressedSize) throw this.#error(`member ${name} is STORED but its sizes differ`);
       data = raw;
     } else if (e.method === METHOD_DEFLATE) {
+      // DEFLATE cannot expand more than 1032:1, so a larger declared size is a lie (or a bomb).
+      if (e.uncompressedSize > e.compressedSize * 1032 + 1024) {
+        throw this.#error(`member ${name} claims ${e.uncompressedSize} bytes from ${e.compressedSize} compressed, more than DEFLATE can expand`);
+      }
       try {
         // maxOutputLength bounds a decompression bomb to the declared size (+1 to notice an overlong stream).
         data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.uncompressedSize + 1) });

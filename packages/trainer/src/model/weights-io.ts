@@ -209,12 +209,30 @@ export async function saveWeights(
   model: DetectionModel | ClassificationModel,
   extra: SaveWeightsExtra = {},
 ): Promise<void> {
+  const params = new Map<string, StoredTensor>();
+  const buffers = new Map<string, StoredTensor>();
+  const extras = new Map<string, StoredTensor>();
+  for (const [name, v] of model.params) params.set(name, await toStored(v));
+  for (const [name, v] of model.buffers) buffers.set(name, await toStored(v));
+  for (const [name, t] of Object.entries(extra.tensors ?? {})) extras.set(name, await toStored(t));
+  await writeModelArchive(file, model.description, { params, buffers, extras }, extra.meta ?? {});
+}
+
+/**
+ * Writes a model's state as plain arrays in the layout saveWeights uses (what loadModel and
+ * openModelArchive read), without a TensorFlow.js model: for converters.
+ */
+export async function writeModelArchive(
+  file: string,
+  description: ModelDescription,
+  state: { params: Map<string, StoredTensor>; buffers: Map<string, StoredTensor>; extras?: Map<string, StoredTensor> },
+  meta: object = {},
+): Promise<void> {
   const tensors = new Map<string, StoredTensor>();
-  for (const [name, v] of model.params) tensors.set(PARAM + name, await toStored(v));
-  for (const [name, v] of model.buffers) tensors.set(BUFFER + name, await toStored(v));
-  for (const [name, t] of Object.entries(extra.tensors ?? {})) tensors.set(EXTRA + name, await toStored(t));
-  const meta = { content: 'kd-edge-model', description: model.description, meta: extra.meta ?? {} };
-  await writeTensorArchive(file, meta, tensors);
+  for (const [name, t] of state.params) tensors.set(PARAM + name, t);
+  for (const [name, t] of state.buffers) tensors.set(BUFFER + name, t);
+  for (const [name, t] of state.extras ?? []) tensors.set(EXTRA + name, t);
+  await writeTensorArchive(file, { content: 'kd-edge-model', description, meta }, tensors);
 }
 
 /** A file written by saveWeights, read but not yet built: no compute backend involved. */

@@ -20,7 +20,9 @@ export async function finishRun(s: RunState, epochs: number): Promise<TrainResul
   if (!loop.interrupted && existsSync(bestPath)) {
     // Like ultralytics, the table at the end is that of the best weights.
     const { model: best } = await loadModel(bestPath);
-    loop.final = await validate(best as DetectionModel, s.valLoader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres, imgsz: cfg.imgsz });
+    loop.final = await validate(best as DetectionModel, s.valLoader.epoch(0), {
+      confThres: cfg.conf_thres, iouThres: cfg.iou_thres, imgsz: cfg.imgsz, ...(cfg.noplots ? {} : { plots: { saveDir, names: s.names, logger: log } }),
+    });
     best.dispose();
     log.info(`\nValidating ${bestPath}...`);
     for (const line of formatValTable(loop.final, s.names)) log.info(line);

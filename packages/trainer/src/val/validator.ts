@@ -9,6 +9,7 @@ import {
 } from '@kd-edge/core';
 import type { Batch, Shard } from '../data/types.js';
 import type { DetectionModel } from '../model/types.js';
+import { ValPlots, type ValPlotsOptions, type ValPlotsResult } from '../plots/val-plots.js';
 import { scaleLossHyp, yoloLoss, type LossHyp } from '../loss/yolo-loss.js';
 import { splitShard } from '../train/step.js';
 
@@ -24,6 +25,11 @@ export interface ValidateOptions {
   maxPixels?: number;
   /** Called with the first batch's detections (for drawing). */
   onFirstBatch?: (batch: Batch, detections: Detection[][]) => void | Promise<void>;
+  /**
+   * Write ultralytics' validation plots into `plots.saveDir`: val_batch{0,1,2}_labels/_pred.jpg,
+   * confusion_matrix.png, PR_curve.png, F1_curve.png, P_curve.png, R_curve.png.
+   */
+  plots?: ValPlotsOptions;
 }
 
 /**
@@ -56,6 +62,8 @@ export interface ValResult extends DetectionMetrics {
   speed: { preprocess: number; inference: number; nms: number };
   /** Validation losses (zero when not computed). */
   loss: { box: number; obj: number; cls: number };
+  /** With {@link ValidateOptions.plots}: the files written and the confusion matrix. */
+  plots?: ValPlotsResult;
 }
 
 /**
@@ -131,6 +139,7 @@ export async function validateWith(
   const images: { detections: Detection[]; annotations: Annotation[] }[] = [];
   const t = { pre: 0, inf: 0, nms: 0 };
   let first = true;
+  const plots = opts.plots ? new ValPlots(opts.plots, nc) : undefined;
 
   let t0 = performance.now();
   for await (const batch of batches) {
@@ -151,14 +160,16 @@ export async function validateWith(
       t.nms += performance.now() - t4;
     }
     t.pre += waited;
-    perImage.forEach((dets, i) => images.push({ detections: dets, annotations: annotationsOf(batch, i) }));
+    const annotations = perImage.map((_, i) => annotationsOf(batch, i));
+    perImage.forEach((dets, i) => images.push({ detections: dets, annotations: annotations[i]! }));
+    plots?.addBatch(batch, perImage, annotations);
     if (first && opts.onFirstBatch) await opts.onFirstBatch(batch, perImage);
     first = false;
     t0 = performance.now();
   }
 
-  const coco = evaluateCoco(images, nc, { maxDets: maxDet });
-  const pr = precisionRecall(images, nc, 0.5);
+  const coco = evaluateCoco(images, nc, { maxDets: maxDet, prCurves: !!plots });
+  const pr = precisionRecall(images, nc, 0.5, { curves: !!plots });
   const n = images.length || 1;
   const perClass: ClassMetrics[] = [];
   for (let c = 0; c < nc; c++) {
@@ -189,6 +200,7 @@ export async function validateWith(
     perClass,
     speed: { preprocess: t.pre / n, inference: t.inf / n, nms: t.nms / n },
     loss: { box: 0, obj: 0, cls: 0 },
+    ...(plots ? { plots: await plots.finish(coco, pr) } : {}),
   };
 }
 

@@ -10,7 +10,8 @@ export type OpenTeacherOptions = OnnxTeacherOptions;
 
 /**
  * Opens a frozen teacher by file extension: `.onnx` → {@link OnnxTeacher} (kd-edge or ultralytics
- * export), `.kdw` → {@link TfjsTeacher} (a kd-trainer checkpoint). Throws TeacherError
+ * export), `.kdw` → {@link TfjsTeacher} (a kd-trainer checkpoint), `.pt` → {@link TfjsTeacher} (an
+ * ultralytics YOLOv5 checkpoint, imported). Throws TeacherError
  * 'DISTILL_TEACHER_NOT_FOUND' for a missing file and 'DISTILL_TEACHER_FORMAT' for any other extension.
  * @example
  * const teacher = await openTeacher('yolov5s.onnx', { features: ['/model.17/cv3/act/Mul_output_0'] });
@@ -18,12 +19,11 @@ export type OpenTeacherOptions = OnnxTeacherOptions;
 export async function openTeacher(file: string, opts: OpenTeacherOptions = {}): Promise<Teacher> {
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file: expected a teacher path (.onnx or .kdw)');
   const ext = path.extname(file).toLowerCase();
-  if (ext === '.kdw' && (opts.features?.length ?? 0) > 0) throw featuresUnsupported(file, opts.features!);
+  const tfjs = ext === '.kdw' || ext === '.pt';
+  if (tfjs && (opts.features?.length ?? 0) > 0) throw featuresUnsupported(file, opts.features!);
   await requireTeacherFile(file);
   if (ext === '.onnx') return OnnxTeacher.open(file, opts);
-  if (ext === '.kdw') return TfjsTeacher.open(file);
-  const hint = ext === '.pt' || ext === '.pth'
-    ? '; export a PyTorch checkpoint to ONNX first (ultralytics YOLOv5: python export.py --weights <file> --include onnx)'
-    : '';
-  throw new TeacherError('DISTILL_TEACHER_FORMAT', `teacher ${file}: unsupported file type '${ext || '(none)'}'; expected .onnx (ONNX Runtime) or .kdw (kd-trainer weights)${hint}`);
+  if (tfjs) return TfjsTeacher.open(file);
+  const hint = ext === '.pth' ? '; an ultralytics YOLOv5 checkpoint is read as .pt, other PyTorch models through their ONNX export' : '';
+  throw new TeacherError('DISTILL_TEACHER_FORMAT', `teacher ${file}: unsupported file type '${ext || '(none)'}'; expected .onnx (ONNX Runtime), .kdw (kd-trainer weights) or .pt (ultralytics YOLOv5)${hint}`);
 }

@@ -1,4 +1,5 @@
 import * as tf from '../../tf.js';
+import { loadDetectionModel } from '../../import/load-weights.js';
 import { loadModel } from '../../model/weights-io.js';
 import type { ClassificationModel, DetectionModel } from '../../model/types.js';
 import type { HeadGeometry, Teacher, TeacherOutput } from '../types.js';
@@ -41,12 +42,13 @@ export class TfjsTeacher implements Teacher {
     readonly fileHash: string,
   ) {}
 
-  /** Loads `file` (written by saveWeights) and hashes it. */
+  /** Loads `file` (kd-trainer weights, or an ultralytics `.pt` checkpoint imported) and hashes it. */
   static async open(file: string, opts: TfjsTeacherOptions = {}): Promise<TfjsTeacher> {
     const features = opts.features ?? [];
     if (features.length > 0) throw featuresUnsupported(file, features);
     await requireTeacherFile(file);
-    const [{ model }, hash] = await Promise.all([loadModel(file), sha256File(file)]);
+    const load = /\.pt$/i.test(file) ? loadDetectionModel(file) : loadModel(file);
+    const [{ model }, hash] = await Promise.all([load, sha256File(file)]);
     for (const v of model.params.values()) v.trainable = false;
     return new TfjsTeacher(file, model, hash);
   }
