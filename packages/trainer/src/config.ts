@@ -74,7 +74,8 @@ export const SYNTH_SCHEMA = {
   train: { type: 'int', default: 512, min: 1, help: 'training images' },
   val: { type: 'int', default: 128, min: 1, help: 'validation images' },
   imgsz: { type: 'int', default: 128, min: 32, help: 'image size (pixels)' },
-  classes: { type: 'int', default: 6, min: 1, max: 12, help: 'number of shape classes' },
+  classes: { type: 'int', default: 6, min: 1, max: 12, help: 'number of shape classes (the first N of circle, square, triangle, star, cross, ring, ellipse, hexagon, diamond, pentagon, semicircle, arrow)' },
+  shapes: { type: 'string', default: '', help: 'comma-separated shape names as the classes, in order (overrides --classes), e.g. ellipse,hexagon,diamond' },
   seed: { type: 'int', default: 0, min: 0, help: 'seed' },
 } as const satisfies OptionsSchema;
 

@@ -6,6 +6,7 @@ import {
   formatInspection, generateKeyPair, inspectModel, KdEdgeError, loadPublicKey, readOnnxFile, verifyPackage, writeKeyPair,
 } from '@kd-edge/core';
 import { DISTILL_SCHEMA } from '../distill/distill-schema.js';
+import { convertWeights } from '../import/convert.js';
 import { runDistill } from '../distill/run-distill.js';
 import { EXPORT_SCHEMA } from '../export/export-schema.js';
 import { formatExportTable, runExport } from '../export/run-export.js';
@@ -13,6 +14,7 @@ import { runPackage } from '../export/run-package.js';
 import { predictCommand } from '../predict/predict-command.js';
 import { resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA } from '../config.js';
 import { synthesizeDataset } from '../data/synth.js';
+import type { ShapeKind } from '../data/synth-shapes.js';
 import { train } from '../train/trainer.js';
 import { consoleLogger } from '../util/logger.js';
 import { runVal } from '../val/run-val.js';
@@ -60,7 +62,8 @@ export function buildProgram(): Command {
     const { file, flags } = await optionLayers(opts);
     const { config } = resolveOptions(SYNTH_SCHEMA, [file, flags]);
     const t0 = performance.now();
-    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, seed: config.seed });
+    const shapes = config.shapes ? config.shapes.split(',').map((k) => k.trim()).filter(Boolean) as ShapeKind[] : undefined;
+    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), seed: config.seed });
     process.stdout.write(`wrote ${config.train} train + ${config.val} val images in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${r.yaml}\n`);
   });
   const dataCmd = new Command('data').description('dataset tools').addCommand(synthCmd);
@@ -124,6 +127,16 @@ export function buildProgram(): Command {
     process.stdout.write(`OK ${v.manifest.name} ${v.manifest.version}: ${v.files.length} files verified, signed by key ${v.keyId}\n`);
   });
 
+  const convertCmd = new Command('convert')
+    .description('convert weights (an ultralytics YOLOv5 .pt checkpoint, a YOLOv5 ONNX export, or .kdw) to a kd-trainer .kdw')
+    .argument('<weights>', '.pt, .onnx or .kdw file')
+    .requiredOption('--out <file>', 'the .kdw to write');
+  convertCmd.action(async (file: string, o: { out: string }) => {
+    const r = await convertWeights(file, o.out);
+    for (const note of r.notes) process.stdout.write(`${note}\n`);
+    process.stdout.write(`${file} (${r.kind}) → ${r.out}: ${r.tensors} tensors\n`);
+  });
+
   const inspectCmd = new Command('inspect')
     .description('print an ONNX model\'s inputs, outputs, opsets, op histogram and parameter count')
     .argument('<onnx>', 'ONNX file')
@@ -134,7 +147,7 @@ export function buildProgram(): Command {
   });
 
   program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(predictCommand()).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
-    .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(dataCmd);
+    .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(convertCmd).addCommand(dataCmd);
   return program;
 }
 

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { Rng } from './rng.js';
-import { SHAPE_KINDS, insideTest, shapeSvg, type Shape } from './synth-shapes.js';
+import { SHAPE_KINDS, insideTest, shapeSvg, type Shape, type ShapeKind } from './synth-shapes.js';
 
 /** Options of {@link synthesizeDataset}. */
 export interface SynthOptions {
@@ -23,6 +23,8 @@ export interface SynthOptions {
   imgsz?: number;
   /** Number of classes (shape kinds), 1..12; default 6. */
   classes?: number;
+  /** The shape kinds, in class order (overrides `classes`): a set of other classes than the default's. */
+  shapes?: readonly ShapeKind[];
   seed?: number;
 }
 
@@ -63,7 +65,8 @@ function drawRadius(rng: Rng, size: number): number {
  * Renders one synthetic image. Shapes are placed so that no earlier shape loses more than half of
  * its pixels to later ones; each label is the box of the pixels where its shape is on top.
  */
-export async function renderSynthImage(rng: Rng, size: number, classes: number, background = false): Promise<SynthImage> {
+export async function renderSynthImage(rng: Rng, size: number, classes: number | readonly ShapeKind[], background = false): Promise<SynthImage> {
+  const kinds: readonly ShapeKind[] = typeof classes === 'number' ? SHAPE_KINDS.slice(0, classes) : classes;
   // Background: a low-saturation gradient, thin lines and blurred blobs that are not objects.
   const bg1 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
   const bg2 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
@@ -90,7 +93,7 @@ export async function renderSynthImage(rng: Rng, size: number, classes: number, 
   const want = background ? 0 : rng.int(1, 6);
   for (let attempt = 0; shapes.length < want && attempt < want * 10; attempt++) {
     const r = drawRadius(rng, size);
-    const kind = SHAPE_KINDS[rng.int(0, classes - 1)]!;
+    const kind = kinds[rng.int(0, kinds.length - 1)]!;
     const upright = kind === 'square' || kind === 'diamond';
     const shape: Shape = {
       kind, r,
@@ -133,7 +136,7 @@ export async function renderSynthImage(rng: Rng, size: number, classes: number, 
   }
   const labels = shapes.map((s, i) => {
     const [x1, y1, x2, y2] = box[i]!;
-    return [SHAPE_KINDS.indexOf(s.kind), (x1! + x2!) / 2 / size, (y1! + y2!) / 2 / size, (x2! - x1!) / size, (y2! - y1!) / size];
+    return [kinds.indexOf(s.kind), (x1! + x2!) / 2 / size, (y1! + y2!) / 2 / size, (x2! - x1!) / size, (y2! - y1!) / size];
   });
 
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}">${parts.join('')}</svg>`;
@@ -174,8 +177,13 @@ export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: 
   for (const [k, v] of [['train', train], ['val', val]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`synthesizeDataset: ${k} must be an integer >= 0, got ${v}`);
   }
+  const kinds = options.shapes ?? SHAPE_KINDS.slice(0, classes);
+  for (const k of kinds) {
+    if (!(SHAPE_KINDS as readonly string[]).includes(k)) throw new RangeError(`synthesizeDataset: shape '${k}' is not one of ${SHAPE_KINDS.join(', ')}`);
+  }
+  if (kinds.length === 0 || new Set(kinds).size !== kinds.length) throw new RangeError('synthesizeDataset: shapes must be distinct and at least one');
   const out = resolve(options.out);
-  const names = SHAPE_KINDS.slice(0, classes) as string[];
+  const names = [...kinds] as string[];
   for (const [split, count, splitId] of [['train', train, 1], ['val', val, 2]] as const) {
     const imgDir = join(out, 'images', split), lblDir = join(out, 'labels', split);
     await mkdir(imgDir, { recursive: true });
@@ -183,7 +191,7 @@ export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: 
     await pool(count, 4, async (i) => {
       const rng = Rng.derive(seed, splitId, i);
       const png = rng.chance(0.2);
-      const img = await renderSynthImage(rng, imgsz, classes, rng.chance(0.08));
+      const img = await renderSynthImage(rng, imgsz, kinds, rng.chance(0.08));
       const stem = `${split}_${String(i).padStart(5, '0')}`;
       const enc = sharp(img.data, { raw: { width: imgsz, height: imgsz, channels: 3 } });
       await (png ? enc.png() : enc.jpeg({ quality: 90 })).toFile(join(imgDir, `${stem}.${png ? 'png' : 'jpg'}`));
@@ -193,6 +201,6 @@ export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: 
   }
   const yaml = join(out, 'data.yaml');
   await writeFile(yaml, `# Synthetic shapes written by kd-trainer (seed ${seed}); path is relative to this file.\n` +
-    stringify({ path: '.', train: 'images/train', val: 'images/val', nc: classes, names }));
+    stringify({ path: '.', train: 'images/train', val: 'images/val', nc: names.length, names }));
   return { yaml, names };
 }
