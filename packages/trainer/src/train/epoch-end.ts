@@ -1,3 +1,5 @@
+import { copyFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Batch } from '../data/types.js';
 import { drawDetections } from '../log/draw-boxes.js';
 import type { DetectionModel } from '../model/types.js';
@@ -76,6 +78,8 @@ export async function endEpoch(s: RunState, epoch: number, steps: EpochSteps): P
   }
   await saveCheckpoint(s.lastPath, s, { epoch, complete: true, bestFitness: loop.bestFitness });
   if (gain) await saveWeights(s.bestPath, s.ema.ema as DetectionModel, { meta: { kind: 'kd-trainer-weights', epoch, fitness, names: s.names } });
+  // ultralytics' --save-period: a checkpoint every N epochs beside last and best.
+  if (cfg.save_period > 0 && epoch % cfg.save_period === 0) await copyFile(s.lastPath, join(dirname(s.lastPath), `epoch${epoch}.kdw`));
   if (metrics && isFinal) loop.final = metrics;
   if (cfg.patience > 0 && loop.epochsWithoutGain >= cfg.patience) {
     s.log.info(`stopping early: no improvement in the last ${cfg.patience} epochs`);

@@ -9,6 +9,8 @@ import { selectBackend, type SelectedBackend } from '../backend/select.js';
 import type { TrainConfig } from '../config.js';
 import { evalLoader } from '../data/eval-loader.js';
 import { loadDataset, type LoadedDataset } from '../data/load-dataset.js';
+import type { DatasetItem } from '../data/types.js';
+import type { DetectionModel } from '../model/types.js';
 import { DataLoader } from '../data/loader.js';
 import { SummaryWriter } from '../log/event-writer.js';
 import { ResultsCsv } from '../log/results-csv.js';
@@ -85,7 +87,8 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   const hyp = resumed ? resumed.meta.hyp : hypIn;
 
   const backend = await selectBackend(backendForDevice(cfg.device ?? '', cfg.backend), log);
-  const data = run.dataset ?? await loadDataset(cfg.data, log);
+  const loaded = run.dataset ?? await loadDataset(cfg.data, log);
+  const data = cfg.single_cls ? singleClass(loaded, log) : loaded;
 
   const saveDir = resumed ? resolve(resumed.file, '..', '..') : incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
 
@@ -133,7 +136,7 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
     run, log, hooks, backend, data, cfg, hyp, names: data.config.names, saveDir,
     lastPath: join(saveDir, 'weights', 'last.kdw'), bestPath: join(saveDir, 'weights', 'best.kdw'),
     model, ema, optimizer, lossHyp, lf: lrLambda(cfg.cos_lr ? 'cosine' : 'linear', cfg.epochs, hyp.lrf),
-    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames: [...model.params.keys()],
+    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames: trainableNames(model, cfg.freeze ?? 0, log),
     trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(gradWorker ? { gradWorker } : {}), startEpoch, loop,
     ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
   };
@@ -144,4 +147,28 @@ export function checkImgSize(imgsz: number, stride: number, log: Logger): number
   const size = Math.max(Math.ceil(imgsz / stride) * stride, 2 * stride);
   if (size !== imgsz) log.warn(`--img-size ${imgsz} must be multiple of max stride ${stride}, updating to ${size}`);
   return size;
+}
+
+/** ultralytics' --single-cls: every label becomes class 0 of one class, `item`. */
+export function singleClass(data: LoadedDataset, log: Logger): LoadedDataset {
+  const one = (items: DatasetItem[]): DatasetItem[] => items.map((it) => {
+    const labels = Float32Array.from(it.labels);
+    for (let r = 0; r < labels.length; r += 5) labels[r] = 0;
+    return { ...it, labels };
+  });
+  log.info(`single-class: ${data.config.nc} classes trained as one, 'item'`);
+  return { config: { ...data.config, nc: 1, names: ['item'] }, train: one(data.train), val: one(data.val) };
+}
+
+/** The parameters that train: all but those of the first `freeze` layers (ultralytics' `model.{i}.` prefixes). */
+export function trainableNames(model: DetectionModel, freeze: number, log: Logger): string[] {
+  const names = [...model.params.keys()];
+  if (freeze <= 0) return names;
+  const frozen = (n: string): boolean => {
+    const m = /^model\.(\d+)\./.exec(n);
+    return m !== null && Number(m[1]) < freeze;
+  };
+  const kept = names.filter((n) => !frozen(n));
+  log.info(`freezing layers 0-${freeze - 1}: ${names.length - kept.length} of ${names.length} parameter tensors stay as loaded`);
+  return kept;
 }
