@@ -24,7 +24,6 @@ export function anchorData(items: readonly DatasetItem[], imgsz: number): Anchor
  */
 export function fitAnchors(model: DetectionModel, items: readonly DatasetItem[], opts: { imgsz: number; thr: number; seed: number; logger: Logger }): DetectionModel {
   const r = checkAnchors(model.anchors, model.strides, anchorData(items, opts.imgsz), { imgsz: opts.imgsz, thr: opts.thr, seed: opts.seed, logger: opts.logger });
-  opts.logger.info(r.message);
   if (!r.changed) return model;
   const next = createYoloModel({ ...model.description, anchors: r.anchors }, { seed: opts.seed });
   for (const [name, v] of [...model.params, ...model.buffers]) (next.params.get(name) ?? next.buffers.get(name))!.assign(v);
