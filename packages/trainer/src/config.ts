@@ -65,6 +65,7 @@ export const VAL_SCHEMA = {
   save_txt: { type: 'boolean', default: false, help: 'save labels/<image>.txt: class and normalized xywh per detection' },
   save_conf: { type: 'boolean', default: false, help: 'append the confidence to each --save-txt line' },
   save_json: { type: 'boolean', default: false, help: 'save predictions.json (COCO results: image_id, category_id, bbox [x, y, w, h], score)' },
+  plots: { type: 'boolean', default: false, help: 'save confusion_matrix.png, PR/F1/P/R curves and val_batch images to the run folder' },
   project: { type: 'string', default: 'runs/val', help: 'with --save-txt or --save-json: save to project/name' },
   name: { type: 'string', default: 'exp', help: 'with --save-txt or --save-json: save to project/name' },
   exist_ok: { type: 'boolean', default: false, help: 'reuse project/name instead of incrementing' },

@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -133,6 +134,18 @@ describe('kd-trainer val on any weights kind', () => {
     expect(again.saveDir).toBe(join(dir, 'runs', 'val', 'exp2'));
     expect(readdirSync(again.saveDir!)).toEqual(['predictions.json']);
   }, 60_000);
+
+  it('--plots writes the confusion matrix, the curves and the val batches of any weights kind', async () => {
+    const r = await runVal(config({ weights: join(exported, 'model.int8.onnx'), plots: true, name: 'plots' }));
+    expect(r.saveDir).toBe(join(dir, 'runs', 'val', 'plots'));
+    for (const f of ['confusion_matrix.png', 'PR_curve.png', 'F1_curve.png', 'P_curve.png', 'R_curve.png', 'val_batch0_labels.jpg', 'val_batch0_pred.jpg']) {
+      const meta = await sharp(join(r.saveDir!, f)).metadata();
+      expect(meta.width, f).toBeGreaterThan(300);
+    }
+    const quiet = await runVal(config({ weights: join(exported, 'model.int8.onnx'), name: 'quiet' }));
+    expect(quiet.saveDir).toBeUndefined();
+    expect(existsSync(join(dir, 'runs', 'val', 'quiet'))).toBe(false);
+  }, 120_000);
 
   it('the CLI validates an int8 export by itself and prints its table', async () => {
     const r = await cli(['val', '--weights', join(exported, 'model.int8.onnx'), '--data', yaml, '--img', '64', '--batch-size', '4', '--workers', '0',

@@ -76,16 +76,20 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
     const loader = evalLoader(items, { imgsz: h, batchSize: cfg.batch_size, workers: cfg.workers, logger: log });
     const nms = { confThres: cfg.conf_thres, iouThres: cfg.iou_thres, maxDet: cfg.max_det };
     const saving = cfg.save_txt || cfg.save_json;
+    const saveDir = saving || cfg.plots ? incrementPath(cfg.project, cfg.name, cfg.exist_ok) : undefined;
+    if (saveDir !== undefined) await mkdir(cfg.save_txt ? join(saveDir, 'labels') : saveDir, { recursive: true });
     const recorder = saving ? new RecordingPredictor(det.predictor, nms) : undefined;
     const images: { file: string; shape: ImageShape }[] = [];
+    const plots = cfg.plots && saveDir !== undefined ? { plots: { saveDir, names: data.names, logger: log } } : {};
     let r: RunValResult;
     try {
-      r = await validateWith(recorder ?? det.predictor, saving ? noting(loader.epoch(0), images) : loader.epoch(0), { ...nms, imgsz: h });
+      r = await validateWith(recorder ?? det.predictor, saving ? noting(loader.epoch(0), images) : loader.epoch(0), { ...nms, imgsz: h, ...plots });
     } finally {
       await loader.close();
     }
     if (!cfg.json) for (const line of formatValTable(r, data.names)) log.info(line);
-    if (recorder) r = { ...r, saveDir: await saveResults(cfg, images, recorder.detections, log) };
+    if (recorder) await saveResults(cfg, saveDir!, images, recorder.detections, log);
+    if (saveDir !== undefined) r = { ...r, saveDir };
     if (cfg.json) process.stdout.write(`${JSON.stringify({ ...r, names: data.names })}\n`);
     if (r.saveDir !== undefined) {
       log.info(`Results saved to ${r.saveDir}`);
@@ -97,11 +101,9 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
   }
 }
 
-/** Writes labels/*.txt and predictions.json for the validated images; returns the run folder. */
-async function saveResults(cfg: ValConfig, images: { file: string; shape: ImageShape }[], detections: Detection[][], log: Logger): Promise<string> {
+/** Writes labels/*.txt and predictions.json for the validated images into the run folder. */
+async function saveResults(cfg: ValConfig, saveDir: string, images: { file: string; shape: ImageShape }[], detections: Detection[][], log: Logger): Promise<void> {
   if (images.length !== detections.length) throw new Error(`internal: ${images.length} images but ${detections.length} detection lists`);
-  const saveDir = incrementPath(cfg.project, cfg.name, cfg.exist_ok);
-  await mkdir(cfg.save_txt ? join(saveDir, 'labels') : saveDir, { recursive: true });
   const json: CocoResult[] = [];
   for (const [i, { file, shape }] of images.entries()) {
     const dets = scaleDetections(detections[i]!, { gain: shape.ratio, pad: shape.pad }, shape.orig);
@@ -114,5 +116,4 @@ async function saveResults(cfg: ValConfig, images: { file: string; shape: ImageS
     log.info(`Saving ${out}... (${json.length} detections)`);
     await writeFile(out, JSON.stringify(json));
   }
-  return saveDir;
 }
