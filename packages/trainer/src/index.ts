@@ -8,6 +8,7 @@ export type { ExtraLoss } from './train/step.js';
 export { validate, formatValTable, annotationsOf } from './val/validator.js';
 export type { ValidateOptions, ValResult, ClassMetrics, DetectionMetrics } from './val/validator.js';
 export { runVal } from './val/run-val.js';
+export type { RunValResult } from './val/run-val.js';
 
 // Configuration
 export {
@@ -81,7 +82,7 @@ export type { PackageOptions } from './export/run-package.js';
 export { modelWeights } from './export/model-weights.js';
 export { onnxModelInfo } from './export/model-info.js';
 export type { OnnxModelInfo } from './export/model-info.js';
-export { loadModelWeights } from './model/weights-io.js';
+export { loadModelWeights, openModelArchive, writeModelArchive } from './model/weights-io.js';
 export type { LoadedWeights } from './model/weights-io.js';
 export { OnnxDetectionPredictor, nhwcToNchw } from './val/onnx-predictor.js';
 export { validateWith } from './val/validator.js';
@@ -116,3 +117,23 @@ export { featureLoss } from './distill/losses/feature.js';
 export type { FeatureLossOptions, FeatureLossTerms } from './distill/losses/feature.js';
 export { createFeatureAdapters, FeatureAdapters } from './distill/losses/feature-adapters.js';
 export { KdLossError } from './distill/losses/kd-loss-error.js';
+
+// Pretrained weights from any source: ultralytics .pt checkpoints, YOLOv5 ONNX exports, .kdw
+export { loadDetectionModel, readSourceWeights, weightsKind } from './import/load-weights.js';
+export type { LoadedDetector, LoadDetectorOptions, WeightsKind } from './import/load-weights.js';
+export type { SourceWeights } from './import/source-weights.js';
+export { transferWeights } from './import/transfer.js';
+export type { TransferReport } from './import/transfer.js';
+export { convertWeights } from './import/convert.js';
+export type { ConvertResult } from './import/convert.js';
+export { readTorchCheckpoint, readUltralyticsCheckpoint } from './import/torch-checkpoint.js';
+export type { UltralyticsCheckpoint } from './import/torch-checkpoint.js';
+export { checkAnchors, kmeanAnchors, bestPossibleRecall } from './data/autoanchor.js';
+export type { CheckAnchorsResult, AnchorData } from './data/autoanchor.js';
+
+// Predict, and the plots of a run
+export { runPredict } from './predict/run-predict.js';
+export { PREDICT_SCHEMA } from './predict/predict-schema.js';
+export type { PredictConfig } from './predict/predict-schema.js';
+export { trainPlots } from './plots/train-plots.js';
+export type { ValPlotsOptions, ValPlotsResult } from './plots/val-plots.js';
