@@ -8,7 +8,7 @@ import { HYP_SCRATCH_LOW, type Hyp } from './train/hyp.js';
 export type OptionSpec =
   | { type: 'int' | 'number'; default?: number; min?: number; max?: number; multipleOf?: number; help: string }
   | { type: 'string'; default?: string; help: string; required?: boolean; bare?: string }
-  | { type: 'enum'; choices: readonly string[]; default: string; help: string }
+  | { type: 'enum'; choices: readonly string[]; default: string; help: string; bare?: string }
   | { type: 'boolean'; default: boolean; help: string };
 
 export type OptionsSchema = Record<string, OptionSpec>;
@@ -39,6 +39,7 @@ export const TRAIN_SCHEMA = {
   threads: { type: 'int', default: 0, min: 0, max: 2, help: 'model replicas in threads on the wasm/cpu backends (data parallel with SyncBN; 0: one per core, up to 2)' },
   noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
   freeze: { type: 'int', default: 0, min: 0, help: 'freeze the first N layers (ultralytics numbering: 10 = the backbone of a YOLOv5)' },
+  cache: { type: 'enum', choices: ['none', 'ram', 'disk'], default: 'none', bare: 'ram', help: 'keep decoded training images in memory (ram; bare --cache) or beside each image as <image>.kdc (disk)' },
   single_cls: { type: 'boolean', default: false, help: 'train a multi-class dataset as one class (item)' },
   save_period: { type: 'int', default: -1, min: -1, help: 'also save weights/epoch{N}.kdw every N epochs (-1: never)' },
   noautoanchor: { type: 'boolean', default: false, help: 'keep the anchors even when they fit the training labels badly (AutoAnchor off)' },

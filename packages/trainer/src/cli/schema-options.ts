@@ -12,10 +12,10 @@ export function addSchemaOptions(cmd: Command, schema: OptionsSchema): Command {
     } else {
       const arg = spec.type === 'enum' ? 'name' : spec.type === 'string' ? 'value' : 'n';
       // A flag given bare (`--resume`) takes the spec's bare value.
-      const bare = spec.type === 'string' && spec.bare !== undefined;
+      const bare = (spec.type === 'string' || spec.type === 'enum') && spec.bare !== undefined;
       const opt = new Option(`${flag} ${bare ? `[${arg}]` : `<${arg}>`}`, `${spec.help}${def}`);
       if (spec.type === 'enum') opt.choices(spec.choices as string[]);
-      if (bare) opt.preset(spec.bare);
+      if (bare) opt.preset((spec as { bare: string }).bare);
       cmd.addOption(opt);
     }
   }

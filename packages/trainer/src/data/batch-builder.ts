@@ -5,11 +5,15 @@
  */
 import type { AugmentHyp, Batch, ImageShape } from './types.js';
 import { augmentSample, type SampleSource } from './augment.js';
+import { readCachedImage, writeCachedImage } from './disk-cache.js';
 import { decodeImage, letterboxImage, loadResized, type RgbImage } from './image.js';
 import type { LabelledImage } from './mosaic.js';
 import { Rng } from './rng.js';
 
 /** What a builder needs to know about one dataset item (structured-clone friendly). */
+/** Where decoded images are kept across epochs (ultralytics' `--cache`). */
+export type ImageCache = 'none' | 'ram' | 'disk';
+
 export interface BuilderItem {
   image: string;
   labels: Float32Array;
@@ -21,8 +25,8 @@ export interface BuilderOptions {
   augment: boolean;
   hyp: AugmentHyp;
   seed: number;
-  /** Keep decoded images in memory (ultralytics --cache ram). */
-  cache: boolean;
+  /** Keep decoded images: in memory (`ram`) or beside each image as `<image>.kdc` (`disk`), as ultralytics' --cache. */
+  cache: ImageCache;
 }
 
 /** One batch to build: its epoch, its position in the epoch, and the dataset indices it holds. */
@@ -37,6 +41,7 @@ export class BatchBuilder implements SampleSource {
   readonly count: number;
   readonly size: number;
   private readonly bad = new Set<number>();
+  private diskCacheWarned = false;
   private readonly cache = new Map<number, RgbImage | { data: Uint8Array; shape: ImageShape }>();
 
   constructor(
@@ -64,8 +69,8 @@ export class BatchBuilder implements SampleSource {
       try {
         let image = this.cache.get(i) as RgbImage | undefined;
         if (!image) {
-          image = await loadResized(this.items[i]!.image, this.size);
-          if (this.options.cache) this.cache.set(i, image);
+          image = await this.decodeResized(this.items[i]!.image);
+          if (this.options.cache === 'ram') this.cache.set(i, image);
         }
         return { image, labels: this.items[i]!.labels };
       } catch (err) {
@@ -73,6 +78,19 @@ export class BatchBuilder implements SampleSource {
       }
     }
     throw new Error('no readable image left in the dataset');
+  }
+
+  /** ultralytics' load_image, through the disk cache when asked: a cache file of another size or image version is made again. */
+  private async decodeResized(file: string): Promise<RgbImage> {
+    if (this.options.cache !== 'disk') return loadResized(file, this.size);
+    const hit = await readCachedImage(file, this.size);
+    if (hit) return hit;
+    const image = await loadResized(file, this.size);
+    if (!(await writeCachedImage(file, this.size, image)) && !this.diskCacheWarned) {
+      this.diskCacheWarned = true;
+      this.warn(`--cache disk: cannot write beside ${file}; images of that folder are decoded every epoch`);
+    }
+    return image;
   }
 
   private async letterboxed(index: number): Promise<{ data: Uint8Array; shape: ImageShape } | null> {
@@ -83,7 +101,7 @@ export class BatchBuilder implements SampleSource {
       const img = await decodeImage(this.items[index]!.image);
       const lb = await letterboxImage(img.data, img.width, img.height, this.size);
       const out = { data: lb.data, shape: { orig: [img.height, img.width], ratio: lb.ratio, pad: lb.pad } as ImageShape };
-      if (this.options.cache) this.cache.set(index, out);
+      if (this.options.cache === 'ram') this.cache.set(index, out);
       return out;
     } catch (err) {
       this.markBad(index, err);

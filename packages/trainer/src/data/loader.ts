@@ -8,7 +8,7 @@ import { DatasetError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import { DEFAULT_HYP } from './augment.js';
-import { BatchBuilder, type BatchJob, type BuilderOptions } from './batch-builder.js';
+import { BatchBuilder, type BatchJob, type BuilderOptions, type ImageCache } from './batch-builder.js';
 import type { FromWorker, ToWorker, WorkerInit } from './loader-worker.js';
 import { Rng } from './rng.js';
 import type { AugmentHyp, Batch, DatasetItem } from './types.js';
@@ -29,8 +29,8 @@ export interface DataLoaderOptions {
   prefetch?: number;
   /** Worker threads building batches; 0 builds them on the calling thread. Default 1. */
   workers?: number;
-  /** Keep decoded images in memory across epochs. */
-  cache?: boolean;
+  /** Keep decoded images across epochs: in memory, or on disk beside each image (training batches). Default 'none'. */
+  cache?: ImageCache;
   logger?: Logger;
 }
 
@@ -89,7 +89,7 @@ export class DataLoader {
     this.opts = {
       imgsz: options.imgsz, batchSize: options.batchSize, augment: options.augment,
       hyp: options.hyp ?? { ...DEFAULT_HYP }, shuffle: options.shuffle ?? options.augment,
-      seed: options.seed ?? 0, prefetch, workers, cache: options.cache ?? false,
+      seed: options.seed ?? 0, prefetch, workers, cache: options.cache ?? 'none',
       logger: options.logger ?? silentLogger,
     };
   }
