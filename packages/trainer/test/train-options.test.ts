@@ -43,13 +43,14 @@ describe('training options as ultralytics', () => {
     expect(same('model.24.m.0.weight')).toBe(false);
   });
 
-  it('--single-cls trains one class, item; --save-period writes epoch{N}.kdw', async () => {
-    const { config } = resolveOptions(TRAIN_SCHEMA, [{ ...base(), single_cls: true, save_period: 1, epochs: 2, name: 'single' }]);
+  it('--single-cls trains one class, item; --save-period writes epoch{N}.kdw; --rect validates in rectangular batches', async () => {
+    const { config } = resolveOptions(TRAIN_SCHEMA, [{ ...base(), single_cls: true, save_period: 1, rect: true, epochs: 2, name: 'single' }]);
     const r = await train(config, HYP_SCRATCH_LOW, { progress: { write: () => true } });
     const w = await loadModelWeights(r.best);
     expect(w.description.nc).toBe(1);
     expect(w.description.names).toEqual(['item']);
     expect(existsSync(join(r.saveDir, 'weights', 'epoch0.kdw'))).toBe(true);
     expect(existsSync(join(r.saveDir, 'weights', 'epoch1.kdw'))).toBe(true);
+    expect(Number.isFinite(r.final.map50)).toBe(true);
   });
 });

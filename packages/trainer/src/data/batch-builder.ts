@@ -34,6 +34,8 @@ export interface BatchJob {
   epoch: number;
   batch: number;
   indices: number[];
+  /** [height, width] of a rectangular validation batch (ultralytics --rect); default imgsz×imgsz. */
+  shape?: [number, number];
 }
 
 /** Builds batches; reports each unreadable image once through `warn` and replaces (train) or skips (val) it. */
@@ -93,13 +95,13 @@ export class BatchBuilder implements SampleSource {
     return image;
   }
 
-  private async letterboxed(index: number): Promise<{ data: Uint8Array; shape: ImageShape } | null> {
+  private async letterboxed(index: number, target: [number, number]): Promise<{ data: Uint8Array; shape: ImageShape } | null> {
     if (this.bad.has(index)) return null;
     const hit = this.cache.get(index) as { data: Uint8Array; shape: ImageShape } | undefined;
     if (hit) return hit;
     try {
       const img = await decodeImage(this.items[index]!.image);
-      const lb = await letterboxImage(img.data, img.width, img.height, this.size);
+      const lb = await letterboxImage(img.data, img.width, img.height, target);
       const out = { data: lb.data, shape: { orig: [img.height, img.width], ratio: lb.ratio, pad: lb.pad } as ImageShape };
       if (this.options.cache === 'ram') this.cache.set(index, out);
       return out;
@@ -112,6 +114,7 @@ export class BatchBuilder implements SampleSource {
   /** Builds one batch. Sample randomness comes from Rng.derive(seed, epoch, index). */
   async build(job: BatchJob): Promise<Batch> {
     const S = this.size;
+    const [H, W] = job.shape ?? [S, S];
     const { hyp, seed, augment } = this.options;
     const samples = await Promise.all(job.indices.map(async (index) => {
       if (augment) {
@@ -119,7 +122,7 @@ export class BatchBuilder implements SampleSource {
         const shape: ImageShape = { orig: [S, S], ratio: [1, 1], pad: [0, 0] };
         return { index, data: s.data, labels: s.labels, shape };
       }
-      const lb = await this.letterboxed(index);
+      const lb = await this.letterboxed(index, [H, W]);
       if (!lb) return null;
       const { ratio, pad } = lb.shape;
       const [h0, w0] = lb.shape.orig;
@@ -127,16 +130,16 @@ export class BatchBuilder implements SampleSource {
       const labels = new Float32Array(src.length);
       for (let i = 0; i + 4 < src.length; i += 5) {
         labels[i] = src[i]!;
-        labels[i + 1] = (src[i + 1]! * w0 * ratio[1] + pad[0]) / S;
-        labels[i + 2] = (src[i + 2]! * h0 * ratio[0] + pad[1]) / S;
-        labels[i + 3] = (src[i + 3]! * w0 * ratio[1]) / S;
-        labels[i + 4] = (src[i + 4]! * h0 * ratio[0]) / S;
+        labels[i + 1] = (src[i + 1]! * w0 * ratio[1] + pad[0]) / W;
+        labels[i + 2] = (src[i + 2]! * h0 * ratio[0] + pad[1]) / H;
+        labels[i + 3] = (src[i + 3]! * w0 * ratio[1]) / W;
+        labels[i + 4] = (src[i + 4]! * h0 * ratio[0]) / H;
       }
       return { index, data: lb.data, labels, shape: lb.shape };
     }));
     const kept = samples.filter((s): s is NonNullable<typeof s> => s !== null);
     const n = kept.length;
-    const px = S * S * 3;
+    const px = H * W * 3;
     const images = new Float32Array(n * px);
     let nTargets = 0;
     for (const s of kept) nTargets += s.labels.length / 5;
@@ -152,7 +155,7 @@ export class BatchBuilder implements SampleSource {
       }
     });
     return {
-      images, n, height: S, width: S, targets, nTargets,
+      images, n, height: H, width: W, targets, nTargets,
       files: kept.map((s) => this.items[s.index]!.image),
       shapes: kept.map((s) => s.shape),
     };

@@ -8,6 +8,8 @@ export interface EvalLoaderOptions {
   batchSize: number;
   workers: number;
   logger?: Logger;
+  /** Rectangular batches (ultralytics' rect validation) at this stride; a model with a fixed input size cannot take them. */
+  rectStride?: number;
 }
 
 /**
@@ -21,5 +23,6 @@ export function evalLoader(items: readonly DatasetItem[], opts: EvalLoaderOption
   return new DataLoader(items, {
     imgsz: opts.imgsz, batchSize: opts.batchSize, augment: false, shuffle: false, workers: opts.workers,
     prefetch: Math.max(3, 2 * opts.workers), ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.rectStride ? { rect: { stride: opts.rectStride } } : {}),
   });
 }

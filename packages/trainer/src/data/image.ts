@@ -69,22 +69,24 @@ export interface Letterboxed {
 }
 
 /**
- * Resizes an RGB image to fit a size×size square with its aspect kept and pads the rest with grey
- * 114, split evenly between the sides (ultralytics letterbox, auto=False, scaleup=True).
+ * Resizes an RGB image to fit a size×size square (or `[height, width]`, a rectangular batch's shape) with
+ * its aspect kept and pads the rest with grey 114, split evenly between the sides (ultralytics letterbox,
+ * auto=False, scaleup=True).
  */
-export async function letterboxImage(rgb: Uint8Array, width: number, height: number, size: number): Promise<Letterboxed> {
+export async function letterboxImage(rgb: Uint8Array, width: number, height: number, size: number | readonly [number, number]): Promise<Letterboxed> {
   if (rgb.length !== width * height * 3) throw new RangeError(`letterboxImage: rgb must hold ${width}x${height}x3 bytes, got ${rgb.length}`);
-  const r = Math.min(size / height, size / width);
-  const nw = Math.min(size, Math.max(1, Math.round(width * r)));
-  const nh = Math.min(size, Math.max(1, Math.round(height * r)));
+  const [th, tw] = typeof size === 'number' ? [size, size] : size;
+  const r = Math.min(th / height, tw / width);
+  const nw = Math.min(tw, Math.max(1, Math.round(width * r)));
+  const nh = Math.min(th, Math.max(1, Math.round(height * r)));
   // ultralytics rounds dw-0.1 / dh-0.1 so that an odd padding puts the extra pixel right/bottom.
-  const left = Math.max(0, Math.round((size - nw) / 2 - 0.1));
-  const top = Math.max(0, Math.round((size - nh) / 2 - 0.1));
+  const left = Math.max(0, Math.round((tw - nw) / 2 - 0.1));
+  const top = Math.max(0, Math.round((th - nh) / 2 - 0.1));
   let pipeline = sharp(rgb, { raw: { width, height, channels: 3 } });
   if (nw !== width || nh !== height) pipeline = pipeline.resize(nw, nh, { fit: 'fill', kernel: 'linear' });
-  if (nw !== size || nh !== size) {
+  if (nw !== tw || nh !== th) {
     pipeline = pipeline.extend({
-      left, top, right: size - nw - left, bottom: size - nh - top,
+      left, top, right: tw - nw - left, bottom: th - nh - top,
       background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE },
     });
   }

@@ -31,6 +31,11 @@ export interface DataLoaderOptions {
   workers?: number;
   /** Keep decoded images across epochs: in memory, or on disk beside each image (training batches). Default 'none'. */
   cache?: ImageCache;
+  /**
+   * Rectangular batches (validation only, ultralytics' rect): images ordered by aspect ratio, each batch
+   * letterboxed to the smallest stride multiple that holds its images at `imgsz`, plus `pad` strides (0.5).
+   */
+  rect?: { stride: number; pad?: number };
   logger?: Logger;
 }
 
@@ -66,12 +71,13 @@ interface Pending {
  */
 export class DataLoader {
   private readonly items: readonly DatasetItem[];
-  private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger'>> & { hyp: AugmentHyp; logger: Logger };
+  private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger' | 'rect'>> & { hyp: AugmentHyp; logger: Logger };
   private workers: Worker[] | null = null;
   private inProcess: BatchBuilder | null = null;
   private inProcessChain: Promise<unknown> = Promise.resolve();
   private readonly pending = new Map<number, Pending>();
   private readonly inFlight: number[] = [];
+  private readonly rect: DataLoaderOptions['rect'];
   private nextId = 0;
   private closed = false;
   private current = { epoch: -1, batches: 0, waitMs: 0, start: 0, end: 0, submitted: 0, started: 0, ready: 0, ids: new Set<number>() };
@@ -86,6 +92,8 @@ export class DataLoader {
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`DataLoader: workers must be an integer >= 0, got ${workers}`);
     this.items = items;
+    if (options.rect && options.augment) throw new RangeError('DataLoader: rect batches are for validation (augment false)');
+    this.rect = options.rect;
     this.opts = {
       imgsz: options.imgsz, batchSize: options.batchSize, augment: options.augment,
       hyp: options.hyp ?? { ...DEFAULT_HYP }, shuffle: options.shuffle ?? options.augment,
@@ -99,10 +107,28 @@ export class DataLoader {
     return Math.ceil(this.items.length / this.opts.batchSize);
   }
 
-  /** Dataset indices in the order of epoch `e` (seeded shuffle, or as scanned). */
+  /** Dataset indices in the order of epoch `e` (seeded shuffle, by aspect ratio with rect, or as scanned). */
   order(e: number): number[] {
     const idx = this.items.map((_, i) => i);
+    if (this.rect) return idx.sort((a, b) => this.aspect(a) - this.aspect(b) || a - b);
     return this.opts.shuffle ? Rng.derive(this.opts.seed, e, -1).shuffle(idx) : idx;
+  }
+
+  /** Height / width of item `i` (1 when its size is unknown). */
+  private aspect(i: number): number {
+    const size = this.items[i]!.size;
+    return size ? size[1] / size[0] : 1;
+  }
+
+  /** ultralytics' rect batch shape [height, width] for images with these indices. */
+  private rectShape(indices: readonly number[]): [number, number] | undefined {
+    if (!this.rect) return undefined;
+    const ars = indices.map((i) => this.aspect(i));
+    const lo = Math.min(...ars), hi = Math.max(...ars);
+    const [rh, rw] = hi < 1 ? [hi, 1] : lo > 1 ? [1, 1 / lo] : [1, 1];
+    const { stride, pad = 0.5 } = this.rect;
+    const side = (r: number): number => Math.ceil((r * this.opts.imgsz) / stride + pad) * stride;
+    return [side(rh), side(rw)];
   }
 
   private builderOptions(): BuilderOptions {
@@ -182,7 +208,11 @@ export class DataLoader {
     const order = this.order(e);
     const bs = this.opts.batchSize;
     const jobs: BatchJob[] = [];
-    for (let b = 0; b * bs < order.length; b++) jobs.push({ epoch: e, batch: b, indices: order.slice(b * bs, (b + 1) * bs) });
+    for (let b = 0; b * bs < order.length; b++) {
+      const indices = order.slice(b * bs, (b + 1) * bs);
+      const shape = this.rectShape(indices);
+      jobs.push({ epoch: e, batch: b, indices, ...(shape ? { shape } : {}) });
+    }
     this.current = { epoch: e, batches: 0, waitMs: 0, start: performance.now(), end: 0, submitted: 0, started: 0, ready: 0, ids: new Set() };
     const stats = this.current;
     const queued = new Map<number, Promise<Batch>>();

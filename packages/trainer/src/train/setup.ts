@@ -121,7 +121,9 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
     imgsz: cfg.imgsz, batchSize: bs, augment: cfg.augment ?? true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
     cache: cfg.cache ?? 'none',
   });
-  const valLoader = evalLoader(data.val, { imgsz: cfg.imgsz, batchSize: bs * 2, workers: cfg.workers, logger: log });
+  const valLoader = evalLoader(data.val, {
+    imgsz: cfg.imgsz, batchSize: bs * 2, workers: cfg.workers, logger: log, ...(cfg.rect ? { rectStride: Math.max(...model.strides) } : {}),
+  });
   const csv = new ResultsCsv(join(saveDir, 'results.csv'));
   // Rows of epochs that will be trained again (an interrupted epoch) must not stay in results.csv.
   if (resumed) csv.truncateFrom(startEpoch);

@@ -73,7 +73,9 @@ export async function runVal(cfg: ValConfig, opts: { logger?: Logger } = {}): Pr
     const [h, w] = inputShapeFor(cfg.imgsz, det, cfg.weights, log);
     if (h !== w) throw new DatasetError(`${cfg.weights} takes ${h}x${w} inputs; val letterboxes to squares: export it square or with --dynamic`);
     const items = await scanSplit(sources, data.nc, log, { split: cfg.task });
-    const loader = evalLoader(items, { imgsz: h, batchSize: cfg.batch_size, workers: cfg.workers, logger: log });
+    if (cfg.rect && det.inputSize) log.warn(`--rect: ${cfg.weights} takes fixed ${h}x${w} inputs; validating in square batches`);
+    const rect = cfg.rect && !det.inputSize ? { rectStride: det.stride } : {};
+    const loader = evalLoader(items, { imgsz: h, batchSize: cfg.batch_size, workers: cfg.workers, logger: log, ...rect });
     const nms = { confThres: cfg.conf_thres, iouThres: cfg.iou_thres, maxDet: cfg.max_det };
     const saving = cfg.save_txt || cfg.save_json;
     const saveDir = saving || cfg.plots ? incrementPath(cfg.project, cfg.name, cfg.exist_ok) : undefined;
