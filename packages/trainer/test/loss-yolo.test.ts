@@ -98,3 +98,13 @@ describe('YOLOv5 loss', () => {
     expect(ciou(a, b).dataSync()[0]).toBeCloseTo(1 / 3 - 1 / 13, 4);
   });
 });
+
+describe('objectness balance per level (ultralytics utils/loss.py)', () => {
+  it('is 4, 1, 0.4 for P3–P5 and 4, 1, 0.25, 0.06, 0.02 level by level for other heads', async () => {
+    const { objectnessBalance } = await import('../src/loss/objectness-balance.js');
+    expect(objectnessBalance(3)).toEqual([4.0, 1.0, 0.4]);
+    expect(objectnessBalance(4)).toEqual([4.0, 1.0, 0.25, 0.06]);
+    expect(objectnessBalance(2)).toEqual([4.0, 1.0]);
+    expect(objectnessBalance(5)).toEqual([4.0, 1.0, 0.25, 0.06, 0.02]);
+  });
+});

@@ -212,6 +212,12 @@ export function describeModelYaml(doc: unknown): YoloDescription {
   if (typeof d.anchors === 'number') {
     throw new RangeError('anchors: a count of anchors (autoanchor) is not supported; give pixel anchors per level');
   }
+  // ultralytics v6.2+: `activation: nn.LeakyReLU(0.1)` replaces Conv's SiLU everywhere (parse_model evals it).
+  const act = d.activation;
+  if (act !== undefined && act !== null && act !== '' && act !== false
+    && !(typeof act === 'string' && /^(nn\.)?SiLU\(\s*(inplace\s*=\s*(True|False))?\s*\)$/.test(act.trim()))) {
+    throw new RangeError(`activation: ${JSON.stringify(act)} is not supported; kd-edge builds Conv layers with SiLU (nn.SiLU())`);
+  }
   const layers = (key: 'backbone' | 'head'): LayerSpec[] => {
     const v = d[key];
     if (!Array.isArray(v)) throw new RangeError(`${key}: expected a list of [from, repeats, module, args]`);

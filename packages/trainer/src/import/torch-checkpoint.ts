@@ -133,6 +133,14 @@ export const TORCH_MODULE_CLASSES: readonly string[] = [
   'torch.nn.modules.activation.LeakyReLU',
   'torch.nn.modules.activation.Hardswish',
   'torch.nn.modules.activation.Sigmoid',
+  // Other activations a model yaml may name (`activation: nn.ReLU6()`): read, so the refusal names them.
+  'torch.nn.modules.activation.ReLU6',
+  'torch.nn.modules.activation.GELU',
+  'torch.nn.modules.activation.Mish',
+  'torch.nn.modules.activation.ELU',
+  'torch.nn.modules.activation.PReLU',
+  'torch.nn.modules.activation.Tanh',
+  'torch.nn.modules.padding.ZeroPad2d',
   'torch.nn.modules.activation.MultiheadAttention',
   'torch.nn.modules.container.Sequential',
   'torch.nn.modules.container.ModuleList',
@@ -157,6 +165,10 @@ export const YOLOV5_CLASSES: readonly string[] = [
   ].map((c) => `models.common.${c}`),
   ...['CrossConv', 'Sum', 'MixConv2d', 'Ensemble'].map((c) => `models.experimental.${c}`),
   'argparse.Namespace',
+  // classify/train.py attaches the inference transforms to a classification model (`model.transforms`).
+  ...['CenterCrop', 'ToTensor', 'LetterBox'].map((c) => `utils.augmentations.${c}`),
+  ...['Compose', 'Normalize', 'ToTensor', 'Resize', 'CenterCrop'].map((c) => `torchvision.transforms.transforms.${c}`),
+  'torchvision.transforms.functional.InterpolationMode',
 ];
 
 /** Options of {@link readTorchCheckpoint}. */
@@ -338,6 +350,18 @@ const TORCH_GLOBALS: ReadonlyMap<string, GlobalHandler> = (() => {
     },
   });
   g.set('torch.Size', { call: (args) => (Array.isArray(args[0]) ? [...args[0]] : []) });
+  // Protocol 2 pickles a function attribute such as ultralytics' `Segment.detect = Detect.forward` as
+  // getattr(Detect, 'forward'). Only an attribute name of an allowed class, and the result is a value that
+  // cannot be called.
+  g.set('builtins.getattr', {
+    call: (args) => {
+      const [owner, attr] = args;
+      if (!(owner instanceof PickleGlobal) || owner.handler.isClass !== true || typeof attr !== 'string' || !/^\w+$/.test(attr)) {
+        throw new TypeError(`getattr(${describeValue(owner)}, ${describeValue(attr)}) is refused: only a named attribute of an allowed class is read`);
+      }
+      return new PickleGlobal(owner.module, `${owner.name}.${attr}`, VALUE_ONLY);
+    },
+  });
   for (const p of ['Path', 'PosixPath', 'PurePath', 'PurePosixPath']) g.set(`pathlib.${p}`, { call: joinPath('/') });
   for (const p of ['WindowsPath', 'PureWindowsPath']) g.set(`pathlib.${p}`, { call: joinPath('\\') });
   for (const np of ['numpy.core.multiarray', 'numpy._core.multiarray']) {
@@ -498,12 +522,23 @@ export interface UltralyticsCheckpoint {
   date: string | null;
   /** The dtype of the weights (of the first parameter). */
   dtype: TorchDtype;
+  /** Every submodule's class, with the paths where it occurs (`model.0.act`), in module order. */
+  modules: Map<string, string[]>;
 }
 
 /** YOLOv5 detection model classes: `DetectionModel` since v7.0, `Model` in v6.x (and an alias of it in v7.0). */
 export const YOLOV5_DETECTION_MODELS: readonly string[] = ['models.yolo.DetectionModel', 'models.yolo.Model'];
 
+// What other model classes a user may bring are, for the refusal message.
+const OTHER_MODELS: Readonly<Record<string, string>> = {
+  'models.yolo.SegmentationModel': 'a YOLOv5 instance-segmentation model (segment/train.py)',
+  'models.yolo.ClassificationModel': 'a YOLOv5 image-classification model (classify/train.py)',
+};
+
 const MAX_MODULE_DEPTH = 64;
+// yolov5x6 has ~1,500 submodules. A pickle may reference one module record from many parents, so a walk over
+// paths (not objects) is bounded by count as well as by depth: a shared-child chain would otherwise be 2^depth.
+const MAX_MODULE_VISITS = 200_000;
 
 /**
  * Reads an ultralytics YOLOv5 checkpoint (v6.x, v7.0) without Python: the weights as PyTorch's `state_dict()`,
@@ -518,7 +553,19 @@ export async function readUltralyticsCheckpoint(file: string): Promise<Ultralyti
 
 /** {@link readUltralyticsCheckpoint} on bytes already in memory; `file` names them in errors. */
 export function parseUltralyticsCheckpoint(bytes: Uint8Array, file: string): UltralyticsCheckpoint {
-  const ckpt = parseTorchCheckpoint(bytes, file);
+  let ckpt: PickleValue;
+  try {
+    ckpt = parseTorchCheckpoint(bytes, file);
+  } catch (err) {
+    // The `ultralytics` pip package (YOLOv8, YOLO11, YOLOv5u) pickles its own classes; say what the file is.
+    const global = err instanceof WeightsError ? /refusing pickle global (ultralytics\.[\w.]+)/.exec(err.message)?.[1] : undefined;
+    if (global === undefined) throw err;
+    throw new WeightsError(
+      `${err instanceof Error ? err.message : String(err)}: a checkpoint of the 'ultralytics' package (YOLOv8/YOLO11/YOLOv5u, class ${global}), ` +
+        'not of ultralytics/yolov5; kd-trainer reads YOLOv5 v6.0+ detection checkpoints',
+      { cause: err },
+    );
+  }
   if (!(ckpt instanceof Map)) {
     throw new WeightsError(`${file}: holds ${describeValue(ckpt)}, not an ultralytics checkpoint dict with a 'model' entry`);
   }
@@ -530,7 +577,11 @@ export function parseUltralyticsCheckpoint(bytes: Uint8Array, file: string): Ult
     throw new WeightsError(`${file}: no 'model' or 'ema' module in the checkpoint (keys: ${keys})`);
   }
   if (!YOLOV5_DETECTION_MODELS.includes(model.className)) {
-    throw new WeightsError(`${file}: '${entry}' is a ${model.className}, not a YOLOv5 detection model (${YOLOV5_DETECTION_MODELS.join(' or ')})`);
+    const what = OTHER_MODELS[model.className];
+    throw new WeightsError(
+      `${file}: '${entry}' is a ${model.className}${what ? `, ${what}` : ''}, not a YOLOv5 detection model (${YOLOV5_DETECTION_MODELS.join(' or ')})` +
+        (what ? '; kd-trainer trains and distils detectors only' : ''),
+    );
   }
   const where = `${file}: '${entry}'`;
   const tensors = moduleStateDict(model, where);
@@ -581,7 +632,30 @@ export function parseUltralyticsCheckpoint(bytes: Uint8Array, file: string): Ult
     epoch: typeof epoch === 'number' ? epoch : null,
     date: typeof date === 'string' ? date : null,
     dtype,
+    modules: moduleClasses(model, where),
   };
+}
+
+/** The classes of a module record's submodules (not the root), each with the paths where it occurs, depth-first. */
+export function moduleClasses(module: PickleObject, where = 'module'): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let visits = 0;
+  const visit = (m: PickleObject, prefix: string, depth: number): void => {
+    if (depth > MAX_MODULE_DEPTH) throw new WeightsError(`${where}: modules nest deeper than ${MAX_MODULE_DEPTH} levels`);
+    if (++visits > MAX_MODULE_VISITS) throw new WeightsError(`${where}: more than ${MAX_MODULE_VISITS} submodules`);
+    const children = moduleDict(m, where).get('_modules');
+    if (!(children instanceof Map)) return;
+    for (const [name, child] of children) {
+      if (!(child instanceof PickleObject)) continue;
+      const path = `${prefix}${String(name)}`;
+      const paths = out.get(child.className);
+      if (paths) paths.push(path);
+      else out.set(child.className, [path]);
+      visit(child, `${path}.`, depth + 1);
+    }
+  };
+  visit(module, '', 0);
+  return out;
 }
 
 /**
@@ -590,8 +664,10 @@ export function parseUltralyticsCheckpoint(bytes: Uint8Array, file: string): Ult
  */
 export function moduleStateDict(module: PickleObject, where = 'module'): Map<string, TorchTensor> {
   const out = new Map<string, TorchTensor>();
+  let visits = 0;
   const visit = (m: PickleObject, prefix: string, depth: number): void => {
     if (depth > MAX_MODULE_DEPTH) throw new WeightsError(`${where}: modules nest deeper than ${MAX_MODULE_DEPTH} levels`);
+    if (++visits > MAX_MODULE_VISITS) throw new WeightsError(`${where}: more than ${MAX_MODULE_VISITS} submodules`);
     const d = moduleDict(m, where);
     const nonPersistent = d.get('_non_persistent_buffers_set');
     for (const field of ['_parameters', '_buffers'] as const) {
