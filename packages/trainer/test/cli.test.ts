@@ -76,10 +76,10 @@ describe('kd-trainer CLI', () => {
   });
 
   it('fails at start on an invalid value, naming field, value and allowed values', async () => {
-    const r = await cli(['train', '--data', 'x.yaml', '--imgsz', '100']);
+    const r = await cli(['train', '--data', 'x.yaml', '--imgsz', '16']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('invalid imgsz: "100"');
-    expect(r.stderr).toContain('multiple of 32');
+    expect(r.stderr).toContain('invalid imgsz: "16"');
+    expect(r.stderr).toContain('an integer ≥ 32');
     expect(r.stderr).toContain('CONFIG_INVALID');
   });
 
