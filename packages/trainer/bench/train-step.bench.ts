@@ -7,9 +7,8 @@ import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { scaleLossHyp } from '../src/loss/yolo-loss.js';
 import type { Batch } from '../src/data/types.js';
-import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
+import { canSyncBatchNorm, ReplicaPool, splitBatch } from '../src/train/data-parallel.js';
 import { shardGradients } from '../src/train/step.js';
-import { withBatchNormSync } from '../src/model/batch-norm-sync.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '@kd-edge/core';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
@@ -89,27 +88,27 @@ async function benchBackend(name: string): Promise<void> {
     if (s > 0) vt.push(performance.now() - t0);
   }
   const vms = vt.reduce((a, b) => a + b, 0) / vt.length;
-  // Data parallel: a replica in a worker thread takes half of each batch (what `kd-trainer train` does on wasm/cpu).
+  // Data parallel: N replicas (main thread + N − 1 workers), one shard each, SyncBN, gradients reduce-scattered
+  // in shared memory (what `kd-trainer train --threads N` does on wasm/cpu). BENCH_REPLICAS="2 4" by default.
   if (name === 'wasm') {
-    const worker = await GradientWorker.start(model, 'wasm', hyp);
     const batch: Batch = { images, n: BATCH, height: IMGSZ, width: IMGSZ, targets, nTargets: targets.length / 6, files: [], shapes: [] };
-    const dp: number[] = [];
-    for (let s = 0; s <= steps; s++) {
-      const t0 = performance.now();
-      const [mine, theirs] = splitBatch(batch);
-      const pending = worker.compute(model, theirs, true);
-      const local = withBatchNormSync(worker.exchange, () => shardGradients(model, names, mine, hyp));
-      await pending;
-      const remote = worker.gradients();
-      const sum = tf.tidy(() => Object.fromEntries(names.map((n) => [n, local.grads[n].add(remote[n])])));
-      opt.step(sum);
-      worker.invalidate();
-      tf.dispose([...Object.values(local.grads), ...Object.values(remote), ...Object.values(sum)]);
-      if (s > 0) dp.push(performance.now() - t0);
+    for (const ranks of (process.env.BENCH_REPLICAS ?? '2 4').split(/[\s,]+/).map(Number).filter((n) => n > 1 && n <= BATCH)) {
+      const pool = await ReplicaPool.start(model, 'wasm', hyp, ranks, names);
+      const dp: number[] = [];
+      for (let s = 0; s <= steps; s++) {
+        const t0 = performance.now();
+        const shards = splitBatch(batch, ranks);
+        const r = await pool.step(model, shards, canSyncBatchNorm(shards), shards.map(() => undefined), () => shardGradients(model, names, shards[0]!, hyp));
+        opt.step(r.grads);
+        pool.invalidate();
+        tf.dispose(Object.values(r.grads));
+        if (s > 0) dp.push(performance.now() - t0);
+      }
+      await pool.close();
+      const dms = dp.reduce((a, b) => a + b, 0) / dp.length;
+      const eff = (ms / dms) / ranks;
+      console.log(`${`wasm x${ranks} threads`.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (${ranks} replicas with SyncBN; scaling efficiency ${(100 * eff).toFixed(0)} % of ${ranks}× one thread)`);
     }
-    await worker.close();
-    const dms = dp.reduce((a, b) => a + b, 0) / dp.length;
-    console.log(`${'wasm x2 threads'.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (data parallel with SyncBN, ${BATCH / 2}+${BATCH / 2} images)`);
   }
   console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
   opt.dispose();

@@ -6,8 +6,7 @@ import { scaleLossHyp } from '../src/loss/yolo-loss.js';
 import { yoloDescription } from '@kd-edge/core';
 import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel } from '../src/model/types.js';
-import { GradientWorker, splitBatch } from '../src/train/data-parallel.js';
-import { withBatchNormSync } from '../src/model/batch-norm-sync.js';
+import { canSyncBatchNorm, ReplicaPool, splitBatch } from '../src/train/data-parallel.js';
 import { relErr } from './rel-err.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { shardGradients, splitShard } from '../src/train/step.js';
@@ -24,80 +23,112 @@ function batchOf(n: number, size: number): Batch {
 }
 
 describe('splitBatch', () => {
-  it('splits images and renumbers target rows of the second half', () => {
+  it('splits images into N shards as evenly as possible and renumbers their target rows', () => {
     const b = batchOf(5, 32);
-    const [a, c] = splitBatch(b);
-    expect([a.n, c.n]).toEqual([3, 2]);
-    expect(a.images.length).toBe(3 * 32 * 32 * 3);
-    expect(c.images[0]).toBe(b.images[3 * 32 * 32 * 3]);
-    expect(a.nTargets + c.nTargets).toBe(b.nTargets);
-    expect([...c.targets].filter((_, k) => k % 6 === 0)).toEqual([0, 0, 1, 1]);
-    expect(c.targets[2]).toBeCloseTo(0.3 + 0.1 * 3, 6);
+    const [a, c] = splitBatch(b, 2);
+    expect([a!.n, c!.n]).toEqual([3, 2]);
+    expect(a!.images.length).toBe(3 * 32 * 32 * 3);
+    expect(c!.images[0]).toBe(b.images[3 * 32 * 32 * 3]);
+    expect(a!.nTargets + c!.nTargets).toBe(b.nTargets);
+    expect([...c!.targets].filter((_, k) => k % 6 === 0)).toEqual([0, 0, 1, 1]);
+    expect(c!.targets[2]).toBeCloseTo(0.3 + 0.1 * 3, 6);
+    expect(splitBatch(b, 4).map((x) => x.n)).toEqual([2, 1, 1, 1]);
+    // Fewer images than replicas: the last shards are empty.
+    const three = splitBatch(batchOf(3, 32), 4);
+    expect(three.map((x) => x.n)).toEqual([1, 1, 1, 0]);
+    expect(three[3]!.nTargets).toBe(0);
+    expect(canSyncBatchNorm(three)).toBe(false);
+    expect(canSyncBatchNorm(splitBatch(batchOf(4, 32), 4))).toBe(true);
   });
 });
 
-describe('GradientWorker (data-parallel replica)', () => {
+/** Identical targets in every image: every shard gets the same matches, so the YOLO loss splits exactly. */
+function evenBatch(n: number): Batch {
+  const b = batchOf(n, 64);
+  const same = Array.from({ length: n }, (_, i) => [i, 0, 0.4, 0.5, 0.2, 0.3, i, 1, 0.7, 0.25, 0.15, 0.1]).flat();
+  b.targets = Float32Array.from(same);
+  b.nTargets = same.length / 6;
+  return b;
+}
+
+describe.each([3, 4])('ReplicaPool with %i replicas (main thread + workers)', (ranks) => {
   const desc = yoloDescription({ depth_multiple: 0.33, width_multiple: 0.125 }, 2);
   const hyp = scaleLossHyp(HYP_SCRATCH_LOW, 3, 2, 64);
   let model: DetectionModel;
-  let worker: GradientWorker;
+  let reference: DetectionModel;
+  let pool: ReplicaPool;
+  let names: string[];
 
   beforeAll(async () => {
     await selectBackend('wasm');
     model = createYoloModel(desc, { seed: 3 });
-    worker = await GradientWorker.start(model, 'wasm', hyp);
-  });
+    reference = createYoloModel(desc, { seed: 3 });
+    names = [...model.params.keys()];
+    pool = await ReplicaPool.start(model, 'wasm', hyp, ranks, names);
+  }, 120_000);
   afterAll(async () => {
-    await worker?.close();
+    await pool?.close();
     model?.dispose();
+    reference?.dispose();
   });
 
-  it('with SyncBN, the two halves sum to the full batch gradient', async () => {
-    const names = [...model.params.keys()];
-    // Identical targets in every image: both halves get the same matches, so the YOLO loss splits exactly.
-    const b = batchOf(4, 64);
-    const same = Array.from({ length: 4 }, (_, i) => [i, 0, 0.4, 0.5, 0.2, 0.3, i, 1, 0.7, 0.25, 0.15, 0.1]).flat();
-    b.targets = Float32Array.from(same);
-    b.nTargets = same.length / 6;
-    const full = shardGradients(model, names, b, hyp);
-    const [mine, theirs] = splitBatch(b);
-    const pending = worker.compute(model, theirs, true);
-    const local = withBatchNormSync(worker.exchange, () => shardGradients(model, names, mine, hyp));
-    await pending;
-    const remote = worker.gradients();
-    const sumErr = (x: Record<string, tf.Tensor>, y: Record<string, tf.Tensor>) =>
-      Math.max(...names.map((n) => relErr(tf.add(x[n], y[n]).dataSync(), full.grads[n].dataSync())));
-    const worst = sumErr(local.grads, remote);
+  const step = (b: Batch, syncBn: boolean) => {
+    const shards = splitBatch(b, ranks);
+    return pool.step(model, shards, syncBn, shards.map(() => undefined), () => shardGradients(model, names, shards[0]!, hyp));
+  };
+  const worstErr = (x: Record<string, tf.Tensor>, y: Record<string, tf.Tensor>) => Math.max(...names.map((n) => relErr(x[n]!.dataSync(), y[n]!.dataSync())));
+
+  it('with SyncBN, the replicas\' summed gradients and BatchNorm statistics are the full batch\'s', async () => {
+    const b = evenBatch(2 * ranks);
+    const full = shardGradients(reference, names, b, hyp);
+    const r = await step(b, true);
+    const worst = worstErr(r.grads, full.grads);
     expect(worst).toBeLessThan(2e-3);
-    // Without SyncBN the halves normalise with their own statistics and the sum differs.
-    const pending2 = worker.compute(model, theirs, false);
-    const local2 = shardGradients(model, names, mine, hyp);
-    await pending2;
-    const remote2 = worker.gradients();
-    expect(sumErr(local2.grads, remote2)).toBeGreaterThan(10 * worst);
-    tf.dispose([...Object.values(full.grads), ...Object.values(local.grads), ...Object.values(remote), ...Object.values(local2.grads), ...Object.values(remote2)]);
+    // Running statistics moved by the same full-batch moments in the main replica and the one-pass reference.
+    for (const n of ['model.0.bn.running_mean', 'model.8.cv3.bn.running_var', 'model.23.cv3.bn.running_mean']) {
+      expect(relErr(model.buffers.get(n)!.dataSync(), reference.buffers.get(n)!.dataSync()), n).toBeLessThan(1e-4);
+    }
+    expect(r.losses).toHaveLength(ranks);
+    // Without SyncBN each replica normalises with its own statistics and the sum differs.
+    const local = await step(b, false);
+    expect(worstErr(local.grads, full.grads)).toBeGreaterThan(10 * worst);
+    tf.dispose([...Object.values(full.grads), ...Object.values(r.grads), ...Object.values(local.grads)]);
   });
 
-  it('computes the same gradients as the main thread, and follows weight updates', async () => {
-    const names = [...model.params.keys()];
-    const shard = splitBatch(batchOf(4, 64))[1];
-    for (let round = 0; round < 2; round++) {
-      const remote = await worker.compute(model, shard);
-      const theirs = worker.gradients();
-      const local = shardGradients(model, names, shard, hyp);
-      for (let k = 0; k < 3; k++) expect(remote[k]).toBeCloseTo(local.loss[k], 5);
-      for (const n of names) {
-        const a = local.grads[n].dataSync();
-        const b = theirs[n].dataSync();
-        const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
-        for (let i = 0; i < a.length; i += Math.max(1, Math.floor(a.length / 50))) expect(Math.abs(a[i] - b[i]) / scale).toBeLessThan(1e-4);
-      }
-      tf.dispose([...Object.values(local.grads), ...Object.values(theirs)]);
-      // Change the weights: the replica must pick them up after invalidate().
-      tf.tidy(() => { for (const v of model.params.values()) v.assign(v.mul(0.9)); });
-      worker.invalidate();
-    }
+  it('an uneven last batch (fewer images than replicas) sums the shards it has', async () => {
+    const b = evenBatch(ranks - 1);
+    const shards = splitBatch(b, ranks);
+    expect(shards.at(-1)!.n).toBe(0);
+    const parts = shards.filter((x) => x.n > 0).map((x) => shardGradients(model, names, x, hyp));
+    const r = await pool.step(model, shards, canSyncBatchNorm(shards), shards.map(() => undefined), () => shardGradients(model, names, shards[0]!, hyp));
+    const summed = Object.fromEntries(names.map((n) => [n, tf.addN(parts.map((p) => p.grads[n]!))]));
+    expect(worstErr(r.grads, summed)).toBeLessThan(1e-4);
+    expect(r.losses.at(-1)).toEqual([]);
+    tf.dispose([...Object.values(r.grads), ...Object.values(summed), ...parts.flatMap((p) => Object.values(p.grads))]);
   });
+
+  it('follows weight updates after invalidate()', async () => {
+    const b = evenBatch(ranks);
+    const before = await step(b, false);
+    tf.tidy(() => { for (const v of model.params.values()) v.assign(v.mul(0.9)); });
+    pool.invalidate();
+    const shards = splitBatch(b, ranks);
+    const after = await step(b, false);
+    const expected = shards.map((x) => shardGradients(model, names, x, hyp));
+    const summed = Object.fromEntries(names.map((n) => [n, tf.addN(expected.map((p) => p.grads[n]!))]));
+    expect(worstErr(after.grads, summed)).toBeLessThan(1e-4);
+    expect(worstErr(after.grads, before.grads)).toBeGreaterThan(1e-3);
+    tf.dispose([...Object.values(before.grads), ...Object.values(after.grads), ...Object.values(summed), ...expected.flatMap((p) => Object.values(p.grads))]);
+  });
+
+  it('a replica that throws stops the step with its error, not a hang (even inside SyncBN)', async () => {
+    const b = evenBatch(ranks);
+    const shards = splitBatch(b, ranks);
+    // A job for an extra loss the replica was not started with: it throws inside its pass.
+    const jobs = shards.map((_, i) => (i === 1 ? { bogus: true } : undefined));
+    await expect(pool.step(model, shards, true, jobs, () => shardGradients(model, names, shards[0]!, hyp)))
+      .rejects.toThrow(/replica 1: a job with an extra loss, but no extra-loss module/);
+  }, 60_000);
 });
 
 describe('micro-batches and evaluation chunks', () => {

@@ -37,7 +37,7 @@ export function batchNormActTrain(
   act: boolean,
 ): tf.Tensor4D {
   const local = x.shape[0] * x.shape[1] * x.shape[2];
-  // With data-parallel replicas, statistics and the backward's means span both replicas (SyncBN).
+  // With data-parallel replicas, statistics and the backward's means span all replicas (SyncBN).
   const sync = batchNormSync();
   let n = local;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -49,15 +49,19 @@ export function batchNormActTrain(
       vec[0] = local;
       vec.set(mean.dataSync() as Float32Array, 1);
       vec.set(variance.dataSync() as Float32Array, 1 + c);
-      const peer = sync.exchange(vec);
-      const both = combineMoments(
-        local, vec.subarray(1, 1 + c), vec.subarray(1 + c),
-        peer[0], peer.subarray(1, 1 + c), peer.subarray(1 + c),
-      );
-      n = local + peer[0];
+      // Every replica folds the same vectors in rank order, so all get bit-identical statistics.
+      const all = sync.gather(vec);
+      let acc = { n: all[0]![0]!, mean: all[0]!.subarray(1, 1 + c), variance: all[0]!.subarray(1 + c) };
+      for (const v of all.slice(1)) {
+        if (v[0]! === 0) continue;
+        const both = acc.n === 0 ? { mean: v.subarray(1, 1 + c), variance: v.subarray(1 + c) }
+          : combineMoments(acc.n, acc.mean, acc.variance, v[0]!, v.subarray(1, 1 + c), v.subarray(1 + c));
+        acc = { n: acc.n + v[0]!, mean: both.mean, variance: both.variance };
+      }
+      n = acc.n;
       tf.dispose([mean, variance]);
-      mean = tf.tensor1d(both.mean);
-      variance = tf.tensor1d(both.variance);
+      mean = tf.tensor1d(acc.mean);
+      variance = tf.tensor1d(acc.variance);
     }
     tf.tidy(() => {
       const m = BN_MOMENTUM;
@@ -90,10 +94,11 @@ export function batchNormActTrain(
           const vec = new Float32Array(2 * c);
           vec.set(dbeta.dataSync() as Float32Array, 0);
           vec.set(dgamma.dataSync() as Float32Array, c);
-          const peer = sync.exchange(vec);
-          for (let i = 0; i < 2 * c; i++) vec[i] += peer[i];
-          sumDz = tf.tensor1d(vec.subarray(0, c));
-          sumDzX = tf.tensor1d(vec.subarray(c));
+          const all = sync.gather(vec);
+          const total = new Float32Array(2 * c);
+          for (const v of all) for (let i = 0; i < 2 * c; i++) total[i]! += v[i]!;
+          sumDz = tf.tensor1d(total.subarray(0, c));
+          sumDzX = tf.tensor1d(total.subarray(c));
         }
         // dx = γ·rstd·(dz − mean(dz) − x̂·mean(dz·x̂)), the batch-norm backward of Ioffe & Szegedy 2015.
         const centred = tf.sub(tf.sub(dz, tf.div(sumDz, n)), tf.mul(sx, tf.div(sumDzX, n)));

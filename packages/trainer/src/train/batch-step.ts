@@ -1,11 +1,10 @@
 import * as tf from '../tf.js';
 import type { Batch } from '../data/types.js';
-import { withBatchNormSync } from '../model/batch-norm-sync.js';
-import { splitBatch } from './data-parallel.js';
+import { canSyncBatchNorm, splitBatch } from './data-parallel.js';
 import type { BatchPosition } from './hooks.js';
 import type { RunState } from './setup.js';
 import { clipGradNorm } from './sgd.js';
-import { MICRO_BATCH_PIXELS, microBatches, shardGradients, sumGradients } from './step.js';
+import { MICRO_BATCH_PIXELS, shardGradients, sumGradients } from './step.js';
 
 /** What one training step reports: its loss items and whether the optimizer stepped. */
 export interface BatchStepResult {
@@ -14,29 +13,41 @@ export interface BatchStepResult {
 }
 
 /**
- * One training step at global step `ni`: the batch's gradients with the plug-in's extra loss (half of
- * them in the gradient worker when there is one), accumulated until `accumulate` steps have passed,
- * then clipped and applied, and the EMA updated.
+ * One training step at global step `ni`: the batch's gradients with the plug-in's extra loss (one shard per
+ * replica when there is a replica pool), accumulated until `accumulate` steps have passed, then clipped and
+ * applied, and the EMA updated.
  */
 export async function stepBatch(s: RunState, batch: Batch, at: BatchPosition, ni: number): Promise<BatchStepResult> {
-  const { model, varNames, gradWorker, hooks, loop } = s;
-  // Data parallel: the worker differentiates the second half of the batch meanwhile.
-  const [mine, theirs] = gradWorker && batch.n > 1 ? splitBatch(batch) : [batch, undefined];
-  // SyncBN needs both replicas to make the same passes; an uneven last batch runs unsynchronised.
-  const syncBn = theirs !== undefined && microBatches(mine) === microBatches(theirs);
+  const { model, varNames, replicas, hooks, loop } = s;
   const extra = await hooks.extraLoss?.forBatch(batch, at, s.lossHyp);
-  const pending = theirs ? gradWorker!.compute(model, theirs, syncBn, extra?.job(mine.n, theirs.n)) : undefined;
-  const local = extra?.build(0, mine.n, model);
-  const step = withBatchNormSync(syncBn ? gradWorker!.exchange : null, () =>
-    shardGradients(model, varNames, mine, s.lossHyp, MICRO_BATCH_PIXELS, local));
-  local?.dispose();
-  let named = step.grads;
-  // Steps without the extra loss (distillation's warm-up) report zeros for its items.
-  let loss = step.loss.length === 3 ? [...step.loss, ...hooks.itemNames.map(() => 0)] : step.loss;
-  if (pending && theirs) {
-    const other = await pending;
-    named = sumGradients(varNames, step.grads, gradWorker!.gradients());
-    loss = loss.map((v, j) => (v * mine.n + (other[j] ?? 0) * theirs.n) / batch.n);
+  const pad = (l: number[]): number[] => (l.length === 3 ? [...l, ...hooks.itemNames.map(() => 0)] : l);
+  let named: Record<string, tf.Tensor>;
+  let loss: number[];
+  if (replicas) {
+    const shards = splitBatch(batch, replicas.ranks);
+    // SyncBN needs every replica to make the same passes; an uneven last batch runs unsynchronised.
+    const syncBn = canSyncBatchNorm(shards);
+    let start = 0;
+    const jobs = shards.map((sh) => { const j = sh.n > 0 ? extra?.job(start, sh.n) : undefined; start += sh.n; return j; });
+    const r = await replicas.step(model, shards, syncBn, jobs, () => {
+      const local = extra?.build(0, shards[0]!.n, model);
+      try {
+        return shardGradients(model, varNames, shards[0]!, s.lossHyp, MICRO_BATCH_PIXELS, local);
+      } finally {
+        local?.dispose();
+      }
+    });
+    named = r.grads;
+    // Steps without the extra loss (distillation's warm-up) report zeros for its items.
+    const width = Math.max(...r.losses.map((l) => pad(l).length));
+    loss = new Array<number>(width).fill(0);
+    r.losses.forEach((l, i) => pad(l).forEach((v, j) => { loss[j]! += (v * shards[i]!.n) / batch.n; }));
+  } else {
+    const local = extra?.build(0, batch.n, model);
+    const step = shardGradients(model, varNames, batch, s.lossHyp, MICRO_BATCH_PIXELS, local);
+    local?.dispose();
+    named = step.grads;
+    loss = pad(step.loss);
   }
   // Gradients accumulate across steps (and epochs, as in ultralytics) until the optimizer steps.
   loop.acc = loop.acc ? sumGradients(varNames, loop.acc, named) : named;
@@ -47,7 +58,7 @@ export async function stepBatch(s: RunState, batch: Batch, at: BatchPosition, ni
     tf.dispose(Object.values(clipped));
     loop.acc = undefined;
     s.ema.update(model);
-    gradWorker?.invalidate();
+    replicas?.invalidate();
     loop.lastOptStep = ni;
   }
   return { loss, optimizerStep };

@@ -1,142 +1,227 @@
 import type { Worker } from 'node:worker_threads';
 import * as tf from '../tf.js';
 import type { BackendName } from '../backend/select.js';
-import type { Batch, Shard } from '../data/types.js';
+import type { Shard } from '../data/types.js';
 import { KdEdgeError } from '@kd-edge/core';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
-import { PeerExchange } from '../model/batch-norm-sync.js';
-import { splitShard } from './step.js';
+import { withBatchNormSync } from '../model/batch-norm-sync.js';
+import { microBatches, type ShardGradients } from './step.js';
+import { GradientReducer, ReplicaSync } from './shared-sync.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import type { GradJob, GradWorkerInit, GradWorkerMessage } from './grad-worker.js';
 
 /**
- * Splits a batch into two shards by image: the first ceil(n/2) images and the rest, with target rows
- * renumbered. Each shard's loss is `(box + obj + cls)·n_shard`, so the sum of the shards' gradients is
- * the gradient ultralytics' DDP produces (per-replica BatchNorm statistics, as without SyncBN).
+ * Splits a batch into `parts` shards by image, as evenly as the count allows (the first n mod parts get one
+ * more), with target rows renumbered; with fewer images than parts the last shards are empty. Each shard's
+ * loss is `(box + obj + cls)·n_shard`, so the shards' gradients sum to the batch's.
  */
-export function splitBatch(b: Batch): [Shard, Shard] {
-  const [mine, theirs] = splitShard(b, Math.ceil(b.n / 2));
-  // The worker's half is posted: give it its own buffer (a view would clone the whole batch).
-  return [mine, { ...theirs, images: theirs.images.slice() }];
+export function splitBatch(b: Shard, parts: number): Shard[] {
+  if (!Number.isInteger(parts) || parts < 1) throw new RangeError(`splitBatch: parts must be a positive integer, got ${parts}`);
+  const px = b.height * b.width * 3;
+  const base = Math.floor(b.n / parts), more = b.n % parts;
+  const out: Shard[] = [];
+  let start = 0;
+  for (let p = 0; p < parts; p++) {
+    const n = base + (p < more ? 1 : 0);
+    const rows: number[] = [];
+    for (let k = 0; k < b.nTargets; k++) {
+      const img = b.targets[k * 6]!;
+      if (img >= start && img < start + n) rows.push(img - start, ...b.targets.subarray(k * 6 + 1, k * 6 + 6));
+    }
+    // Shards other than the first are posted to a worker: each gets its own buffer (a view would clone the batch).
+    const view = b.images.subarray(start * px, (start + n) * px);
+    out.push({ images: p === 0 ? view : view.slice(), n, height: b.height, width: b.width, targets: Float32Array.from(rows), nTargets: rows.length / 6 });
+    start += n;
+  }
+  return out;
+}
+
+/** Whether N shards can run with synchronised BatchNorm: every replica must make the same passes. */
+export function canSyncBatchNorm(shards: readonly Shard[]): boolean {
+  const passes = shards.map((s) => (s.n === 0 ? 0 : microBatches(s)));
+  return passes.every((p) => p > 0 && p === passes[0]);
+}
+
+/** What one data-parallel step returns: the summed gradients (the caller disposes them) and each shard's loss items. */
+export interface PoolStep {
+  grads: Record<string, tf.Tensor>;
+  losses: number[][];
 }
 
 /**
- * A second model replica in a worker thread (its own WebAssembly instance, so its own core) that
- * computes the gradients of half of each batch while the main thread computes the other half.
+ * N − 1 model replicas in worker threads (each its own WebAssembly instance, so its own core) beside the
+ * main thread's model: each step every replica differentiates one shard of the batch, BatchNorm statistics
+ * are synchronised across all of them (SyncBN, an all-gather of small vectors per layer), and the gradients
+ * are summed in shared memory by a reduce-scatter whose cost per replica does not grow with N. A replica
+ * that fails stops the step with its error; the others are woken, not left waiting.
  */
-export class GradientWorker {
+export class ReplicaPool {
   private readonly weights: Float32Array;
-  private readonly grads: Float32Array;
   private version = 0;
   private published = -1;
   private nextId = 0;
-  private pending = new Map<number, { resolve: (loss: number[]) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (loss: number[]) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly workers: Worker[],
+    /** Every parameter, in the order of the shared weights. */
     private readonly names: string[],
-    private readonly sizes: number[],
-    private readonly shapes: number[][],
+    /** The parameters that get gradients (all but frozen ones), in the order of the gradient regions. */
+    readonly gradNames: string[],
+    private readonly shapes: Map<string, number[]>,
     weights: SharedArrayBuffer,
-    grads: SharedArrayBuffer,
-    /** The main thread's side of the SyncBN exchange (run its own pass inside withBatchNormSync). */
-    readonly exchange: PeerExchange,
+    /** The main thread's side (rank 0) of the barrier and the SyncBN gather. */
+    readonly sync: ReplicaSync,
+    private readonly reducer: GradientReducer,
   ) {
     this.weights = new Float32Array(weights);
-    this.grads = new Float32Array(grads);
-    worker.on('message', (m: GradWorkerMessage) => {
-      if (m.type === 'done') { this.pending.get(m.id)?.resolve(m.loss); this.pending.delete(m.id); }
-      if (m.type === 'error') this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `gradient worker: ${m.message}`));
+    workers.forEach((w, i) => {
+      w.on('message', (m: GradWorkerMessage) => {
+        if (m.type === 'done') { this.pending.get(m.id)?.resolve(m.loss); this.pending.delete(m.id); }
+        if (m.type === 'error') this.fail(new KdEdgeError(m.aborted ? 'TRAIN_REPLICA_ABORTED' : 'TRAIN_WORKER_FAILED', `replica ${i + 1}: ${m.message}`));
+      });
+      w.on('error', (e) => this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `replica ${i + 1}: ${e.message}`)));
+      w.on('exit', (code) => this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `replica ${i + 1} exited with code ${code}`)));
     });
-    worker.on('error', (e) => this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `gradient worker: ${e.message}`)));
-    worker.on('exit', (code) => this.fail(new KdEdgeError('TRAIN_WORKER_FAILED', `gradient worker exited with code ${code}`)));
+  }
+
+  /** Replicas in all, the main thread's included. */
+  get ranks(): number {
+    return this.workers.length + 1;
   }
 
   /**
-   * Starts the replica and waits until its backend and model are ready. Variables the model has beyond
-   * its description (a plug-in's, see TrainHooks.onTrainStart) are made in the replica too; with
-   * `extraLossModule` (an ExtraLossModule's URL) it can add a plug-in's loss to its passes.
+   * Starts `replicas − 1` workers and waits until their backends and models are ready. Variables the model
+   * has beyond its description (a plug-in's, see TrainHooks.onTrainStart) are made in the replicas too; with
+   * `extraLossModule` (an ExtraLossModule's URL) they can add a plug-in's loss to their passes.
    */
-  static async start(model: DetectionModel, backend: BackendName, hyp: LossHyp, extraLossModule?: string): Promise<GradientWorker> {
+  static async start(
+    model: DetectionModel, backend: BackendName, hyp: LossHyp, replicas: number, gradNames: string[], extraLossModule?: string,
+  ): Promise<ReplicaPool> {
+    if (!Number.isInteger(replicas) || replicas < 2) throw new RangeError(`ReplicaPool: replicas must be an integer ≥ 2, got ${replicas}`);
     const entry = findWorkerEntry(import.meta.url, ['./grad-worker', './train/grad-worker', '../train/grad-worker']);
     if (!entry) throw new KdEdgeError('TRAIN_WORKER_FAILED', 'gradient worker entry (grad-worker.js) not found beside the trainer');
     const names = [...model.params.keys()];
-    const vars = names.map((n) => model.params.get(n)!);
-    const total = vars.reduce((s, v) => s + v.size, 0);
-    const weights = new SharedArrayBuffer(total * 4);
-    const grads = new SharedArrayBuffer(total * 4);
+    const shapes = new Map(names.map((n) => [n, model.params.get(n)!.shape]));
+    const total = names.reduce((s, n) => s + model.params.get(n)!.size, 0);
+    const gradSize = gradNames.reduce((s, n) => s + model.params.get(n)!.size, 0);
     let maxChannels = 1;
     for (const [n, v] of model.params) if (n.endsWith('.bn.weight')) maxChannels = Math.max(maxChannels, v.size);
-    const bnCapacity = 1 + 2 * maxChannels;
-    const bnSync = new SharedArrayBuffer(PeerExchange.bytes(bnCapacity));
-    const init: GradWorkerInit = {
-      backend, description: model.description, hyp, names, shapes: vars.map((v) => v.shape), weights, grads, bnSync, bnCapacity,
-      ...(extraLossModule ? { extraLossModule } : {}),
-    };
-    const worker = spawnWorker(entry, init);
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (m: GradWorkerMessage) => {
-        if (m.type === 'ready') { worker.off('message', onMessage); resolve(); }
-        if (m.type === 'error') reject(new KdEdgeError('TRAIN_WORKER_FAILED', `gradient worker did not start: ${m.message}`));
-      };
-      worker.on('message', onMessage);
-      worker.once('error', reject);
-    });
-    const exchange = new PeerExchange(bnSync, 0, bnCapacity);
-    return new GradientWorker(worker, names, vars.map((v) => v.size), vars.map((v) => v.shape), weights, grads, exchange);
+    const capacity = 1 + 2 * maxChannels;
+    const weights = new SharedArrayBuffer(total * 4);
+    const control = new SharedArrayBuffer(ReplicaSync.bytes(replicas, capacity));
+    const grads = new SharedArrayBuffer(GradientReducer.bytes(replicas, gradSize));
+    const workers: Worker[] = [];
+    try {
+      await Promise.all(Array.from({ length: replicas - 1 }, async (_, i) => {
+        const init: GradWorkerInit = {
+          backend, description: model.description, hyp, names, shapes: names.map((n) => shapes.get(n)!), gradNames, weights, grads, gradSize,
+          control, capacity, rank: i + 1, ranks: replicas, ...(extraLossModule ? { extraLossModule } : {}),
+        };
+        const worker = spawnWorker(entry, init);
+        workers.push(worker);
+        await new Promise<void>((resolve, reject) => {
+          const onMessage = (m: GradWorkerMessage) => {
+            if (m.type === 'ready') { worker.off('message', onMessage); resolve(); }
+            if (m.type === 'error') reject(new KdEdgeError('TRAIN_WORKER_FAILED', `replica ${i + 1} did not start: ${m.message}`));
+          };
+          worker.on('message', onMessage);
+          worker.once('error', reject);
+        });
+      }));
+    } catch (err) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw err;
+    }
+    const sync = new ReplicaSync(control, 0, replicas, capacity);
+    return new ReplicaPool(workers, names, gradNames, shapes, weights, sync, new GradientReducer(grads, sync, gradSize));
   }
 
-  /** Marks the weights as changed (after an optimizer step); they are copied before the next job. */
+  /** Marks the weights as changed (after an optimizer step); they are copied before the next step. */
   invalidate(): void {
     this.version++;
   }
 
   /**
-   * Starts differentiating a shard with the model's current weights; resolves with its loss terms.
-   * With `syncBn`, the caller must run its own pass of the same step inside
-   * `withBatchNormSync(worker.exchange, …)`, with as many micro-batches, or both sides wait.
-   * `extra` is a job for the extra-loss module the worker was started with (BatchExtraLoss.job).
+   * One data-parallel step: shard r goes to replica r (shard 0 to `own`, which runs on this thread inside the
+   * SyncBN gather when `syncBn`); resolves with the summed gradients of `gradNames` and each shard's loss items.
    */
-  compute(model: DetectionModel, shard: Shard, syncBn = false, extra?: unknown): Promise<number[]> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.published !== this.version) {
-      let off = 0;
-      for (const n of this.names) {
-        const v = model.params.get(n)!;
-        this.weights.set(v.dataSync() as Float32Array, off);
-        off += v.size;
+  async step(model: DetectionModel, shards: Shard[], syncBn: boolean, jobs: (unknown | undefined)[], own: () => ShardGradients): Promise<PoolStep> {
+    if (shards.length !== this.ranks) throw new RangeError(`ReplicaPool.step: ${shards.length} shards for ${this.ranks} replicas`);
+    if (this.failure) throw this.failure;
+    this.publish(model);
+    const pending = shards.slice(1).map((shard, i) => this.post(i, shard, syncBn, jobs[i + 1]));
+    pending.forEach((p) => p.catch(() => undefined));
+    let mine: number[] = [];
+    let others: number[][];
+    try {
+      if (shards[0]!.n > 0) {
+        const r = withBatchNormSync(syncBn ? this.sync : null, own);
+        this.reducer.write(this.gradNames, this.shapes, r.grads);
+        tf.dispose(Object.values(r.grads));
+        mine = r.loss;
+      } else {
+        this.reducer.own.fill(0);
       }
-      this.published = this.version;
+      this.reducer.reduce();
+      others = await Promise.all(pending);
+    } catch (err) {
+      // This thread failed, or was woken because a replica did: stop them all and report the first cause, not
+      // the "another replica failed" of the ones that were woken (its message may come a moment later).
+      this.sync.abort();
+      const deadline = Date.now() + 5000;
+      while (!this.failure && Date.now() < deadline && isAbortEcho(err)) await new Promise((r) => setTimeout(r, 20));
+      throw this.failure ?? err;
     }
+    const sum = this.reducer.sum;
+    const grads: Record<string, tf.Tensor> = {};
+    let off = 0;
+    for (const n of this.gradNames) {
+      const shape = this.shapes.get(n)!;
+      const size = tf.util.sizeFromShape(shape);
+      grads[n] = tf.tensor(sum.slice(off, off + size), shape);
+      off += size;
+    }
+    return { grads, losses: [mine, ...others] };
+  }
+
+  private publish(model: DetectionModel): void {
+    if (this.published === this.version) return;
+    let off = 0;
+    for (const n of this.names) {
+      const v = model.params.get(n)!;
+      this.weights.set(v.dataSync() as Float32Array, off);
+      off += v.size;
+    }
+    this.published = this.version;
+  }
+
+  private post(worker: number, shard: Shard, syncBn: boolean, extra: unknown): Promise<number[]> {
     const id = this.nextId++;
     const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard, ...(extra !== undefined ? { extra } : {}) };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(job);
+      this.workers[worker]!.postMessage(job);
     });
-  }
-
-  /** The last job's gradients as tensors, by parameter name (the caller disposes them). */
-  gradients(): Record<string, tf.Tensor> {
-    const out: Record<string, tf.Tensor> = {};
-    let off = 0;
-    this.names.forEach((n, i) => {
-      out[n] = tf.tensor(this.grads.slice(off, off + this.sizes[i]), this.shapes[i]);
-      off += this.sizes[i];
-    });
-    return out;
   }
 
   async close(): Promise<void> {
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
+    for (const w of this.workers) w.removeAllListeners('exit');
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private fail(e: Error): void {
-    this.failure ??= e;
+    if (!isAbortEcho(e)) this.failure ??= e;
+    this.sync.abort();
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
   }
+}
+
+
+/** An error that only says another replica failed (the one woken by an abort), not why. */
+function isAbortEcho(e: unknown): boolean {
+  return e instanceof KdEdgeError && e.code === 'TRAIN_REPLICA_ABORTED';
 }

@@ -20,7 +20,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import type { ValResult } from '../val/validator.js';
 import { buildModels } from './build-models.js';
 import { openCheckpoint, restoreTrainingState, resumedConfig, type CheckpointState } from './checkpoint.js';
-import { GradientWorker } from './data-parallel.js';
+import { ReplicaPool, splitBatch } from './data-parallel.js';
 import type { ModelEma } from './ema.js';
 import { HookList } from './hook-list.js';
 import type { Hyp } from './hyp.js';
@@ -69,7 +69,8 @@ export interface RunState extends CheckpointState {
   valLoader: DataLoader;
   tb: SummaryWriter;
   csv: ResultsCsv;
-  gradWorker?: GradientWorker;
+  /** The other model replicas (data parallel on the wasm/cpu backends), when there are any. */
+  replicas?: ReplicaPool;
   startEpoch: number;
   loop: LoopState;
 }
@@ -129,18 +130,21 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   if (resumed) csv.truncateFrom(startEpoch);
   const nb = trainLoader.length;
 
-  const threads = cfg.threads || Math.min(availableParallelism(), 2);
-  let gradWorker: GradientWorker | undefined;
-  if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu') && bs > 1) {
-    gradWorker = await GradientWorker.start(model, backend.name, lossHyp, hooks.extraLoss?.module);
-    log.info(`data parallel: 2 replicas (main thread + 1 worker thread) with synchronised BatchNorm, ${Math.ceil(bs / 2)}+${Math.floor(bs / 2)} images per step`);
+  // One replica per core by default, never more than images per step.
+  const threads = Math.min(cfg.threads || availableParallelism(), bs);
+  let replicas: ReplicaPool | undefined;
+  const varNames = trainableNames(model, cfg.freeze ?? 0, log);
+  if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu')) {
+    replicas = await ReplicaPool.start(model, backend.name, lossHyp, threads, varNames, hooks.extraLoss?.module);
+    const per = splitBatch({ images: new Float32Array(0), n: bs, height: 0, width: 0, targets: new Float32Array(0), nTargets: 0 }, threads).map((sh) => sh.n);
+    log.info(`data parallel: ${threads} replicas (main thread + ${threads - 1} worker threads) with synchronised BatchNorm, ${per.join('+')} images per step`);
   }
   return {
     run, log, hooks, backend, data, cfg, hyp, names: data.config.names, saveDir,
     lastPath: join(saveDir, 'weights', 'last.kdw'), bestPath: join(saveDir, 'weights', 'best.kdw'),
     model, ema, optimizer, lossHyp, lf: lrLambda(cfg.cos_lr ? 'cosine' : 'linear', cfg.epochs, hyp.lrf),
-    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames: trainableNames(model, cfg.freeze ?? 0, log),
-    trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(gradWorker ? { gradWorker } : {}), startEpoch, loop,
+    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames,
+    trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(replicas ? { replicas } : {}), startEpoch, loop,
     ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
   };
 }

@@ -37,7 +37,7 @@ export async function train(cfg: TrainConfig, hyp: Hyp, run: TrainRunOptions = {
     if (s.loop.acc) tf.dispose(Object.values(s.loop.acc));
     run.signal?.removeEventListener('abort', onAbort);
     s.tb.close();
-    await s.gradWorker?.close();
+    await s.replicas?.close();
   }
   return finishRun(s, epoch);
 }
