@@ -91,6 +91,7 @@ async function benchBackend(name: string): Promise<void> {
   // Data parallel: N replicas (main thread + N − 1 workers), one shard each, SyncBN, gradients reduce-scattered
   // in shared memory (what `kd-trainer train --threads N` does on wasm/cpu). BENCH_REPLICAS="2 4" by default.
   if (name === 'wasm') {
+    const rssOne = process.memoryUsage().rss;
     const batch: Batch = { images, n: BATCH, height: IMGSZ, width: IMGSZ, targets, nTargets: targets.length / 6, files: [], shapes: [] };
     for (const ranks of (process.env.BENCH_REPLICAS ?? '2 4').split(/[\s,]+/).map(Number).filter((n) => n > 1 && n <= BATCH)) {
       const pool = await ReplicaPool.start(model, 'wasm', hyp, ranks, names);
@@ -104,10 +105,13 @@ async function benchBackend(name: string): Promise<void> {
         tf.dispose(Object.values(r.grads));
         if (s > 0) dp.push(performance.now() - t0);
       }
+      // The process's resident memory with the pool up: the main replica's share was measured before it started.
+      const rss = process.memoryUsage().rss;
       await pool.close();
       const dms = dp.reduce((a, b) => a + b, 0) / dp.length;
       const eff = (ms / dms) / ranks;
-      console.log(`${`wasm x${ranks} threads`.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (${ranks} replicas with SyncBN; scaling efficiency ${(100 * eff).toFixed(0)} % of ${ranks}× one thread)`);
+      const perReplica = (rss - rssOne) / (ranks - 1) / 2 ** 20;
+      console.log(`${`wasm x${ranks} threads`.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (${ranks} replicas with SyncBN; scaling efficiency ${(100 * eff).toFixed(0)} % of ${ranks}× one thread; ${perReplica.toFixed(0)} MiB RSS per worker replica)`);
     }
   }
   console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
