@@ -137,7 +137,7 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu')) {
     replicas = await ReplicaPool.start(model, backend.name, lossHyp, threads, varNames, hooks.extraLoss?.module);
     const per = splitBatch({ images: new Float32Array(0), n: bs, height: 0, width: 0, targets: new Float32Array(0), nTargets: 0 }, threads).map((sh) => sh.n);
-    log.info(`data parallel: ${threads} replicas (main thread + ${threads - 1} worker threads) with synchronised BatchNorm, ${per.join('+')} images per step`);
+    log.info(`data parallel: ${threads} replicas (main thread + ${threads - 1} worker thread${threads > 2 ? 's' : ''}) with synchronised BatchNorm, ${per.join('+')} images per step`);
   }
   return {
     run, log, hooks, backend, data, cfg, hyp, names: data.config.names, saveDir,
