@@ -122,7 +122,7 @@ describe('kd-trainer CLI', () => {
   });
 
   it('rounds an image size up to the largest stride with a warning, as check_img_size', async () => {
-    const { checkImgSize } = await import('../src/train/setup.js');
+    const { checkImgSize } = await import('../src/model/img-size.js');
     const { memoryLogger } = await import('../src/util/logger.js');
     const log = memoryLogger();
     expect(checkImgSize(100, 32, log)).toBe(128);

@@ -8,7 +8,7 @@ import { WeightsError } from '../src/errors.js';
 import { classifierDescription } from '@kd-edge/core';
 import { createClassifier } from '../src/model/classifier.js';
 import type { ClassificationModel, DetectionModel } from '../src/model/types.js';
-import { loadModel, readTensorArchive, saveWeights, writeTensorArchive } from '../src/model/weights-io.js';
+import { loadModel, readTensorArchive, readTensorArchiveMeta, saveWeights, writeTensorArchive } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { yoloDescription } from '@kd-edge/core';
 
@@ -38,6 +38,19 @@ describe('tensor archive', () => {
       expect(Buffer.from(back.tensors.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
     }
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('reads the meta from the header alone, without the payload', async () => {
+    const file = join(dir, 'h.kdw');
+    await writeTensorArchive(file, { kind: 'x', epoch: 7 }, new Map([['w', { shape: [1024], data: new Float32Array(1024).fill(1) }]]));
+    expect(await readTensorArchiveMeta(file)).toEqual({ kind: 'x', epoch: 7 });
+    // A cut payload does not matter to the header; a foreign or missing file does.
+    const buf = readFileSync(file);
+    writeFileSync(join(dir, 'cut.kdw'), buf.subarray(0, buf.byteLength - 2048));
+    expect(await readTensorArchiveMeta(join(dir, 'cut.kdw'))).toEqual({ kind: 'x', epoch: 7 });
+    writeFileSync(join(dir, 'foreign.kdw'), 'PK\u0003\u0004 not ours');
+    await expect(readTensorArchiveMeta(join(dir, 'foreign.kdw'))).rejects.toThrow(/foreign\.kdw.*not a kd-edge weights file/);
+    await expect(readTensorArchiveMeta(join(dir, 'none.kdw'))).rejects.toThrow(/none\.kdw: cannot read \(ENOENT\)/);
   });
 
   it('reports missing, foreign, truncated and corrupted files as WeightsError naming the file', async () => {

@@ -1,6 +1,6 @@
 import type { OptionsSchema } from '../config.js';
 import { normaliseKey } from '../config.js';
-import { openCheckpoint } from '../train/checkpoint.js';
+import { readCheckpointMeta } from '../train/checkpoint.js';
 import { latestCheckpoint } from '../train/latest-run.js';
 
 /**
@@ -21,7 +21,8 @@ export async function resumeLayer(schema: OptionsSchema, layers: Record<string, 
   const spec = schema.project;
   const dir = typeof project === 'string' ? project : spec?.type === 'string' && spec.default ? spec.default : 'runs';
   const path = resume === true || resume === 'latest' ? latestCheckpoint(dir) : String(resume);
-  const ck = await openCheckpoint(path);
+  // The header alone: the run reads the whole checkpoint once, when it starts.
+  const ck = await readCheckpointMeta(path);
   const saved = { ...ck.meta.opt, ...(typeof ck.meta.distill === 'object' && ck.meta.distill !== null ? ck.meta.distill : {}) } as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(saved)) if (k in schema && v !== undefined) out[k] = v;

@@ -159,6 +159,29 @@ function parseHeader(file: string, buf: Buffer): { header: Header; payloadStart:
 }
 
 /**
+ * The header's meta object of a KDW1 file, reading only the header (a checkpoint's settings without its
+ * tensors). Throws WeightsError like {@link readTensorArchive}; the payload is not checked.
+ */
+export async function readTensorArchiveMeta(file: string): Promise<Record<string, unknown>> {
+  let fh;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch (err) {
+    throw bad(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(head, 0, 8, 0);
+    const len = bytesRead === 8 && head.toString('latin1', 0, 4) === KDW_MAGIC ? head.readUInt32LE(4) : 0;
+    const buf = Buffer.alloc(8 + len);
+    await fh.read(buf, 0, buf.byteLength, 0);
+    return parseHeader(file, buf).header.meta ?? {};
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Reads a KDW1 file written by writeTensorArchive. Throws WeightsError naming the file when it is
  * missing, not KDW1, truncated, or its payload checksum does not match.
  */

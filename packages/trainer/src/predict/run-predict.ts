@@ -3,7 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { nonMaxSuppression, type Detection } from '@kd-edge/core';
 import { backendForDevice } from '../backend/device.js';
 import { decodeImage, type RgbImage } from '../data/image.js';
-import { checkImgSize } from '../train/setup.js';
+import { checkImgSize } from '../model/img-size.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { annotateImage, encodeImage, type AnnotateOptions } from './annotate.js';
 import { openDetector, type OpenedDetector } from './detector.js';

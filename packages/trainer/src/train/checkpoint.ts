@@ -4,7 +4,7 @@ import * as tf from '../tf.js';
 import type { TrainConfig } from '../config.js';
 import { WeightsError } from '../errors.js';
 import type { DetectionModel } from '../model/types.js';
-import { archiveExtras, openModelArchive, saveWeights, type ModelArchive } from '../model/weights-io.js';
+import { archiveExtras, openModelArchive, readTensorArchiveMeta, saveWeights, type ModelArchive } from '../model/weights-io.js';
 import type { ModelEma } from './ema.js';
 import type { Hyp } from './hyp.js';
 import type { NesterovSgd } from './sgd.js';
@@ -36,9 +36,22 @@ export interface Checkpoint {
   archive: ModelArchive;
 }
 
+/** The checkpoint file of a `--resume` value: a `last.kdw`, or a run folder (its weights/last.kdw). */
+function checkpointFile(path: string): string {
+  return existsSync(path) && statSync(path).isDirectory() ? join(path, 'weights', 'last.kdw') : path;
+}
+
+/** A training checkpoint's file and meta, from its header alone (the settings a resumed run takes). */
+export async function readCheckpointMeta(path: string): Promise<{ file: string; meta: CheckpointMeta }> {
+  const file = checkpointFile(path);
+  const meta = ((await readTensorArchiveMeta(file)).meta ?? {}) as CheckpointMeta;
+  if (meta.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
+  return { file, meta };
+}
+
 /** Opens a training checkpoint: a `last.kdw`, or a run folder (its weights/last.kdw). Builds no tensors. */
 export async function openCheckpoint(path: string): Promise<Checkpoint> {
-  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'weights', 'last.kdw') : path;
+  const file = checkpointFile(path);
   const archive = await openModelArchive(file);
   const meta = archive.meta as unknown as CheckpointMeta;
   if (meta?.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);

@@ -5,6 +5,7 @@ import { stringify as toYaml } from 'yaml';
 import type * as tf from '../tf.js';
 import { backendForDevice } from '../backend/device.js';
 import { fitAnchors } from './fit-anchors.js';
+import { checkImgSize } from '../model/img-size.js';
 import { selectBackend, type SelectedBackend } from '../backend/select.js';
 import type { TrainConfig } from '../config.js';
 import { evalLoader } from '../data/eval-loader.js';
@@ -147,13 +148,6 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
     trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(replicas ? { replicas } : {}), startEpoch, loop,
     ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
   };
-}
-
-/** ultralytics' check_img_size: an image size not a multiple of the largest stride is rounded up, with a warning. */
-export function checkImgSize(imgsz: number, stride: number, log: Logger): number {
-  const size = Math.max(Math.ceil(imgsz / stride) * stride, 2 * stride);
-  if (size !== imgsz) log.warn(`--img-size ${imgsz} must be multiple of max stride ${stride}, updating to ${size}`);
-  return size;
 }
 
 /** ultralytics' --single-cls: every label becomes class 0 of one class, `item`. */
