@@ -2,11 +2,9 @@
 // gradient 55 %, input gradient 22 %, Tile 11 %) at YOLOv5n-128px-batch-16 shapes, ours against
 // the alternatives. Run: node --conditions=source --import tsx packages/trainer/bench/kernels.bench.ts [--cpu]
 //
-// Prediction, written before measuring: the filter gradient as one XNNPACK convolution costs
-// 1.5–3× the forward convolution and beats the Conv3DBackpropFilterV2 route (a plain loop) by
-// 5–20×; the input gradient as an XNNPACK convolution of the zero-spread dy beats wasm's loop by
-// 3–10× at stride 1 and 2–4× at stride 2 (where 3/4 of its multiply-adds hit inserted zeros);
-// Tile by block copies is 5–10× faster than wasm's per-element Tile.
+// Predictions and outcomes of each version of these kernels are in docs/results.md. Now: the filter
+// gradient is im2col + kd-simd's GEMM (native/kd-simd.c); the input gradient is an XNNPACK
+// convolution at stride 1 on large images with few channels, and a GEMM + kd-simd col2im otherwise.
 import * as tf from '../src/tf.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
@@ -21,6 +19,8 @@ const CASES: ConvCase[] = [
   { label: '3x3 s1 [16,64,64,16]->16', x: [16, 64, 64, 16], k: [3, 3, 16, 16], s: 1, pad: 'same' },
   { label: '3x3 s2 [16,32,32,32]->64', x: [16, 32, 32, 32], k: [3, 3, 32, 64], s: 2, pad: 'same' },
   { label: '1x1 s1 [16,32,32,32]->32', x: [16, 32, 32, 32], k: [1, 1, 32, 32], s: 1, pad: 'valid' },
+  { label: '3x3 s1 [16,8,8,64]->64', x: [16, 8, 8, 64], k: [3, 3, 64, 64], s: 1, pad: 'same' },
+  { label: '3x3 s2 [16,8,8,128]->256', x: [16, 8, 8, 128], k: [3, 3, 128, 256], s: 2, pad: 'same' },
 ];
 const withCpu = process.argv.includes('--cpu');
 const REPS = 5;
@@ -63,7 +63,7 @@ for (const c of CASES) {
 
   const ours = time(call('dW', tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')!.kernelFunc, wasm, { x, dy },
     { strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape: c.k }), wasm);
-  row('dW ours (XNNPACK conv; 1x1: matmul)', ours);
+  row('dW ours (im2col + kd-simd GEMM)', ours);
   // The route SPECS 8 measured: Conv3DBackpropFilterV2 with depth 1 (explicit pads done by PadV2).
   const p = c.pad;
   const xPadded = Array.isArray(p) ? tf.pad(x, p) : x;
@@ -74,7 +74,7 @@ for (const c of CASES) {
 
   const dxAttrs = { strides: c.s, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x };
   const oursDx = time(call('dX', tf.getKernel(tf.Conv2DBackpropInput, 'wasm')!.kernelFunc, wasm, { dy, filter: w }, dxAttrs), wasm);
-  row('dX ours (XNNPACK conv)', oursDx);
+  row('dX ours (XNNPACK conv or col2im)', oursDx);
   row('dX tfjs-wasm default', time(call('dX0', wasmKernel(tf.Conv2DBackpropInput), wasm, { dy, filter: w }, dxAttrs), wasm, 1), oursDx);
   tf.dispose([x, w, dy, xPadded, x5, dy5]);
 

@@ -27,6 +27,14 @@ const CASES: Case[] = [
   { x: [1, 10, 11, 5], k: [5, 5, 5, 3], s: 1, pad: 'valid' },
   { x: [2, 8, 8, 8], k: [3, 3, 8, 4], s: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
   { x: [2, 16, 16, 8], k: [6, 6, 8, 5], s: 2, pad: [[0, 0], [2, 2], [2, 2], [0, 0]] },
+  // kd-simd's GEMM: full 4×8 blocks, 4-wide and scalar column tails (co 12, 33), a k tail (ci 3 with
+  // a 1×1 filter), and more pixels than one 256-row chunk; col2im for wide inputs and tiny images.
+  { x: [2, 20, 20, 8], k: [3, 3, 8, 16], s: 1, pad: 'same' },
+  { x: [3, 12, 12, 16], k: [1, 1, 16, 33], s: 1, pad: 'valid' },
+  { x: [2, 17, 15, 3], k: [1, 1, 3, 12], s: 1, pad: 'valid' },
+  { x: [4, 8, 8, 16], k: [3, 3, 16, 32], s: 2, pad: 1 },
+  { x: [2, 6, 6, 128], k: [3, 3, 128, 8], s: 1, pad: 'same' },
+  { x: [2, 4, 4, 20], k: [3, 3, 20, 24], s: 1, pad: 'same' },
 ];
 
 async function convGrads(backend: 'wasm' | 'cpu', c: Case): Promise<Float32Array[]> {

@@ -203,7 +203,9 @@ export class ReplicaPool {
     const job: GradJob = { type: 'step', id, version: this.version, syncBn, ...shard, ...(extra !== undefined ? { extra } : {}) };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.workers[worker]!.postMessage(job);
+      // The shard's buffers were sliced for this worker alone: move them instead of copying them again.
+      const transfer = [shard.images.buffer, shard.targets.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+      this.workers[worker]!.postMessage(job, transfer);
     });
   }
 

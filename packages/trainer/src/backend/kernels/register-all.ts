@@ -1,5 +1,7 @@
 import * as tf from '../../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
+import { batchNormActConfigs } from './batch-norm-act.js';
+import { concatConfig, splitVConfig } from './channel-split-concat.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { logSoftmaxConfig } from './log-softmax.js';
@@ -7,6 +9,7 @@ import { maxPoolGradConfig } from './max-pool-grad.js';
 import { resizeNearestNeighborGradCpuConfig } from './resize-nearest-neighbor-grad-cpu.js';
 import { tileConfig } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
+import { kdSimdAvailable } from './kd-simd.js';
 import { saveOriginalWasmKernel } from './wasm-ops.js';
 
 /** Kernels tfjs-backend-wasm 4.22 lacks and training needs. */
@@ -20,16 +23,19 @@ const MISSING: readonly tf.KernelConfig[] = [
  * Kernels wasm has but that we replace: faster (packages/trainer/bench/kernels.bench.ts) or, for
  * MaxPoolGrad, correct where wasm's is not.
  */
-const REPLACED: readonly tf.KernelConfig[] = [conv2DBackpropInputConfig, tileConfig, maxPoolGradConfig];
+const REPLACED: readonly tf.KernelConfig[] = [conv2DBackpropInputConfig, tileConfig, maxPoolGradConfig, splitVConfig, concatConfig];
 
 let registered = false;
 
 /**
- * Registers kd-edge's training kernels on the 'wasm' backend: the missing ones, and faster
- * replacements composed from wasm's XNNPACK kernels. Safe to call more than once.
+ * Registers kd-edge's training kernels on the 'wasm' backend: the missing ones, faster replacements
+ * built from XNNPACK and kd-simd.wasm, and the fused BatchNorm + SiLU. Safe to call more than once.
  */
 export function registerWasmKernels(): void {
   if (registered) return;
+  if (!kdSimdAvailable()) {
+    throw new Error('kd-simd.wasm (the SIMD training kernels in packages/trainer/wasm/) is missing or this runtime lacks WebAssembly SIMD');
+  }
   for (const config of MISSING) {
     if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
   }
@@ -42,6 +48,10 @@ export function registerWasmKernels(): void {
     // The original still needs its setup (it binds its wasm export) when the backend starts, since
     // ours falls back to it and the bench times it.
     tf.registerKernel({ ...config, setupFunc: original?.setupFunc });
+  }
+  // Fused BatchNorm + SiLU (native/kd-simd.c); other backends compose the same maths from tfjs ops.
+  for (const config of batchNormActConfigs) {
+    if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
   }
   registered = true;
 }
