@@ -5,6 +5,7 @@ import { registerWasmKernels } from '../src/backend/kernels/register-all.js';
 import { BackendError } from '../src/errors.js';
 import { memoryLogger } from '../src/util/logger.js';
 
+
 describe('selectBackend', () => {
   it('rejects an unknown name with a RangeError listing the choices', async () => {
     await expect(selectBackend('webgl' as BackendName)).rejects.toThrow(RangeError);
@@ -25,7 +26,7 @@ describe('selectBackend', () => {
     expect((err as Error).message).toMatch(/tfjs-node-gpu@4\.22\.0.*CUDA 11\.x and cuDNN 8/);
   });
 
-  it("'auto' falls back to wasm here and says in one line that native TensorFlow is not installed", async () => {
+  it(`'auto' falls back to wasm here and says in one line that native TensorFlow is not installed`, async () => {
     const logger = memoryLogger();
     const chosen = await selectBackend('auto', logger);
     expect(chosen.name).toBe('wasm');

@@ -57,7 +57,7 @@ describe('configuration', () => {
   it('names the field, the value and the allowed values', () => {
     const bad = (layer: Record<string, unknown>) => () => resolveOptions(TRAIN_SCHEMA, [{ data: 'a.yaml', ...layer }]);
     expect(bad({ imgsz: 16 })).toThrow(/invalid imgsz: 16 \(allowed: an integer ≥ 32\)/);
-    expect(bad({ backend: 'gpu' })).toThrow(/invalid backend: "gpu" \(allowed: auto, tensorflow-gpu, tensorflow, wasm, cpu\)/);
+    expect(bad({ backend: 'gpu' })).toThrow(/invalid backend: "gpu" \(allowed: auto, tensorflow-gpu, webgpu, tensorflow, wasm, cpu\)/);
     expect(bad({ epochs: 1.5 })).toThrow(ConfigError);
     expect(bad({ cos_lr: 'maybe' })).toThrow(/true or false/);
     expect(bad({ colour: 'red' })).toThrow(/invalid colour/);
@@ -113,6 +113,10 @@ describe('kd-trainer CLI', () => {
     expect(backendForDevice('0,1', 'auto', env)).toBe('tensorflow-gpu');
     expect(env.CUDA_VISIBLE_DEVICES).toBe('0,1');
     expect(() => backendForDevice('0', 'wasm', {})).toThrow(/--device 0 asks for a GPU but --backend wasm/);
+    const untouched: NodeJS.ProcessEnv = {};
+    expect(backendForDevice('0', 'webgpu', untouched)).toBe('webgpu');
+    expect(untouched.CUDA_VISIBLE_DEVICES).toBeUndefined();
+    expect(() => backendForDevice('cpu', 'webgpu', {})).toThrow(/--device cpu contradicts --backend webgpu/);
     expect(() => backendForDevice('cuda', 'auto', {})).toThrow(/expected cpu, a CUDA index/);
     const r = await cli(['train', '--data', 'x.yaml', '--device', '0', '--backend', 'wasm']);
     expect(r.code).toBe(2);

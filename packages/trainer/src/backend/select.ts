@@ -5,22 +5,29 @@ import { BackendError } from '../errors.js';
 import { type Logger, silentLogger } from '../util/logger.js';
 import { registerCpuKernelFixes, registerWasmKernels } from './kernels/register-all.js';
 import { ensureTrainingGradients } from './register-gradients.js';
+import { activateWebGpu, WEBGPU_INSTALL_HINT } from './webgpu.js';
 
 /** Backend names accepted by {@link selectBackend} (and the CLI's --backend). */
-export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** One of {@link BACKEND_NAMES}. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** The backend that was made active. */
 export interface SelectedBackend {
-  /** tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  /** tfjs backend name now active: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** One line for logs: what runs the kernels. */
   description: string;
 }
 
 type ConcreteBackend = Exclude<BackendName, 'auto'>;
+
+/**
+ * What 'auto' tries, fastest first. Not webgpu: training cannot run on it yet (see
+ * WEBGPU_CANNOT_TRAIN in webgpu.ts), so a GPU machine without tfjs-node-gpu would stop at the first step.
+ */
+const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm'];
 
 const DOCS = 'docs/backends.md';
 
@@ -51,6 +58,7 @@ async function activate(name: ConcreteBackend): Promise<SelectedBackend> {
     }
     return { name: 'tensorflow', description: `TensorFlow C library via ${pkg}${name === 'tensorflow-gpu' ? ' (CUDA)' : ''}` };
   }
+  if (name === 'webgpu') return activateWebGpu();
   if (name === 'wasm') {
     registerWasmKernels();
     if (!(await tf.setBackend('wasm'))) throw new BackendError('the wasm backend failed to initialise');
@@ -64,10 +72,16 @@ async function activate(name: ConcreteBackend): Promise<SelectedBackend> {
   return { name: 'cpu', description: 'plain JavaScript reference kernels (slow; for tests)' };
 }
 
+function installHint(candidate: ConcreteBackend, message: string): string {
+  if (candidate === 'tensorflow-gpu' || candidate === 'tensorflow') return `; ${INSTALL_HINT[candidate]}`;
+  if (candidate === 'webgpu' && message.includes('is not installed')) return `; ${WEBGPU_INSTALL_HINT}`;
+  return '';
+}
+
 /**
- * Makes a tfjs backend active for training and returns what was chosen. 'auto' tries
- * tensorflow-gpu, then tensorflow, then wasm; an explicit name that cannot load throws
- * BackendError with install instructions.
+ * Makes a tfjs backend active and returns what was chosen. 'auto' tries tensorflow-gpu, then
+ * tensorflow, then wasm; webgpu only when named (it validates and predicts, but cannot train yet); an
+ * explicit name that cannot load throws BackendError with install instructions.
  * @example
  * const { name } = await selectBackend('auto', consoleLogger());
  */
@@ -78,23 +92,25 @@ export async function selectBackend(name: BackendName, logger: Logger = silentLo
   await ensureTrainingGradients();
   // The cpu backend is the reference every backend is tested against, whichever is chosen.
   registerCpuKernelFixes();
-  const order: ConcreteBackend[] = name === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm'] : [name];
+  const order: readonly ConcreteBackend[] = name === 'auto' ? AUTO_ORDER : [name];
   const failures: string[] = [];
-  for (const candidate of order) {
+  for (const [i, candidate] of order.entries()) {
     try {
       const chosen = await activate(candidate);
       if (failures.length > 0) {
         // Native packages that are simply not installed are the normal case: say so in one line.
-        const notInstalled = failures.every((f) => f.includes('is not installed'));
-        const msg = `backend '${candidate}' in use; faster ones are unavailable: ${failures.join('; ')}. See ${DOCS}.`;
-        if (notInstalled) logger.info(`backend: native TensorFlow not installed (${order.filter((o) => o !== candidate).map((o) => NODE_PACKAGE[o as 'tensorflow']).join(', ')}), using ${candidate}; see ${DOCS}`);
-        else logger.warn(msg);
+        if (failures.every((f) => f.includes('is not installed'))) {
+          const skipped = order.slice(0, i).map((o) => NODE_PACKAGE[o as 'tensorflow']).join(', ');
+          logger.info(`backend: native TensorFlow not installed (${skipped}), using ${candidate}; see ${DOCS}`);
+        } else {
+          logger.warn(`backend '${candidate}' in use; faster ones are unavailable: ${failures.join('; ')}. See ${DOCS}.`);
+        }
       }
       logger.info(`backend: ${chosen.name} — ${chosen.description}`);
       return chosen;
     } catch (err) {
-      const hint = candidate === 'tensorflow-gpu' || candidate === 'tensorflow' ? `; ${INSTALL_HINT[candidate]}` : '';
-      failures.push(`${candidate}: ${(err as Error).message}${hint}`);
+      const message = (err as Error).message;
+      failures.push(`${candidate}: ${message}${installHint(candidate, message)}`);
     }
   }
   const what = name === 'auto' ? 'no backend could be loaded' : `backend '${name}' is unavailable`;

@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type * as tf from '../tf.js';
 import { backendForDevice } from '../backend/device.js';
+import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
+import { BackendError } from '../errors.js';
 import { fitAnchors } from './fit-anchors.js';
 import { checkImgSize } from '../model/img-size.js';
 import { selectBackend, type SelectedBackend } from '../backend/select.js';
@@ -89,6 +91,7 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   const hyp = resumed ? resumed.meta.hyp : hypIn;
 
   const backend = await selectBackend(backendForDevice(cfg.device ?? '', cfg.backend), log);
+  if (backend.name === 'webgpu') throw new BackendError(WEBGPU_CANNOT_TRAIN);
   const loaded = run.dataset ?? await loadDataset(cfg.data, log);
   const data = cfg.single_cls ? singleClass(loaded, log) : loaded;
 
