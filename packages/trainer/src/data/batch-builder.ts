@@ -9,6 +9,7 @@ import { readCachedImage, writeCachedImage } from './disk-cache.js';
 import { decodeImage, letterboxImage, loadResized, type RgbImage } from './image.js';
 import type { LabelledImage } from './mosaic.js';
 import { Rng } from './rng.js';
+import { SharedImageCache, type SharedImageCacheInit } from './shared-image-cache.js';
 
 /** What a builder needs to know about one dataset item (structured-clone friendly). */
 /** Where decoded images are kept across epochs (ultralytics' `--cache`). */
@@ -38,22 +39,33 @@ export interface BatchJob {
   shape?: [number, number];
 }
 
+/**
+ * Bytes of one `--cache ram` slot at this size: an image resized to long side imgsz, or letterboxed to
+ * a rect batch shape (at most imgsz plus a stride, rounded up: 64 covers stride 32 and 64).
+ */
+export function ramCacheSlotBytes(imgsz: number): number {
+  return 3 * (imgsz + 64) * (imgsz + 64);
+}
+
 /** Builds batches; reports each unreadable image once through `warn` and replaces (train) or skips (val) it. */
 export class BatchBuilder implements SampleSource {
   readonly count: number;
   readonly size: number;
   private readonly bad = new Set<number>();
   private diskCacheWarned = false;
-  private readonly cache = new Map<number, RgbImage | { data: Uint8Array; shape: ImageShape }>();
+  private readonly shared: SharedImageCache | null;
 
+  /** `shared`: with `cache: 'ram'`, the loader's cache that every builder of its threads fills and reads. */
   constructor(
     private readonly items: readonly BuilderItem[],
     private readonly options: BuilderOptions,
     private readonly warn: (msg: string) => void,
+    shared?: SharedImageCacheInit,
   ) {
     if (items.length === 0) throw new RangeError('BatchBuilder: items must not be empty');
     this.count = items.length;
     this.size = options.imgsz;
+    this.shared = options.cache === 'ram' ? SharedImageCache.attach(shared ?? SharedImageCache.create(items.length, ramCacheSlotBytes(options.imgsz)).init) : null;
   }
 
   private markBad(index: number, err: unknown): void {
@@ -69,10 +81,11 @@ export class BatchBuilder implements SampleSource {
       const i = (index + k) % this.count;
       if (this.bad.has(i)) continue;
       try {
-        let image = this.cache.get(i) as RgbImage | undefined;
+        const hit = this.shared?.get(i);
+        let image: RgbImage | undefined = hit ? { data: hit.data, height: hit.height, width: hit.width } : undefined;
         if (!image) {
           image = await this.decodeResized(this.items[i]!.image);
-          if (this.options.cache === 'ram') this.cache.set(i, image);
+          this.shared?.put(i, image.data, image.height, image.width);
         }
         return { image, labels: this.items[i]!.labels };
       } catch (err) {
@@ -97,13 +110,17 @@ export class BatchBuilder implements SampleSource {
 
   private async letterboxed(index: number, target: [number, number]): Promise<{ data: Uint8Array; shape: ImageShape } | null> {
     if (this.bad.has(index)) return null;
-    const hit = this.cache.get(index) as { data: Uint8Array; shape: ImageShape } | undefined;
-    if (hit) return hit;
+    const hit = this.shared?.get(index);
+    // A rect batch asks for the same shape every epoch; a hit of another shape is decoded again.
+    if (hit && hit.height === target[0] && hit.width === target[1]) {
+      const [oh, ow, ry, rx, py, px] = hit.info as [number, number, number, number, number, number];
+      return { data: hit.data, shape: { orig: [oh, ow], ratio: [ry, rx], pad: [py, px] } };
+    }
     try {
       const img = await decodeImage(this.items[index]!.image);
       const lb = await letterboxImage(img.data, img.width, img.height, target);
       const out = { data: lb.data, shape: { orig: [img.height, img.width], ratio: lb.ratio, pad: lb.pad } as ImageShape };
-      if (this.options.cache === 'ram') this.cache.set(index, out);
+      this.shared?.put(index, out.data, target[0], target[1], [...out.shape.orig, ...out.shape.ratio, ...out.shape.pad]);
       return out;
     } catch (err) {
       this.markBad(index, err);

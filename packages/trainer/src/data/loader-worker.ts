@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { BatchBuilder, type BatchJob, type BuilderItem, type BuilderOptions } from './batch-builder.js';
+import type { SharedImageCacheInit } from './shared-image-cache.js';
 
 /** Messages from the loader to a worker. */
 export type ToWorker = { type: 'job'; id: number; job: BatchJob };
@@ -19,13 +20,15 @@ export type FromWorker =
 export interface WorkerInit {
   items: BuilderItem[];
   options: BuilderOptions;
+  /** With --cache ram: the loader's cache, shared by all its workers. */
+  shared?: SharedImageCacheInit;
 }
 
 const port = parentPort;
 if (port) {
   const init = workerData as WorkerInit;
   const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
-  const builder = new BatchBuilder(init.items, init.options, (message) => post({ type: 'warn', message }));
+  const builder = new BatchBuilder(init.items, init.options, (message) => post({ type: 'warn', message }), init.shared);
   let chain = Promise.resolve();
   port.on('message', (m: ToWorker) => {
     // One batch at a time, in arrival order: the consumer needs batch k before k+1.

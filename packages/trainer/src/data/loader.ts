@@ -8,9 +8,10 @@ import { DatasetError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { findWorkerEntry, spawnWorker } from '../util/spawn-worker.js';
 import { DEFAULT_HYP } from './augment.js';
-import { BatchBuilder, type BatchJob, type BuilderOptions, type ImageCache } from './batch-builder.js';
+import { BatchBuilder, type BatchJob, type BuilderOptions, type ImageCache, ramCacheSlotBytes } from './batch-builder.js';
 import type { FromWorker, ToWorker, WorkerInit } from './loader-worker.js';
 import { Rng } from './rng.js';
+import { SharedImageCache } from './shared-image-cache.js';
 import type { AugmentHyp, Batch, DatasetItem } from './types.js';
 
 /** Options of a {@link DataLoader}. */
@@ -74,6 +75,7 @@ export class DataLoader {
   private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger' | 'rect'>> & { hyp: AugmentHyp; logger: Logger };
   private workers: Worker[] | null = null;
   private inProcess: BatchBuilder | null = null;
+  private sharedCache: SharedImageCache | undefined;
   private inProcessChain: Promise<unknown> = Promise.resolve();
   private readonly pending = new Map<number, Pending>();
   private readonly inFlight: number[] = [];
@@ -136,15 +138,23 @@ export class DataLoader {
     return { imgsz, augment, hyp, seed, cache };
   }
 
+  /** With --cache ram: one cache of decoded images for all this loader's threads, made on first use. */
+  private ramCache(): SharedImageCache | null {
+    if (this.opts.cache !== 'ram') return null;
+    this.sharedCache ??= SharedImageCache.create(this.items.length, ramCacheSlotBytes(this.opts.imgsz));
+    return this.sharedCache;
+  }
+
   private startWorkers(): void {
     if (this.workers || this.inProcess) return;
     const entry = this.opts.workers > 0 ? findWorkerEntry(import.meta.url, ['./loader-worker', './data/loader-worker', '../data/loader-worker']) : null;
     if (!entry) {
       if (this.opts.workers > 0) this.opts.logger.debug('DataLoader: worker entry not found, building batches on the main thread');
-      this.inProcess = new BatchBuilder(this.items, this.builderOptions(), (m) => this.opts.logger.warn(m));
+      this.inProcess = new BatchBuilder(this.items, this.builderOptions(), (m) => this.opts.logger.warn(m), this.ramCache()?.init);
       return;
     }
-    const init: WorkerInit = { items: this.items.map((it) => ({ image: it.image, labels: it.labels })), options: this.builderOptions() };
+    const shared = this.ramCache()?.init;
+    const init: WorkerInit = { items: this.items.map((it) => ({ image: it.image, labels: it.labels })), options: this.builderOptions(), ...(shared ? { shared } : {}) };
     this.workers = [];
     for (let w = 0; w < this.opts.workers; w++) {
       const worker = spawnWorker(entry, init);
