@@ -2,7 +2,15 @@
  * Training-step benchmark: yolov5n at 128 px, batch 16 (SPECS.md section 8's reference setting), on
  * every backend that loads here, plus validation throughput. Prints figures; asserts nothing.
  * Run: npm run bench (from the repository root or packages/trainer).
+ *
+ * Environment: BENCH_IMGSZ ("128", or several: "128 640"), BENCH_BATCH, BENCH_STEPS, BENCH_BACKENDS,
+ * BENCH_REPLICAS ("2 4"), BENCH_PROFILE (1 | shapes). Side by side with ultralytics: BENCH_YOLOV5=<the
+ * ultralytics YOLOv5 v7.0 source tree> runs bench/reference/ultralytics_step.py (BENCH_PYTHON, default
+ * /usr/bin/python3 with PyTorch) at the same size, batch and thread count after each figure, and
+ * prints the ratio.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '../src/tf.js';
 import { selectBackend } from '../src/backend/select.js';
 import { scaleLossHyp } from '../src/loss/yolo-loss.js';
@@ -14,7 +22,9 @@ import { yoloDescription } from '@kd-edge/core';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { NesterovSgd } from '../src/train/sgd.js';
 
-const IMGSZ = Number(process.env.BENCH_IMGSZ ?? 128);
+const IMGSZS = (process.env.BENCH_IMGSZ ?? '128').split(/[\s,]+/).filter(Boolean).map(Number);
+const YOLOV5 = process.env.BENCH_YOLOV5;
+const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const BATCH_ALL = Number(process.env.BENCH_BATCH ?? 16);
 const STEPS = Number(process.env.BENCH_STEPS ?? 5);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'tensorflow-gpu,tensorflow,wasm,cpu').split(',');
@@ -28,7 +38,29 @@ function syntheticTargets(n: number): Float32Array {
   return Float32Array.from(rows);
 }
 
-async function benchBackend(name: string): Promise<void> {
+/** ms per ultralytics training step at this size, batch and thread count (null when not asked for). */
+function torchStep(imgsz: number, batch: number, threads: number, steps: number): number | null {
+  if (!YOLOV5) return null;
+  const script = fileURLToPath(new URL('./reference/ultralytics_step.py', import.meta.url));
+  const r = spawnSync(PYTHON, [script, '--yolov5', YOLOV5, '--imgsz', String(imgsz), '--batch', String(batch),
+    '--threads', String(threads), '--steps', String(steps)], {
+    encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) {
+    console.log(`  ultralytics reference failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    return null;
+  }
+  return (JSON.parse(line) as { ms: number }).ms;
+}
+
+function ratioLine(ours: number, imgsz: number, batch: number, threads: number, steps: number): void {
+  const ref = torchStep(imgsz, batch, threads, steps);
+  if (ref === null) return;
+  console.log(`${'ultralytics'.padEnd(15)} train step ${ref.toFixed(0).padStart(6)} ms  ${(batch / (ref / 1000)).toFixed(1).padStart(6)} img/s  (PyTorch CPU, ${threads} thread${threads > 1 ? 's' : ''}); kd-trainer/ultralytics = ${(ours / ref).toFixed(2)}×`);
+}
+
+async function benchBackend(name: string, IMGSZ: number): Promise<void> {
   try {
     await selectBackend(name as 'wasm');
   } catch (e) {
@@ -60,7 +92,11 @@ async function benchBackend(name: string): Promise<void> {
     if (s > 0) times.push(performance.now() - t0); // step 0 is warm-up
   }
   const ms = times.reduce((a, b) => a + b, 0) / times.length;
-  console.log(`${name.padEnd(15)} train step ${ms.toFixed(0).padStart(6)} ms  ${(BATCH / (ms / 1000)).toFixed(1).padStart(6)} img/s  (yolov5n ${IMGSZ}px batch ${BATCH}, ${cpu ? 'one step, no warm-up' : `mean of ${times.length}`})`);
+  // Peak resident memory of the whole process so far: one replica (the bench's only earlier work is
+  // smaller sizes, whose peak this one exceeds).
+  const peakOne = process.resourceUsage().maxRSS * 1024;
+  console.log(`${name.padEnd(15)} train step ${ms.toFixed(0).padStart(6)} ms  ${(BATCH / (ms / 1000)).toFixed(1).padStart(6)} img/s  (yolov5n ${IMGSZ}px batch ${BATCH}, ${cpu ? 'one step, no warm-up' : `mean of ${times.length}`}; peak RSS ${(peakOne / 2 ** 20).toFixed(0)} MiB)`);
+  if (name === 'wasm') ratioLine(ms, IMGSZ, BATCH, 1, steps);
   if (profiled) {
     const byKernel = new Map<string, number>();
     for (const k of profiled.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
@@ -112,6 +148,7 @@ async function benchBackend(name: string): Promise<void> {
       const eff = (ms / dms) / ranks;
       const perReplica = (rss - rssOne) / (ranks - 1) / 2 ** 20;
       console.log(`${`wasm x${ranks} threads`.padEnd(15)} train step ${dms.toFixed(0).padStart(6)} ms  ${(BATCH / (dms / 1000)).toFixed(1).padStart(6)} img/s  (${ranks} replicas with SyncBN; scaling efficiency ${(100 * eff).toFixed(0)} % of ${ranks}× one thread; ${perReplica.toFixed(0)} MiB RSS per worker replica)`);
+      ratioLine(dms, IMGSZ, BATCH, ranks, steps);
     }
   }
   console.log(`${name.padEnd(15)} val forward ${(vb / (vms / 1000)).toFixed(1).padStart(6)} img/s (batch ${vb})`);
@@ -120,4 +157,5 @@ async function benchBackend(name: string): Promise<void> {
 }
 
 console.log(`kd-trainer bench: node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
-for (const b of BACKENDS) await benchBackend(b);
+if (!YOLOV5) console.log('(set BENCH_YOLOV5=<ultralytics YOLOv5 v7.0 source> to time ultralytics/PyTorch side by side)');
+for (const imgsz of IMGSZS) for (const b of BACKENDS) await benchBackend(b, imgsz);
