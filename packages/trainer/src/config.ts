@@ -36,7 +36,7 @@ export const TRAIN_SCHEMA = {
   cos_lr: { type: 'boolean', default: false, help: 'cosine learning-rate schedule' },
   patience: { type: 'int', default: 100, min: 0, help: 'stop after this many epochs without improvement (0: never)' },
   workers: { type: 'int', default: 1, min: 0, max: 32, help: 'data-loading worker threads (0: load on the main thread)' },
-  threads: { type: 'int', default: 0, min: 0, help: 'model replicas in threads on the wasm/cpu backends (data parallel with SyncBN; 0: one per core), at most one per image of a step' },
+  threads: { type: 'int', default: 0, min: 0, help: 'model replicas in threads on the wasm/cpu backends (data parallel with SyncBN; 0: one per core where each gets at least 250K pixels a step), at most one per image of a step' },
   noval: { type: 'boolean', default: false, help: 'validate only after the final epoch' },
   freeze: { type: 'int', default: 0, min: 0, help: 'freeze the first N layers (ultralytics numbering: 10 = the backbone of a YOLOv5)' },
   rect: { type: 'boolean', default: false, help: 'validate in rectangular batches (images ordered by aspect ratio, less padding), as ultralytics val does' },

@@ -6,7 +6,7 @@ import { scaleLossHyp } from '../src/loss/yolo-loss.js';
 import { yoloDescription } from '@kd-edge/core';
 import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel } from '../src/model/types.js';
-import { canSyncBatchNorm, ReplicaPool, splitBatch } from '../src/train/data-parallel.js';
+import { canSyncBatchNorm, defaultReplicas, MIN_PIXELS_PER_REPLICA, ReplicaPool, splitBatch } from '../src/train/data-parallel.js';
 import { relErr } from './rel-err.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { shardGradients, splitShard } from '../src/train/step.js';
@@ -39,6 +39,17 @@ describe('splitBatch', () => {
     expect(three[3]!.nTargets).toBe(0);
     expect(canSyncBatchNorm(three)).toBe(false);
     expect(canSyncBatchNorm(splitBatch(batchOf(4, 32), 4))).toBe(true);
+  });
+
+  it('defaults to one replica per core only where each replica gets enough pixels a step', () => {
+    expect(defaultReplicas(2, 16, 128)).toBe(1); // 262K pixels: one replica's work
+    expect(defaultReplicas(2, 16, 256)).toBe(2);
+    expect(defaultReplicas(16, 16, 640)).toBe(16);
+    expect(defaultReplicas(16, 8, 640)).toBe(8); // never more than the step's images
+    expect(defaultReplicas(16, 64, 128)).toBe(4); // 1M pixels: four replicas of 262K
+    expect(defaultReplicas(1, 64, 640)).toBe(1);
+    expect(defaultReplicas(8, 1, 32)).toBe(1);
+    expect(MIN_PIXELS_PER_REPLICA).toBeGreaterThan(0);
   });
 });
 

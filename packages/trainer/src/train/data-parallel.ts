@@ -37,6 +37,23 @@ export function splitBatch(b: Shard, parts: number): Shard[] {
   return out;
 }
 
+/**
+ * Input pixels a replica must get per step before another replica pays: below it SyncBN's 114 lock-step
+ * exchanges and the gradient reduction cost more than the shared work saves (yolov5n on 2 cores: 16×128²
+ * in 2 replicas ran 7 % slower than 1, 16×256² 38 % faster; docs/results.md).
+ */
+export const MIN_PIXELS_PER_REPLICA = 250_000;
+
+/**
+ * The default replica count (`--threads 0`): one per core, but no more than the step's images, nor more
+ * than the step's pixels give {@link MIN_PIXELS_PER_REPLICA} each; at least one.
+ * @example defaultReplicas(16, 16, 128) // 1: 16×128² pixels is one replica's work
+ */
+export function defaultReplicas(cores: number, batch: number, imgsz: number): number {
+  const byWork = Math.floor((batch * imgsz * imgsz) / MIN_PIXELS_PER_REPLICA);
+  return Math.max(1, Math.min(cores, batch, byWork));
+}
+
 /** Whether N shards can run with synchronised BatchNorm: every replica must make the same passes. */
 export function canSyncBatchNorm(shards: readonly Shard[]): boolean {
   const passes = shards.map((s) => (s.n === 0 ? 0 : microBatches(s)));

@@ -23,7 +23,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import type { ValResult } from '../val/validator.js';
 import { buildModels } from './build-models.js';
 import { openCheckpoint, restoreTrainingState, resumedConfig, type CheckpointState } from './checkpoint.js';
-import { ReplicaPool, splitBatch } from './data-parallel.js';
+import { defaultReplicas, ReplicaPool, splitBatch } from './data-parallel.js';
 import type { ModelEma } from './ema.js';
 import { HookList } from './hook-list.js';
 import type { Hyp } from './hyp.js';
@@ -134,8 +134,11 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   if (resumed) csv.truncateFrom(startEpoch);
   const nb = trainLoader.length;
 
-  // One replica per core by default, never more than images per step.
-  const threads = Math.min(cfg.threads || availableParallelism(), bs);
+  // By default one replica per core, as far as the step's images and pixels make that pay.
+  const threads = cfg.threads ? Math.min(cfg.threads, bs) : defaultReplicas(availableParallelism(), bs, cfg.imgsz);
+  if (!cfg.threads && threads < Math.min(availableParallelism(), bs)) {
+    log.info(`data parallel: ${threads} replica${threads > 1 ? 's' : ''} for ${availableParallelism()} cores: a step of ${bs}×${cfg.imgsz}² pixels is too little work to share further (--threads N to choose)`);
+  }
   let replicas: ReplicaPool | undefined;
   const varNames = trainableNames(model, cfg.freeze ?? 0, log);
   if (threads > 1 && (backend.name === 'wasm' || backend.name === 'cpu')) {
