@@ -83,6 +83,7 @@ export const SYNTH_SCHEMA = {
   imgsz: { type: 'int', default: 128, min: 32, help: 'image size (pixels)' },
   classes: { type: 'int', default: 6, min: 1, max: 12, help: 'number of shape classes (the first N of circle, square, triangle, star, cross, ring, ellipse, hexagon, diamond, pentagon, semicircle, arrow)' },
   shapes: { type: 'string', default: '', help: 'comma-separated shape names as the classes, in order (overrides --classes), e.g. ellipse,hexagon,diamond' },
+  difficulty: { type: 'enum', choices: ['hard', 'easy'], default: 'hard', help: 'hard: clutter, small shapes, noise and blur (models learn slowly); easy: plain backgrounds, 1-4 medium and large shapes (models learn in 30 epochs; for comparing recipes such as distillation)' },
   seed: { type: 'int', default: 0, min: 0, help: 'seed' },
 } as const satisfies OptionsSchema;
 

@@ -82,3 +82,34 @@ describe('renderSynthImage', () => {
     expect(small).toBeGreaterThan(0);
   });
 });
+
+describe('--difficulty easy', () => {
+  it('draws 1-4 medium or large shapes on a clean background, never noisy or blurred', async () => {
+    let shapes = 0;
+    for (let seed = 0; seed < 30; seed++) {
+      const img = await renderSynthImage(Rng.derive(5, seed), 128, 6, false, 'easy');
+      expect(img.noisy).toBe(false);
+      expect(img.blurred).toBe(false);
+      expect(img.shapes.length).toBeGreaterThanOrEqual(1);
+      expect(img.shapes.length).toBeLessThanOrEqual(4);
+      for (const s of img.shapes) {
+        expect(s.r).toBeGreaterThanOrEqual(8);
+        expect(s.r).toBeLessThanOrEqual(26);
+      }
+      shapes += img.shapes.length;
+    }
+    expect(shapes).toBeGreaterThan(30);
+    // The hard set keeps its small shapes.
+    const hard = await Promise.all(Array.from({ length: 30 }, (_, s) => renderSynthImage(Rng.derive(5, s), 128, 6)));
+    expect(hard.some((img) => img.shapes.some((s) => s.r < 6))).toBe(true);
+  });
+
+  it('writes a dataset that scans cleanly and says it is the easy set', async () => {
+    const { yaml: easy } = await synthesizeDataset({ out: join(dir, 'easy'), train: 6, val: 2, imgsz: 64, classes: 3, difficulty: 'easy', seed: 1 });
+    expect(await readFile(easy, 'utf8')).toMatch(/seed 1, easy/);
+    const cfg = await loadDatasetConfig(easy);
+    const log = memoryLogger();
+    expect(await scanSplit(cfg.train, cfg.nc, log)).toHaveLength(6);
+    expect(log.lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+});

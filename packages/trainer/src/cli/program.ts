@@ -63,7 +63,7 @@ export function buildProgram(): Command {
     const { config } = resolveOptions(SYNTH_SCHEMA, [file, flags]);
     const t0 = performance.now();
     const shapes = config.shapes ? config.shapes.split(',').map((k) => k.trim()).filter(Boolean) as ShapeKind[] : undefined;
-    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), seed: config.seed });
+    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, seed: config.seed });
     process.stdout.write(`wrote ${config.train} train + ${config.val} val images in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${r.yaml}\n`);
   });
   const dataCmd = new Command('data').description('dataset tools').addCommand(synthCmd);
