@@ -83,6 +83,15 @@ describe('kd-trainer distill (end to end)', () => {
     expect(pairs[0]!.teacherC).toBe(2 * pairs[0]!.studentC);
   });
 
+  it('yolo-kd + cwd: the channel-wise term trains on the same neck pairs, from the CLI options', async () => {
+    const steps: StepInfo[] = [];
+    await runDistill(config({ name: 'cwd', kd_loss: 'yolo-kd+cwd', kd_cwd: 2, kd_cwd_temperature: 3, epochs: 1, threads: 1 }), HYP_SCRATCH_LOW, {
+      onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    expect(steps.length).toBe(2);
+    expect(steps.every((s) => s.loss[6]! > 0 && Number.isFinite(s.loss[6]!))).toBe(true);
+  });
+
   it('caches the teacher per image without augmentation: the second epoch reads every output from disk', async () => {
     const log = memoryLogger();
     const cache = join(root, 'tcache');

@@ -22,7 +22,7 @@ describe('parseKdLosses', () => {
     expect(parseKdLosses('yolo-kd+feature')).toEqual(['yolo-kd', 'feature']);
     expect(parseKdLosses(' kd ')).toEqual(['kd']);
     expect(parseKdLosses('feature + yolo-kd', 'detect')).toEqual(['feature', 'yolo-kd']);
-    expect(Object.keys(KD_LOSSES)).toEqual(['kd', 'yolo-kd', 'feature']);
+    expect(Object.keys(KD_LOSSES)).toEqual(['kd', 'yolo-kd', 'feature', 'cwd']);
   });
 
   it('names the bad name and the allowed ones', () => {

@@ -4,6 +4,7 @@ import type { YoloLossTerms } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
 import type { ExtraLoss } from '../train/step.js';
 import { FeatureAdapters, type FeaturePair } from './losses/feature-adapters.js';
+import { channelWiseLoss } from './losses/channel-wise.js';
 import { featureLoss } from './losses/feature.js';
 import { combineLosses, type KdLossName } from './losses/registry.js';
 import { yoloKdLoss, type YoloKdBoxMode, type YoloKdClsMode } from './losses/yolo-kd.js';
@@ -23,6 +24,8 @@ export interface DistillSpec {
   geometry: HeadGeometry;
   /** Feature distillation: which student layer imitates which teacher tensor, and the term's weight. */
   features?: { pairs: FeatureDistillPair[]; weight: number };
+  /** Channel-wise distillation on the same pairs (with the 'cwd' loss): its weight and temperature τ. */
+  cwd?: { weight: number; temperature: number };
 }
 
 /** One student layer ↔ teacher tensor pair of feature distillation, with its adapter's shape. */
@@ -46,7 +49,7 @@ export interface DistillJob {
   n: number;
 }
 
-/** Names of the items {@link buildDistillLoss} reports after box, obj and cls. */
+/** Names of the items {@link buildDistillLoss} reports after box, obj and cls (kd_feat: the feature-map terms, imitation and channel-wise). */
 export const DISTILL_ITEM_NAMES = ['kd_obj', 'kd_cls', 'kd_box', 'kd_feat'] as const;
 
 /**
@@ -57,8 +60,11 @@ export const DISTILL_ITEM_NAMES = ['kd_obj', 'kd_cls', 'kd_box', 'kd_feat'] as c
 export function buildDistillLoss(job: DistillJob, model: DetectionModel): ExtraLoss {
   const { spec, teacher } = job;
   const useLogits = spec.losses.includes('yolo-kd');
-  const feat = spec.losses.includes('feature') ? spec.features : undefined;
-  if (spec.losses.includes('feature') && feat === undefined) throw new RangeError('kd loss feature: no feature pairs were set up');
+  const imitate = spec.losses.includes('feature');
+  const cwd = spec.losses.includes('cwd') ? spec.cwd : undefined;
+  const feat = imitate || cwd ? spec.features : undefined;
+  if ((imitate || spec.losses.includes('cwd')) && feat === undefined) throw new RangeError('kd loss feature/cwd: no feature pairs were set up');
+  if (spec.losses.includes('cwd') && cwd === undefined) throw new RangeError('kd loss cwd: no weight and temperature were set up');
   const levels = teacher.levels;
   if (useLogits && levels === undefined) throw new RangeError('teacher outputs have no detection levels');
   const adapters = new FeatureAdapters();
@@ -97,10 +103,17 @@ export function buildDistillLoss(job: DistillJob, model: DetectionModel): ExtraL
           if (!f) throw new RangeError(`teacher outputs have no feature '${p.teacherTensor}'`);
           return [p.name, { data: cut(f.data, offset, part.n), shape: [part.n, f.shape[1], f.shape[2], f.shape[3]] as [number, number, number, number] }] as const;
         }));
-        const f = featureLoss(student, tmaps, adapters, {
-          mask: 'gt', gt: { targets: part.targets, nTargets: part.nTargets },
-        });
-        const weighted = f.total.mul(feat.weight) as tf.Scalar;
+        let weighted: tf.Scalar = zero();
+        if (imitate) {
+          const f = featureLoss(student, tmaps, adapters, {
+            mask: 'gt', gt: { targets: part.targets, nTargets: part.nTargets },
+          });
+          weighted = weighted.add(f.total.mul(feat.weight)) as tf.Scalar;
+        }
+        if (cwd) {
+          const c = channelWiseLoss(student, tmaps, adapters, { temperature: cwd.temperature });
+          weighted = weighted.add(c.total.mul(cwd.weight)) as tf.Scalar;
+        }
         kdTotal = kdTotal.add(weighted) as tf.Scalar;
         items.push(weighted);
       } else {

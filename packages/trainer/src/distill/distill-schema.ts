@@ -4,7 +4,7 @@ import { TRAIN_SCHEMA, type OptionsSchema, type Resolved } from '../config.js';
 export const DISTILL_SCHEMA = {
   ...TRAIN_SCHEMA,
   teacher: { type: 'string', required: true, help: 'teacher: an ONNX file (ultralytics or kd-trainer export), kd-trainer weights (.kdw) or an ultralytics YOLOv5 checkpoint (.pt)' },
-  kd_loss: { type: 'string', default: 'yolo-kd', help: "distillation terms joined with '+': yolo-kd (detectors), kd (classifiers), feature" },
+  kd_loss: { type: 'string', default: 'yolo-kd', help: "distillation terms joined with '+': yolo-kd (detectors), kd (classifiers), feature, cwd (detectors)" },
   kd_alpha: { type: 'number', default: 0.5, min: 0, max: 1, help: 'α: weight of the KD loss, (1−α)·hard + α·λ·KD' },
   kd_lambda: { type: 'number', default: 1, min: 0, help: 'λ: scale of the KD loss against the hard loss' },
   kd_temperature: { type: 'number', default: 2, min: 0.01, help: 'temperature T of the soft targets (KL·T²)' },
@@ -16,6 +16,8 @@ export const DISTILL_SCHEMA = {
   kd_cls: { type: 'number', default: 1, min: 0, help: 'weight of the class KD term (times the hard cls gain)' },
   kd_box: { type: 'number', default: 1, min: 0, help: 'weight of the box KD term (times the hard box gain)' },
   kd_feature: { type: 'number', default: 1, min: 0, help: 'weight of the feature-imitation term (with --kd-loss …+feature)' },
+  kd_cwd: { type: 'number', default: 1, min: 0, help: 'weight of the channel-wise distillation term (with --kd-loss …+cwd)' },
+  kd_cwd_temperature: { type: 'number', default: 4, min: 0.01, help: 'temperature τ of the channel-wise spatial softmax (with --kd-loss …+cwd)' },
   teacher_cache: { type: 'string', default: '', help: "folder caching the teacher's outputs per image (only with --no-augment: the same pixels every epoch)" },
   compare: { type: 'boolean', default: false, help: 'also train a baseline without the teacher (same seed, data, schedule) and print both' },
 } as const satisfies OptionsSchema;

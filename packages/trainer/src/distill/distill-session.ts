@@ -24,8 +24,10 @@ export interface DistillSettings extends AlphaSchedule {
   boxMode: YoloKdBoxMode;
   /** Per-term weights on top of the hard loss's gains. */
   termWeights: { obj: number; cls: number; box: number };
-  /** Feature distillation pairs and the weight of its term (with the 'feature' loss). */
+  /** Feature distillation pairs and the weight of its term (with the 'feature' or 'cwd' loss). */
   features?: { pairs: FeatureDistillPair[]; weight: number };
+  /** Channel-wise distillation's weight and temperature (with the 'cwd' loss). */
+  cwd?: { weight: number; temperature: number };
 }
 
 /** A training step's info as distillation reports it: with the step's α (absent in a `--compare` baseline). */
@@ -134,6 +136,7 @@ export class DistillSession implements TrainHooks {
       weights: { obj: hard.obj * w.obj, cls: hard.cls * w.cls, box: hard.box * w.box },
       geometry: this.geometry,
       ...(this.settings.features ? { features: this.settings.features } : {}),
+      ...(this.settings.cwd ? { cwd: this.settings.cwd } : {}),
     };
     const teacher = start === 0 && n === batchN ? out : sliceTeacher(out, batchN, start, n);
     return { spec, teacher, n };

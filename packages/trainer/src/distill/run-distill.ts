@@ -144,7 +144,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
   const desc = await studentDescription(trainCfg, nc);
   const plan = planYolo(desc);
   const losses = parseKdLosses(cfg.kd_loss, 'detect');
-  const featurePairs = losses.includes('feature') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
+  const featurePairs = losses.includes('feature') || losses.includes('cwd') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
   const opened = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
   const teacher = cfg.teacher_cache ? TeacherCache.wrap(opened, cfg.teacher_cache) : opened;
   try {
@@ -174,6 +174,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       teacher, losses, temperature: cfg.kd_temperature, alpha: cfg.kd_alpha, lambda: cfg.kd_lambda, warmup: cfg.kd_warmup, ramp: cfg.kd_ramp,
       clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
+      ...(losses.includes('cwd') ? { cwd: { weight: cfg.kd_cwd, temperature: cfg.kd_cwd_temperature } } : {}),
     }, { nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);

@@ -21,6 +21,11 @@ export const KD_LOSSES = {
     tasks: ['detect', 'classify'],
     needs: 'features',
   },
+  cwd: {
+    description: 'channel-wise distillation (Shu et al. 2021): per channel, KL between teacher and 1×1-adapted student spatial softmax maps at τ',
+    tasks: ['detect'],
+    needs: 'features',
+  },
 } as const;
 
 /** A name of {@link KD_LOSSES}. */
