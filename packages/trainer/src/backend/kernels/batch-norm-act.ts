@@ -30,12 +30,12 @@ function rowsAndChannels(x: tf.TensorInfo): [number, number] {
   return [c === 0 ? 0 : tf.util.sizeFromShape(x.shape) / c, c];
 }
 
-/** Runs `fn` with `bytes` of scratch on the heap (8-byte aligned), freed afterwards. */
-function withScratch(backend: BackendWasm, bytes: number, fn: (p: number) => void): void {
+/** Runs `fn` with scratch for 2·c float64 sums on the heap (8-byte aligned), freed afterwards. */
+function withSums(backend: BackendWasm, c: number, fn: (acc: number) => void): void {
   const heap = backend.wasm as unknown as { _malloc(n: number): number; _free(p: number): void };
-  const p = heap._malloc(bytes) >>> 0;
+  const p = heap._malloc(16 * c + 8) >>> 0;
   try {
-    fn(p);
+    fn((p + 7) & ~7);
   } finally {
     heap._free(p);
   }
@@ -48,9 +48,7 @@ function moments(args: KernelArgs): tf.TensorInfo[] {
   const [rows, c] = rowsAndChannels(x);
   const mean = backend.makeOutput([c], 'float32');
   const variance = backend.makeOutput([c], 'float32');
-  withScratch(backend, 16 * c + 16, (acc) => {
-    simd.kd_moments(ptr(backend, x), rows, c, ptr(backend, mean), ptr(backend, variance), (acc + 7) & ~7);
-  });
+  withSums(backend, c, (acc) => simd.kd_moments(ptr(backend, x), rows, c, ptr(backend, mean), ptr(backend, variance), acc));
   return [mean, variance];
 }
 
@@ -71,11 +69,9 @@ function bnActGrad(args: KernelArgs): tf.TensorInfo[] {
   const [rows, c] = rowsAndChannels(x!);
   const dz = backend.makeOutput(x!.shape, 'float32');
   const sums = backend.makeOutput([2 * c], 'float32');
-  withScratch(backend, 16 * c + 16, (acc) => {
-    simd.kd_bn_act_grad(
-      ptr(backend, x!), ptr(backend, dy!), rows, c, ptr(backend, scale!), ptr(backend, shift!),
-      ptr(backend, mean!), ptr(backend, rstd!), args.attrs?.act ? 1 : 0, ptr(backend, dz), ptr(backend, sums), (acc + 7) & ~7);
-  });
+  withSums(backend, c, (acc) => simd.kd_bn_act_grad(
+    ptr(backend, x!), ptr(backend, dy!), rows, c, ptr(backend, scale!), ptr(backend, shift!),
+    ptr(backend, mean!), ptr(backend, rstd!), args.attrs?.act ? 1 : 0, ptr(backend, dz), ptr(backend, sums), acc));
   return [dz, sums];
 }
 

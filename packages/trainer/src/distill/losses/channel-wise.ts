@@ -1,6 +1,6 @@
 import * as tf from '../../tf.js';
 import type { FeatureMap } from '../types.js';
-import type { FeatureAdapters } from './feature-adapters.js';
+import { adaptedPair, type FeatureAdapters } from './feature-adapters.js';
 import type { FeatureLossTerms } from './feature.js';
 
 /** Options of {@link channelWiseLoss}. */
@@ -34,24 +34,14 @@ export function channelWiseLoss(
     const terms: Record<string, tf.Scalar> = {};
     let n = 0;
     for (const [name, adapter] of adapters) {
-      const s = student.get(name);
-      const t = teacher.get(name);
-      if (s === undefined) throw new RangeError(`student: no feature '${name}' (has ${[...student.keys()].join(', ') || 'none'})`);
-      if (t === undefined) throw new RangeError(`teacher: no feature '${name}' (has ${[...teacher.keys()].join(', ') || 'none'})`);
-      const [sn, h, w, cs] = s.shape;
-      const [tn, ct, th, tw] = t.shape;
-      const [, , wcs, wct] = adapter.weight.shape;
-      if (cs !== wcs) throw new RangeError(`student feature '${name}': ${cs} channels, its adapter takes ${wcs}`);
-      if (tn !== sn || ct !== wct || th !== h || tw !== w) {
-        throw new RangeError(`teacher feature '${name}': shape [${t.shape.join(', ')}] (NCHW), expected [${sn}, ${wct}, ${h}, ${w}] to match the student's [${s.shape.join(', ')}] (NHWC) and the adapter`);
-      }
-      if (t.data.length !== tn * ct * th * tw) throw new RangeError(`teacher feature '${name}': ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+      const pair = adaptedPair(name, adapter, student, teacher);
+      const { n: sn, h, w, c: ct } = pair;
       n = sn;
-      // Positions along axis 1: [N, H·W, C], a softmax per image and channel.
-      const adapted = tf.conv2d(s, adapter.weight, 1, 'valid').add(adapter.bias).reshape([sn, h * w, ct]);
-      const target = tf.tensor4d(t.data, t.shape).transpose([0, 2, 3, 1]).reshape([sn, h * w, ct]);
-      const logPt = tf.logSoftmax(target.div(tau).transpose([0, 2, 1])) as tf.Tensor3D;
-      const logPs = tf.logSoftmax(adapted.div(tau).transpose([0, 2, 1])) as tf.Tensor3D;
+      // Positions along the last axis: [N, C, H·W], a softmax per image and channel.
+      const adapted = pair.adapted.reshape([sn, h * w, ct]).transpose([0, 2, 1]);
+      const target = pair.target.reshape([sn, h * w, ct]).transpose([0, 2, 1]);
+      const logPt = tf.logSoftmax(target.div(tau)) as tf.Tensor3D;
+      const logPs = tf.logSoftmax(adapted.div(tau)) as tf.Tensor3D;
       const kl = tf.exp(logPt).mul(logPt.sub(logPs)).sum();
       terms[name] = kl.mul(tau * tau / (sn * ct)) as tf.Scalar;
     }

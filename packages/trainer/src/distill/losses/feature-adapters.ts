@@ -1,5 +1,6 @@
 import * as tf from '../../tf.js';
 import { seededRandom } from '@kd-edge/core';
+import type { FeatureMap } from '../types.js';
 
 /** A pair of feature maps to imitate: the student's channels `studentC`, the teacher's `teacherC`. */
 export interface FeaturePair {
@@ -73,4 +74,42 @@ function toVariable<R extends tf.Rank>(t: tf.Tensor<R>): tf.Variable<R> {
   const v = tf.variable(t, true);
   t.dispose();
   return v;
+}
+
+/** One checked feature pair, NHWC on both sides: the adapted student map and the teacher's map. */
+export interface AdaptedPair {
+  /** The student's feature through its 1×1 adapter, [n, h, w, teacherC]. */
+  adapted: tf.Tensor4D;
+  /** The teacher's feature, transposed from NCHW to [n, h, w, teacherC]. */
+  target: tf.Tensor4D;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+}
+
+/**
+ * The pair `name` of a feature loss, checked (the student map, the teacher map and the adapter must
+ * agree) and brought to NHWC; call inside a tidy. Throws RangeError naming what does not match.
+ */
+export function adaptedPair(
+  name: string, adapter: FeatureAdapter, student: Map<string, tf.Tensor4D>, teacher: Map<string, FeatureMap>,
+): AdaptedPair {
+  const s = student.get(name);
+  const t = teacher.get(name);
+  if (s === undefined) throw new RangeError(`student: no feature '${name}' (has ${[...student.keys()].join(', ') || 'none'})`);
+  if (t === undefined) throw new RangeError(`teacher: no feature '${name}' (has ${[...teacher.keys()].join(', ') || 'none'})`);
+  const [n, h, w, cs] = s.shape;
+  const [tn, ct, th, tw] = t.shape;
+  const [, , wcs, wct] = adapter.weight.shape;
+  if (cs !== wcs) throw new RangeError(`student feature '${name}': ${cs} channels, its adapter takes ${wcs}`);
+  if (tn !== n || ct !== wct || th !== h || tw !== w) {
+    throw new RangeError(`teacher feature '${name}': shape [${t.shape.join(', ')}] (NCHW), expected [${n}, ${wct}, ${h}, ${w}] to match the student's [${s.shape.join(', ')}] (NHWC) and the adapter`);
+  }
+  if (t.data.length !== tn * ct * th * tw) throw new RangeError(`teacher feature '${name}': ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+  return {
+    adapted: tf.conv2d(s, adapter.weight, 1, 'valid').add(adapter.bias) as tf.Tensor4D,
+    target: tf.tensor4d(t.data, t.shape).transpose([0, 2, 3, 1]) as tf.Tensor4D,
+    n, h, w, c: ct,
+  };
 }

@@ -1,6 +1,6 @@
 import * as tf from '../../tf.js';
 import type { FeatureMap } from '../types.js';
-import type { FeatureAdapters } from './feature-adapters.js';
+import { adaptedPair, type FeatureAdapters } from './feature-adapters.js';
 import { gtImitationMask, teacherScoreMask, type GtMaskInput } from './imitation-mask.js';
 import type { TeacherLevel } from './yolo-kd.js';
 
@@ -62,23 +62,10 @@ export function featureLoss(
     const terms: Record<string, tf.Scalar> = {};
     let n = 0;
     for (const [name, adapter] of adapters) {
-      const s = student.get(name);
-      const t = teacher.get(name);
-      if (s === undefined) throw new RangeError(`student: no feature '${name}' (has ${[...student.keys()].join(', ') || 'none'})`);
-      if (t === undefined) throw new RangeError(`teacher: no feature '${name}' (has ${[...teacher.keys()].join(', ') || 'none'})`);
-      const [sn, h, w, cs] = s.shape;
-      const [tn, ct, th, tw] = t.shape;
-      const [, , wcs, wct] = adapter.weight.shape;
-      if (cs !== wcs) throw new RangeError(`student feature '${name}': ${cs} channels, its adapter takes ${wcs}`);
-      if (tn !== sn || ct !== wct || th !== h || tw !== w) {
-        throw new RangeError(`teacher feature '${name}': shape [${t.shape.join(', ')}] (NCHW), expected [${sn}, ${wct}, ${h}, ${w}] to match the student's [${s.shape.join(', ')}] (NHWC) and the adapter`);
-      }
-      if (t.data.length !== tn * ct * th * tw) throw new RangeError(`teacher feature '${name}': ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+      const { adapted, target, n: sn, h, w, c: ct } = adaptedPair(name, adapter, student, teacher);
       n = sn;
       const mask = maskFor(mode, name, sn, h, w, opts);
       const count = mask === undefined ? sn * h * w : mask.reduce((a, b) => a + b, 0);
-      const adapted = tf.conv2d(s, adapter.weight, 1, 'valid').add(adapter.bias);
-      const target = tf.tensor4d(t.data, t.shape).transpose([0, 2, 3, 1]);
       let sq = adapted.sub(target).square().sum(3);
       if (mask !== undefined) sq = sq.mul(tf.tensor3d(mask, [sn, h, w]));
       terms[name] = sq.sum().div(Math.max(count, 1) * ct) as tf.Scalar;
