@@ -92,6 +92,21 @@ describe('kd-trainer distill (end to end)', () => {
     expect(steps.every((s) => s.loss[6]! > 0 && Number.isFinite(s.loss[6]!))).toBe(true);
   });
 
+  it('--unlabeled: the teacher labels images without labels, mixed into every epoch', async () => {
+    const steps: StepInfo[] = [];
+    const raw = join(root, 'shapes', 'images', 'val'); // used as unlabelled images: their label files are not read
+    const r = await runDistill(config({ name: 'unl', unlabeled: raw, unlabeled_ratio: 0.5, pseudo_conf: 0.001, kd_warmup: 1, epochs: 2, threads: 1 }), HYP_SCRATCH_LOW, {
+      onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    // 16 labelled + 8 unlabelled per epoch in batches of 8: 3 steps an epoch.
+    expect(steps.filter((s) => s.epoch === 0)).toHaveLength(3);
+    const ev = readdirSync(r.distilled.saveDir).find((f) => f.includes('tfevents'))!;
+    const pseudo = readEvents(join(r.distilled.saveDir, ev)).flatMap((e) => e.summary ?? []).filter((v) => v.tag === 'kd/pseudo_boxes_per_image');
+    // Labelled during the warm-up too (α = 0 in epoch 0): the teacher runs for the unlabelled images.
+    expect(pseudo).toHaveLength(2);
+    expect(pseudo.every((v) => v.simpleValue! > 0)).toBe(true);
+  });
+
   it('caches the teacher per image without augmentation: the second epoch reads every output from disk', async () => {
     const log = memoryLogger();
     const cache = join(root, 'tcache');

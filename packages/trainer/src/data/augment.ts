@@ -147,6 +147,11 @@ export interface SampleSource {
   readonly count: number;
   readonly size: number;
   load(index: number): Promise<LabelledImage>;
+  /**
+   * The [start, count) range a mosaic around `index` draws its other tiles from (default: all):
+   * labelled and unlabelled images are never mixed in one sample.
+   */
+  pool?(index: number): [number, number];
 }
 
 /** One augmented training sample: size×size RGB and rows [cls, cx, cy, w, h] normalised. */
@@ -168,7 +173,8 @@ export async function augmentSample(source: SampleSource, index: number, hyp: Au
   let quad: number[] = [index];
   let centre: [number, number] = [0, 0];
   if (useMosaic) {
-    for (let k = 0; k < 3; k++) quad.push(rng.int(0, source.count - 1));
+    const [start, count] = source.pool?.(index) ?? [0, source.count];
+    for (let k = 0; k < 3; k++) quad.push(start + rng.int(0, count - 1));
     quad = rng.shuffle(quad);
     centre = mosaicCentre(rng, size);
   }

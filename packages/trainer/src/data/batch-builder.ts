@@ -28,6 +28,8 @@ export interface BuilderOptions {
   seed: number;
   /** Keep decoded images: in memory (`ram`) or beside each image as `<image>.kdc` (`disk`), as ultralytics' --cache. */
   cache: ImageCache;
+  /** Items [0, labelled) have labels, the rest are unlabelled images (default: all labelled). */
+  labelled?: number;
 }
 
 /** One batch to build: its epoch, its position in the epoch, and the dataset indices it holds. */
@@ -73,6 +75,12 @@ export class BatchBuilder implements SampleSource {
     this.bad.add(index);
     const reason = err instanceof Error ? err.message : String(err);
     this.warn(`image failed to decode and was ${this.options.augment ? 'replaced' : 'skipped'}: ${this.items[index]!.image} (${reason})`);
+  }
+
+  /** Mosaics keep labelled and unlabelled images apart: each draws from its own part of the items. */
+  pool(index: number): [number, number] {
+    const labelled = this.options.labelled ?? this.count;
+    return index < labelled ? [0, labelled] : [labelled, this.count - labelled];
   }
 
   /** The image at `index` resized to long side imgsz; an unreadable one is swapped for the next readable item. */
@@ -155,6 +163,8 @@ export class BatchBuilder implements SampleSource {
       return { index, data: lb.data, labels, shape: lb.shape };
     }));
     const kept = samples.filter((s): s is NonNullable<typeof s> => s !== null);
+    const labelled = this.options.labelled ?? this.count;
+    const unlabeled = kept.flatMap((s, b) => (s.index >= labelled ? [b] : []));
     const n = kept.length;
     const px = H * W * 3;
     const images = new Float32Array(n * px);
@@ -175,6 +185,7 @@ export class BatchBuilder implements SampleSource {
       images, n, height: H, width: W, targets, nTargets,
       files: kept.map((s) => this.items[s.index]!.image),
       shapes: kept.map((s) => s.shape),
+      ...(unlabeled.length > 0 ? { unlabeled } : {}),
     };
   }
 }

@@ -37,6 +37,12 @@ export interface DataLoaderOptions {
    * letterboxed to the smallest stride multiple that holds its images at `imgsz`, plus `pad` strides (0.5).
    */
   rect?: { stride: number; pad?: number };
+  /**
+   * Images without labels, mixed into every epoch (training with a teacher that labels them,
+   * `kd-trainer distill --unlabeled`): `ratio` unlabelled images per labelled one, spread evenly
+   * over the batches; mosaics never mix the two kinds.
+   */
+  unlabeled?: { items: readonly DatasetItem[]; ratio: number };
   logger?: Logger;
 }
 
@@ -72,7 +78,10 @@ interface Pending {
  */
 export class DataLoader {
   private readonly items: readonly DatasetItem[];
-  private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger' | 'rect'>> & { hyp: AugmentHyp; logger: Logger };
+  /** Items [0, labelled) are the split's; the rest are unlabelled images. */
+  private readonly labelled: number;
+  private readonly unlabeledPerEpoch: number;
+  private readonly opts: Required<Omit<DataLoaderOptions, 'hyp' | 'logger' | 'rect' | 'unlabeled'>> & { hyp: AugmentHyp; logger: Logger };
   private workers: Worker[] | null = null;
   private inProcess: BatchBuilder | null = null;
   private sharedCache: SharedImageCache | undefined;
@@ -93,7 +102,15 @@ export class DataLoader {
     if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`DataLoader: prefetch must be an integer >= 0, got ${prefetch}`);
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`DataLoader: workers must be an integer >= 0, got ${workers}`);
-    this.items = items;
+    const extra = options.unlabeled?.items ?? [];
+    this.labelled = items.length;
+    this.items = extra.length > 0 ? [...items, ...extra] : items;
+    if (options.unlabeled) {
+      const r = options.unlabeled.ratio;
+      if (!(Number.isFinite(r) && r >= 0)) throw new RangeError(`DataLoader: unlabeled.ratio must be a number >= 0, got ${r}`);
+      if (options.rect) throw new RangeError('DataLoader: unlabelled images are for training, not rect validation');
+    }
+    this.unlabeledPerEpoch = extra.length > 0 ? Math.round((options.unlabeled?.ratio ?? 0) * items.length) : 0;
     if (options.rect && options.augment) throw new RangeError('DataLoader: rect batches are for validation (augment false)');
     this.rect = options.rect;
     this.opts = {
@@ -106,14 +123,41 @@ export class DataLoader {
 
   /** Batches per epoch; the last partial batch is kept. */
   get length(): number {
-    return Math.ceil(this.items.length / this.opts.batchSize);
+    return Math.ceil((this.labelled + this.unlabeledPerEpoch) / this.opts.batchSize);
   }
 
-  /** Dataset indices in the order of epoch `e` (seeded shuffle, by aspect ratio with rect, or as scanned). */
+  /**
+   * Dataset indices in the order of epoch `e` (seeded shuffle, by aspect ratio with rect, or as scanned).
+   * With unlabelled images, the epoch's share of them (taken in turn from a shuffled list) is spread
+   * evenly between the labelled ones.
+   */
   order(e: number): number[] {
-    const idx = this.items.map((_, i) => i);
+    const idx = Array.from({ length: this.labelled }, (_, i) => i);
     if (this.rect) return idx.sort((a, b) => this.aspect(a) - this.aspect(b) || a - b);
-    return this.opts.shuffle ? Rng.derive(this.opts.seed, e, -1).shuffle(idx) : idx;
+    const labelled = this.opts.shuffle ? Rng.derive(this.opts.seed, e, -1).shuffle(idx) : idx;
+    const k = this.unlabeledPerEpoch;
+    if (k === 0) return labelled;
+    const u = this.items.length - this.labelled;
+    // Epoch e continues where epoch e − 1 stopped in a list of every unlabelled image, reshuffled per pass.
+    const extra: number[] = [];
+    let pass = -1;
+    let list: number[] = [];
+    for (let j = e * k; j < (e + 1) * k; j++) {
+      if (Math.floor(j / u) !== pass) {
+        pass = Math.floor(j / u);
+        list = Rng.derive(this.opts.seed, pass, -2).shuffle(Array.from({ length: u }, (_, i) => this.labelled + i));
+      }
+      extra.push(list[j % u]!);
+    }
+    // Bresenham: position p takes a labelled image when p·L/(L+K) crosses an integer.
+    const total = labelled.length + k;
+    const out: number[] = [];
+    let li = 0, ui = 0;
+    for (let p = 0; p < total; p++) {
+      const takeLabelled = Math.floor(((p + 1) * labelled.length) / total) > Math.floor((p * labelled.length) / total);
+      out.push(takeLabelled ? labelled[li++]! : extra[ui++]!);
+    }
+    return out;
   }
 
   /** Height / width of item `i` (1 when its size is unknown). */
@@ -135,7 +179,7 @@ export class DataLoader {
 
   private builderOptions(): BuilderOptions {
     const { imgsz, augment, hyp, seed, cache } = this.opts;
-    return { imgsz, augment, hyp, seed, cache };
+    return { imgsz, augment, hyp, seed, cache, ...(this.items.length > this.labelled ? { labelled: this.labelled } : {}) };
   }
 
   /** With --cache ram: one cache of decoded images for all this loader's threads, made on first use. */

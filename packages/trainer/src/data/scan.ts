@@ -18,6 +18,8 @@ export interface ScanOptions {
   split?: string;
   /** Files checked at once; default 16. */
   concurrency?: number;
+  /** Images only (unlabelled images for distillation): no label files are read, every item has none. */
+  imagesOnly?: boolean;
 }
 
 /** Coordinates this far outside [0, 1] are accepted (and clipped) as float round-off. */
@@ -202,6 +204,10 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
         ({ corrupt, truncated, small })[checked.check].add(image);
         continue;
       }
+      if (options.imagesOnly) {
+        results[i] = { image, labels: new Float32Array(0), size: [checked.width, checked.height] };
+        continue;
+      }
       const labelFile = imageToLabelPath(image);
       let text = '';
       try {
@@ -233,6 +239,10 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
   const skipped = images.length - items.length + missingListed.count;
   if (items.length === 0) {
     throw new DatasetError(`${split}: no usable images in ${sources.join(', ')} (${images.length} found, ${skipped} skipped)`);
+  }
+  if (options.imagesOnly) {
+    logger.info(`${split}: ${items.length} images, ${skipped} skipped`);
+    return items;
   }
   const boxes = items.reduce((n, it) => n + it.labels.length / 5, 0);
   const backgrounds = items.filter((it) => it.labels.length === 0).length;

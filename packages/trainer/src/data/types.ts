@@ -60,4 +60,9 @@ export interface Shard {
 export interface Batch extends Shard {
   files: string[];
   shapes: ImageShape[];
+  /**
+   * Positions in the batch of images without labels (`kd-trainer distill --unlabeled`): their targets
+   * are the teacher's pseudo-labels, added before the step. Absent when every image is labelled.
+   */
+  unlabeled?: number[];
 }

@@ -18,6 +18,9 @@ export const DISTILL_SCHEMA = {
   kd_feature: { type: 'number', default: 1, min: 0, help: 'weight of the feature-imitation term (with --kd-loss …+feature)' },
   kd_cwd: { type: 'number', default: 1, min: 0, help: 'weight of the channel-wise distillation term (with --kd-loss …+cwd)' },
   kd_cwd_temperature: { type: 'number', default: 4, min: 0.01, help: 'temperature τ of the channel-wise spatial softmax (with --kd-loss …+cwd)' },
+  unlabeled: { type: 'string', default: '', help: 'images without labels (a folder, a .txt list of image paths, or several joined with commas): the student learns on them from the teacher alone (soft targets and its confident boxes as labels)' },
+  unlabeled_ratio: { type: 'number', default: 1, min: 0, help: 'unlabelled images per labelled image in each epoch, spread evenly over the batches (with --unlabeled)' },
+  pseudo_conf: { type: 'number', default: 0.5, min: 0, max: 1, help: "teacher detections scoring at least this become labels of the unlabelled images (with --unlabeled)" },
   teacher_cache: { type: 'string', default: '', help: "folder caching the teacher's outputs per image (only with --no-augment: the same pixels every epoch)" },
   compare: { type: 'boolean', default: false, help: 'also train a baseline without the teacher (same seed, data, schedule) and print both' },
 } as const satisfies OptionsSchema;

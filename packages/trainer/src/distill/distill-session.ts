@@ -8,6 +8,7 @@ import { findWorkerEntry } from '../util/spawn-worker.js';
 import { classProbabilities } from './class-probabilities.js';
 import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES, type DistillJob, type DistillSpec, type FeatureDistillPair } from './distill-loss.js';
 import { createFeatureAdapters, type FeatureAdapters } from './losses/feature-adapters.js';
+import { pseudoLabels, withTargets } from './pseudo-labels.js';
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
@@ -28,6 +29,8 @@ export interface DistillSettings extends AlphaSchedule {
   features?: { pairs: FeatureDistillPair[]; weight: number };
   /** Channel-wise distillation's weight and temperature (with the 'cwd' loss). */
   cwd?: { weight: number; temperature: number };
+  /** Unlabelled images in the batches: the teacher's detections scoring at least `conf` become their targets. */
+  pseudo?: { conf: number };
 }
 
 /** A training step's info as distillation reports it: with the step's α (absent in a `--compare` baseline). */
@@ -50,6 +53,8 @@ export class DistillSession implements TrainHooks {
   alpha = 0;
   private teacherMs = 0;
   private waitMs = 0;
+  private pseudoBoxes = 0;
+  private pseudoImages = 0;
   private stepMs = 0;
   private adapters?: FeatureAdapters;
   // Teacher passes started by onBatchStart, taken by the batch's step.
@@ -80,6 +85,8 @@ export class DistillSession implements TrainHooks {
   }
 
   onEpochStart(): void {
+    this.pseudoBoxes = 0;
+    this.pseudoImages = 0;
     this.teacherMs = 0;
     this.waitMs = 0;
     this.stepMs = 0;
@@ -116,6 +123,7 @@ export class DistillSession implements TrainHooks {
     }
     DISTILL_ITEM_NAMES.forEach((name, j) => { scalars[`train/${name}`] = end.meanLoss[3 + j] ?? 0; });
     if (end.images > 0) scalars['kd/teacher_ms_per_image'] = this.teacherMs / end.images;
+    if (this.pseudoImages > 0) scalars['kd/pseudo_boxes_per_image'] = this.pseudoBoxes / this.pseudoImages;
     return { scalars, ...(end.valBatch ? { histograms: await this.classHistograms(end.valBatch, end) } : {}) };
   }
 
@@ -144,7 +152,8 @@ export class DistillSession implements TrainHooks {
 
   /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up). */
   private start(batch: Batch, epoch: number): Promise<TeacherOutput> | undefined {
-    if (this.alphaAt(epoch) === 0) return undefined;
+    // Unlabelled images need the teacher's labels even while α is still 0.
+    if (this.alphaAt(epoch) === 0 && !batch.unlabeled?.length) return undefined;
     const t = this.settings.teacher;
     // A cached teacher is keyed by image path (valid only without augmentation; run-distill checks).
     const run = t instanceof TeacherCache
@@ -165,6 +174,13 @@ export class DistillSession implements TrainHooks {
     const t0 = performance.now();
     const out = await pending;
     this.waitMs += performance.now() - t0;
+    if (batch.unlabeled?.length) {
+      const rows = pseudoLabels(out, this.geometry, batch.n, batch.height, batch.width, batch.unlabeled, { conf: this.settings.pseudo?.conf ?? 0.5 });
+      Object.assign(batch, withTargets(batch.targets, batch.nTargets, rows));
+      this.pseudoBoxes += rows.length / 6;
+      this.pseudoImages += batch.unlabeled.length;
+    }
+    if (alpha === 0) return undefined;
     const job = (start: number, n: number) => this.job(out, batch.n, start, n, alpha, hard);
     return { job, build: (start, n, model) => buildDistillLoss(job(start, n), model) };
   }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import {
   ConfigError, exportOnnx, encodeModel, initializerMap, KdEdgeError, measureOrtLatency, planYolo, readOnnxFile,
   type LayerPlan, type YoloDescription, type YoloPlan,
@@ -7,6 +8,7 @@ import type { FeatureDistillPair } from './distill-loss.js';
 import type { TrainConfig } from '../config.js';
 import { evalLoader } from '../data/eval-loader.js';
 import { loadDataset } from '../data/load-dataset.js';
+import { scanSplit } from '../data/scan.js';
 import type { DatasetItem } from '../data/types.js';
 import { loadModelWeights } from '../model/weights-io.js';
 import { describeModel } from '../train/build-models.js';
@@ -140,6 +142,9 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
   }
   const trainCfg = trainConfigOf(cfg);
   const dataset = await loadDataset(cfg.data, log);
+  const unlabeled = cfg.unlabeled
+    ? { items: await scanSplit(cfg.unlabeled.split(',').map((p) => resolve(p.trim())), dataset.config.nc, log, { split: 'unlabeled', imagesOnly: true }), ratio: cfg.unlabeled_ratio }
+    : undefined;
   const nc = dataset.config.nc;
   const desc = await studentDescription(trainCfg, nc);
   const plan = planYolo(desc);
@@ -175,11 +180,12 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       clsMode: cfg.kd_cls_mode, boxMode: cfg.kd_box_mode, termWeights: { obj: cfg.kd_obj, cls: cfg.kd_cls, box: boxWeight },
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
       ...(losses.includes('cwd') ? { cwd: { weight: cfg.kd_cwd, temperature: cfg.kd_cwd_temperature } } : {}),
+      ...(unlabeled ? { pseudo: { conf: cfg.pseudo_conf } } : {}),
     }, { nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);
     const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, {
-      ...common, dataset, checkpointMeta: { distill: kdSettingsOf(cfg) }, ...(resumeFrom ? { resumeFrom } : {}),
+      ...common, dataset, checkpointMeta: { distill: kdSettingsOf(cfg) }, ...(resumeFrom ? { resumeFrom } : {}), ...(unlabeled ? { unlabeled } : {}),
       hooks: [session, ...(onStep ? [{ onBatchEnd: (s: DistillStepInfo) => onStep({ ...s, alpha: session.alpha }) }] : [])],
     });
     if (teacher instanceof TeacherCache) {

@@ -124,7 +124,7 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
 
   const trainLoader = new DataLoader(data.train, {
     imgsz: cfg.imgsz, batchSize: bs, augment: cfg.augment ?? true, hyp, shuffle: true, seed: cfg.seed, workers: cfg.workers, prefetch: Math.max(3, 2 * cfg.workers), logger: log,
-    cache: cfg.cache ?? 'none',
+    cache: cfg.cache ?? 'none', ...(run.unlabeled ? { unlabeled: run.unlabeled } : {}),
   });
   const valLoader = evalLoader(data.val, {
     imgsz: cfg.imgsz, batchSize: bs * 2, workers: cfg.workers, logger: log, ...(cfg.rect ? { rectStride: Math.max(...model.strides) } : {}),

@@ -1,4 +1,5 @@
 import type { LoadedDataset } from '../data/load-dataset.js';
+import type { DatasetItem } from '../data/types.js';
 import type { ProgressStream } from '../log/progress.js';
 import type { Logger } from '../util/logger.js';
 import type { ValResult } from '../val/validator.js';
@@ -31,6 +32,8 @@ export interface TrainRunOptions {
   hooks?: readonly TrainHooks[];
   /** The dataset the command already read (otherwise read from `cfg.data`). */
   dataset?: LoadedDataset;
+  /** Unlabelled images mixed into the training batches (`ratio` per labelled image); a hook must label them. */
+  unlabeled?: { items: readonly DatasetItem[]; ratio: number };
   /** The checkpoint the command already opened (otherwise opened from `cfg.resume`). */
   resumeFrom?: Checkpoint;
   /** Kept in every checkpoint beside the training state (distill keeps its settings there for --resume). */
