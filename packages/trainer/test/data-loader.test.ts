@@ -6,8 +6,9 @@ import { loadDatasetConfig } from '../src/data/dataset-yaml.js';
 import { DataLoader } from '../src/data/loader.js';
 import { scanSplit } from '../src/data/scan.js';
 import { synthesizeDataset } from '../src/data/synth.js';
-import type { Batch, DatasetItem } from '../src/data/types.js';
+import type { DatasetItem } from '../src/data/types.js';
 import { memoryLogger } from '../src/util/logger.js';
+import { collect } from './loader-helpers.js';
 
 const S = 64;
 let dir: string;
@@ -31,12 +32,6 @@ function loader(items: DatasetItem[], opts: Partial<ConstructorParameters<typeof
   const l = new DataLoader(items, { imgsz: S, batchSize: 16, augment: true, seed: 5, ...opts });
   open.push(l);
   return l;
-}
-
-async function collect(l: DataLoader, epoch: number): Promise<Batch[]> {
-  const out: Batch[] = [];
-  for await (const b of l.epoch(epoch)) out.push(b);
-  return out;
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {

@@ -9,6 +9,7 @@ import { scanSplit } from '../src/data/scan.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import type { Batch, DatasetItem } from '../src/data/types.js';
 import { memoryLogger } from '../src/util/logger.js';
+import { collect } from './loader-helpers.js';
 
 const S = 64;
 let dir: string;
@@ -40,12 +41,6 @@ function loader(ratio: number, workers = 0): DataLoader {
   const l = new DataLoader(labelled, { imgsz: S, batchSize: 8, augment: true, seed: 3, workers, hyp: NO_HSV, unlabeled: { items: unlabeled, ratio } });
   open.push(l);
   return l;
-}
-
-async function collect(l: DataLoader, epoch: number): Promise<Batch[]> {
-  const out: Batch[] = [];
-  for await (const b of l.epoch(epoch)) out.push(b);
-  return out;
 }
 
 /** Share of an image's pixels that are exactly magenta. */
