@@ -52,7 +52,9 @@ export async function openDetector(file: string, opts: OpenDetectorOptions = {})
   const kind = await weightsKind(file);
   if (kind === 'onnx') return openOnnx(file);
   await selectBackend(opts.backend ?? 'auto', log);
-  const { model, notes } = await loadDetectionModel(file);
+  const { model, notes: all, transfer } = await loadDetectionModel(file);
+  // A .kdw of our own that loads whole is the normal case for val and predict: its transfer count is noise.
+  const notes = kind === 'kdw' && transfer.transferred === transfer.total ? all.filter((n) => !n.startsWith('Transferred ')) : all;
   let names = checkNames(model.description.names, model.nc);
   if (names === undefined && kind === 'kdw') names = checkNames((await openModelArchive(file)).meta.names, model.nc);
   return {
