@@ -85,6 +85,7 @@ export const SYNTH_SCHEMA = {
   shapes: { type: 'string', default: '', help: 'comma-separated shape names as the classes, in order (overrides --classes), e.g. ellipse,hexagon,diamond' },
   difficulty: { type: 'enum', choices: ['hard', 'easy'], default: 'hard', help: 'hard: clutter, small shapes, noise and blur (models learn slowly); easy: plain backgrounds, 1-4 medium and large shapes (models learn in 30 epochs; for comparing recipes such as distillation)' },
   seed: { type: 'int', default: 0, min: 0, help: 'seed' },
+  task: { type: 'enum', choices: ['detect', 'classify'], default: 'detect', help: 'detect: YOLO images/ and labels/ with data.yaml; classify: one shape per image in ROOT/{train,val}/<shape>/ (ultralytics classify layout), --train/--val images spread evenly over the classes' },
 } as const satisfies OptionsSchema;
 
 /** The resolved value type of a schema. */

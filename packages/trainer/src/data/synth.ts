@@ -52,7 +52,8 @@ export interface SynthImage {
 
 const MAX_OCCLUDED = 0.5;
 
-function hsl(h: number, s: number, l: number): [number, number, number] {
+/** An RGB colour from hue, saturation and lightness in 0..1. */
+export function hsl(h: number, s: number, l: number): [number, number, number] {
   const a = s * Math.min(l, 1 - l);
   const f = (n: number) => {
     const k = (n + h * 12) % 12;
@@ -62,6 +63,34 @@ function hsl(h: number, s: number, l: number): [number, number, number] {
 }
 
 const rgb = (c: [number, number, number]) => `rgb(${c.join(',')})`;
+
+/**
+ * The SVG of a synthetic background: a low-saturation gradient, then (hard) up to two blurred blobs and
+ * one to five thin lines, or (easy) at most one line; none of it is an object.
+ */
+export function backgroundSvg(rng: Rng, size: number, difficulty: SynthDifficulty): string[] {
+  const easy = difficulty === 'easy';
+  const bg1 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
+  const bg2 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
+  const parts: string[] = [
+    `<defs><linearGradient id="g" x1="${rng.next().toFixed(2)}" y1="0" x2="${rng.next().toFixed(2)}" y2="1">` +
+      `<stop offset="0" stop-color="${rgb(bg1)}"/><stop offset="1" stop-color="${rgb(bg2)}"/></linearGradient>` +
+      `<filter id="b" x="-50%" y="-50%" width="200%" height="200%"><feGaussianBlur stdDeviation="${(size * 0.05).toFixed(1)}"/></filter></defs>`,
+    `<rect width="${size}" height="${size}" fill="url(#g)"/>`,
+  ];
+  for (let i = easy ? 0 : rng.int(0, 2); i > 0; i--) {
+    parts.push(`<ellipse cx="${rng.uniform(0, size).toFixed(1)}" cy="${rng.uniform(0, size).toFixed(1)}" rx="${rng.uniform(0.1, 0.3) * size}" ry="${rng.uniform(0.05, 0.2) * size}" ` +
+      `fill="${rgb(hsl(rng.next(), 0.5, rng.uniform(0.3, 0.7)))}" opacity="0.5" filter="url(#b)"/>`);
+  }
+  for (let i = easy ? rng.int(0, 1) : rng.int(1, 5); i > 0; i--) parts.push(lineSvg(rng, size));
+  return parts;
+}
+
+/** A thin straight line of a random colour across the image (clutter). */
+export function lineSvg(rng: Rng, size: number): string {
+  const p = () => rng.uniform(0, size).toFixed(1);
+  return `<line x1="${p()}" y1="${p()}" x2="${p()}" y2="${p()}" stroke="${rgb(hsl(rng.next(), rng.uniform(0, 0.6), rng.uniform(0.2, 0.8)))}" stroke-width="${rng.uniform(0.6, 1.6).toFixed(1)}"/>`;
+}
 
 /** Draws a shape radius: a third small (6–12 px diameter at 128 px), the rest medium or large; easy: 16–52 px. */
 function drawRadius(rng: Rng, size: number, difficulty: SynthDifficulty = 'hard'): number {
@@ -83,22 +112,7 @@ export async function renderSynthImage(
   const easy = difficulty === 'easy';
   const kinds: readonly ShapeKind[] = typeof classes === 'number' ? SHAPE_KINDS.slice(0, classes) : classes;
   // Background: a low-saturation gradient, thin lines and blurred blobs that are not objects.
-  const bg1 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
-  const bg2 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
-  const parts: string[] = [
-    `<defs><linearGradient id="g" x1="${rng.next().toFixed(2)}" y1="0" x2="${rng.next().toFixed(2)}" y2="1">` +
-      `<stop offset="0" stop-color="${rgb(bg1)}"/><stop offset="1" stop-color="${rgb(bg2)}"/></linearGradient>` +
-      `<filter id="b" x="-50%" y="-50%" width="200%" height="200%"><feGaussianBlur stdDeviation="${(size * 0.05).toFixed(1)}"/></filter></defs>`,
-    `<rect width="${size}" height="${size}" fill="url(#g)"/>`,
-  ];
-  for (let i = easy ? 0 : rng.int(0, 2); i > 0; i--) {
-    parts.push(`<ellipse cx="${rng.uniform(0, size).toFixed(1)}" cy="${rng.uniform(0, size).toFixed(1)}" rx="${rng.uniform(0.1, 0.3) * size}" ry="${rng.uniform(0.05, 0.2) * size}" ` +
-      `fill="${rgb(hsl(rng.next(), 0.5, rng.uniform(0.3, 0.7)))}" opacity="0.5" filter="url(#b)"/>`);
-  }
-  for (let i = easy ? rng.int(0, 1) : rng.int(1, 5); i > 0; i--) {
-    const p = () => rng.uniform(0, size).toFixed(1);
-    parts.push(`<line x1="${p()}" y1="${p()}" x2="${p()}" y2="${p()}" stroke="${rgb(hsl(rng.next(), rng.uniform(0, 0.6), rng.uniform(0.2, 0.8)))}" stroke-width="${rng.uniform(0.6, 1.6).toFixed(1)}"/>`);
-  }
+  const parts = backgroundSvg(rng, size, difficulty);
 
   // Placement with an id raster (pixel centres) to control occlusion and measure visible boxes.
   const owner = new Int16Array(size * size).fill(-1);
