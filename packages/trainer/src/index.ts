@@ -118,6 +118,37 @@ export type { FeatureLossOptions, FeatureLossTerms } from './distill/losses/feat
 export { createFeatureAdapters, FeatureAdapters } from './distill/losses/feature-adapters.js';
 export { KdLossError } from './distill/losses/kd-loss-error.js';
 
+// Image classification (kd-trainer classify train | val | distill)
+export { trainClassifier, classifyImgSize } from './classify/train.js';
+export type { ClassifyTrainResult, ClassifyRunOptions, ClassifyKd, ClassifyStepInfo } from './classify/train.js';
+export { runClassifyVal } from './classify/run-val.js';
+export type { ClassifyValRun } from './classify/run-val.js';
+export { runClassifyDistill, checkClassifyTeacher, formatClassifyCompare } from './classify/distill.js';
+export type { ClassifyDistillResult, ClassifyDistillRunOptions, ClassifyCompareRow } from './classify/distill.js';
+export { CLASSIFY_TRAIN_SCHEMA, CLASSIFY_VAL_SCHEMA, CLASSIFY_DISTILL_SCHEMA } from './classify/classify-schema.js';
+export type { ClassifyTrainConfig, ClassifyValConfig, ClassifyDistillConfig } from './classify/classify-schema.js';
+export { loadClassifyDataset, scanClassifySplit, classFolders, CLASSIFY_SPLITS } from './classify/dataset.js';
+export type { ClassifyDataset, ClassifyItem, ClassifySplit } from './classify/dataset.js';
+export { ClassifyLoader } from './classify/loader.js';
+export type { ClassifyBatch, ClassifyLoaderOptions } from './classify/loader.js';
+export {
+  CLASSIFY_AUGMENT_DEFAULTS, randomResizedCropBox, centerCropBox, trainTransform, valTransform, colorJitter, normaliseInto,
+} from './classify/transforms.js';
+export type { ClassifyAugment, CropBox } from './classify/transforms.js';
+export { smoothedCrossEntropy, smoothedCrossEntropyValues, LABEL_SMOOTHING } from './classify/loss.js';
+export { trueClassRanks, accuracyOf } from './classify/metrics.js';
+export type { ClassAccuracy } from './classify/metrics.js';
+export { validateClassifier, formatClassifyTable } from './classify/validate.js';
+export type { ClassifyValResult, ValidateClassifierOptions } from './classify/validate.js';
+export { openClassifier, OnnxClassifier, TfjsClassifier } from './classify/predictor.js';
+export type { ClassifierPredictor, OpenClassifierOptions } from './classify/predictor.js';
+export { IMAGENET_NORMALISATION, UNIT_NORMALISATION, NORMALISATION_KEY, normalisationMetadata, parseNormalisation } from './classify/normalisation.js';
+export type { Normalisation } from './classify/normalisation.js';
+export { synthesizeClassifyDataset, renderClassifyImage } from './data/synth-classify.js';
+export type { SynthClassifyOptions } from './data/synth-classify.js';
+export { Adam } from './train/adam.js';
+export type { AdamOptions, AdamKind } from './train/adam.js';
+
 // Pretrained weights from any source: ultralytics .pt checkpoints, YOLOv5 ONNX exports, .kdw
 export { loadDetectionModel, readSourceWeights, weightsKind } from './import/load-weights.js';
 export type { LoadedDetector, LoadDetectorOptions, WeightsKind } from './import/load-weights.js';

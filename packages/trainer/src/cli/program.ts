@@ -14,10 +14,12 @@ import { runPackage } from '../export/run-package.js';
 import { predictCommand } from '../predict/predict-command.js';
 import { resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA } from '../config.js';
 import { synthesizeDataset } from '../data/synth.js';
+import { synthesizeClassifyDataset } from '../data/synth-classify.js';
 import type { ShapeKind } from '../data/synth-shapes.js';
 import { train } from '../train/trainer.js';
 import { consoleLogger } from '../util/logger.js';
 import { runVal } from '../val/run-val.js';
+import { classifyCommand } from './classify-command.js';
 import { addSchemaOptions, optionLayers } from './schema-options.js';
 import { trainingCommand } from './training-command.js';
 
@@ -56,13 +58,18 @@ export function buildProgram(): Command {
   });
 
   const synthCmd = new Command('synth')
-    .description('write a procedural detection dataset (coloured shapes) in YOLO format')
+    .description('write a procedural dataset of coloured shapes: detection in YOLO format (default), or classification folders (--task classify)')
     .option('--cfg <file>', 'YAML file with any of these options');
   addSchemaOptions(synthCmd, SYNTH_SCHEMA).action(async (opts: Record<string, unknown>) => {
     const { file, flags } = await optionLayers(opts);
     const { config } = resolveOptions(SYNTH_SCHEMA, [file, flags]);
     const t0 = performance.now();
     const shapes = config.shapes ? config.shapes.split(',').map((k) => k.trim()).filter(Boolean) as ShapeKind[] : undefined;
+    if (config.task === 'classify') {
+      const c = await synthesizeClassifyDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, seed: config.seed });
+      process.stdout.write(`wrote ${config.train} train + ${config.val} val images of ${c.names.length} classes (${c.names.join(', ')}) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${c.root}\n`);
+      return;
+    }
     const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, seed: config.seed });
     process.stdout.write(`wrote ${config.train} train + ${config.val} val images in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${r.yaml}\n`);
   });
@@ -147,7 +154,7 @@ export function buildProgram(): Command {
   });
 
   program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(predictCommand()).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
-    .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(convertCmd).addCommand(dataCmd);
+    .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(convertCmd).addCommand(dataCmd).addCommand(classifyCommand());
   return program;
 }
 

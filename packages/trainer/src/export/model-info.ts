@@ -1,4 +1,5 @@
 import { DEFAULT_ANCHORS, inspectModel, parsePyNames, type ModelProto, type OnnxIoInfo } from '@kd-edge/core';
+import { IMAGENET_NORMALISATION, NORMALISATION_KEY, parseNormalisation, UNIT_NORMALISATION, type Normalisation } from '../classify/normalisation.js';
 import { ExportError } from '../errors.js';
 
 /** What an ONNX detector or classifier says about itself: enough to validate, calibrate and package it. */
@@ -19,6 +20,11 @@ export interface OnnxModelInfo {
   imgsz: [number, number] | undefined;
   /** Static batch, or undefined when dynamic. */
   batch: number | undefined;
+  /**
+   * How pixels become the input: the `normalisation` metadata when present, else what the exporter's
+   * convention is: ImageNet mean/std for classifiers (ultralytics YOLOv5-cls), 0..1 for detectors.
+   */
+  normalisation: Normalisation;
 }
 
 const num = (d: number | string | null | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
@@ -56,6 +62,13 @@ export function onnxModelInfo(model: ModelProto, file: string): OnnxModelInfo {
     anchors = meta.anchors !== undefined ? (JSON.parse(meta.anchors) as number[][]) : DEFAULT_ANCHORS.map((a) => [...a]);
     assumedAnchors = meta.anchors === undefined;
   }
+  let normalisation: Normalisation;
+  try {
+    normalisation = meta[NORMALISATION_KEY] !== undefined ? parseNormalisation(meta[NORMALISATION_KEY])
+      : { ...(task === 'classify' ? IMAGENET_NORMALISATION : UNIT_NORMALISATION) };
+  } catch (e) {
+    throw new ExportError('EXPORT_MODEL_LAYOUT', `${file}: ${(e as Error).message}`);
+  }
   const [b, , h, w] = input.shape;
   const hh = num(h);
   const ww = num(w);
@@ -63,5 +76,6 @@ export function onnxModelInfo(model: ModelProto, file: string): OnnxModelInfo {
     task, names, nc: names.length, strides, anchors, assumedAnchors, input, output, outputLayout: layout,
     imgsz: hh !== undefined && ww !== undefined ? [hh, ww] : undefined,
     batch: num(b),
+    normalisation,
   };
 }

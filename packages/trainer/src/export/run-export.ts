@@ -4,6 +4,12 @@ import {
   exportOnnx, formatSensitivityTable, measureOrtLatency, quantizeModel, readOnnxFile, writeOnnxFile,
   type ModelProto, type QuantizeReport, type TensorRange,
 } from '@kd-edge/core';
+import { classifyCalibrationImages } from '../classify/calibration.js';
+import { loadClassifyDataset } from '../classify/dataset.js';
+import { ClassifyLoader } from '../classify/loader.js';
+import { normalisationMetadata } from '../classify/normalisation.js';
+import { kdwNormalisation, OnnxClassifier } from '../classify/predictor.js';
+import { validateClassifier } from '../classify/validate.js';
 import { evalLoader } from '../data/eval-loader.js';
 import { SplitReader } from '../data/split-reader.js';
 import { ExportError } from '../errors.js';
@@ -22,11 +28,16 @@ export interface ExportRow {
   format: ExportFormat;
   file: string;
   bytes: number;
-  /** Validation metrics (absent without --data, or for classifiers). */
+  /** Detection metrics (absent without --data). */
   map50?: number;
   map?: number;
   /** mAP50-95 change from fp32, in points (×100). */
   deltaMapPoints?: number;
+  /** Classifier accuracy on the val split (absent without --data). */
+  top1?: number;
+  top5?: number;
+  /** top-1 change from fp32, in points (×100). */
+  deltaTop1Points?: number;
   /** ORT CPU latency of one run, median (ms), at batch 1 or at the model's static batch. */
   p50Ms?: number;
   /** The batch p50Ms was measured at. */
@@ -112,10 +123,12 @@ async function baseModel(cfg: ExportConfig, log: Logger): Promise<{ model: Model
   }
   const { description, weights, meta } = await loadModelWeights(src);
   const names = Array.isArray(meta.names) ? (meta.names as string[]) : undefined;
+  // A classifier's input is normalised (ImageNet mean/std, as ultralytics): say so in the file.
+  const metadata = description.type === 'classifier' ? normalisationMetadata(kdwNormalisation(meta)) : undefined;
   try {
     const onnx = exportOnnx(description, weights, {
       imgsz: cfg.imgsz, opset: cfg.opset as 13 | 17, batch: cfg.batch_size, dynamic: cfg.dynamic, raw: cfg.raw, names,
-      producerVersion: '0.1.0',
+      producerVersion: '0.1.0', ...(metadata ? { metadata } : {}),
     });
     return { model: onnx, source: src };
   } catch (e) {
@@ -124,7 +137,23 @@ async function baseModel(cfg: ExportConfig, log: Logger): Promise<{ model: Model
   }
 }
 
-async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, reader: SplitReader, log: Logger): Promise<{ map50: number; map: number } | undefined> {
+/** top-1 and top-5 of an ONNX classifier on the val split of a classification dataset folder. */
+async function validateClassifierFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, log: Logger): Promise<{ top1: number; top5: number }> {
+  const data = await loadClassifyDataset(cfg.data, log, { train: false });
+  if (data.names.length !== info.nc) throw new ExportError('EXPORT_MODEL_LAYOUT', `${file} has ${info.nc} classes but ${data.root} has ${data.names.length}`);
+  const clf = await OnnxClassifier.open(file);
+  try {
+    const imgsz = info.imgsz?.[0] ?? cfg.imgsz;
+    const loader = new ClassifyLoader(data.val, { imgsz, batchSize: cfg.val_batch, normalisation: clf.normalisation, logger: log });
+    const r = await validateClassifier((b) => clf.predict(b.images, b.n, b.size, b.size), loader.epoch(0), clf.nc);
+    return { top1: r.top1, top5: r.top5 };
+  } finally {
+    await clf.close();
+  }
+}
+
+async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig, reader: SplitReader, log: Logger): Promise<{ map50: number; map: number } | { top1: number; top5: number } | undefined> {
+  if (cfg.data !== '' && info.task === 'classify') return validateClassifierFile(file, info, cfg, log);
   if (cfg.data === '' || info.task !== 'detect' || info.outputLayout !== 'yolov5-decoded') return undefined;
   const data = await reader.config(cfg.data);
   if (data.nc !== info.nc) throw new ExportError('EXPORT_MODEL_LAYOUT', `${file} has ${info.nc} classes but ${data.file} has ${data.nc}`);
@@ -140,14 +169,17 @@ async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig
   }
 }
 
-/** The export table as text lines (ultralytics-style columns). */
+/** The export table as text lines (ultralytics-style columns; top-1/top-5 instead of mAP for classifiers). */
 export function formatExportTable(rows: readonly ExportRow[]): string[] {
-  const head = `${'Format'.padEnd(14)}${'File'.padEnd(26)}${'Size (MB)'.padStart(10)}${'mAP50'.padStart(8)}${'mAP50-95'.padStart(10)}${'Δ (pts)'.padStart(9)}${'p50 (ms)'.padStart(10)}${'Speed-up'.padStart(10)}`;
+  const cls = rows.some((r) => r.top1 !== undefined);
+  const [m1, m2] = cls ? ['top1_acc', 'top5_acc'] : ['mAP50', 'mAP50-95'];
+  const head = `${'Format'.padEnd(14)}${'File'.padEnd(26)}${'Size (MB)'.padStart(10)}${m1.padStart(cls ? 10 : 8)}${m2.padStart(10)}${'Δ (pts)'.padStart(9)}${'p50 (ms)'.padStart(10)}${'Speed-up'.padStart(10)}`;
   const f = (v: number | undefined, d: number, w: number): string => (v === undefined ? '—' : v.toFixed(d)).padStart(w);
   return [
     head,
-    ...rows.map((r) => `${r.format.padEnd(14)}${r.file.padEnd(26)}${f(r.bytes / 1e6, 2, 10)}${f(r.map50, 3, 8)}${f(r.map, 3, 10)}` +
-      `${(r.deltaMapPoints === undefined ? '—' : `${r.deltaMapPoints >= 0 ? '+' : ''}${r.deltaMapPoints.toFixed(1)}`).padStart(9)}` +
+    ...rows.map((r) => ({ r, d: cls ? r.deltaTop1Points : r.deltaMapPoints })).map(({ r, d }) => `${r.format.padEnd(14)}${r.file.padEnd(26)}${f(r.bytes / 1e6, 2, 10)}` +
+      `${cls ? `${f(r.top1, 3, 10)}${f(r.top5, 3, 10)}` : `${f(r.map50, 3, 8)}${f(r.map, 3, 10)}`}` +
+      `${(d === undefined ? '—' : `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).padStart(9)}` +
       `${f(r.p50Ms, 2, 10)}${(r.speedup === undefined ? '—' : `${r.speedup.toFixed(2)}×`).padStart(10)}`),
     ...(rows.some((r) => (r.latencyBatch ?? 1) > 1) ? [`p50: one ONNX Runtime run of the static batch of ${rows[0]!.latencyBatch}`] : []),
   ];
@@ -201,8 +233,10 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   let sensitivityTop: ExportReport['sensitivityTop'];
   if (formats.includes('int8') || formats.includes('trt')) {
     const calibData = cfg.calib_data || cfg.data;
-    if (calibData === '') throw new ExportError('EXPORT_NEEDS_CALIBRATION', 'int8 and trt need calibration images: give --calib-data (or --data) with a dataset YAML');
-    const cal = await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log, reader });
+    if (calibData === '') throw new ExportError('EXPORT_NEEDS_CALIBRATION', 'int8 and trt need calibration images: give --calib-data (or --data) with a dataset YAML (a dataset folder for a classifier)');
+    const cal = info.task === 'classify'
+      ? await classifyCalibrationImages({ root: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, normalisation: info.normalisation, logger: log })
+      : await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log, reader });
     log.info(`calibrating on ${cal.count} images (${cfg.calib_method})…`);
     const t0 = performance.now();
     const { model: q, report } = await quantizeModel(model, {
@@ -248,6 +282,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   const base = rows[0]!;
   for (const r of rows) {
     if (r.map !== undefined && base.map !== undefined) r.deltaMapPoints = (r.map - base.map) * 100;
+    if (r.top1 !== undefined && base.top1 !== undefined) r.deltaTop1Points = (r.top1 - base.top1) * 100;
     if (r.p50Ms !== undefined && base.p50Ms !== undefined) r.speedup = base.p50Ms / r.p50Ms;
   }
   if (formats.includes('trt') && tensorrt !== undefined) rows.push({ format: 'trt', file: `${ARTIFACT_FILES.calibCache}, ${ARTIFACT_FILES.trtPlan}`, bytes: 0 });

@@ -100,6 +100,8 @@ async function fillPackage(
     const m: Record<string, number> = {};
     if (r.map50 !== undefined) m['metrics/mAP50(B)'] = r.map50;
     if (r.map !== undefined) m['metrics/mAP50-95(B)'] = r.map;
+    if (r.top1 !== undefined) m['metrics/accuracy_top1'] = r.top1;
+    if (r.top5 !== undefined) m['metrics/accuracy_top5'] = r.top5;
     if (r.p50Ms !== undefined) m['speed/ort_cpu_p50_ms'] = r.p50Ms;
     return m;
   };
@@ -115,7 +117,8 @@ async function fillPackage(
       shape: info.inputShape.map((d, i) => d ?? (i === 0 ? 'batch' : `d${i}`)),
       layout: 'NCHW',
       dtype: 'float32',
-      normalisation: { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+      // Exports record their normalisation (classifiers: ImageNet's); older export.json files lack it.
+      normalisation: info.normalisation ?? { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
       ...(info.task === 'detect' ? { letterbox: { color: [114, 114, 114], auto: false, stride } } : {}),
     },
     output: { name: info.outputName, layout: info.outputLayout, shape: info.outputShape.map((d, i) => d ?? `d${i}`) },

@@ -23,7 +23,7 @@ export const RESULTS_COLUMNS = [
 export type ResultsColumn = (typeof RESULTS_COLUMNS)[number];
 
 /** One epoch of results; a missing value is written as `nan` (for example when validation was skipped). */
-export type ResultsRow = { epoch: number } & Partial<Record<ResultsColumn, number>>;
+export type ResultsRow<C extends string = ResultsColumn> = { epoch: number } & Partial<Record<C, number>>;
 
 /** A parsed results CSV: trimmed column names and one record per row. */
 export interface ResultsTable {
@@ -33,6 +33,9 @@ export interface ResultsTable {
 
 // YOLOv5 pads every cell to 20 characters: `%20s` for the header and `%20.5g` for values.
 const WIDTH = 20;
+
+/** Cell width of YOLOv5's classify results.csv (GenericLogger: `%23s`, `%23.5g`). */
+export const GENERIC_RESULTS_WIDTH = 23;
 
 /** Formats like C/Python `%.<precision>g`: shortest of fixed or exponent form, trailing zeros removed. */
 export function formatG(v: number, precision = 5): string {
@@ -49,14 +52,14 @@ export function formatG(v: number, precision = 5): string {
   return strip(v.toFixed(precision - 1 - exp));
 }
 
-/** The header line YOLOv5 writes (without newline). */
-export function resultsHeader(): string {
-  return RESULTS_COLUMNS.map((c) => c.padStart(WIDTH)).join(',');
+/** The header line YOLOv5 writes (without newline); detection's columns unless others are given. */
+export function resultsHeader(columns: readonly string[] = RESULTS_COLUMNS, width = WIDTH): string {
+  return columns.map((c) => c.padStart(width)).join(',');
 }
 
 /** Formats one row as YOLOv5 does (without newline). */
-export function formatResultsRow(row: ResultsRow): string {
-  return RESULTS_COLUMNS.map((c) => formatG(row[c] ?? NaN).padStart(WIDTH)).join(',');
+export function formatResultsRow(row: Readonly<Record<string, number | undefined>>, columns: readonly string[] = RESULTS_COLUMNS, width = WIDTH): string {
+  return columns.map((c) => formatG(row[c] ?? NaN).padStart(width)).join(',');
 }
 
 /** Parses the text of a results CSV; `nan`/`inf` and unparsable cells become NaN/Infinity/NaN. */
@@ -84,23 +87,28 @@ export function readResultsCsv(file: string): ResultsTable {
 /**
  * Appends one line per epoch to a YOLOv5-style `results.csv`, writing the header when the file is
  * new or empty. An existing file must have the same columns, so resumed runs keep one consistent table.
+ * Detection's columns by default; classification passes its own (and GenericLogger's width 23).
  * @example new ResultsCsv('runs/train/exp/results.csv').append({ epoch: 0, 'metrics/mAP_0.5': 0.41 })
  */
-export class ResultsCsv {
-  constructor(readonly file: string) {
+export class ResultsCsv<C extends string = ResultsColumn> {
+  readonly columns: readonly string[];
+
+  constructor(readonly file: string, columns: readonly C[] = RESULTS_COLUMNS as readonly string[] as readonly C[], readonly width = WIDTH) {
+    this.columns = columns[0] === 'epoch' ? columns : ['epoch', ...columns];
     if (existsSync(file) && statSync(file).size > 0) {
-      const { columns } = readResultsCsv(file);
-      if (columns.join(',') !== RESULTS_COLUMNS.join(',')) {
-        throw new KdEdgeError('RESULTS_CSV_MISMATCH', `${file} has columns [${columns.join(', ')}], expected the YOLOv5 results.csv columns`);
+      const { columns: found } = readResultsCsv(file);
+      if (found.join(',') !== this.columns.join(',')) {
+        throw new KdEdgeError('RESULTS_CSV_MISMATCH', `${file} has columns [${found.join(', ')}], expected [${this.columns.join(', ')}]`);
       }
     }
   }
 
   /** Appends one epoch (writing the header first if needed); each call is one synchronous append. */
-  append(row: ResultsRow): void {
+  append(row: ResultsRow<C>): void {
     if (!Number.isFinite(row.epoch)) throw new RangeError(`row.epoch must be a finite number, got ${row.epoch}`);
     const fresh = !existsSync(this.file) || statSync(this.file).size === 0;
-    appendFileSync(this.file, `${fresh ? `${resultsHeader()}\n` : ''}${formatResultsRow(row)}\n`);
+    const cells = row as Readonly<Record<string, number | undefined>>;
+    appendFileSync(this.file, `${fresh ? `${resultsHeader(this.columns, this.width)}\n` : ''}${formatResultsRow(cells, this.columns, this.width)}\n`);
   }
 
   /** Drops rows with `epoch >= fromEpoch`, so a resumed run does not duplicate epochs written after its last checkpoint. */
