@@ -8,27 +8,14 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Rng } from './rng.js';
-import { backgroundSvg, hsl, lineSvg, type SynthDifficulty } from './synth.js';
+import { backgroundSvg, hsl, lineSvg, type SynthDifficulty, type SynthOptions } from './synth.js';
 import { SHAPE_KINDS, shapeSvg, type Shape, type ShapeKind } from './synth-shapes.js';
 
-/** Options of {@link synthesizeClassifyDataset}. */
-export interface SynthClassifyOptions {
-  /** Output folder, the dataset ROOT (created; its train/ and val/ are replaced). */
-  out: string;
-  /** Training images in total, spread evenly over the classes; default 512. */
-  train?: number;
-  /** Validation images in total; default 128. */
-  val?: number;
-  /** Image side in pixels; default 128. */
-  imgsz?: number;
-  /** Number of classes (the first N shape kinds), 1..12; default 6. */
-  classes?: number;
-  /** The shape kinds as classes (overrides `classes`). */
-  shapes?: readonly ShapeKind[];
-  /** `hard` (default) or `easy`, see {@link renderClassifyImage}. */
-  difficulty?: SynthDifficulty;
-  seed?: number;
-}
+/**
+ * Options of {@link synthesizeClassifyDataset}: those of the detection set; `out` is the dataset ROOT (its
+ * train/ and val/ are replaced), and `train`/`val` are totals spread evenly over the classes.
+ */
+export type SynthClassifyOptions = SynthOptions;
 
 /**
  * Renders one image of a shape of `kind`, as RGB bytes size×size. `easy`: one shape 44–104 px across at
