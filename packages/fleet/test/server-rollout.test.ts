@@ -94,9 +94,16 @@ describe('kd-fleet serve: rollouts over the embedded broker with real agents', (
     expect(e['z-x86-001']!.code).toBe('AGENT_INJECTED_FAULT');
     // the abort sent the canary a rollback; its agent answers rolled_back
     await waitFor('canary rolled back', () => execs(id)['a-x86-001']!.state === 'rolled_back', 30_000);
-    expect(sent.filter((c) => c.kind === 'rollback').map((c) => c.deviceId)).toEqual(['a-x86-001']);
+    // The abort rolls back every device that was sent the deploy and has not reported a failure yet. The
+    // first wave failure can pass the threshold before the second device's failure arrives (a busy runner
+    // does that), so that device may be sent a rollback too; it never activated 1.1.0 and stays as it was.
+    const rolledBack = sent.filter((c) => c.kind === 'rollback').map((c) => c.deviceId);
+    expect(rolledBack).toContain('a-x86-001');
+    expect(new Set(rolledBack).size, 'one rollback per device').toBe(rolledBack.length);
+    expect(rolledBack.filter((d) => d !== 'a-x86-001').every((d) => d === 'z-x86-001' || d === 'z-x86-002')).toBe(true);
     await waitFor('canary back on 1.0.0', () => server.context.devices.get('a-x86-001')!.activeModel?.version === '1.0.0', 30_000);
-    expect(server.context.devices.get('z-x86-001')!.activeModel).toBeNull(); // its injected failure left it as it was
+    // their injected failures left the wave's devices as they were
+    for (const d of ['z-x86-001', 'z-x86-002']) expect(server.context.devices.get(d)!.activeModel, d).toBeNull();
     expect(rollout(id).reason).toBeTruthy();
   }, 180_000);
 });
