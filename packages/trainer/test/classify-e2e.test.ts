@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { inspectModel, readOnnxFile, yoloDescription } from '@kd-edge/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
@@ -20,19 +17,10 @@ import { readResultsCsv } from '../src/log/results-csv.js';
 import { readTensorArchiveMeta, saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import { silentLogger } from '../src/util/logger.js';
+import { runCli } from './cli-runner.js';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, ...args], { timeout: 120_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (args: string[]) => runCli(args);
 
 interface ValJson { top1: number; top5: number; loss: number; images: number; perClass: { images: number; top1: number }[]; split: string }
 

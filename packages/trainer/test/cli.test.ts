@@ -1,27 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
 import { resolveHyp, resolveOptions, TRAIN_SCHEMA } from '../src/config.js';
 import type { DistillStepInfo } from '../src/distill/distill-session.js';
+import { KD_TRAINER_BIN, runCli } from './cli-runner.js';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../src/bin/kd-trainer.ts', import.meta.url));
 
-/** Runs the real CLI from sources; resolves with exit code and output. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+
+const cli = (args: string[]) => runCli(args, 60000);
 
 /**
  * Starts a training command (`train`, `distill`) of 50 epochs of 16 steps (64 images, batch 4) from
@@ -29,7 +18,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
  */
 async function interruptedRun(args: string[], dir: string): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [
-    '--conditions=source', '--import', 'tsx', BIN, ...args, '--imgsz', '64',
+    '--conditions=source', '--import', 'tsx', KD_TRAINER_BIN, ...args, '--imgsz', '64',
     '--batch-size', '4', '--epochs', '50', '--backend', 'wasm', '--threads', '1', '--project', join(dir, 'runs'), '--name', 'int',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
