@@ -8,9 +8,7 @@ import { resolveHyp, resolveOptions, TRAIN_SCHEMA } from '../src/config.js';
 import type { DistillStepInfo } from '../src/distill/distill-session.js';
 import { KD_TRAINER_BIN, runCli } from './cli-runner.js';
 
-
-
-const cli = (args: string[]) => runCli(args, 60000);
+const cli = (args: string[]) => runCli(args, 60_000);
 
 /**
  * Starts a training command (`train`, `distill`) of 50 epochs of 16 steps (64 images, batch 4) from
