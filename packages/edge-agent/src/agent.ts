@@ -6,6 +6,7 @@ import {
   KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
   type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG, type BenchMessage,
 } from '@kd-edge/core';
+import { FrameCapture } from './adapt/frame-capture.js';
 import type { AgentConfig } from './config/agent-config.js';
 import type { AgentServices } from './commands/agent-services.js';
 import type { CommandContext, EventExtra } from './commands/command-context.js';
@@ -87,6 +88,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   #hardware: Hardware | undefined;
   #service: InferenceService<Detector> | undefined;
   #serial: SerialSink | undefined;
+  #capture: FrameCapture | undefined;
   #stopped = false;
 
   private constructor(
@@ -152,7 +154,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     for (const entry of await ledger.unfinished()) agent.#resume(entry);
     await session.start();
     agent.#startTimers();
-    agent.#startServing();
+    await agent.#startServing();
     return agent;
   }
 
@@ -179,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     this.#abort.abort();
     for (const t of this.#timers) clearInterval(t);
     await this.#service?.stop();
+    await this.#capture?.close();
     await this.#serial?.close();
     await this.idle().catch(() => undefined);
     await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(makeOfflineStatus(this.deviceId)), { qos: 1, retain: true }).catch(() => undefined);
@@ -246,7 +249,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       activeModel: this.#describe(this.#active?.stored, this.#active),
       previousModel: this.#describe(this.store.previous() ?? undefined),
       freeDiskMb: Math.round((await freeBytes(this.config.dataDir).catch(() => 0)) / 2 ** 20),
-      ...(this.#service ? { serving: { fps: this.#service.stats.fps, frames: this.#service.stats.frames } } : {}),
+      ...(this.#service ? { serving: { fps: this.#service.stats.fps, frames: this.#service.stats.frames, ...this.#captureStatus() } } : {}),
     });
     await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(status), { qos: 1, retain: true });
   }
@@ -405,10 +408,41 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     }
   }
 
+  /** The frame capture's figures for the status's `serving` (extra fields are allowed there), when it runs. */
+  #captureStatus(): { capture?: { frames: number; bytes: number; kept: number; dropped: number } } {
+    if (this.#capture === undefined) return {};
+    const s = this.#capture.stats();
+    const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+    return { capture: { frames: s.count, bytes: s.bytes, kept: s.kept, dropped } };
+  }
+
+  /** Opens the frame capture when the configuration enables it; a folder that cannot be opened leaves serving without it. */
+  async #openCapture(): Promise<FrameCapture | undefined> {
+    const c = this.config.capture;
+    if (!c.enabled) return undefined;
+    try {
+      const capture = await FrameCapture.open({
+        dir: c.dir ?? join(this.config.dataDir, 'capture'),
+        everyN: c.everyN, uncertainLow: c.uncertainLow, uncertainHigh: c.uncertainHigh, uncertainMinIntervalMs: c.uncertainMinIntervalMs,
+        maxFrames: c.maxFrames, maxBytes: c.maxBytes, reserveDiskBytes: this.config.limits.reserveDiskBytes, logger: this.log,
+      });
+      const s = capture.stats();
+      this.log.info(`capture: keeping frames in ${capture.dir} (${s.count} there, ${s.bytes} bytes; at most ${c.maxFrames} frames, ${c.maxBytes} bytes)`);
+      return capture;
+    } catch (err) {
+      // Logged, not emitted: during start nobody listens yet, and an unheard 'error' event would throw.
+      this.log.error(`capture: cannot open ${c.dir ?? join(this.config.dataDir, 'capture')}: ${(err as Error).message}; serving without it`);
+      return undefined;
+    }
+  }
+
   /** Starts the inference loop when a frame source is configured; it serves whatever the slot holds. */
-  #startServing(): void {
+  async #startServing(): Promise<void> {
     const serve = this.config.serve;
-    if (serve.source === undefined) return;
+    if (serve.source === undefined) {
+      if (this.config.capture.enabled) this.log.warn('capture: enabled, but serve.source is not set: there are no frames to capture');
+      return;
+    }
     const source = serve.source.dir !== undefined
       ? new DirectoryWatchSource({ dir: serve.source.dir })
       : new ReplaySource({ dir: serve.source.replay!, fps: serve.source.fps, loop: serve.source.loop });
@@ -425,6 +459,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       },
     });
     this.#service.on('frameError', ({ error }) => this.log.warn(`frame: ${error.message}`));
+    this.#capture = await this.#openCapture();
+    const capture = this.#capture;
+    if (capture !== undefined) this.#service.on('frame', (event) => void capture.offer(event));
     void this.#service.run().catch((err: unknown) => this.emit('error', err as Error));
   }
 

@@ -4,7 +4,7 @@
 export { AgentError, errorCode } from './errors.js';
 export type { AgentErrorCode } from './errors.js';
 export { AGENT_CONFIG_SCHEMA, loadAgentConfig, validateAgentConfig, envOverrides, defaultDeviceId } from './config/agent-config.js';
-export type { AgentConfig, AgentConfigSources } from './config/agent-config.js';
+export type { AgentConfig, AgentConfigSources, CaptureConfig } from './config/agent-config.js';
 
 // The agent
 export { Agent } from './agent.js';
@@ -82,6 +82,16 @@ export type {
 } from './serve/inference-service.js';
 export { ServeError } from './serve/serve-error.js';
 export type { ServeErrorCode } from './serve/serve-error.js';
+
+// On-device adaptation (issue 16): frame capture
+export { CapturePolicy, CAPTURE_POLICY_DEFAULTS } from './adapt/capture-policy.js';
+export type { CapturePolicyOptions, CaptureReason, CaptureChoice } from './adapt/capture-policy.js';
+export { FrameCapture, FRAME_CAPTURE_DEFAULTS } from './adapt/frame-capture.js';
+export type {
+  FrameCaptureOptions, FrameCaptureEvents, FrameCaptureStats, CaptureInput, CapturedFrame, CaptureSidecar, CaptureDropReason,
+} from './adapt/frame-capture.js';
+export { imageFormat, IMAGE_FORMAT_EXTENSIONS } from './adapt/image-format.js';
+export type { ImageFormat } from './adapt/image-format.js';
 
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';

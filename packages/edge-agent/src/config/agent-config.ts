@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core';
+import { CAPTURE_POLICY_DEFAULTS } from '../adapt/capture-policy.js';
+import { FRAME_CAPTURE_DEFAULTS } from '../adapt/frame-capture.js';
 import { AgentError } from '../errors.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -75,6 +77,31 @@ const serveSchema = z.object({
   iou: z.number().min(0).max(1).default(0.45),
 }).strict();
 
+/**
+ * Frame capture for on-device adaptation (issue 16): a bounded sample of served frames kept on the device. Why the
+ * defaults are what they are: see CAPTURE_POLICY_DEFAULTS and FRAME_CAPTURE_DEFAULTS.
+ */
+const captureSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Default `<dataDir>/capture`. */
+  dir: z.string().min(1).optional(),
+  /** Keep every Nth frame served. */
+  everyN: z.number().int().min(1).default(CAPTURE_POLICY_DEFAULTS.everyN),
+  /** Band of detection scores that make a frame uncertain, [low, high); low defaults to `serve.conf`. */
+  uncertainLow: z.number().min(0).max(1).optional(),
+  uncertainHigh: z.number().min(0).max(1).default(CAPTURE_POLICY_DEFAULTS.uncertainHigh),
+  /** At most one uncertain frame per this many milliseconds. */
+  uncertainMinIntervalMs: z.number().int().min(0).default(CAPTURE_POLICY_DEFAULTS.uncertainMinIntervalMs),
+  maxFrames: z.number().int().positive().default(FRAME_CAPTURE_DEFAULTS.maxFrames),
+  /** Images plus sidecars. */
+  maxBytes: z.number().int().positive().default(FRAME_CAPTURE_DEFAULTS.maxBytes),
+  /** Consent to upload captured frames later; nothing uploads them yet, whatever this says. */
+  upload: z.boolean().default(false),
+}).strict().refine((c) => c.uncertainLow === undefined || c.uncertainLow < c.uncertainHigh, {
+  message: 'must be below capture.uncertainHigh',
+  path: ['uncertainLow'],
+});
+
 /** kd-agent's configuration: one YAML file, overridden by KD_AGENT_* variables, overridden by flags. */
 export const AGENT_CONFIG_SCHEMA = z.object({
   fleet: idString.default('default'),
@@ -87,12 +114,18 @@ export const AGENT_CONFIG_SCHEMA = z.object({
   limits: limitsSchema.default(limitsSchema.parse({})),
   benchmark: benchmarkSchema.default(benchmarkSchema.parse({})),
   serve: serveSchema.default(serveSchema.parse({})),
+  capture: captureSchema.default(captureSchema.parse({})),
   /** Seconds between status refreshes (free disk, serving figures). */
   statusIntervalSec: z.number().int().min(1).default(60),
 }).strict();
 
+type ParsedAgentConfig = z.infer<typeof AGENT_CONFIG_SCHEMA>;
+
+/** The `capture` section with its defaults filled in (`uncertainLow` from `serve.conf`). */
+export type CaptureConfig = ParsedAgentConfig['capture'] & { uncertainLow: number };
+
 /** The validated configuration, every default filled in. */
-export type AgentConfig = z.infer<typeof AGENT_CONFIG_SCHEMA> & { deviceId: string };
+export type AgentConfig = Omit<ParsedAgentConfig, 'deviceId' | 'capture'> & { deviceId: string; capture: CaptureConfig };
 
 /** Where a configuration comes from; later sources win. */
 export interface AgentConfigSources {
@@ -143,7 +176,16 @@ export function validateAgentConfig(value: unknown, origin = 'config'): AgentCon
     // The broker's ACL and kd-fleet refuse service accounts as devices: an agent under such a name would never be heard.
     throw new AgentError('AGENT_CONFIG_INVALID', `${origin}: deviceId: ${JSON.stringify(deviceId)}${r.data.deviceId === undefined ? ' (the host name)' : ''} is reserved for a kd-edge service account (${RESERVED_DEVICE_IDS.join(', ')}); choose another`);
   }
-  return { ...r.data, deviceId };
+  const capture = { ...r.data.capture, uncertainLow: r.data.capture.uncertainLow ?? r.data.serve.conf };
+  if (capture.enabled && !(capture.uncertainHigh > r.data.serve.conf && capture.uncertainLow < capture.uncertainHigh)) {
+    // Detections under serve.conf are never served, so a band that ends there can never catch a frame.
+    const low = r.data.capture.uncertainLow === undefined ? `capture.uncertainLow (default serve.conf, ${capture.uncertainLow})` : 'capture.uncertainLow';
+    throw new AgentError(
+      'AGENT_CONFIG_INVALID',
+      `${origin}: capture.uncertainHigh: must be above serve.conf (${r.data.serve.conf}) and ${low}, got ${capture.uncertainHigh}`,
+    );
+  }
+  return { ...r.data, deviceId, capture };
 }
 
 /** The host name made into a valid device id. */
