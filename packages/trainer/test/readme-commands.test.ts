@@ -27,6 +27,7 @@ function small(args: string[]): string[] {
   const [cmd, sub] = args;
   if (cmd === 'data' && sub === 'synth') return ['--train', '24', '--val', '8'];
   if (cmd === 'train' || cmd === 'distill') return ['--epochs', '1', '--workers', '0'];
+  if (cmd === 'classify' && (sub === 'train' || sub === 'distill')) return ['--epochs', '1'];
   if (cmd === 'export') return ['--bench-runs', '2', '--calib-images', '8', '--sensitivity-images', '2'];
   return [];
 }
@@ -48,7 +49,8 @@ describe('README: kd-trainer at a glance', () => {
       expect(r, `kd-trainer ${argv.join(' ')}: ${'stderr' in r ? r.stderr : ''}`).not.toHaveProperty('code');
     }
     for (const f of ['runs/train/exp/weights/best.kdw', 'runs/train/exp3/weights/best.kdw', 'runs/val/exp/confusion_matrix.png', 'runs/predict/exp',
-      'yolov5n.kdw', 'runs/train/exp/weights/export/model.int8.onnx', 'runs/train/exp/weights/shapes-1.0.0.tar', 'keys/fleet.pub']) {
+      'yolov5n.kdw', 'runs/train/exp/weights/export/model.int8.onnx', 'runs/train/exp/weights/shapes-1.0.0.tar', 'keys/fleet.pub',
+      'runs/train-cls/exp/weights/best.kdw', 'runs/train-cls/exp/results.png']) {
       expect(existsSync(join(cwd, f)), f).toBe(true);
     }
   }, 1_200_000);

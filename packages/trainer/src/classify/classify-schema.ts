@@ -38,12 +38,16 @@ export const CLASSIFY_TRAIN_SCHEMA = {
   project: { type: 'string', default: 'runs/train-cls', help: 'save to project/name' },
   name: { type: 'string', default: 'exp', help: 'save to project/name' },
   exist_ok: { type: 'boolean', default: false, help: 'reuse project/name instead of incrementing' },
+  resume: {
+    type: 'string', default: '', bare: 'latest',
+    help: "continue an interrupted run: its folder or its weights/last.kdw, with the run's own options (no --data needed; --backend, --device, --threads may change); bare --resume takes the newest last.kdw below --project",
+  },
 } as const satisfies OptionsSchema;
 
 /** Options of `kd-trainer classify distill`: every train option plus the teacher and Hinton's KD settings. */
 export const CLASSIFY_DISTILL_SCHEMA = {
   ...CLASSIFY_TRAIN_SCHEMA,
-  teacher: { type: 'string', required: true, help: 'teacher classifier: an ONNX file (kd-trainer or ultralytics -cls export) or kd-trainer weights (.kdw)' },
+  teacher: { type: 'string', required: true, help: "teacher classifier: an ONNX file (kd-trainer or ultralytics -cls export) or kd-trainer weights (.kdw); --resume takes the run's own teacher and KD settings" },
   kd_temperature: { type: 'number', default: 4, min: 0.01, help: 'temperature T of the soft targets (KL·T²; Hinton et al. 2015)' },
   kd_alpha: { type: 'number', default: 0.7, min: 0, max: 1, help: 'α: loss = α·KD + (1−α)·CE' },
   kd_warmup: { type: 'number', default: 0, min: 0, help: 'epochs on the cross-entropy alone before distilling (the teacher does not run meanwhile)' },

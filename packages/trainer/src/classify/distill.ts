@@ -11,6 +11,7 @@ import { BackendError } from '../errors.js';
 import { onnxModelInfo } from '../export/model-info.js';
 import { readTensorArchiveMeta } from '../model/weights-io.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { openClassifyCheckpoint, resumedClassifyDistillConfig } from './checkpoint.js';
 import type { ClassifyDistillConfig } from './classify-schema.js';
 import { loadClassifyDataset, type ClassifyDataset } from './dataset.js';
 import { ClassifyLoader } from './loader.js';
@@ -39,7 +40,7 @@ export interface ClassifyDistillResult {
 }
 
 /** Options of {@link runClassifyDistill}: those of a training run, less what the command sets itself. */
-export type ClassifyDistillRunOptions = Omit<ClassifyRunOptions, 'kd' | 'dataset' | 'backendReady'>;
+export type ClassifyDistillRunOptions = Omit<ClassifyRunOptions, 'kd' | 'dataset' | 'backendReady' | 'resumeFrom'>;
 
 const isDefaultNames = (names: readonly string[]): boolean => names.every((n, i) => n === `class${i}`);
 
@@ -94,12 +95,16 @@ export function formatClassifyCompare(rows: readonly ClassifyCompareRow[], gapRe
  * measures its accuracy on the val split, and trains the student with Hinton's loss α·KD + (1−α)·CE
  * (the teacher sees the same augmented pixels). With `compare` the same student is first trained without
  * the teacher (same seed, data order and schedule) into `<name>-baseline`, the distilled one into
- * `<name>-kd`, and the three accuracies are printed with the share of the gap recovered.
+ * `<name>-kd`, and the three accuracies are printed with the share of the gap recovered. `resume` continues
+ * an interrupted distilled run with the options, teacher and KD settings in its checkpoint.
  * @example
  * await runClassifyDistill(resolveOptions(CLASSIFY_DISTILL_SCHEMA, [{ data: 'shapes-cls', teacher: 's.onnx', compare: true }]).config);
  */
-export async function runClassifyDistill(cfg: ClassifyDistillConfig, run: ClassifyDistillRunOptions = {}): Promise<ClassifyDistillResult> {
+export async function runClassifyDistill(cfgIn: ClassifyDistillConfig, run: ClassifyDistillRunOptions = {}): Promise<ClassifyDistillResult> {
   const log: Logger = run.logger ?? silentLogger;
+  const resumeFrom = cfgIn.resume ? await openClassifyCheckpoint(cfgIn.resume, 'distill') : undefined;
+  const cfg = resumeFrom ? resumedClassifyDistillConfig(resumeFrom, cfgIn) : cfgIn;
+  if (resumeFrom && cfgIn.compare) log.info('--compare is not resumed: the distilled run goes on (its baseline had finished before it started)');
   const backend = await selectBackend(backendForDevice(cfg.device, cfg.backend), log);
   if (backend.name === 'webgpu') throw new BackendError(WEBGPU_CANNOT_TRAIN);
   const data = await loadClassifyDataset(cfg.data, log);
@@ -123,7 +128,7 @@ export async function runClassifyDistill(cfg: ClassifyDistillConfig, run: Classi
     }
     const kd = { teacher, alpha: cfg.kd_alpha, temperature: cfg.kd_temperature, warmup: cfg.kd_warmup };
     log.info(`distillation: loss = ${cfg.kd_alpha}·KD(T=${cfg.kd_temperature}) + ${(1 - cfg.kd_alpha).toFixed(2)}·CE${cfg.kd_warmup > 0 ? ` after ${cfg.kd_warmup} epoch(s) of CE alone` : ''}`);
-    const distilled = await trainClassifier(cfg.compare ? { ...cfg, name: `${cfg.name}-kd` } : cfg, { ...common, kd });
+    const distilled = await trainClassifier(cfg.compare ? { ...cfg, name: `${cfg.name}-kd` } : cfg, { ...common, kd, ...(resumeFrom ? { resumeFrom } : {}) });
     const result: ClassifyDistillResult = { distilled, teacher: t, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}) };
     if (baseline && !distilled.interrupted) {
       if (t.top1 > baseline.final.top1) result.gapRecovered = (distilled.final.top1 - baseline.final.top1) / (t.top1 - baseline.final.top1);

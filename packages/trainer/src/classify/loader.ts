@@ -69,9 +69,14 @@ export class ClassifyLoader {
     return this.options.shuffle ? Rng.derive(this.options.seed ?? 0, epoch, SHUFFLE).shuffle(idx) : idx;
   }
 
-  /** One epoch's batches; the batch after the one handed out is being prepared meanwhile. */
-  async *epoch(epoch: number): AsyncGenerator<ClassifyBatch> {
-    const order = this.order(epoch);
+  /**
+   * One epoch's batches from batch `from` on (a resumed run skips those it trained: each batch is the
+   * same whatever came before it); the batch after the one handed out is being prepared meanwhile.
+   */
+  async *epoch(epoch: number, from = 0): AsyncGenerator<ClassifyBatch> {
+    if (!Number.isInteger(from) || from < 0) throw new RangeError(`from: expected a batch index ≥ 0, got ${from}`);
+    const order = this.order(epoch).slice(from * this.options.batchSize);
+    if (order.length === 0) return;
     const bs = this.options.batchSize;
     let next: Promise<ClassifyBatch> | undefined = this.batch(order.slice(0, bs), epoch);
     for (let start = 0; next !== undefined; start += bs) {

@@ -23,9 +23,14 @@ export interface ClassifyRunFiles {
   tb: SummaryWriter;
 }
 
-/** Makes the run folder (numbered as ultralytics increment_path), writes opt.yaml and opens results.csv and the event file. */
-export function openRunFiles(cfg: { project: string; name: string; exist_ok: boolean }, opt: object, valSplit: ClassifySplit, kd: boolean): ClassifyRunFiles {
-  const saveDir = incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
+/**
+ * Makes the run folder (numbered as ultralytics increment_path; a resumed run's `resumeDir` as it is),
+ * writes opt.yaml and opens results.csv and a new event file beside any earlier ones.
+ */
+export function openRunFiles(
+  cfg: { project: string; name: string; exist_ok: boolean }, opt: object, valSplit: ClassifySplit, kd: boolean, resumeDir?: string,
+): ClassifyRunFiles {
+  const saveDir = resumeDir ?? incrementRunDir(cfg.project, cfg.name, cfg.exist_ok);
   writeFileSync(join(saveDir, 'opt.yaml'), toYaml(opt));
   return {
     saveDir,

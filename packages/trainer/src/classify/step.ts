@@ -1,5 +1,6 @@
 import { kdLoss, mixKd } from '../distill/losses/kd.js';
 import type { ClassificationModel } from '../model/types.js';
+import type { StoredTensor } from '../model/weights-io.js';
 import { paramGroupOf } from '../train/param-groups.js';
 import { Adam } from '../train/adam.js';
 import { clipGradNorm, NesterovSgd } from '../train/sgd.js';
@@ -46,10 +47,16 @@ export function classifyGradients(
   return { grads: named, loss: [total, ce!, soft ?? 0] };
 }
 
-/** The optimizers `--optimizer` names, behind one face: a learning rate per epoch and a step. */
+/** The optimizers `--optimizer` names, behind one face: a learning rate per epoch, a step, and a state for checkpoints. */
 export interface ClassifyOptimizer {
   lr: number;
+  /** Steps taken (Adam's bias-correction t). */
+  readonly steps: number;
   step(grads: Record<string, tf.Tensor>): void;
+  /** The state a resumed run needs besides {@link steps}: Adam's moments (`m/…`, `v/…`) or SGD's momentum buffers, by name. */
+  state(): Map<string, tf.Tensor>;
+  /** Restores what {@link state} returned and the step count. */
+  loadState(state: Map<string, StoredTensor>, steps: number): void;
   dispose(): void;
 }
 
@@ -65,10 +72,14 @@ export function makeOptimizer(
   log.info(`optimizer: ${name}(lr=${o.lr0}) with parameter groups ${groups[2]} weight(decay=0.0), ${groups[1]} weight(decay=${o.decay}), ${groups[0]} bias`);
   if (name === 'SGD') {
     const sgd = new NesterovSgd(params, o.lr0, o.momentum, o.decay);
+    let steps = 0;
     return {
       get lr() { return sgd.groups[0].lr; },
       set lr(v: number) { for (const g of sgd.groups) g.lr = v; },
-      step: (g) => sgd.step(g),
+      get steps() { return steps; },
+      step: (g) => { sgd.step(g); steps++; },
+      state: () => sgd.state(),
+      loadState: (state, n) => { sgd.loadState(state); steps = n; },
       dispose: () => sgd.dispose(),
     };
   }
@@ -76,7 +87,10 @@ export function makeOptimizer(
   return {
     get lr() { return adam.lr; },
     set lr(v: number) { adam.lr = v; },
+    get steps() { return adam.t; },
     step: (g) => adam.step(g),
+    state: () => adam.state(),
+    loadState: (state, n) => adam.loadState(state, n),
     dispose: () => adam.dispose(),
   };
 }

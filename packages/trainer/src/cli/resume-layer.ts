@@ -6,9 +6,13 @@ import { latestCheckpoint } from '../train/latest-run.js';
 /**
  * The settings a `--resume` continues with, as the lowest option layer: a resumed run needs neither
  * `--data` nor (for distill) `--teacher` again. A bare `--resume` (or `latest`) takes the newest
- * `last.kdw` below the project folder. Returns {} when the command does not resume.
+ * `last.kdw` below the project folder. `read` checks that the checkpoint is one this command continues
+ * (a detection one by default). Returns {} when the command does not resume.
  */
-export async function resumeLayer(schema: OptionsSchema, layers: Record<string, unknown>[]): Promise<Record<string, unknown>> {
+export async function resumeLayer(
+  schema: OptionsSchema, layers: Record<string, unknown>[],
+  read: (path: string) => Promise<{ file: string; meta: Record<string, unknown> }> = readCheckpointMeta,
+): Promise<Record<string, unknown>> {
   let resume: unknown;
   let project: unknown;
   for (const layer of layers) {
@@ -22,8 +26,8 @@ export async function resumeLayer(schema: OptionsSchema, layers: Record<string, 
   const dir = typeof project === 'string' ? project : spec?.type === 'string' && spec.default ? spec.default : 'runs';
   const path = resume === true || resume === 'latest' ? latestCheckpoint(dir) : String(resume);
   // The header alone: the run reads the whole checkpoint once, when it starts.
-  const ck = await readCheckpointMeta(path);
-  const saved = { ...ck.meta.opt, ...(typeof ck.meta.distill === 'object' && ck.meta.distill !== null ? ck.meta.distill : {}) } as Record<string, unknown>;
+  const ck = await read(path);
+  const saved = { ...(ck.meta.opt as object), ...(typeof ck.meta.distill === 'object' && ck.meta.distill !== null ? ck.meta.distill : {}) } as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(saved)) if (k in schema && v !== undefined) out[k] = v;
   out.resume = ck.file;

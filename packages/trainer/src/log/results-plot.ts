@@ -10,11 +10,32 @@ export interface PlotResultsOptions {
   height?: number;
 }
 
-// YOLOv5's plot_results panel order: train losses, P, R, val losses, mAP50, mAP50-95.
-const PANEL_COLUMNS = [
-  'train/box_loss', 'train/obj_loss', 'train/cls_loss', 'metrics/precision', 'metrics/recall',
-  'val/box_loss', 'val/obj_loss', 'val/cls_loss', 'metrics/mAP_0.5', 'metrics/mAP_0.5:0.95',
+// Panel rows of the tables kd-trainer writes, the first whose columns a table has wins.
+const PANEL_LAYOUTS: readonly (readonly string[])[][] = [
+  // YOLOv5's plot_results: train losses, P, R; val losses, mAP50, mAP50-95.
+  [
+    ['train/box_loss', 'train/obj_loss', 'train/cls_loss', 'metrics/precision', 'metrics/recall'],
+    ['val/box_loss', 'val/obj_loss', 'val/cls_loss', 'metrics/mAP_0.5', 'metrics/mAP_0.5:0.95'],
+  ],
+  // Classification (ultralytics' classify columns): the losses (with distillation's terms), then accuracy and learning rate.
+  [
+    ['train/loss', 'train/ce_loss', 'train/kd_loss', 'val/loss', 'test/loss'],
+    ['metrics/accuracy_top1', 'metrics/accuracy_top5', 'lr/0'],
+  ],
 ];
+
+/** The panels of a table in rows: a known layout's columns that it has, otherwise every column but `epoch`, in one or two rows. */
+export function resultsPanels(columns: readonly string[]): string[][] {
+  for (const layout of PANEL_LAYOUTS) {
+    const grid = layout.map((row) => row.filter((c) => columns.includes(c))).filter((row) => row.length > 0);
+    if (grid.length > 0) return grid;
+  }
+  const rest = columns.filter((c) => c !== 'epoch');
+  const cols = Math.max(1, Math.ceil(rest.length / (rest.length > 4 ? 2 : 1)));
+  const grid: string[][] = [];
+  for (let i = 0; i < rest.length; i += cols) grid.push(rest.slice(i, i + cols));
+  return grid;
+}
 
 const BLUE = '#1f77b4';
 const ORANGE = '#ff7f0e';
@@ -30,8 +51,9 @@ function niceTicks(lo: number, hi: number, target: number, integer = false): { t
   return { ticks, step };
 }
 
-function tickLabel(v: number, step: number): string {
-  const a = Math.abs(v);
+/** A tick's label; exponent form for a whole axis or none of it (a learning-rate axis never mixes 0.0010 with 8.0e-4). */
+function tickLabel(v: number, step: number, ticks: readonly number[]): string {
+  const a = Math.max(...ticks.map(Math.abs));
   if (v !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
   // Enough decimals to tell neighbouring ticks apart (a 0.0025 step needs 4).
   let decimals = 0;
@@ -89,14 +111,14 @@ function panelSvg(
     const x = r2(px(t));
     out.push(`<line x1="${x}" y1="${r2(top)}" x2="${x}" y2="${r2(bottom)}" stroke="#e6e6e6" stroke-width="${r2(s)}"/>`);
     out.push(`<line x1="${x}" y1="${r2(bottom)}" x2="${x}" y2="${r2(bottom + 4 * s)}" stroke="#000" stroke-width="${r2(s)}"/>`);
-    out.push(`<text x="${x}" y="${r2(bottom + 16 * s)}" font-size="${r2(font)}" text-anchor="middle">${tickLabel(t, xt.step)}</text>`);
+    out.push(`<text x="${x}" y="${r2(bottom + 16 * s)}" font-size="${r2(font)}" text-anchor="middle">${tickLabel(t, xt.step, xt.ticks)}</text>`);
   }
   const yt = niceTicks(ylo, yhi, 5);
   for (const t of yt.ticks) {
     const y = r2(py(t));
     out.push(`<line x1="${r2(left)}" y1="${y}" x2="${r2(right)}" y2="${y}" stroke="#e6e6e6" stroke-width="${r2(s)}"/>`);
     out.push(`<line x1="${r2(left - 4 * s)}" y1="${y}" x2="${r2(left)}" y2="${y}" stroke="#000" stroke-width="${r2(s)}"/>`);
-    out.push(`<text x="${r2(left - 6 * s)}" y="${r2(py(t) + 4 * s)}" font-size="${r2(font)}" text-anchor="end">${tickLabel(t, yt.step)}</text>`);
+    out.push(`<text x="${r2(left - 6 * s)}" y="${r2(py(t) + 4 * s)}" font-size="${r2(font)}" text-anchor="end">${tickLabel(t, yt.step, yt.ticks)}</text>`);
   }
   out.push(`<rect x="${r2(left)}" y="${r2(top)}" width="${r2(right - left)}" height="${r2(bottom - top)}" fill="none" stroke="#000" stroke-width="${r2(s)}"/>`);
 
@@ -141,22 +163,21 @@ function panelSvg(
 }
 
 /**
- * Builds the SVG of a training-curve grid, one small line chart per metric (YOLOv5's panels when the
- * table has its columns, otherwise every column but `epoch`).
+ * Builds the SVG of a training-curve grid, one small line chart per metric (YOLOv5's panels for a
+ * detection table, losses over accuracy for a classification one, otherwise every column but `epoch`).
  */
 export function renderResultsSvg(table: ResultsTable, width = 2400, height = 1200): string {
-  let columns = PANEL_COLUMNS.filter((c) => table.columns.includes(c));
-  if (columns.length === 0) columns = table.columns.filter((c) => c !== 'epoch');
+  const grid = resultsPanels(table.columns);
   const xs = table.columns.includes('epoch') ? table.rows.map((r) => r.epoch!) : table.rows.map((_, i) => i);
-  const rows = columns.length > 4 ? 2 : 1;
-  const cols = Math.max(1, Math.ceil(columns.length / rows));
+  const rows = Math.max(1, grid.length);
+  const cols = Math.max(1, ...grid.map((row) => row.length));
   const s = Math.min(width / 1200, height / 600);
   const pad = 6 * s;
   const cw = (width - 2 * pad) / cols;
   const ch = (height - 2 * pad) / rows;
-  const panels = columns.map((c, i) =>
-    panelSvg(c, xs, table.rows.map((r) => r[c] ?? NaN), pad + (i % cols) * cw, pad + Math.floor(i / cols) * ch, cw, ch, s, i === 0),
-  );
+  const panels = grid.flatMap((row, r) => row.map((c, i) =>
+    panelSvg(c, xs, table.rows.map((v) => v[c] ?? NaN), pad + i * cw, pad + r * ch, cw, ch, s, r === 0 && i === 0),
+  ));
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${SVG_FONT}">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,

@@ -73,6 +73,34 @@ export class Adam {
     });
   }
 
+  /**
+   * The first and second moments for checkpoints, as `m/<param>` and `v/<param>` (with {@link Adam.t},
+   * the step count of the bias correction, they are Adam's whole state).
+   */
+  state(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, m] of this.m) out.set(`m/${name}`, m);
+    for (const [name, v] of this.v) out.set(`v/${name}`, v);
+    return out;
+  }
+
+  /** Restores moments saved by {@link state} and the step count `t` they were reached at. */
+  loadState(moments: Map<string, { shape: number[]; data: Float32Array }>, t: number): void {
+    if (!(Number.isInteger(t) && t >= 0)) throw new RangeError(`t: expected an integer ≥ 0, got ${String(t)}`);
+    // Variables made inside tidy outlive it; the zeros they start from do not.
+    tf.tidy(() => {
+      for (const [key, b] of moments) {
+        const tag = key.slice(0, 2);
+        const name = key.slice(2);
+        const p = this.params.get(name);
+        if ((tag !== 'm/' && tag !== 'v/') || p === undefined) throw new RangeError(`moments: ${key} is not m/ or v/ of a parameter`);
+        if (b.data.length !== p.size) throw new RangeError(`moments: ${key} has ${b.data.length} values, the parameter ${p.size}`);
+        this.moment(tag === 'm/' ? this.m : this.v, name, p, tag[0]!).assign(tf.tensor(b.data, p.shape));
+      }
+    });
+    this.t = t;
+  }
+
   private moment(map: Map<string, tf.Variable>, name: string, p: tf.Variable, tag: string): tf.Variable {
     let s = map.get(name);
     if (!s) {

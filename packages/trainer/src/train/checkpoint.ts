@@ -37,15 +37,41 @@ export interface Checkpoint {
 }
 
 /** The checkpoint file of a `--resume` value: a `last.kdw`, or a run folder (its weights/last.kdw). */
-function checkpointFile(path: string): string {
+export function checkpointFile(path: string): string {
   return existsSync(path) && statSync(path).isDirectory() ? join(path, 'weights', 'last.kdw') : path;
+}
+
+/**
+ * The error for a `--resume` file that holds weights but no training state, saying what it holds: a
+ * `best.kdw` (or an older classify `last.kdw`), or weights converted from elsewhere.
+ */
+export function notACheckpointError(file: string, meta: Record<string, unknown>): WeightsError {
+  const model = meta.task === 'classify' ? 'classifier' : 'detector';
+  const what = meta.kind === 'kd-trainer-weights'
+    ? `plain ${model} weights saved by a run (the EMA of epoch ${typeof meta.epoch === 'number' ? meta.epoch + 1 : '?'}, as best.kdw always is)`
+    : 'model weights without training state (converted or imported)';
+  return new WeightsError(`${file} is not a kd-trainer training checkpoint: it holds ${what}, no optimizer state; resume from a run folder or its weights/last.kdw, or start a new run from these weights with --weights ${file}`);
+}
+
+/** The `kd-trainer` command that wrote a checkpoint: `train`, `distill`, `classify train` or `classify distill`. */
+export function checkpointCommand(meta: Record<string, unknown>): string {
+  const distill = typeof meta.distill === 'object' && meta.distill !== null;
+  return `${meta.task === 'classify' ? 'classify ' : ''}${distill ? 'distill' : 'train'}`;
+}
+
+/** Throws a WeightsError naming the file unless its meta is a detection training checkpoint. */
+function checkDetectionCheckpoint(file: string, meta: Record<string, unknown>): void {
+  if (meta.kind !== 'kd-trainer-checkpoint') throw notACheckpointError(file, meta);
+  if (meta.task === 'classify') {
+    throw new WeightsError(`${file} is a checkpoint of kd-trainer ${checkpointCommand(meta)} (a classifier), not of a detector: resume it with kd-trainer ${checkpointCommand(meta)} --resume ${file}`);
+  }
 }
 
 /** A training checkpoint's file and meta, from its header alone (the settings a resumed run takes). */
 export async function readCheckpointMeta(path: string): Promise<{ file: string; meta: CheckpointMeta }> {
   const file = checkpointFile(path);
   const meta = ((await readTensorArchiveMeta(file)).meta ?? {}) as CheckpointMeta;
-  if (meta.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
+  checkDetectionCheckpoint(file, meta);
   return { file, meta };
 }
 
@@ -54,7 +80,7 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
   const file = checkpointFile(path);
   const archive = await openModelArchive(file);
   const meta = archive.meta as unknown as CheckpointMeta;
-  if (meta?.kind !== 'kd-trainer-checkpoint') throw new WeightsError(`${file} is not a kd-trainer training checkpoint (no optimizer state)`);
+  checkDetectionCheckpoint(file, meta ?? {});
   return { file, meta, archive };
 }
 
