@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair, keyIdOf, loadPrivateKey, loadPublicKey, writeKeyPair } from '../src/package/keys.js';
@@ -46,9 +46,34 @@ describe('keys', () => {
     await writeKeyPair(generateKeyPair(), paths);
     const second = generateKeyPair();
     await expect(writeKeyPair(second, paths)).rejects.toMatchObject({ code: 'EEXIST' });
+    expect((await readdir(dir)).sort()).toEqual(['k', 'k.pub']); // no temporary file left behind by the refusal
     await writeKeyPair(second, paths, { overwrite: true });
     expect(keyIdOf(await loadPublicKey(paths.publicKeyPath))).toBe(second.keyId);
     expect((await stat(paths.privateKeyPath)).mode & 0o777).toBe(0o600);
+  });
+
+  it('never shows a reader a key file that is there but not whole', async () => {
+    const dir = await tempDir();
+    const seen = new Set<string>();
+    // Readers spin on the real names while the pairs are written: each look finds no file or the whole key.
+    for (let i = 0; i < 40; i++) {
+      const pair = generateKeyPair();
+      const paths = { privateKeyPath: join(dir, `k${i}`), publicKeyPath: join(dir, `k${i}.pub`) };
+      let done = false;
+      const look = async (path: string, whole: string): Promise<void> => {
+        while (!done) {
+          const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+          if (text !== null) seen.add(text === whole ? 'whole' : `partial: ${JSON.stringify(text)}`);
+        }
+      };
+      const readers = [look(paths.privateKeyPath, pair.privateKeyPem), look(paths.privateKeyPath, pair.privateKeyPem), look(paths.publicKeyPath, pair.publicKeyPem)];
+      await writeKeyPair(pair, paths);
+      done = true;
+      await Promise.all(readers);
+    }
+    expect([...seen].filter((s) => s !== 'whole')).toEqual([]);
+    // No temporary file is left beside the keys.
+    expect((await readdir(dir)).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   it('refuses keys that are not Ed25519 with PACKAGE_KEY_INVALID', async () => {

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { keyIdOf } from '../src/package/keys.js';
 import type { Manifest, UnsignedManifest } from '../src/package/manifest.js';
 import { signManifest } from '../src/package/sign.js';
 import { makeBench, type BenchMessage } from '../src/protocol/bench.js';
@@ -19,6 +20,9 @@ export function seededKey(phrase: string): { privateKey: KeyObject; publicKey: K
 
 /** The key the documentation examples are signed with (never a real fleet key). */
 export const DOCS_KEY = seededKey('kd-edge protocol v1 documentation example key');
+
+/** The device key the example status reports (never a real device's). */
+export const DOCS_DEVICE_KEY = seededKey('kd-edge protocol v1 documentation example device key');
 
 const hex = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -109,6 +113,7 @@ export function protocolExamples(): {
       previousModel: { name: 'yolov5n-pets', version: '1.1.0', sha256: hex('yolov5n-pets-1.1.0.tar'), precision: 'fp16', runtime: 'tensorrt' },
       freeDiskMb: 41200,
       serving: { fps: 58.2, frames: 123456 },
+      deviceKey: { keyId: keyIdOf(DOCS_DEVICE_KEY.publicKey), publicKeyPem: DOCS_DEVICE_KEY.publicKey.export({ type: 'spki', format: 'pem' }).toString() },
     }),
     lastWill: makeOfflineStatus('jetson-01', TS),
     ping: makeCommand({ command: 'ping', id: 'c-0001', deviceId: 'jetson-01', ts: TS }),

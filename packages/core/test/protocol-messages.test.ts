@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../src/package/keys.js';
 import { makeCommand } from '../src/protocol/command.js';
 import { MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH } from '../src/protocol/common.js';
 import { makeEvent } from '../src/protocol/event.js';
@@ -64,6 +65,12 @@ describe('round trips', () => {
     if (cmd.command !== 'deploy') throw new Error('expected deploy');
     expect(cmd.package.sha256).toBe(EXAMPLE_TAR_SHA256);
     expect(cmd.manifest.output.layout).toBe('yolov5-decoded');
+  });
+
+  it('takes a status without deviceKey (agents older than issue 16, the last will)', () => {
+    const older = withField(ex.status, 'deviceKey', undefined);
+    expect(parseMessage('status', older)).toEqual(older);
+    expect(ex.status.deviceKey?.keyId).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it('keeps unknown extra fields (forward compatibility)', () => {
@@ -170,6 +177,11 @@ describe('schemas refuse bad fields, naming them', () => {
     ['status activeModel.sha256', 'status', ex.status, 'activeModel.sha256', 'ABC', /^status\.activeModel\.sha256: expected 64 lower-case hex/],
     ['status activeModel.precision', 'status', ex.status, 'activeModel.precision', 'fp64', /^status\.activeModel\.precision: expected "fp32" \| "fp16" \| "int8"/],
     ['status freeDiskMb', 'status', ex.status, 'freeDiskMb', -1, /^status\.freeDiskMb: expected a number >= 0, got -1/],
+    ['status deviceKey.keyId', 'status', ex.status, 'deviceKey.keyId', 'XYZ', /^status\.deviceKey\.keyId: expected 16 lower-case hex characters/],
+    ['status deviceKey.keyId of another key', 'status', ex.status, 'deviceKey.keyId', generateKeyPair().keyId, /^status\.deviceKey\.keyId: expected the id of publicKeyPem, 22ce29b74a6e642e, got "[0-9a-f]{16}"/],
+    ['status deviceKey.publicKeyPem private', 'status', ex.status, 'deviceKey.publicKeyPem', generateKeyPair().privateKeyPem, /^status\.deviceKey\.publicKeyPem: expected an Ed25519 public key in PEM/],
+    ['status deviceKey.publicKeyPem not a key', 'status', ex.status, 'deviceKey.publicKeyPem', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', /^status\.deviceKey\.publicKeyPem: expected an Ed25519 public key in PEM, got one that does not parse/],
+    ['status deviceKey.publicKeyPem missing', 'status', ex.status, 'deviceKey.publicKeyPem', undefined, /^status\.deviceKey\.publicKeyPem: expected string, got missing/],
     ['ping id', 'cmd', ex.ping, 'id', '', /^ping\.id: expected an id of 1-128/],
     ['ping id length', 'cmd', ex.ping, 'id', 'a'.repeat(129), /^ping\.id: /],
     ['ping deviceId', 'cmd', ex.ping, 'deviceId', undefined, /^ping\.deviceId: expected string, got missing/],
@@ -243,6 +255,10 @@ describe('JSON Schema export', () => {
     expect(Object.keys(schemas).sort()).toEqual(['bench', 'chunk-header', 'chunk-request', 'cmd', 'detections', 'event', 'status']);
     expect(schemas.status).toMatchObject({ type: 'object', required: expect.arrayContaining(['v', 'type', 'deviceId', 'online', 'ts']) as unknown });
     expect(schemas.status.additionalProperties).toEqual({});
+    // deviceKey is described but optional, so a non-TypeScript peer without it still validates.
+    const props = schemas.status.properties as Record<string, { required?: string[] }>;
+    expect(props.deviceKey?.required).toEqual(['keyId', 'publicKeyPem']);
+    expect(schemas.status.required).not.toContain('deviceKey');
     expect((schemas.cmd.oneOf as unknown[]).length).toBe(4);
     expect(JSON.stringify(schemas['chunk-request'])).toContain('"pattern":"^[0-9a-f]{64}$"');
     expect(JSON.stringify(schemas.event)).toContain('"format":"date-time"');

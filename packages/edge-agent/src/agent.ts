@@ -3,9 +3,10 @@ import type { KeyObject } from 'node:crypto';
 import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  KdEdgeError, fleetTopics, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
+  KdEdgeError, fleetTopics, keyIdOf, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
   type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG, type BenchMessage,
 } from '@kd-edge/core';
+import { loadOrCreateDeviceKey, type DeviceKey } from './adapt/device-key.js';
 import { FrameCapture } from './adapt/frame-capture.js';
 import type { AgentConfig } from './config/agent-config.js';
 import type { AgentServices } from './commands/agent-services.js';
@@ -97,6 +98,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     readonly ledger: CommandLedger,
     readonly session: MqttSession,
     readonly trustedKeys: readonly KeyObject[],
+    /**
+     * The device's own key pair (`<dataDir>/keys/`): it signs the device's own adapted packages, which only
+     * `verifyOwnPackage` accepts. Never among `trustedKeys`, so no deploy or command from the network verifies with it.
+     */
+    readonly deviceKey: DeviceKey,
     readonly trtexec: string | undefined,
     private readonly log: Logger,
     private readonly agentVersion: string,
@@ -118,6 +124,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       } catch (err) {
         throw new AgentError('AGENT_CONFIG_INVALID', `keys: ${file}: ${(err as Error).message}`, { cause: err });
       }
+    }
+    const deviceKey = await loadOrCreateDeviceKey(config.dataDir, { logger: log });
+    // The trust boundary of issue 16: a package the device signed itself must never verify as a deploy.
+    const own = trustedKeys.findIndex((k) => keyIdOf(k) === deviceKey.keyId);
+    if (own >= 0) {
+      throw new AgentError(
+        'AGENT_CONFIG_INVALID',
+        `keys: ${config.keys[own]} is this device's own key ${deviceKey.keyId} (${deviceKey.publicKeyPath}); it signs only the device's own adaptations and is never trusted for deploys or commands`,
+      );
     }
     const store = await ModelStore.open(join(config.dataDir, 'store'), { logger: log });
     await adoptLegacyDownloads(join(config.dataDir, 'downloads'), store.downloadsDir);
@@ -143,7 +158,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       outbox,
       logger: log,
     });
-    const agent = new Agent(config, store, ledger, session, trustedKeys, trtexec, log, options.agentVersion ?? '0.1.0', options);
+    const agent = new Agent(config, store, ledger, session, trustedKeys, deviceKey, trtexec, log, options.agentVersion ?? '0.1.0', options);
     agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
@@ -250,6 +265,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       previousModel: this.#describe(this.store.previous() ?? undefined),
       freeDiskMb: Math.round((await freeBytes(this.config.dataDir).catch(() => 0)) / 2 ** 20),
       ...(this.#service ? { serving: { fps: this.#service.stats.fps, frames: this.#service.stats.frames, ...this.#captureStatus() } } : {}),
+      deviceKey: { keyId: this.deviceKey.keyId, publicKeyPem: this.deviceKey.publicKeyPem },
     });
     await this.session.publish(this.topics.status(this.deviceId), JSON.stringify(status), { qos: 1, retain: true });
   }

@@ -6,6 +6,7 @@ import { KdEdgeError } from '@kd-edge/core';
  */
 export type AgentErrorCode =
   | 'AGENT_CONFIG_INVALID'
+  | 'AGENT_DEVICE_KEY_INVALID'
   | 'AGENT_WRONG_DEVICE'
   | 'AGENT_PACKAGE_TOO_LARGE'
   | 'AGENT_MANIFEST_MISMATCH'

@@ -83,7 +83,7 @@ export type {
 export { ServeError } from './serve/serve-error.js';
 export type { ServeErrorCode } from './serve/serve-error.js';
 
-// On-device adaptation (issue 16): frame capture
+// On-device adaptation (issue 16): frame capture, the device's own key, verification of its own packages
 export { CapturePolicy, CAPTURE_POLICY_DEFAULTS } from './adapt/capture-policy.js';
 export type { CapturePolicyOptions, CaptureReason, CaptureChoice } from './adapt/capture-policy.js';
 export { FrameCapture, FRAME_CAPTURE_DEFAULTS } from './adapt/frame-capture.js';
@@ -92,6 +92,9 @@ export type {
 } from './adapt/frame-capture.js';
 export { imageFormat, IMAGE_FORMAT_EXTENSIONS } from './adapt/image-format.js';
 export type { ImageFormat } from './adapt/image-format.js';
+export { loadOrCreateDeviceKey, DEVICE_KEY_DIR, DEVICE_PRIVATE_KEY_FILE, DEVICE_PUBLIC_KEY_FILE } from './adapt/device-key.js';
+export type { DeviceKey, DeviceKeyOptions } from './adapt/device-key.js';
+export { verifyOwnPackage } from './adapt/own-package.js';
 
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';

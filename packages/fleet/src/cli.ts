@@ -52,7 +52,7 @@ function clientOptions(c: Command): Command {
 
 /**
  * kd-fleet's command line: `serve` (the server, embedded broker by default), `simulate` (real agents),
- * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag`,
+ * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key`,
  * `rollout start|status|pause|resume|approve|abort`. Returns the exit code.
  */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -153,16 +153,19 @@ function addModelCommands(program: Command, run: Run): void {
     }));
 }
 
-/** `devices ls|tag`: the devices the fleet has seen. */
+/** `devices ls|tag|key|accept-key`: the devices the fleet has seen. */
 function addDeviceCommands(program: Command, run: Run): void {
   const devices = program.command('devices').description('devices seen by the fleet');
   clientOptions(devices.command('ls').description('list devices').option('--tag <tag>').option('--online'))
     .action(run(async (o: ClientOpts & { tag?: string; online?: boolean }) => {
       const q = new URLSearchParams({ ...(o.tag ? { tag: o.tag } : {}), ...(o.online ? { online: 'true' } : {}) });
       const list = await api(o, 'GET', `/api/devices${q.size > 0 ? `?${q}` : ''}`) as Array<Record<string, unknown>>;
-      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 24)}TAGS`, ...list.map((d) => {
+      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 24)}${pad('KEY', 19)}TAGS`, ...list.map((d) => {
         const m = d.activeModel as { name: string; version: string } | null;
-        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 24)}${(d.tags as string[]).join(',')}`;
+        // A trailing "!" marks a device that reports a key other than its pinned one (see `devices key`).
+        const k = d.deviceKey as DeviceKeyJson | null;
+        const key = k === null ? '—' : `${k.keyId}${k.mismatch ? '!' : ''}`;
+        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 24)}${pad(key, 19)}${(d.tags as string[]).join(',')}`;
       })]);
     }));
   clientOptions(devices.command('tag <id> [tags...]').description('set a device\'s tags (replaces them)'))
@@ -170,6 +173,32 @@ function addDeviceCommands(program: Command, run: Run): void {
       const d = await api(o, 'PUT', `/api/devices/${encodeURIComponent(id)}/tags`, { tags }) as Record<string, unknown>;
       print(o, d, () => [`${id}: ${(d.tags as string[]).join(', ') || '(no tags)'}`]);
     }));
+  clientOptions(devices.command('key <id>').description('a device\'s pinned device key, and any other key it reported'))
+    .action(run(async (id: string, o: ClientOpts) => {
+      const { device } = await api(o, 'GET', `/api/devices/${encodeURIComponent(id)}`) as { device: { deviceKey: DeviceKeyJson | null } };
+      print(o, device.deviceKey, () => keyLines(id, device.deviceKey));
+    }));
+  clientOptions(devices.command('accept-key <id> <keyId>')
+    .description('pin the key a device reported in place of its pinned one (or name the pinned key to keep it and clear the mismatch)'))
+    .action(run(async (id: string, keyId: string, o: ClientOpts) => {
+      const d = await api(o, 'POST', `/api/devices/${encodeURIComponent(id)}/key/accept`, { keyId }) as { deviceKey: DeviceKeyJson | null };
+      print(o, d, () => keyLines(id, d.deviceKey));
+    }));
+}
+
+/** A device key as GET /api/devices/:id gives it. */
+interface DeviceKeyJson {
+  keyId: string;
+  pinnedAt: number;
+  mismatch: { keyId: string; seenAt: number } | null;
+}
+
+function keyLines(id: string, key: DeviceKeyJson | null): string[] {
+  if (key === null) return [`${id}: no device key reported yet`];
+  return [
+    `${id}: pinned key ${key.keyId} (since ${new Date(key.pinnedAt).toISOString()})`,
+    ...(key.mismatch ? [`${id}: MISMATCH: reports key ${key.mismatch.keyId} since ${new Date(key.mismatch.seenAt).toISOString()}; not accepted`] : []),
+  ];
 }
 
 /** `rollout start|status|pause|resume|approve|abort`. */

@@ -46,10 +46,11 @@ describe('migrate', () => {
     const file = join(dir, 'fleet.db');
     const db = openDatabase(file);
     const first = migrate(db, coreMigrations);
-    expect(first.applied).toEqual(['001-devices', '002-packages', '003-bench-reports']);
+    expect(first.applied).toEqual(['001-devices', '002-packages', '003-bench-reports', '004-device-keys']);
     expect(tables(db)).toEqual(['bench_reports', 'device_tags', 'devices', 'packages', 'schema_migrations']);
     expect(columns(db, 'devices')).toEqual(expect.arrayContaining([
       'id', 'fleet', 'online', 'first_seen', 'last_seen', 'status_json', 'agent_version', 'active_name', 'active_version', 'active_sha256',
+      'key_id', 'key_pem', 'key_pinned_at', 'key_mismatch_id', 'key_mismatch_pem', 'key_mismatch_at',
     ]));
     expect(columns(db, 'packages')).toEqual(['name', 'version', 'sha256', 'size', 'manifest_json', 'path', 'pushed_at', 'key_id']);
     expect(columns(db, 'bench_reports')).toEqual(expect.arrayContaining(['id', 'device_id', 'ts', 'name', 'version', 'runtime', 'p50', 'p95', 'fps', 'power_mw', 'temp_c', 'json']));
@@ -58,9 +59,18 @@ describe('migrate', () => {
     db.close();
 
     const again = openDatabase(file);
-    expect(migrate(again, coreMigrations)).toEqual({ applied: [], skipped: ['001-devices', '002-packages', '003-bench-reports'] });
-    expect(again.prepare('SELECT COUNT(*) FROM schema_migrations').pluck().get()).toBe(3);
+    expect(migrate(again, coreMigrations)).toEqual({ applied: [], skipped: ['001-devices', '002-packages', '003-bench-reports', '004-device-keys'] });
+    expect(again.prepare('SELECT COUNT(*) FROM schema_migrations').pluck().get()).toBe(4);
     again.close();
+  });
+
+  it('adds the device-key columns to a database of the three first migrations, keeping its devices', () => {
+    const db = openDatabase(join(dir, 'fleet.db'));
+    migrate(db, coreMigrations.slice(0, 3));
+    db.prepare("INSERT INTO devices (id, fleet, online, first_seen, last_seen) VALUES ('cam-1', 'lab', 1, 1, 2)").run();
+    expect(migrate(db, coreMigrations).applied).toEqual(['004-device-keys']);
+    expect(db.prepare("SELECT id, last_seen, key_id, key_mismatch_id FROM devices").all()).toEqual([{ id: 'cam-1', last_seen: 2, key_id: null, key_mismatch_id: null }]);
+    db.close();
   });
 
   it('applies only the new migrations of a longer list', () => {

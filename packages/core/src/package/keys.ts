@@ -1,6 +1,7 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, randomBytes } from 'node:crypto';
-import { chmod, link, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fsyncDir, tempSibling } from '../util/durable-write.js';
 import { PackageError } from './errors.js';
 
 /** A key given as a node:crypto KeyObject or as PEM text (string or bytes). */
@@ -103,24 +104,34 @@ export interface KeyPairPaths {
   publicKeyPath: string;
 }
 
-// Written under a temporary name with the final mode, then renamed: no moment where a private key
-// lies in a readable file, and no half-written key under the real name.
+// Written under a temporary name with the final mode, fsynced, then put in place: no moment where a private key
+// lies in a readable file, and no half-written key under the real name, after a kill or a power cut. The temporary
+// name carries TMP_TAG (`.<name>.tmp-<hex>`), so whoever recovers the folder after a crash can find leftovers.
 async function writeAtomic(path: string, data: string, mode: number, overwrite: boolean): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = tempSibling(path);
   try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await chmod(tmp, mode); // the umask may have cleared bits we asked for
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask may have cleared bits we asked for
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     // link() refuses an existing target atomically, where a check before rename() would race.
     if (overwrite) await rename(tmp, path);
     else await link(tmp, path);
   } finally {
     await rm(tmp, { force: true });
   }
+  await fsyncDir(dirname(path));
 }
 
 /**
- * Write a key pair as PEM files: the private key with mode 0600, the public key with 0644.
- * Existing files are kept (EEXIST) unless `overwrite` is true.
+ * Write a key pair as PEM files: the private key with mode 0600, then the public key with 0644, each
+ * complete and durable (temporary file, fsync, link or rename, fsync of the folder) before the next.
+ * Existing files are kept (EEXIST) unless `overwrite` is true. A crash between the two leaves the
+ * private key without its public half, never a half-written file.
  */
 export async function writeKeyPair(pair: KeyPair, paths: KeyPairPaths, options: { overwrite?: boolean } = {}): Promise<void> {
   const overwrite = options.overwrite ?? false;

@@ -17,8 +17,8 @@ export {
   TOPIC_PREFIX, MESSAGE_KINDS, fleetTopics, parseTopic, escapeTopicSegment, unescapeTopicSegment,
 } from './topics.js';
 export type { MessageKind, TopicKind, FleetTopics, ParsedTopic, DeviceTopic, ModelTopic } from './topics.js';
-export { statusSchema, hardwareSchema, activeModelSchema, makeStatus, makeOfflineStatus } from './status.js';
-export type { StatusMessage, StatusFields, Hardware, ActiveModel } from './status.js';
+export { statusSchema, hardwareSchema, activeModelSchema, deviceKeySchema, makeStatus, makeOfflineStatus } from './status.js';
+export type { StatusMessage, StatusFields, Hardware, ActiveModel, DeviceKeyInfo } from './status.js';
 export {
   COMMANDS, MAX_BENCH_ITERATIONS, commandSchema, pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema,
   deployPackageSchema, deployManifestSchema, commandSignatureSchema, makeCommand, commandRoot,

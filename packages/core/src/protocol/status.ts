@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { countSchema, envelopeShape, nonNegativeSchema, precisionSchema, runtimeSchema, textSchema, timestamp, type KnownFields } from './common.js';
-import { deviceIdSchema, isoDateTimeSchema, modelNameSchema, modelVersionSchema, sha256Schema } from './ids.js';
+import { keyIdOf } from '../package/keys.js';
+import { deviceIdSchema, isoDateTimeSchema, keyIdSchema, modelNameSchema, modelVersionSchema, sha256Schema } from './ids.js';
 import { validateWith } from './validate.js';
 
 /** The device's hardware and software stack, as the agent detected it at start. */
@@ -33,8 +34,36 @@ export const activeModelSchema = z.looseObject({
 export type ActiveModel = z.infer<typeof activeModelSchema>;
 
 /**
+ * An Ed25519 public key in PEM (SPKI), as `keyPair.publicKeyPem` writes it: the armour of a public key only, so a
+ * private key sent by mistake is refused rather than stored by the fleet.
+ */
+const PUBLIC_KEY_PEM_RE = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]{1,400}-----END PUBLIC KEY-----\r?\n?$/;
+
+/**
+ * The device's own Ed25519 public key (made by the agent at first start; it signs the device's own adapted
+ * packages). `keyId` must be the id of `publicKeyPem` ({@link keyIdOf}): checked here, so both ends agree on it.
+ */
+export const deviceKeySchema = z
+  .looseObject({
+    keyId: keyIdSchema,
+    publicKeyPem: z.string().max(512).regex(PUBLIC_KEY_PEM_RE, 'expected an Ed25519 public key in PEM ("-----BEGIN PUBLIC KEY-----")'),
+  })
+  .superRefine((k, ctx) => {
+    let id: string;
+    try {
+      id = keyIdOf(k.publicKeyPem);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `expected an Ed25519 public key in PEM, got one that does not parse: ${(err as Error).message}`, path: ['publicKeyPem'] });
+      return;
+    }
+    if (id !== k.keyId) ctx.addIssue({ code: 'custom', message: `expected the id of publicKeyPem, ${id}, got ${JSON.stringify(k.keyId)}`, path: ['keyId'] });
+  });
+/** The device's own public key and its id. */
+export type DeviceKeyInfo = z.infer<typeof deviceKeySchema>;
+
+/**
  * `devices/{id}/status` (agent →, retained): online flag, agent version, hardware, active and previous
- * model, free disk, serving rate. The last will is the short form `{v, type, deviceId, online: false, ts}`.
+ * model, free disk, serving rate, the device's own public key. The last will is the short form `{v, type, deviceId, online: false, ts}`.
  * Unknown extra fields are kept (forward compatibility); known ones are strict.
  */
 export const statusSchema = z.looseObject({
@@ -48,6 +77,8 @@ export const statusSchema = z.looseObject({
   previousModel: activeModelSchema.nullable().optional(),
   freeDiskMb: nonNegativeSchema.optional(),
   serving: z.looseObject({ fps: nonNegativeSchema, frames: countSchema }).optional(),
+  /** Absent from agents older than issue 16 and from the last will. */
+  deviceKey: deviceKeySchema.optional(),
 });
 /** A status message. */
 export type StatusMessage = z.infer<typeof statusSchema>;

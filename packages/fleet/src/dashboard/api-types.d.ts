@@ -78,6 +78,8 @@ export interface DeviceRecord {
   lastEvent: unknown;
   lastEventAt: number | null;
   removedAt: number | null;
+  /** The pinned device key (issue 16); `mismatch` while the device reports another one not yet accepted. */
+  deviceKey?: { keyId: string; pinnedAt: number; mismatch: { keyId: string; seenAt: number } | null } | null;
 }
 
 /** An entry of GET /api/devices: the record with its latest bench figures, null before the first report. */
@@ -99,7 +101,7 @@ export interface LatencyPoint {
   fps: number;
 }
 
-export type DeviceChangeKind = 'status' | 'online' | 'offline' | 'removed' | 'tags' | 'event' | 'bench';
+export type DeviceChangeKind = 'status' | 'online' | 'offline' | 'removed' | 'tags' | 'event' | 'bench' | 'key';
 
 /** The live `device` event: the device as it is now (absent once it is gone). */
 export interface DeviceEvent {

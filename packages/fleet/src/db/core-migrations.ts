@@ -73,4 +73,17 @@ CREATE TABLE bench_reports (
 CREATE INDEX bench_reports_device_ts ON bench_reports (device_id, ts);
 `,
   },
+  {
+    // Issue 16: the device's own public key, pinned on first sight (key_*), and a different one it reported
+    // later that no operator has accepted yet (key_mismatch_*). Null for devices whose agent reports none.
+    id: '004-device-keys',
+    sql: `
+ALTER TABLE devices ADD COLUMN key_id TEXT;
+ALTER TABLE devices ADD COLUMN key_pem TEXT;
+ALTER TABLE devices ADD COLUMN key_pinned_at INTEGER;
+ALTER TABLE devices ADD COLUMN key_mismatch_id TEXT;
+ALTER TABLE devices ADD COLUMN key_mismatch_pem TEXT;
+ALTER TABLE devices ADD COLUMN key_mismatch_at INTEGER;
+`,
+  },
 ]);

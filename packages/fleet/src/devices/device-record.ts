@@ -20,6 +20,21 @@ export interface DeviceRecord {
   lastEventAt: number | null;
   /** When its retained status was cleared (the device was removed from the broker), or null. */
   removedAt: number | null;
+  /** The device's own public key as the fleet pinned it (trust on first use), null until its agent reports one. */
+  deviceKey: DeviceKeyRecord | null;
+}
+
+/**
+ * A device's pinned public key. The first key a device reports is pinned; a different one reported later does not
+ * replace it but is kept as `mismatch` until an operator accepts one of the two (`DeviceRegistry.acceptKey`).
+ */
+export interface DeviceKeyRecord {
+  keyId: string;
+  publicKeyPem: string;
+  /** When it was pinned: first seen, or accepted by an operator (ms). */
+  pinnedAt: number;
+  /** The latest other key the device reported after the pin, and when it was first seen (ms); null when none. */
+  mismatch: { keyId: string; publicKeyPem: string; seenAt: number } | null;
 }
 
 /** One benchmark report as stored: the figures gates and charts use, and the whole message. */

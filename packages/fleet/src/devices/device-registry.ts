@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
-import { fleetTopics, parseMessage, parseTopic, ProtocolError, type BenchMessage, type EventMessage, type FleetTopics, type StatusMessage, isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core/protocol';
+import {
+  fleetTopics, parseMessage, parseTopic, ProtocolError, type BenchMessage, type DeviceKeyInfo, type EventMessage, type FleetTopics, type StatusMessage,
+  isReservedDeviceId, KEY_ID_RE, RESERVED_DEVICE_IDS,
+} from '@kd-edge/core/protocol';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
-import type { BenchRecord, DeviceFilter, DeviceRecord } from './device-record.js';
+import type { BenchRecord, DeviceFilter, DeviceKeyRecord, DeviceRecord } from './device-record.js';
 import { normaliseTags } from './device-tags.js';
 
 /** What changed about a device. */
-export type DeviceChangeKind = 'status' | 'online' | 'offline' | 'removed' | 'tags' | 'event' | 'bench';
+export type DeviceChangeKind = 'status' | 'online' | 'offline' | 'removed' | 'tags' | 'event' | 'bench' | 'key';
 
 /** A change to one device, with the device as it is now (undefined only if it vanished meanwhile). */
 export interface DeviceChange {
@@ -26,9 +29,19 @@ export interface MalformedMessage {
   error: Error;
 }
 
+/** A device reported a public key other than the one the fleet pinned for it; the pinned key stays in force. */
+export interface KeyMismatch {
+  deviceId: string;
+  /** The key in force. */
+  pinned: { keyId: string; pinnedAt: number };
+  /** The key the device reported. */
+  seen: { keyId: string; seenAt: number };
+}
+
 /** Events of a {@link DeviceRegistry}; `change` feeds the dashboard's live view. */
 export interface DeviceRegistryEvents {
   change: [DeviceChange];
+  keyMismatch: [KeyMismatch];
   status: [StatusMessage];
   event: [EventMessage];
   bench: [BenchMessage, BenchRecord];
@@ -82,7 +95,16 @@ interface DeviceRow {
   last_event_json: string | null;
   last_event_at: number | null;
   removed_at: number | null;
+  key_id: string | null;
+  key_pem: string | null;
+  key_pinned_at: number | null;
+  key_mismatch_id: string | null;
+  key_mismatch_pem: string | null;
+  key_mismatch_at: number | null;
 }
+
+/** What a status did to a device's pinned key. */
+type KeyOutcome = { kind: 'pinned'; keyId: string } | { kind: 'mismatch'; mismatch: KeyMismatch } | undefined;
 
 // Read as BenchRecord directly: snake_case columns aliased to the record's names.
 const BENCH_COLUMNS = `id, device_id AS deviceId, ts, received_at AS receivedAt, command_id AS commandId, name, version, sha256, runtime,
@@ -142,6 +164,12 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       touchNew: db.prepare('INSERT OR IGNORE INTO devices (id, fleet, online, first_seen, last_seen) VALUES (?, ?, 1, ?, ?)'),
       event: db.prepare('UPDATE devices SET last_event_json = ?, last_event_at = ?, last_seen = ? WHERE id = ?'),
       seen: db.prepare('UPDATE devices SET last_seen = ? WHERE id = ?'),
+      pinKey: db.prepare(
+        `UPDATE devices SET key_id = ?, key_pem = ?, key_pinned_at = ?, key_mismatch_id = NULL, key_mismatch_pem = NULL, key_mismatch_at = NULL
+         WHERE id = ?`,
+      ),
+      keyMismatch: db.prepare('UPDATE devices SET key_mismatch_id = ?, key_mismatch_pem = ?, key_mismatch_at = ? WHERE id = ?'),
+      clearMismatch: db.prepare('UPDATE devices SET key_mismatch_id = NULL, key_mismatch_pem = NULL, key_mismatch_at = NULL WHERE id = ?'),
       tagsOf: db.prepare<[string], string>('SELECT tag FROM device_tags WHERE device_id = ? ORDER BY tag').pluck(),
       allTags: db.prepare<[], { device_id: string; tag: string }>('SELECT device_id, tag FROM device_tags ORDER BY tag'),
       clearTags: db.prepare('DELETE FROM device_tags WHERE device_id = ?'),
@@ -262,7 +290,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     if (msg.deviceId !== deviceId) throw new MismatchError(`status.deviceId ${msg.deviceId} does not match the topic's ${deviceId}`);
     const now = this.#now();
     const short = isShortStatus(msg);
-    const before = this.#db.transaction(() => {
+    const { before, key } = this.#db.transaction((): { before: DeviceRow | undefined; key: KeyOutcome } => {
       const prev = this.#q.get.get(deviceId);
       let status: StatusMessage = msg;
       if (short && prev?.status_json) {
@@ -283,12 +311,38 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       if (prev === undefined) this.#q.insert.run({ ...row, now });
       // The will is sent by the broker, not the device: it does not count as hearing from it.
       else this.#q.updateStatus.run({ ...row, last_seen: short ? prev.last_seen : now });
-      return prev;
+      return { before: prev, key: msg.deviceKey === undefined ? undefined : this.#pin(deviceId, prev, msg.deviceKey, now) };
     })();
     this.#stats.status++;
     this.emit('status', msg);
     const wasOnline = before !== undefined && before.removed_at === null && before.online === 1;
     this.#changed(msg.online === wasOnline ? 'status' : msg.online ? 'online' : 'offline', deviceId);
+    if (key?.kind === 'pinned') {
+      this.#log.info(`devices: ${deviceId}: pinned its device key ${key.keyId} (first seen)`);
+      this.#changed('key', deviceId);
+    } else if (key?.kind === 'mismatch') {
+      const m = key.mismatch;
+      this.#log.warn(
+        `devices: ${deviceId} reports device key ${m.seen.keyId}, not its pinned key ${m.pinned.keyId}; the pinned key stays in force until an operator ` +
+          `accepts the new one (kd-fleet devices accept-key ${deviceId} ${m.seen.keyId})`,
+      );
+      this.emit('keyMismatch', m);
+      this.#changed('key', deviceId);
+    }
+  }
+
+  /**
+   * Trust on first use: the first key a device reports is pinned; a different one later is recorded as a mismatch
+   * (once per key) and changes nothing else. Runs inside the status's transaction.
+   */
+  #pin(deviceId: string, prev: DeviceRow | undefined, reported: DeviceKeyInfo, now: number): KeyOutcome {
+    if (prev === undefined || prev.key_id === null) {
+      this.#q.pinKey.run(reported.keyId, reported.publicKeyPem, now, deviceId);
+      return { kind: 'pinned', keyId: reported.keyId };
+    }
+    if (reported.keyId === prev.key_id || reported.keyId === prev.key_mismatch_id) return undefined;
+    this.#q.keyMismatch.run(reported.keyId, reported.publicKeyPem, now, deviceId);
+    return { kind: 'mismatch', mismatch: { deviceId, pinned: { keyId: prev.key_id, pinnedAt: prev.key_pinned_at ?? 0 }, seen: { keyId: reported.keyId, seenAt: now } } };
   }
 
   #event(deviceId: string, payload: Buffer): void {
@@ -378,6 +432,37 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
     return this.get(id, { includeRemoved: true })!;
   }
 
+  /**
+   * An operator's decision on a device's key, named by `keyId` so that a key reported after the operator looked is
+   * not accepted unseen: the key of the recorded mismatch becomes the pinned one, or naming the pinned key keeps it
+   * and clears the mismatch. FleetError 'FLEET_DEVICE_NOT_FOUND' for an unknown device, 'FLEET_DEVICE_KEY_CONFLICT'
+   * for a key id that is neither.
+   */
+  acceptKey(id: string, keyId: string): DeviceRecord {
+    if (typeof id !== 'string') throw new TypeError('id must be a device id');
+    if (typeof keyId !== 'string' || !KEY_ID_RE.test(keyId)) throw new TypeError(`keyId must be 16 lower-case hex characters, got ${JSON.stringify(keyId)}`);
+    const now = this.#now();
+    const previous = this.#db.transaction((): string | null => {
+      const row = isReservedDeviceId(id) ? undefined : this.#q.get.get(id);
+      if (row === undefined) throw new FleetError('FLEET_DEVICE_NOT_FOUND', `no device ${JSON.stringify(id)} in fleet ${this.fleet}`);
+      if (row.key_mismatch_id !== null && row.key_mismatch_pem !== null && keyId === row.key_mismatch_id) {
+        this.#q.pinKey.run(row.key_mismatch_id, row.key_mismatch_pem, now, id);
+        return row.key_id;
+      }
+      if (row.key_id !== null && keyId === row.key_id) {
+        this.#q.clearMismatch.run(id);
+        return row.key_id;
+      }
+      const known = row.key_id === null
+        ? 'has reported no device key yet'
+        : `has pinned key ${row.key_id}${row.key_mismatch_id === null ? ' and reported no other' : ` and reported ${row.key_mismatch_id}`}`;
+      throw new FleetError('FLEET_DEVICE_KEY_CONFLICT', `device ${id} ${known}; key ${keyId} is neither, so there is nothing to accept`);
+    })();
+    this.#log.info(previous === keyId ? `devices: ${id}: kept its pinned key ${keyId}; the mismatch is cleared` : `devices: ${id}: an operator accepted key ${keyId} in place of ${previous ?? 'none'}`);
+    this.#changed('key', id);
+    return this.get(id, { includeRemoved: true })!;
+  }
+
   /** The device's last `limit` bench reports (default 100), oldest first, for a latency chart. */
   latencyHistory(id: string, limit = 100): BenchRecord[] {
     if (typeof id !== 'string') throw new TypeError('id must be a device id');
@@ -417,8 +502,21 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       lastEvent: r.last_event_json === null ? null : (JSON.parse(r.last_event_json) as EventMessage),
       lastEventAt: r.last_event_at,
       removedAt: r.removed_at,
+      deviceKey: keyRecord(r),
     };
   }
+}
+
+function keyRecord(r: DeviceRow): DeviceKeyRecord | null {
+  if (r.key_id === null || r.key_pem === null) return null;
+  return {
+    keyId: r.key_id,
+    publicKeyPem: r.key_pem,
+    pinnedAt: r.key_pinned_at ?? 0,
+    mismatch: r.key_mismatch_id !== null && r.key_mismatch_pem !== null
+      ? { keyId: r.key_mismatch_id, publicKeyPem: r.key_mismatch_pem, seenAt: r.key_mismatch_at ?? 0 }
+      : null,
+  };
 }
 
 /** A message whose device id disagrees with its topic's. */

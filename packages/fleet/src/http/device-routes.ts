@@ -1,3 +1,4 @@
+import { KEY_ID_RE } from '@kd-edge/core/protocol';
 import { normaliseTags } from '../devices/device-tags.js';
 import { benchSummary, type DeviceRecord } from '../devices/device-record.js';
 import type { FleetContext } from '../server/fleet-context.js';
@@ -50,11 +51,24 @@ const putTags: ApiRouteHandler = async ({ ctx, params, req, limits }) => {
   return ok(ctx.devices.setTags(params.id!, tags));
 };
 
-/** Add the device routes: list (by tag, online), one device with its latest bench, its latency history, and setting its tags. */
+const acceptKey: ApiRouteHandler = async ({ ctx, params, req, limits }) => {
+  const body = expectObject(await readJsonBody(req, limits.jsonLimit), '{"keyId": "<16 hex characters>"}');
+  // The operator names the key they checked, so a key the device reported after they looked is never accepted unseen.
+  if (typeof body.keyId !== 'string' || !KEY_ID_RE.test(body.keyId)) {
+    throw new ApiError('FLEET_BAD_REQUEST', `keyId: expected the 16 lower-case hex characters of the key to accept, got ${body.keyId === undefined ? 'nothing' : JSON.stringify(body.keyId)}`);
+  }
+  return ok(ctx.devices.acceptKey(params.id!, body.keyId));
+};
+
+/**
+ * Add the device routes: list (by tag, online), one device with its latest bench, its latency history, setting its
+ * tags, and accepting its device key.
+ */
 export function addDeviceRoutes(router: Router<ApiRouteHandler>): void {
   router
     .add('GET', '/api/devices', false, listDevices)
     .add('GET', '/api/devices/:id', false, getDevice)
     .add('GET', '/api/devices/:id/latency', false, getLatency)
-    .add('PUT', '/api/devices/:id/tags', true, putTags);
+    .add('PUT', '/api/devices/:id/tags', true, putTags)
+    .add('POST', '/api/devices/:id/key/accept', true, acceptKey);
 }

@@ -223,6 +223,9 @@ async function selectDevice(id) {
       d.agentVersion ? `agent ${d.agentVersion}` : null,
       hw && hw.jetson ? hw.jetson.model : hw ? `${hw.platform}/${hw.arch}` : null,
       d.activeModel ? `${d.activeModel.name}@${d.activeModel.version}` : 'no model',
+      d.deviceKey ? `key ${d.deviceKey.keyId}` : null,
+      // A device reporting another key than the pinned one: shown until an operator accepts one (kd-fleet devices accept-key).
+      d.deviceKey && d.deviceKey.mismatch ? `KEY MISMATCH: reports ${d.deviceKey.mismatch.keyId}` : null,
     ].filter(Boolean);
     $('#detail-facts').textContent = facts.join(' · ');
     /** @type {HTMLInputElement} */ ($('#tags-input')).value = d.tags.join(', ');
