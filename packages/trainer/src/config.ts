@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '@kd-edge/core';
 import { BACKEND_NAMES } from './backend/select.js';
+import { SYNTH_DOMAIN_NAMES, describeSynthDomains } from './data/synth-domain.js';
 import { HYP_SCRATCH_LOW, type Hyp } from './train/hyp.js';
 
 /** One option of a command: its type, default, allowed values and help line. */
@@ -84,6 +85,7 @@ export const SYNTH_SCHEMA = {
   classes: { type: 'int', default: 6, min: 1, max: 12, help: 'number of shape classes (the first N of circle, square, triangle, star, cross, ring, ellipse, hexagon, diamond, pentagon, semicircle, arrow)' },
   shapes: { type: 'string', default: '', help: 'comma-separated shape names as the classes, in order (overrides --classes), e.g. ellipse,hexagon,diamond' },
   difficulty: { type: 'enum', choices: ['hard', 'easy'], default: 'hard', help: 'hard: clutter, small shapes, noise and blur (models learn slowly); easy: plain backgrounds, 1-4 medium and large shapes (models learn in 30 epochs; for comparing recipes such as distillation)' },
+  domain: { type: 'enum', choices: SYNTH_DOMAIN_NAMES, default: 'a', help: `the camera and site the images come from, same classes and labels (for domain-shift and adaptation tests; designed on --difficulty easy; other domains draw other scenes at the same --seed): ${describeSynthDomains()}` },
   seed: { type: 'int', default: 0, min: 0, help: 'seed' },
   task: { type: 'enum', choices: ['detect', 'classify'], default: 'detect', help: 'detect: YOLO images/ and labels/ with data.yaml; classify: one shape per image in ROOT/{train,val}/<shape>/ (ultralytics classify layout), --train/--val images spread evenly over the classes' },
 } as const satisfies OptionsSchema;

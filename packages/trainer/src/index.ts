@@ -35,6 +35,8 @@ export { loadDataset } from './data/load-dataset.js';
 export type { LoadedDataset } from './data/load-dataset.js';
 export { synthesizeDataset } from './data/synth.js';
 export type { SynthOptions } from './data/synth.js';
+export { SYNTH_DOMAINS, SYNTH_DOMAIN_NAMES } from './data/synth-domain.js';
+export type { SynthDomain } from './data/synth-domain.js';
 export type { DatasetConfig, DatasetItem, AugmentHyp, Batch, Shard, ImageShape } from './data/types.js';
 
 // Models and weights

@@ -66,11 +66,11 @@ export function buildProgram(): Command {
     const t0 = performance.now();
     const shapes = config.shapes ? config.shapes.split(',').map((k) => k.trim()).filter(Boolean) as ShapeKind[] : undefined;
     if (config.task === 'classify') {
-      const c = await synthesizeClassifyDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, seed: config.seed });
+      const c = await synthesizeClassifyDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, domain: config.domain, seed: config.seed });
       process.stdout.write(`wrote ${config.train} train + ${config.val} val images of ${c.names.length} classes (${c.names.join(', ')}) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${c.root}\n`);
       return;
     }
-    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, seed: config.seed });
+    const r = await synthesizeDataset({ out: config.out, train: config.train, val: config.val, imgsz: config.imgsz, classes: config.classes, ...(shapes ? { shapes } : {}), difficulty: config.difficulty, domain: config.domain, seed: config.seed });
     process.stdout.write(`wrote ${config.train} train + ${config.val} val images in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${r.yaml}\n`);
   });
   const dataCmd = new Command('data').description('dataset tools').addCommand(synthCmd);

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Rng } from './rng.js';
 import { backgroundSvg, hsl, lineSvg, type SynthDifficulty, type SynthOptions } from './synth.js';
+import { applyDomainLight, domainBlurSigma, domainRadiusScale, synthDomain } from './synth-domain.js';
 import { SHAPE_KINDS, shapeSvg, type Shape, type ShapeKind } from './synth-shapes.js';
 
 /**
@@ -23,13 +24,13 @@ export type SynthClassifyOptions = SynthOptions;
  * random crops of 8–100 % of the area must still show part of it), saturated, on a plain gradient (at
  * most one line behind it). `hard`: 24–88 px across, colours of any saturation, the detection set's
  * cluttered background, one to three lines drawn across the shape, 40 % of images with noise and 30 %
- * blurred.
+ * blurred. A domain's `shift` ({@link SYNTH_DOMAINS}; 0 is domain a) changes the look as in the detection set.
  */
-export async function renderClassifyImage(rng: Rng, size: number, kind: ShapeKind, difficulty: SynthDifficulty = 'hard'): Promise<Uint8Array> {
+export async function renderClassifyImage(rng: Rng, size: number, kind: ShapeKind, difficulty: SynthDifficulty = 'hard', shift = 0): Promise<Uint8Array> {
   const easy = difficulty === 'easy';
   const k = size / 128;
-  const parts = backgroundSvg(rng, size, difficulty);
-  const r = (easy ? rng.uniform(22, 52) : rng.uniform(12, 44)) * k;
+  const parts = backgroundSvg(rng, size, difficulty, shift);
+  const r = (easy ? rng.uniform(22, 52) : rng.uniform(12, 44)) * k * domainRadiusScale(shift);
   const upright = kind === 'square' || kind === 'diamond';
   const shape: Shape = {
     kind, r,
@@ -44,12 +45,14 @@ export async function renderClassifyImage(rng: Rng, size: number, kind: ShapeKin
   const noisy = !easy && rng.chance(0.4);
   const sigma = rng.uniform(0.5, 1.2);
   const noise = rng.uniform(4, 14);
+  const lens = shift > 0 ? domainBlurSigma(rng, shift) : 0;
   let pipeline = sharp(Buffer.from(svg)).removeAlpha();
-  if (blurred) pipeline = pipeline.blur(sigma);
+  if (blurred || lens > 0) pipeline = pipeline.blur(lens === 0 ? sigma : Math.hypot(blurred ? sigma : 0, lens));
   const { data } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (noisy) {
     for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, Math.round(data[i]! + noise * rng.normal())));
   }
+  if (shift > 0) applyDomainLight(data, size, rng, shift);
   return data;
 }
 
@@ -65,7 +68,8 @@ export function perClassCounts(total: number, nc: number): number[] {
  * const { root, names } = await synthesizeClassifyDataset({ out: 'datasets/shapes-cls', train: 600, val: 150, imgsz: 64, classes: 6 });
  */
 export async function synthesizeClassifyDataset(options: SynthClassifyOptions): Promise<{ root: string; names: string[] }> {
-  const { train = 512, val = 128, imgsz = 128, classes = 6, seed = 0, difficulty = 'hard' } = options;
+  const { train = 512, val = 128, imgsz = 128, classes = 6, seed = 0, difficulty = 'hard', domain = 'a' } = options;
+  const { shift, salt } = synthDomain(domain, 'synthesizeClassifyDataset');
   if (!Number.isInteger(classes) || classes < 1 || classes > SHAPE_KINDS.length) {
     throw new RangeError(`synthesizeClassifyDataset: classes must be an integer in 1..${SHAPE_KINDS.length}, got ${classes}`);
   }
@@ -90,9 +94,9 @@ export async function synthesizeClassifyDataset(options: SynthClassifyOptions): 
     await Promise.all(Array.from({ length: Math.min(4, jobs.length) }, async () => {
       while (next < jobs.length) {
         const { kind, i } = jobs[next++]!;
-        const rng = Rng.derive(seed, splitId, i, 0xc1a5);
+        const rng = Rng.derive(seed, splitId, i, 0xc1a5, ...salt);
         const png = rng.chance(0.2);
-        const data = await renderClassifyImage(rng, imgsz, kind, difficulty);
+        const data = await renderClassifyImage(rng, imgsz, kind, difficulty, shift);
         const enc = sharp(data, { raw: { width: imgsz, height: imgsz, channels: 3 } });
         const file = join(root, split, kind, `${split}_${String(i).padStart(5, '0')}.${png ? 'png' : 'jpg'}`);
         await (png ? enc.png() : enc.jpeg({ quality: 90 })).toFile(file);

@@ -9,6 +9,9 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { Rng } from './rng.js';
+import {
+  SYNTH_DOMAIN_NAMES, SYNTH_DOMAINS, applyDomainLight, backgroundTextureSvg, domainBlurSigma, domainRadiusScale, synthDomain, type SynthDomain,
+} from './synth-domain.js';
 import { SHAPE_KINDS, insideTest, shapeSvg, type Shape, type ShapeKind } from './synth-shapes.js';
 
 /** Options of {@link synthesizeDataset}. */
@@ -27,6 +30,12 @@ export interface SynthOptions {
   shapes?: readonly ShapeKind[];
   /** `hard` (default): clutter, small shapes, noise and blur; `easy`: {@link SynthDifficulty}. */
   difficulty?: SynthDifficulty;
+  /**
+   * The camera and site the images come from ({@link SYNTH_DOMAINS}): `a` (default) as always, `b` darker,
+   * noisier, textured and with smaller shapes; same classes and labels. Other domains draw unrelated
+   * scenes at the same seed.
+   */
+  domain?: SynthDomain;
   seed?: number;
 }
 
@@ -65,10 +74,11 @@ export function hsl(h: number, s: number, l: number): [number, number, number] {
 const rgb = (c: [number, number, number]) => `rgb(${c.join(',')})`;
 
 /**
- * The SVG of a synthetic background: a low-saturation gradient, then (hard) up to two blurred blobs and
- * one to five thin lines, or (easy) at most one line; none of it is an object.
+ * The SVG of a synthetic background: a low-saturation gradient (under a shifted domain's texture when
+ * `shift` > 0), then (hard) up to two blurred blobs and one to five thin lines, or (easy) at most one
+ * line; none of it is an object.
  */
-export function backgroundSvg(rng: Rng, size: number, difficulty: SynthDifficulty): string[] {
+export function backgroundSvg(rng: Rng, size: number, difficulty: SynthDifficulty, shift = 0): string[] {
   const easy = difficulty === 'easy';
   const bg1 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
   const bg2 = hsl(rng.next(), rng.uniform(0, 0.3), rng.uniform(0.25, 0.8));
@@ -78,6 +88,7 @@ export function backgroundSvg(rng: Rng, size: number, difficulty: SynthDifficult
       `<filter id="b" x="-50%" y="-50%" width="200%" height="200%"><feGaussianBlur stdDeviation="${(size * 0.05).toFixed(1)}"/></filter></defs>`,
     `<rect width="${size}" height="${size}" fill="url(#g)"/>`,
   ];
+  if (shift > 0) parts.push(backgroundTextureSvg(rng, size, shift));
   for (let i = easy ? 0 : rng.int(0, 2); i > 0; i--) {
     parts.push(`<ellipse cx="${rng.uniform(0, size).toFixed(1)}" cy="${rng.uniform(0, size).toFixed(1)}" rx="${rng.uniform(0.1, 0.3) * size}" ry="${rng.uniform(0.05, 0.2) * size}" ` +
       `fill="${rgb(hsl(rng.next(), 0.5, rng.uniform(0.3, 0.7)))}" opacity="0.5" filter="url(#b)"/>`);
@@ -104,15 +115,17 @@ function drawRadius(rng: Rng, size: number, difficulty: SynthDifficulty = 'hard'
 
 /**
  * Renders one synthetic image. Shapes are placed so that no earlier shape loses more than half of
- * its pixels to later ones; each label is the box of the pixels where its shape is on top.
+ * its pixels to later ones; each label is the box of the pixels where its shape is on top. `shift`
+ * is a domain's ({@link SYNTH_DOMAINS}): 0 draws domain a's images, anything else also draws from `rng`.
  */
 export async function renderSynthImage(
-  rng: Rng, size: number, classes: number | readonly ShapeKind[], background = false, difficulty: SynthDifficulty = 'hard',
+  rng: Rng, size: number, classes: number | readonly ShapeKind[], background = false, difficulty: SynthDifficulty = 'hard', shift = 0,
 ): Promise<SynthImage> {
   const easy = difficulty === 'easy';
   const kinds: readonly ShapeKind[] = typeof classes === 'number' ? SHAPE_KINDS.slice(0, classes) : classes;
   // Background: a low-saturation gradient, thin lines and blurred blobs that are not objects.
-  const parts = backgroundSvg(rng, size, difficulty);
+  const parts = backgroundSvg(rng, size, difficulty, shift);
+  const scale = domainRadiusScale(shift);
 
   // Placement with an id raster (pixel centres) to control occlusion and measure visible boxes.
   const owner = new Int16Array(size * size).fill(-1);
@@ -121,7 +134,7 @@ export async function renderSynthImage(
   const visible: number[] = [];
   const want = background ? 0 : rng.int(1, easy ? 4 : 6);
   for (let attempt = 0; shapes.length < want && attempt < want * 10; attempt++) {
-    const r = drawRadius(rng, size, difficulty);
+    const r = drawRadius(rng, size, difficulty) * scale;
     const kind = kinds[rng.int(0, kinds.length - 1)]!;
     const upright = kind === 'square' || kind === 'diamond';
     const shape: Shape = {
@@ -173,13 +186,16 @@ export async function renderSynthImage(
   const noisy = !easy && rng.chance(0.3);
   const sigma = rng.uniform(0.5, 1.0);
   const noise = rng.uniform(3, 10);
+  const lens = shift > 0 ? domainBlurSigma(rng, shift) : 0;
   let pipeline = sharp(Buffer.from(svg)).removeAlpha();
-  if (blurred) pipeline = pipeline.blur(sigma);
+  // sharp keeps one blur per pipeline: a hard image's blur and a domain's lens blur add in quadrature.
+  if (blurred || lens > 0) pipeline = pipeline.blur(lens === 0 ? sigma : Math.hypot(blurred ? sigma : 0, lens));
   const { data } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (noisy) {
     for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, Math.round(data[i]! + noise * rng.normal())));
   }
-  return { data, size, shapes, labels, noisy, blurred };
+  if (shift > 0) applyDomainLight(data, size, rng, shift);
+  return { data, size, shapes, labels, noisy: noisy || shift > 0, blurred: blurred || lens > 0 };
 }
 
 /** Runs `fn` over 0..n-1 with at most `limit` calls in flight. */
@@ -198,7 +214,8 @@ async function pool(n: number, limit: number, fn: (i: number) => Promise<void>):
  * const { yaml } = await synthesizeDataset({ out: '/tmp/shapes', seed: 1 });
  */
 export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: string; names: string[] }> {
-  const { train = 512, val = 128, imgsz = 128, classes = 6, seed = 0 } = options;
+  const { train = 512, val = 128, imgsz = 128, classes = 6, seed = 0, domain = 'a' } = options;
+  const { shift, salt } = synthDomain(domain, 'synthesizeDataset');
   if (!Number.isInteger(classes) || classes < 1 || classes > SHAPE_KINDS.length) {
     throw new RangeError(`synthesizeDataset: classes must be an integer in 1..${SHAPE_KINDS.length}, got ${classes}`);
   }
@@ -218,9 +235,9 @@ export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: 
     await mkdir(imgDir, { recursive: true });
     await mkdir(lblDir, { recursive: true });
     await pool(count, 4, async (i) => {
-      const rng = Rng.derive(seed, splitId, i);
+      const rng = Rng.derive(seed, splitId, i, ...salt);
       const png = rng.chance(0.2);
-      const img = await renderSynthImage(rng, imgsz, kinds, rng.chance(0.08), options.difficulty ?? 'hard');
+      const img = await renderSynthImage(rng, imgsz, kinds, rng.chance(0.08), options.difficulty ?? 'hard', shift);
       const stem = `${split}_${String(i).padStart(5, '0')}`;
       const enc = sharp(img.data, { raw: { width: imgsz, height: imgsz, channels: 3 } });
       await (png ? enc.png() : enc.jpeg({ quality: 90 })).toFile(join(imgDir, `${stem}.${png ? 'png' : 'jpg'}`));
@@ -229,7 +246,9 @@ export async function synthesizeDataset(options: SynthOptions): Promise<{ yaml: 
     });
   }
   const yaml = join(out, 'data.yaml');
-  await writeFile(yaml, `# Synthetic shapes written by kd-trainer (seed ${seed}${options.difficulty === 'easy' ? ', easy' : ''}); path is relative to this file.\n` +
+  // Domain a keeps the header it always had, so its files stay byte-identical.
+  const look = domain === 'a' ? '' : `, domain ${domain} of ${SYNTH_DOMAIN_NAMES.join('|')}: ${SYNTH_DOMAINS[domain].look}`;
+  await writeFile(yaml, `# Synthetic shapes written by kd-trainer (seed ${seed}${options.difficulty === 'easy' ? ', easy' : ''}${look}); path is relative to this file.\n` +
     stringify({ path: '.', train: 'images/train', val: 'images/val', nc: names.length, names }));
   return { yaml, names };
 }
