@@ -92,6 +92,8 @@ export type { DetectionPredictor } from './val/validator.js';
 
 // Knowledge distillation
 export { runDistill, formatCompareTable, detectFeaturePairs } from './distill/run-distill.js';
+export { pseudoLabels, pseudoDetections } from './distill/pseudo-labels.js';
+export type { PseudoLabelOptions } from './distill/pseudo-labels.js';
 export type { DistillResult, DistillRunOptions, CompareRow } from './distill/run-distill.js';
 export { DISTILL_SCHEMA } from './distill/distill-schema.js';
 export type { DistillConfig } from './distill/distill-schema.js';
@@ -119,6 +121,29 @@ export { featureLoss } from './distill/losses/feature.js';
 export type { FeatureLossOptions, FeatureLossTerms } from './distill/losses/feature.js';
 export { createFeatureAdapters, FeatureAdapters } from './distill/losses/feature-adapters.js';
 export { KdLossError } from './distill/losses/kd-loss-error.js';
+
+// On-device adaptation (kd-trainer adapt): label captured frames with a teacher, fine-tune, accept or reject, export
+export { runAdapt } from './adapt/run-adapt.js';
+export type { AdaptRunOptions } from './adapt/run-adapt.js';
+export { ADAPT_SCHEMA, ADAPT_HYP } from './adapt/adapt-schema.js';
+export type { AdaptConfig } from './adapt/adapt-schema.js';
+export { formatAdaptTable } from './adapt/adapt-report.js';
+export type { AdaptReport, AdaptResult, AdaptCancelled, AdaptProgress, AdaptStage } from './adapt/adapt-report.js';
+export { labelFrames, frameSources } from './adapt/label-frames.js';
+export type { LabelFramesOptions, LabelSummary, LabelInputs, LabelledFrame, LabelProgress } from './adapt/label-frames.js';
+export { holdoutSplit } from './adapt/holdout-split.js';
+export { fineTune } from './adapt/fine-tune.js';
+export type { FineTuneOptions, TrainingRecord, AdaptRecipe, StopReason, TrainProgress } from './adapt/fine-tune.js';
+export { evaluateJob, evaluateModel } from './adapt/evaluate.js';
+export type { AdaptFigures, SetFigures, ModelFigures, EvaluateProgress, EvaluateJobOptions, EvaluateModelOptions } from './adapt/evaluate.js';
+export { decideAcceptance } from './adapt/acceptance.js';
+export type { AcceptanceRule, AcceptanceCheck, AcceptanceDecision } from './adapt/acceptance.js';
+export { exportAdapted } from './adapt/export-adapted.js';
+export type { AdaptExport, ExportAdaptedOptions, ExportProgress } from './adapt/export-adapted.js';
+export { jobPaths } from './adapt/job-files.js';
+export type { JobPaths, JobState } from './adapt/job-files.js';
+export { AdaptError } from './adapt/adapt-error.js';
+export type { AdaptErrorCode } from './adapt/adapt-error.js';
 
 // Image classification (kd-trainer classify train | val | distill)
 export { trainClassifier, classifyImgSize } from './classify/train.js';

@@ -29,7 +29,8 @@ describe('training options as ultralytics', () => {
     await saveWeights(start, m);
     m.dispose();
     const log = memoryLogger();
-    const { config } = resolveOptions(TRAIN_SCHEMA, [{ ...base(), weights: start, freeze: 10, epochs: 1, name: 'freeze', noval: true }]);
+    // nbs 8: without a warm-up (warmup_epochs 0) accumulation starts at nbs/batch, and the 2 steps must update the weights.
+    const { config } = resolveOptions(TRAIN_SCHEMA, [{ ...base(), weights: start, freeze: 10, epochs: 1, name: 'freeze', noval: true, nbs: 8 }]);
     const r = await train(config, { ...HYP_SCRATCH_LOW, warmup_epochs: 0 }, { logger: log, progress: { write: () => true } });
     expect(log.lines.some((l) => /freezing layers 0-9: \d+ of \d+ parameter tensors/.test(l.msg))).toBe(true);
     const before = (await loadModelWeights(start)).weights;

@@ -19,6 +19,7 @@ import type { ShapeKind } from '../data/synth-shapes.js';
 import { train } from '../train/trainer.js';
 import { consoleLogger } from '../util/logger.js';
 import { runVal } from '../val/run-val.js';
+import { adaptCommand } from './adapt-command.js';
 import { classifyCommand } from './classify-command.js';
 import { addSchemaOptions, optionLayers } from './schema-options.js';
 import { trainingCommand } from './training-command.js';
@@ -153,7 +154,7 @@ export function buildProgram(): Command {
     process.stdout.write(o.json ? `${JSON.stringify(i)}\n` : `${formatInspection(i)}\n`);
   });
 
-  program.addCommand(trainCmd).addCommand(distillCmd).addCommand(valCmd).addCommand(predictCommand()).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
+  program.addCommand(trainCmd).addCommand(distillCmd).addCommand(adaptCommand()).addCommand(valCmd).addCommand(predictCommand()).addCommand(exportCmd).addCommand(packageCmd).addCommand(keysCmd)
     .addCommand(verifyCmd).addCommand(inspectCmd).addCommand(convertCmd).addCommand(dataCmd).addCommand(classifyCommand());
   return program;
 }

@@ -20,6 +20,8 @@ export interface ScanOptions {
   concurrency?: number;
   /** Images only (unlabelled images for distillation): no label files are read, every item has none. */
   imagesOnly?: boolean;
+  /** Told the images skipped (corrupt, truncated, too small, unreadable labels, listed but missing), sorted, before the warnings. */
+  onSkipped?: (files: string[]) => void;
 }
 
 /** Coordinates this far outside [0, 1] are accepted (and clipped) as float round-off. */
@@ -220,6 +222,7 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
     }
   }));
 
+  options.onSkipped?.([...images.filter((_, i) => results[i] === null), ...missingListed.files].sort());
   const warn = (t: Tally, what: string) => { if (t.count) logger.warn(`${split}: ${t.count} ${what}: ${t.names()}`); };
   const warnRows = (t: Tally, what: string) => {
     if (t.count) logger.warn(`${split}: ${t.count} ${what} in ${t.files.size} file${t.files.size === 1 ? '' : 's'}: ${t.names()}`);

@@ -15,6 +15,7 @@ import { describeModel } from '../train/build-models.js';
 import { openCheckpoint } from '../train/checkpoint.js';
 import type { Hyp } from '../train/hyp.js';
 import { train } from '../train/trainer.js';
+import type { TrainHooks } from '../train/hooks.js';
 import type { TrainResult, TrainRunOptions } from '../train/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
@@ -24,7 +25,7 @@ import type { DistillConfig } from './distill-schema.js';
 import { DistillSession, type DistillStepInfo } from './distill-session.js';
 import { parseKdLosses } from './losses/registry.js';
 import { checkCompatibility } from './teacher/compat.js';
-import { openTeacher } from './teacher/open-teacher.js';
+import { openTeacher, type OpenTeacherOptions } from './teacher/open-teacher.js';
 import { TeacherCache } from './teacher/teacher-cache.js';
 import type { Teacher } from './types.js';
 
@@ -51,8 +52,14 @@ export interface DistillResult {
 }
 
 /** Options of {@link runDistill}: a training run's, with steps reported with their α. */
-export interface DistillRunOptions extends Omit<TrainRunOptions, 'onStep' | 'hooks' | 'dataset' | 'resumeFrom' | 'checkpointMeta'> {
+export interface DistillRunOptions extends Omit<TrainRunOptions, 'onStep' | 'dataset' | 'resumeFrom' | 'checkpointMeta'> {
   onStep?: (info: DistillStepInfo) => void;
+  /** More plug-ins of the distilled run, called after the distillation's own (`kd-trainer adapt` watches epochs and its time budget). */
+  hooks?: readonly TrainHooks[];
+  /** How an ONNX teacher's session is made (intra-op threads, execution providers); features are added by the losses. */
+  teacherOptions?: Omit<OpenTeacherOptions, 'features'>;
+  /** Measure the teacher's mAP on the val split before training (default true). */
+  teacherMetrics?: boolean;
 }
 
 async function studentDescription(cfg: TrainConfig, nc: number): Promise<YoloDescription> {
@@ -150,7 +157,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
   const plan = planYolo(desc);
   const losses = parseKdLosses(cfg.kd_loss, 'detect');
   const featurePairs = losses.includes('feature') || losses.includes('cwd') ? await detectFeaturePairs(cfg.teacher, plan) : undefined;
-  const opened = await openTeacher(cfg.teacher, featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {});
+  const opened = await openTeacher(cfg.teacher, { ...run.teacherOptions, ...(featurePairs ? { features: featurePairs.map((p) => p.teacherTensor) } : {}) });
   const teacher = cfg.teacher_cache ? TeacherCache.wrap(opened, cfg.teacher_cache) : opened;
   try {
     const warnings = checkCompatibility(teacher, {
@@ -162,10 +169,10 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       if (w.disablesBoxDistillation) boxWeight = 0;
     }
     log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}`);
-    const tMetrics = await teacherMetrics(teacher, dataset.val, trainCfg, log);
+    const tMetrics = run.teacherMetrics === false ? undefined : await teacherMetrics(teacher, dataset.val, trainCfg, log);
     if (tMetrics) log.info(`teacher on val: mAP50 ${tMetrics.map50.toFixed(3)}, mAP50-95 ${tMetrics.map.toFixed(3)}`);
 
-    const { onStep, ...common } = run;
+    const { onStep, hooks: extraHooks = [], teacherOptions: _t, teacherMetrics: _m, ...common } = run;
     let baseline: TrainResult | undefined;
     if (cfg.compare) {
       log.info('== baseline: the same student, seed, data and schedule, without the teacher');
@@ -186,7 +193,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);
     const distilled = await train(cfg.compare ? { ...trainCfg, name: `${cfg.name}-kd` } : trainCfg, hyp, {
       ...common, dataset, checkpointMeta: { distill: kdSettingsOf(cfg) }, ...(resumeFrom ? { resumeFrom } : {}), ...(unlabeled ? { unlabeled } : {}),
-      hooks: [session, ...(onStep ? [{ onBatchEnd: (s: DistillStepInfo) => onStep({ ...s, alpha: session.alpha }) }] : [])],
+      hooks: [session, ...extraHooks, ...(onStep ? [{ onBatchEnd: (s: DistillStepInfo) => onStep({ ...s, alpha: session.alpha }) }] : [])],
     });
     if (teacher instanceof TeacherCache) {
       const c = teacher.stats();

@@ -43,6 +43,8 @@ export interface Teacher {
   /** Detection head geometry (detectors only). */
   readonly head?: HeadGeometry;
   readonly nc: number;
+  /** Class names, when the file records them (`class0`, `class1`… stand for none). */
+  readonly names?: readonly string[];
   /** Static input size [h, w] when the teacher has one. */
   readonly imgsz?: [number, number];
   /** Static batch when the teacher has one (batches are then run in chunks of it). */

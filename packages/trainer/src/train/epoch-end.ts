@@ -41,7 +41,7 @@ export async function endEpoch(s: RunState, epoch: number, steps: EpochSteps): P
     for (const line of formatValTable(metrics, s.names).slice(0, 2)) s.log.info(line);
   }
   const logs = await s.hooks.epochEnd({
-    epoch, meanLoss: mloss, images: steps.images, model: s.ema.ema as DetectionModel, ...(first.batch ? { valBatch: first.batch } : {}),
+    epoch, meanLoss: mloss, images: steps.images, model: s.ema.ema as DetectionModel, ...(first.batch ? { valBatch: first.batch } : {}), ...(metrics ? { metrics } : {}),
   });
   const fitness = metrics?.fitness ?? 0;
   s.csv.append({

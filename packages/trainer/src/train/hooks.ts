@@ -4,6 +4,7 @@ import type { Batch } from '../data/types.js';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { DetectionModel } from '../model/types.js';
 import type { Logger } from '../util/logger.js';
+import type { ValResult } from '../val/validator.js';
 import type { ExtraLoss } from './step.js';
 import type { StepInfo, TrainResult } from './types.js';
 
@@ -34,6 +35,8 @@ export interface EpochEnd {
   model: DetectionModel;
   /** The first validation batch, when the epoch was validated. */
   valBatch?: Batch;
+  /** The EMA's validation metrics, when the epoch was validated. */
+  metrics?: ValResult;
 }
 
 /** What a hook asks the loop to log for an epoch (TensorBoard, at step epoch + 1). */

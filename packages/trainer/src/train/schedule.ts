@@ -13,7 +13,7 @@ export function interp(x: number, xp: [number, number], fp: [number, number]): n
 
 /** Settings of the warm-up (ultralytics train.py). */
 export interface WarmupConfig {
-  /** Warm-up iterations: max(round(warmup_epochs · batches per epoch), 100). */
+  /** Warm-up iterations: max(round(warmup_epochs · batches per epoch), 100); none when warmup_epochs is 0. */
   iterations: number;
   warmupBiasLr: number;
   warmupMomentum: number;

@@ -150,10 +150,19 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
     run, log, hooks, backend, data, cfg, hyp, names: data.config.names, saveDir,
     lastPath: join(saveDir, 'weights', 'last.kdw'), bestPath: join(saveDir, 'weights', 'best.kdw'),
     model, ema, optimizer, lossHyp, lf: lrLambda(cfg.cos_lr ? 'cosine' : 'linear', cfg.epochs, hyp.lrf),
-    accumulateTarget, nb, nw: Math.max(Math.round(hyp.warmup_epochs * nb), 100), varNames,
+    accumulateTarget, nb, nw: warmupIterations(hyp.warmup_epochs, nb), varNames,
     trainLoader, valLoader, tb: new SummaryWriter(saveDir), csv, ...(replicas ? { replicas } : {}), startEpoch, loop,
     ...(run.checkpointMeta ? { extraMeta: run.checkpointMeta } : {}),
   };
+}
+
+/**
+ * Warm-up steps: max(round(warmup_epochs · batches per epoch), 100), as ultralytics YOLOv5; with
+ * `warmup_epochs` 0, none (−1, as ultralytics YOLOv8): fine-tuning a converged model (`kd-trainer adapt`)
+ * would otherwise spend its first 100 steps below its learning rate.
+ */
+export function warmupIterations(warmupEpochs: number, nb: number): number {
+  return warmupEpochs > 0 ? Math.max(Math.round(warmupEpochs * nb), 100) : -1;
 }
 
 /** ultralytics' --single-cls: every label becomes class 0 of one class, `item`. */

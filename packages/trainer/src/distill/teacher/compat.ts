@@ -14,6 +14,11 @@ export interface StudentGeometry {
   anchors?: readonly (readonly number[])[];
   /** Detectors: anchors per level. */
   na?: number;
+  /**
+   * Class names: when given and the teacher records names too, they must be the same, in the same order
+   * (`kd-trainer adapt`, whose labels are the teacher's class ids). `class0`, `class1`… stand for no names.
+   */
+  names?: readonly string[];
 }
 
 /** A soft teacher/student difference: distillation can go on, with what `message` says. */
@@ -31,10 +36,16 @@ function sameAnchors(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6 * Math.max(1, Math.abs(v)));
 }
 
+/** Names that say something: not absent, and not the `class0`, `class1`… that files without names get. */
+function knownNames(names: readonly string[] | undefined): boolean {
+  return names !== undefined && names.length > 0 && !names.every((n, i) => n === `class${i}`);
+}
+
 /**
  * Checks that `teacher`'s outputs can be compared with `student`'s. Throws TeacherError
  * 'DISTILL_INCOMPATIBLE' listing every hard mismatch with both sides' values (output layout, class
- * count, image size of a static teacher, strides, anchors per level); returns warnings for soft ones,
+ * count, class names when the student's are given, image size of a static teacher, strides, anchors per level);
+ * returns warnings for soft ones,
  * e.g. anchors of equal count but different values, where box logits parametrise different boxes and
  * box distillation is disabled.
  * @example
@@ -50,6 +61,9 @@ export function checkCompatibility(teacher: Teacher, student: StudentGeometry): 
     problems.push(`output layout: teacher is a ${teacher.task} model (${layout(teacher.task)}), student is a ${student.task} model (${layout(student.task)})`);
   }
   if (teacher.nc !== student.nc) problems.push(`class count: teacher ${teacher.nc}, student ${student.nc}`);
+  else if (knownNames(student.names) && knownNames(teacher.names) && student.names!.some((n, i) => n !== teacher.names![i])) {
+    problems.push(`class names: teacher ${JSON.stringify(teacher.names)}, student ${JSON.stringify(student.names)}`);
+  }
   if (teacher.imgsz !== undefined && (teacher.imgsz[0] !== sh || teacher.imgsz[1] !== sw)) {
     problems.push(`image size: teacher takes only ${teacher.imgsz[0]}×${teacher.imgsz[1]} (static input), student trains at ${sh}×${sw}`);
   }

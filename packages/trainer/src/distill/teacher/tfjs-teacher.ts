@@ -61,6 +61,12 @@ export class TfjsTeacher implements Teacher {
     return this.model.nc;
   }
 
+  /** Class names from the weights' description, when it has one per class. */
+  get names(): string[] | undefined {
+    const names = this.model.description.names;
+    return Array.isArray(names) && names.length === this.model.nc ? [...names] : undefined;
+  }
+
   get head(): HeadGeometry | undefined {
     const m = this.model;
     return m.kind === 'detect' ? { nc: m.nc, strides: [...m.strides], anchors: m.anchors.map((a) => [...a]) } : undefined;

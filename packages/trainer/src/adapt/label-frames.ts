@@ -1,0 +1,257 @@
+import { existsSync } from 'node:fs';
+import { copyFile, link, mkdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { evalLoader } from '../data/eval-loader.js';
+import { scanSplit } from '../data/scan.js';
+import type { DatasetItem } from '../data/types.js';
+import { DatasetError } from '../errors.js';
+import { pseudoDetections } from '../distill/pseudo-labels.js';
+import { sha256File } from '../distill/teacher/teacher-file.js';
+import type { Teacher } from '../distill/types.js';
+import { yoloLabelLines } from '../predict/labels.js';
+import { scaleDetections } from '../predict/preprocess.js';
+import type { Logger } from '../util/logger.js';
+import { AdaptError } from './adapt-error.js';
+import { holdoutSplit } from './holdout-split.js';
+import { writeJson, type JobPaths } from './job-files.js';
+
+/** What the labelling was given, kept in labels.json: a later call on the job must bring the same. */
+export interface LabelInputs {
+  frames: string[];
+  teacher: string;
+  teacherSha256: string;
+  weights: string;
+  weightsSha256: string;
+  imgsz: number;
+  pseudoConf: number;
+  holdout: number;
+  seed: number;
+}
+
+/** One labelled frame. */
+export interface LabelledFrame {
+  /** File name in data/images/{train,val}. */
+  name: string;
+  /** Where it was captured. */
+  source: string;
+  sha256: string;
+  split: 'adapt' | 'holdout';
+  boxes: number;
+}
+
+/** data/labels.json: the labelling's inputs, counts and frames. Written last, so it marks data/ complete. */
+export interface LabelSummary {
+  version: 1;
+  inputs: LabelInputs;
+  /** Image files found, used, and skipped (corrupt, truncated, too small, or gone before they were linked). */
+  frames: { found: number; used: number; skipped: number; skippedFiles: string[] };
+  split: { adapt: number; holdout: number };
+  boxes: {
+    total: number;
+    /** Mean boxes per used frame. */
+    perFrame: number;
+    /** Frames the teacher found nothing on (kept as background images). */
+    backgrounds: number;
+    /** Frames by box count: { '0': 12, '1': 30, … }. */
+    histogram: Record<string, number>;
+    /** Boxes by class name. */
+    perClass: Record<string, number>;
+  };
+  names: string[];
+  items: LabelledFrame[];
+  seconds: number;
+}
+
+/** What an adaptation's labelling stage reports as it goes. */
+export interface LabelProgress {
+  stage: 'label';
+  done: number;
+  total: number;
+  boxes: number;
+}
+
+/** Options of {@link labelFrames}. */
+export interface LabelFramesOptions {
+  paths: JobPaths;
+  inputs: LabelInputs;
+  /** The opened teacher, already checked against the student. */
+  teacher: Teacher;
+  /** The student's class names (data.yaml's). */
+  names: string[];
+  minFrames: number;
+  batchSize: number;
+  workers: number;
+  logger: Logger;
+  signal?: AbortSignal;
+  onProgress?: (p: LabelProgress) => void;
+}
+
+/** Most skipped files named in labels.json and adapt.json. */
+const NAMED_SKIPS = 20;
+
+/** `--frames` as absolute sources (folders, .txt lists, images), each checked to exist. */
+export function frameSources(spec: string): string[] {
+  const sources = spec.split(',').map((s) => s.trim()).filter(Boolean).map((s) => resolve(s));
+  if (sources.length === 0) throw new AdaptError('ADAPT_FRAMES_NOT_FOUND', '--frames: no folder or list given');
+  for (const s of sources) if (!existsSync(s)) throw new AdaptError('ADAPT_FRAMES_NOT_FOUND', `--frames: ${s} does not exist`);
+  return sources;
+}
+
+/**
+ * A name in data/images for `file`: its own, or with `-2`, `-3`… when another frame took the stem already
+ * (two folders, or `1.jpg` beside `1.png`: label files are named by stem).
+ */
+function uniqueName(file: string, stems: Set<string>): string {
+  const ext = extname(file);
+  const stem = basename(file, ext);
+  let s = stem;
+  for (let k = 2; stems.has(s); k++) s = `${stem}-${k}`;
+  stems.add(s);
+  return `${s}${ext.toLowerCase()}`;
+}
+
+/**
+ * A hard link to `src` at `dst` (the capture's eviction then removes only its own name), or a copy where
+ * links cannot be made (another file system, a file system without them). False when `src` is gone.
+ */
+async function linkOrCopy(src: string, dst: string): Promise<boolean> {
+  try {
+    // The file itself, not a symbolic link to it (link(2) would link the symbolic link).
+    await link(await realpath(src), dst);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+  }
+  try {
+    await copyFile(src, dst);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Stage 1 of `kd-trainer adapt`: the frames become a YOLO dataset in `data/` labelled by the teacher.
+ * Every image of the sources is verified (corrupt ones skipped with a warning and counted), hard-linked
+ * (or copied) into the job, split into adaptation and hold-out frames by content and seed
+ * ({@link holdoutSplit}), and run through the teacher letterboxed at the job's image size; its detections
+ * scoring at least the pseudo-label threshold (decoded and suppressed as ultralytics' predict,
+ * {@link pseudoDetections}) are written as `labels/<split>/<stem>.txt` in the frame's own coordinates
+ * (rows that clipping made identical once), an empty file where it found nothing (a background frame). data.yaml names the student's classes;
+ * labels.json comes last and marks the folder complete. Throws AdaptError 'ADAPT_TOO_FEW_FRAMES' naming
+ * the count and the folders when fewer than `minFrames` are usable or a split would be empty.
+ * @returns the summary, or undefined when `signal` stopped it (the folder is then redone next time)
+ */
+export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary | undefined> {
+  const t0 = performance.now();
+  const { paths, inputs, logger: log } = o;
+  await rm(paths.data, { recursive: true, force: true });
+  const staging = join(paths.data, 'staging');
+  for (const d of [staging, ...['train', 'val'].flatMap((s) => [join(paths.data, 'images', s), join(paths.data, 'labels', s)])]) await mkdir(d, { recursive: true });
+
+  const where = inputs.frames.join(', ');
+  let skippedFiles: string[] = [];
+  let items: DatasetItem[] = [];
+  try {
+    items = await scanSplit(inputs.frames, o.names.length, log, { split: 'frames', imagesOnly: true, onSkipped: (f) => { skippedFiles = f; } });
+  } catch (err) {
+    // scanSplit throws only when no image is usable (the sources exist: frameSources checked).
+    if (!(err instanceof DatasetError)) throw err;
+  }
+  const found = items.length + skippedFiles.length;
+
+  const stems = new Set<string>();
+  const frames: { source: string; name: string; sha256: string; size?: [number, number] }[] = [];
+  for (const it of items) {
+    const name = uniqueName(it.image, stems);
+    if (!(await linkOrCopy(it.image, join(staging, name)))) {
+      // Evicted by the capture between the scan and the link.
+      skippedFiles.push(it.image);
+      continue;
+    }
+    frames.push({ source: it.image, name, sha256: await sha256File(join(staging, name)), ...(it.size ? { size: it.size } : {}) });
+  }
+  const tooFew = (why: string) => new AdaptError('ADAPT_TOO_FEW_FRAMES', `${why} (${found} image files found in ${where}, ${skippedFiles.length} skipped)`);
+  if (frames.length < o.minFrames) throw tooFew(`${frames.length} usable frames, an adaptation needs at least ${o.minFrames}`);
+  const held = holdoutSplit(frames.map((f) => f.sha256), inputs.holdout, inputs.seed);
+  const nHeld = held.filter(Boolean).length;
+  if (nHeld === 0) throw tooFew(`the hold-out is empty: ${(inputs.holdout * 100).toFixed(0)} % of ${frames.length} frames rounds to none; give more frames or a larger --holdout`);
+  if (nHeld === frames.length) throw tooFew(`no frame is left to adapt on: the hold-out takes all ${frames.length}; give more frames or a smaller --holdout`);
+
+  const byPath = new Map<string, { frame: (typeof frames)[number]; split: 'train' | 'val' }>();
+  const toLabel: DatasetItem[] = [];
+  for (const [i, f] of frames.entries()) {
+    const split = held[i] ? 'val' : 'train';
+    const image = join(paths.data, 'images', split, f.name);
+    await rename(join(staging, f.name), image);
+    byPath.set(image, { frame: f, split });
+    toLabel.push({ image, labels: new Float32Array(0), ...(f.size ? { size: f.size } : {}) });
+  }
+  await rm(staging, { recursive: true, force: true });
+  log.info(`frames: ${frames.length} used (${frames.length - nHeld} to adapt on, ${nHeld} held out), ${skippedFiles.length} skipped; labelling with ${inputs.teacher} at ${inputs.imgsz} px, conf ≥ ${inputs.pseudoConf}`);
+
+  const head = o.teacher.head;
+  if (head === undefined) throw new RangeError(`teacher ${o.teacher.source} is not a detector`);
+  const boxesOf = new Map<string, number>();
+  const perClass: Record<string, number> = Object.fromEntries(o.names.map((n) => [n, 0]));
+  let total = 0;
+  const loader = evalLoader(toLabel, { imgsz: inputs.imgsz, batchSize: o.batchSize, workers: o.workers, logger: log });
+  try {
+    for await (const b of loader.epoch(0)) {
+      if (o.signal?.aborted) return undefined;
+      const out = await o.teacher.predict(b.images, b.n, b.height, b.width);
+      const dets = pseudoDetections(out, head, b.n, b.height, b.width, Array.from({ length: b.n }, (_, i) => i), { conf: inputs.pseudoConf });
+      for (let i = 0; i < b.n; i++) {
+        const shape = b.shapes[i]!;
+        // Back to the frame's own pixels, then normalised to it: the labels do not depend on the image size.
+        const mapped = scaleDetections(dets[i]!, { gain: shape.ratio, pad: shape.pad }, shape.orig)
+          .filter((d) => d.box[2] > d.box[0] && d.box[3] > d.box[1]);
+        const { frame, split } = byPath.get(b.files[i]!)!;
+        // Boxes that clipping to the frame made identical are one label (the dataset scan would drop the copies).
+        const lines = [...new Set(yoloLabelLines(mapped, shape.orig, false))];
+        await writeFile(join(paths.data, 'labels', split, `${basename(frame.name, extname(frame.name))}.txt`), lines.length > 0 ? `${lines.join('\n')}\n` : '');
+        boxesOf.set(frame.name, lines.length);
+        for (const line of lines) {
+          const name = o.names[Number(line.slice(0, line.indexOf(' ')))]!;
+          perClass[name] = (perClass[name] ?? 0) + 1;
+        }
+        total += lines.length;
+      }
+      o.onProgress?.({ stage: 'label', done: boxesOf.size, total: frames.length, boxes: total });
+    }
+  } finally {
+    await loader.close();
+  }
+  // A frame the loader could not decode after all has no label: it leaves the set and counts as skipped.
+  const labelled: LabelledFrame[] = [];
+  for (const [image, { frame, split }] of byPath) {
+    const boxes = boxesOf.get(frame.name);
+    if (boxes === undefined) {
+      await rm(image, { force: true });
+      skippedFiles.push(frame.source);
+      continue;
+    }
+    labelled.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: split === 'val' ? 'holdout' : 'adapt', boxes });
+  }
+  const histogram: Record<string, number> = {};
+  for (const f of labelled) histogram[String(f.boxes)] = (histogram[String(f.boxes)] ?? 0) + 1;
+  await writeFile(paths.dataYaml, `# kd-trainer adapt: frames labelled by ${inputs.teacher} (conf >= ${inputs.pseudoConf})\n${stringify({
+    path: '.', train: 'images/train', val: 'images/val', nc: o.names.length, names: o.names,
+  })}`);
+  const adapt = labelled.filter((f) => f.split === 'adapt').length;
+  const summary: LabelSummary = {
+    version: 1,
+    inputs,
+    frames: { found, used: labelled.length, skipped: skippedFiles.length, skippedFiles: skippedFiles.slice(0, NAMED_SKIPS) },
+    split: { adapt, holdout: labelled.length - adapt },
+    boxes: { total, perFrame: labelled.length > 0 ? total / labelled.length : 0, backgrounds: histogram['0'] ?? 0, histogram, perClass },
+    names: o.names,
+    items: labelled,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  await writeJson(paths.labels, summary);
+  log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds) in ${summary.seconds.toFixed(1)} s`);
+  return summary;
+}
