@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { makeAdapt, type AdaptMessage } from '../src/protocol/adapt.js';
 import { keyIdOf } from '../src/package/keys.js';
 import type { Manifest, UnsignedManifest } from '../src/package/manifest.js';
 import { signManifest } from '../src/package/sign.js';
@@ -85,9 +86,13 @@ export function protocolExamples(): {
   deploy: CommandMessage;
   rollback: CommandMessage;
   benchmark: CommandMessage;
+  adapt: CommandMessage;
+  adaptCancel: CommandMessage;
   event: EventMessage;
   eventFailed: EventMessage;
   bench: BenchMessage;
+  adaptTraining: AdaptMessage;
+  adaptDone: AdaptMessage;
   detections: DetectionsMessage;
   chunkRequest: ChunkRequestMessage;
   manifest: Manifest;
@@ -140,6 +145,21 @@ export function protocolExamples(): {
     ),
     rollback: signCommand(makeCommand({ command: 'rollback', id: 'c-0002', deviceId: 'jetson-01', ts: TS, fromVersion: '1.2.0' }), DOCS_KEY.privateKey),
     benchmark: makeCommand({ command: 'benchmark', id: 'c-0003', deviceId: 'jetson-01', ts: TS, warmup: 20, iterations: 500 }),
+    adapt: signCommand(
+      makeCommand({
+        command: 'adapt',
+        id: 'c-0004',
+        deviceId: 'jetson-01',
+        ts: TS,
+        jobId: 'adapt-0001',
+        base: { name: 'yolov5n-pets', version: '1.2.0' },
+        teacher: { name: 'yolov5m-pets-teacher', version: '1.0.0' },
+        recipe: { epochs: 10, imgsz: 320, timeBudgetSec: 3600, memoryBudgetMb: 2048, minGain: 0.01, maxLoss: 0.02 },
+        activate: true,
+      }),
+      DOCS_KEY.privateKey,
+    ),
+    adaptCancel: makeCommand({ command: 'adapt-cancel', id: 'c-0005', deviceId: 'jetson-01', ts: TS, jobId: 'adapt-0001' }),
     event: makeEvent({ deviceId: 'jetson-01', commandId: 'r7-jetson-01', command: 'deploy', ts: TS, state: 'downloading', progress: { bytes: 4194304, total: 9781760 } }),
     eventFailed: makeEvent({
       deviceId: 'jetson-01',
@@ -168,6 +188,39 @@ export function protocolExamples(): {
       cpuLoadPct: 38.5,
       tegrastats: { samples: 65, totalPowerMw: 7450, powerMw: { VDD_IN: 7450, VDD_CPU_GPU_CV: 2980, VDD_SOC: 1510 }, tempC: { cpu: 52.3, gpu: 51.8 }, gpuLoadPct: 71, ramUsedMb: 3120 },
       accuracy: { map50: 0.498, map: 0.305, images: 50 },
+    }),
+    adaptTraining: makeAdapt({
+      deviceId: 'jetson-01',
+      jobId: 'adapt-0001',
+      commandId: 'c-0004',
+      ts: TS,
+      state: 'training',
+      base: { name: 'yolov5n-pets', version: '1.2.0' },
+      teacher: { name: 'yolov5m-pets-teacher', version: '1.0.0' },
+      frames: { used: 384, holdout: 96 },
+      epoch: 4,
+      epochs: 10,
+      losses: { box: 0.0412, obj: 0.0267, cls: 0.0051, kd: 0.0188 },
+      holdout: { images: 96, after: { map50: 0.611, map: 0.372 } },
+    }),
+    adaptDone: makeAdapt({
+      deviceId: 'jetson-01',
+      jobId: 'adapt-0001',
+      commandId: 'c-0004',
+      ts: TS,
+      state: 'succeeded',
+      base: { name: 'yolov5n-pets', version: '1.2.0' },
+      teacher: { name: 'yolov5m-pets-teacher', version: '1.0.0' },
+      version: '1.2.0+adapt.jetson-01.1',
+      frames: { used: 384, holdout: 96 },
+      epoch: 10,
+      epochs: 10,
+      losses: { box: 0.0388, obj: 0.0249, cls: 0.0046, kd: 0.0171 },
+      holdout: { images: 96, before: { map50: 0.552, map: 0.331 }, after: { map50: 0.634, map: 0.389 } },
+      val: { images: 50, before: { map50: 0.498, map: 0.305 }, after: { map50: 0.493, map: 0.299 } },
+      accepted: true,
+      reasons: ['hold-out mAP50-95 0.331 → 0.389 (+0.058) ≥ min-gain 0.010', 'val mAP50-95 0.305 → 0.299 (-0.006) within max-loss 0.020'],
+      activated: true,
     }),
     detections: makeDetections({
       deviceId: 'jetson-01',

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../src/package/keys.js';
+import { makeAdapt } from '../src/protocol/adapt.js';
+import { adaptedVersion } from '../src/protocol/adapt-version.js';
 import { makeCommand } from '../src/protocol/command.js';
 import { MAX_JSON_MESSAGE_BYTES, MAX_JSON_MESSAGE_DEPTH } from '../src/protocol/common.js';
 import { makeEvent } from '../src/protocol/event.js';
@@ -45,9 +47,13 @@ describe('round trips', () => {
     ['cmd', ex.deploy],
     ['cmd', ex.rollback],
     ['cmd', ex.benchmark],
+    ['cmd', ex.adapt],
+    ['cmd', ex.adaptCancel],
     ['event', ex.event],
     ['event', ex.eventFailed],
     ['bench', ex.bench],
+    ['adapt', ex.adaptTraining],
+    ['adapt', ex.adaptDone],
     ['detections', ex.detections],
     ['chunk-request', ex.chunkRequest],
     ['manifest', ex.manifest],
@@ -111,8 +117,8 @@ describe('builders', () => {
 
 describe('envelope checks', () => {
   it('refuses another protocol version with PROTOCOL_VERSION and the value', () => {
-    for (const kind of ['status', 'cmd', 'event', 'bench', 'detections', 'chunk-request'] as const) {
-      const message = { ...clone(ex[kind === 'cmd' ? 'ping' : kind === 'chunk-request' ? 'chunkRequest' : kind]), v: 2 };
+    for (const kind of ['status', 'cmd', 'event', 'bench', 'adapt', 'detections', 'chunk-request'] as const) {
+      const message = { ...clone(ex[kind === 'cmd' ? 'ping' : kind === 'chunk-request' ? 'chunkRequest' : kind === 'adapt' ? 'adaptTraining' : kind]), v: 2 };
       const err = refusal(kind, message, 'PROTOCOL_VERSION');
       expect(err.value).toBe(2);
       expect(err.field).toBe('v');
@@ -185,7 +191,7 @@ describe('schemas refuse bad fields, naming them', () => {
     ['ping id', 'cmd', ex.ping, 'id', '', /^ping\.id: expected an id of 1-128/],
     ['ping id length', 'cmd', ex.ping, 'id', 'a'.repeat(129), /^ping\.id: /],
     ['ping deviceId', 'cmd', ex.ping, 'deviceId', undefined, /^ping\.deviceId: expected string, got missing/],
-    ['cmd command', 'cmd', ex.ping, 'command', 'reboot', /^cmd\.command: expected "ping" \| "deploy" \| "rollback" \| "benchmark", got "reboot"/],
+    ['cmd command', 'cmd', ex.ping, 'command', 'reboot', /^cmd\.command: expected "ping" \| "deploy" \| "rollback" \| "benchmark" \| "adapt" \| "adapt-cancel", got "reboot"/],
     ['deploy package.sha256', 'cmd', ex.deploy, 'package.sha256', 'abc', /^deploy\.package\.sha256: expected 64 lower-case hex characters, got "abc"/],
     ['deploy package.size', 'cmd', ex.deploy, 'package.size', 0, /^deploy\.package\.size: expected a number >= 1/],
     ['deploy package.version', 'cmd', ex.deploy, 'package.version', '1.3.0', /^deploy\.package\.version: expected the manifest's version "1\.2\.0", got "1\.3\.0"/],
@@ -200,6 +206,41 @@ describe('schemas refuse bad fields, naming them', () => {
     ['deploy signature.sig', 'cmd', ex.deploy, 'signature.sig', 'AAAA', /^deploy\.signature\.sig: expected a base64 Ed25519 signature/],
     ['rollback fromVersion', 'cmd', ex.rollback, 'fromVersion', 'v1', /^rollback\.fromVersion: expected a semver 2\.0\.0 version/],
     ['benchmark iterations', 'cmd', ex.benchmark, 'iterations', 1e9, /^benchmark\.iterations: expected a number <= 100000/],
+    ['adapt jobId', 'cmd', ex.adapt, 'jobId', 'job 1', /^adapt\.jobId: expected an id of 1-128/],
+    ['adapt jobId missing', 'cmd', ex.adapt, 'jobId', undefined, /^adapt\.jobId: expected string, got missing/],
+    ['adapt recipe.epochs', 'cmd', ex.adapt, 'recipe.epochs', 1001, /^adapt\.recipe\.epochs: expected a number <= 1000, got 1001/],
+    ['adapt recipe.epochs integer', 'cmd', ex.adapt, 'recipe.epochs', 2.5, /^adapt\.recipe\.epochs: expected an integer, got 2\.5/],
+    ['adapt recipe.imgsz', 'cmd', ex.adapt, 'recipe.imgsz', 16, /^adapt\.recipe\.imgsz: expected a number >= 32, got 16/],
+    ['adapt recipe.lr0', 'cmd', ex.adapt, 'recipe.lr0', 0, /^adapt\.recipe\.lr0: expected a number > 0, got 0/],
+    ['adapt recipe.pseudoConf', 'cmd', ex.adapt, 'recipe.pseudoConf', 1.5, /^adapt\.recipe\.pseudoConf: expected a number <= 1/],
+    ['adapt recipe.holdout', 'cmd', ex.adapt, 'recipe.holdout', 0.95, /^adapt\.recipe\.holdout: expected a number <= 0\.9/],
+    ['adapt recipe.timeBudgetSec', 'cmd', ex.adapt, 'recipe.timeBudgetSec', 1e9, /^adapt\.recipe\.timeBudgetSec: expected a number <= 604800/],
+    ['adapt recipe.memoryBudgetMb', 'cmd', ex.adapt, 'recipe.memoryBudgetMb', 1, /^adapt\.recipe\.memoryBudgetMb: expected a number >= 64/],
+    ['adapt recipe.minGain', 'cmd', ex.adapt, 'recipe.minGain', -2, /^adapt\.recipe\.minGain: expected a number >= -1/],
+    ['adapt recipe.maxLoss', 'cmd', ex.adapt, 'recipe.maxLoss', 'small', /^adapt\.recipe\.maxLoss: expected number, got "small"/],
+    ['adapt activate', 'cmd', ex.adapt, 'activate', 'no', /^adapt\.activate: expected boolean, got "no"/],
+    ['adapt teacher.version', 'cmd', ex.adapt, 'teacher.version', 'latest', /^adapt\.teacher\.version: expected a semver/],
+    ['adapt teacher.name', 'cmd', ex.adapt, 'teacher.name', 'Teacher', /^adapt\.teacher\.name: expected a model name/],
+    ['adapt base.version', 'cmd', ex.adapt, 'base.version', undefined, /^adapt\.base\.version: expected string, got missing/],
+    ['adapt-cancel jobId', 'cmd', ex.adaptCancel, 'jobId', undefined, /^adapt-cancel\.jobId: expected string, got missing/],
+    ['adapt message state', 'adapt', ex.adaptTraining, 'state', 'done', /^adapt\.state: expected "queued" \| .* got "done"/],
+    ['adapt message jobId', 'adapt', ex.adaptTraining, 'jobId', '', /^adapt\.jobId: expected an id/],
+    ['adapt message commandId', 'adapt', ex.adaptTraining, 'commandId', undefined, /^adapt\.commandId: expected string, got missing/],
+    ['adapt message base', 'adapt', ex.adaptTraining, 'base', undefined, /^adapt\.base: expected object, got missing/],
+    ['adapt message epoch', 'adapt', ex.adaptTraining, 'epoch', 11, /^adapt\.epoch: expected at most epochs \(10\), got 11/],
+    ['adapt message epochs', 'adapt', ex.adaptTraining, 'epochs', 0, /^adapt\.epochs: expected a number >= 1/],
+    ['adapt message losses', 'adapt', ex.adaptTraining, 'losses.box', 'high', /^adapt\.losses\.box: expected number, got "high"/],
+    ['adapt message frames.holdout', 'adapt', ex.adaptTraining, 'frames.holdout', -1, /^adapt\.frames\.holdout: expected a number >= 0/],
+    ['adapt message progress.done', 'adapt', ex.adaptTraining, 'progress', { done: 5, total: 4 }, /^adapt\.progress\.done: expected at most progress\.total \(4\), got 5/],
+    ['adapt message holdout.after.map', 'adapt', ex.adaptTraining, 'holdout.after.map', 37.2, /^adapt\.holdout\.after\.map: expected a number <= 1, got 37\.2/],
+    ['adapt message val.before.map50', 'adapt', ex.adaptDone, 'val.before.map50', -0.1, /^adapt\.val\.before\.map50: expected a number >= 0/],
+    ['adapt message reasons', 'adapt', ex.adaptDone, 'reasons', ['x'.repeat(513)], /^adapt\.reasons\[0\]: expected at most 512 characters/],
+    ['adapt message succeeded unaccepted', 'adapt', ex.adaptDone, 'accepted', false, /^adapt\.accepted: expected true with state "succeeded", got false/],
+    ['adapt message succeeded unnamed', 'adapt', ex.adaptDone, 'version', undefined, /^adapt\.version: expected the adapted version with state "succeeded", got missing/],
+    ['adapt message version of another base', 'adapt', ex.adaptDone, 'version', '1.3.0+adapt.jetson-01.1', /^adapt\.version: expected an adaptation of 1\.2\.0 on jetson-01 \(1\.2\.0\+adapt\.…\), got "1\.3\.0\+adapt\.jetson-01\.1"/],
+    ['adapt message version of another device', 'adapt', ex.adaptDone, 'version', '1.2.0+adapt.jetson-02.1', /^adapt\.version: expected an adaptation of 1\.2\.0 on jetson-01/],
+    ['adapt message version not adapted', 'adapt', ex.adaptDone, 'version', '1.2.1', /^adapt\.version: expected an adaptation/],
+    ['adapt message failed without code', 'adapt', ex.adaptTraining, 'state', 'failed', /^adapt\.code: expected an error code with state "failed", got missing/],
     ['event state', 'event', ex.event, 'state', 'done', /^event\.state: expected "accepted" \| .* got "done"/],
     ['event commandId', 'event', ex.event, 'commandId', undefined, /^event\.commandId: expected string, got missing/],
     ['event progress.bytes', 'event', ex.event, 'progress.bytes', -5, /^event\.progress\.bytes: expected a number >= 0/],
@@ -243,6 +284,23 @@ describe('schemas refuse bad fields, naming them', () => {
     refusal('manifest', { ...clone(ex.manifest), manifestVersion: 2 }, 'PROTOCOL_VERSION');
   });
 
+  it('refuses a rejected job that says it was accepted', () => {
+    expect(refusal('adapt', { ...clone(ex.adaptDone), state: 'rejected' }).message).toBe('adapt.accepted: expected false or missing with state "rejected", got true');
+    expect(parseMessage('adapt', { ...clone(ex.adaptDone), state: 'rejected', accepted: false })).toMatchObject({ state: 'rejected' });
+  });
+
+  it('takes an adapted version whose base is itself an adaptation of the same release', () => {
+    const again = { ...clone(ex.adaptDone), base: { name: 'yolov5n-pets', version: '1.2.0+adapt.jetson-01.1' }, version: '1.2.0+adapt.jetson-01.2' };
+    expect(parseMessage('adapt', again)).toMatchObject({ version: '1.2.0+adapt.jetson-01.2' });
+    expect(refusal('adapt', { ...again, version: '1.2.0+adapt.jetson-01.1.adapt.jetson-01.2' }).field).toBe('version');
+  });
+
+  it('builds adapt messages with a null commandId for a scheduled job', () => {
+    expect(makeAdapt({ deviceId: 'd_1', jobId: 'sched-1', state: 'queued', base: { name: 'm', version: '1.0.0' } })).toMatchObject({ commandId: null, type: 'adapt', v: 1 });
+    expect(() => makeAdapt({ deviceId: 'd_1', jobId: 'sched-1', state: 'succeeded', accepted: true, base: { name: 'm', version: '1.0.0' }, version: '1.0.0+adapt.d_1.1' })).toThrow(/^adapt\.version: /);
+    expect(makeAdapt({ deviceId: 'd_1', jobId: 'sched-1', state: 'succeeded', accepted: true, base: { name: 'm', version: '1.0.0' }, version: adaptedVersion('1.0.0', 'd_1', 1) }).version).toBe('1.0.0+adapt.-d-u1.1');
+  });
+
   it('accepts a deploy with an older manifest version pair as long as they agree', () => {
     const deploy = { ...clone(ex.deploy), manifest: exampleManifest('1.0.0+build.5'), package: { ...clone((ex.deploy as Json).package as Json), version: '1.0.0+build.5' } };
     expect(parseMessage('cmd', deploy)).toMatchObject({ package: { version: '1.0.0+build.5' } });
@@ -252,14 +310,15 @@ describe('schemas refuse bad fields, naming them', () => {
 describe('JSON Schema export', () => {
   it('describes every message with its required fields and keeps extra fields allowed', () => {
     const schemas = protocolJsonSchemas();
-    expect(Object.keys(schemas).sort()).toEqual(['bench', 'chunk-header', 'chunk-request', 'cmd', 'detections', 'event', 'status']);
+    expect(Object.keys(schemas).sort()).toEqual(['adapt', 'bench', 'chunk-header', 'chunk-request', 'cmd', 'detections', 'event', 'status']);
     expect(schemas.status).toMatchObject({ type: 'object', required: expect.arrayContaining(['v', 'type', 'deviceId', 'online', 'ts']) as unknown });
     expect(schemas.status.additionalProperties).toEqual({});
     // deviceKey is described but optional, so a non-TypeScript peer without it still validates.
     const props = schemas.status.properties as Record<string, { required?: string[] }>;
     expect(props.deviceKey?.required).toEqual(['keyId', 'publicKeyPem']);
     expect(schemas.status.required).not.toContain('deviceKey');
-    expect((schemas.cmd.oneOf as unknown[]).length).toBe(4);
+    expect((schemas.cmd.oneOf as unknown[]).length).toBe(6);
+    expect(schemas.adapt).toMatchObject({ required: expect.arrayContaining(['jobId', 'commandId', 'state', 'base']) as unknown });
     expect(JSON.stringify(schemas['chunk-request'])).toContain('"pattern":"^[0-9a-f]{64}$"');
     expect(JSON.stringify(schemas.event)).toContain('"format":"date-time"');
   });

@@ -45,6 +45,7 @@ describe('fleetTopics', () => {
     expect(t.cmd('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/cmd');
     expect(t.events('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/events');
     expect(t.bench('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/bench');
+    expect(t.adapt('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/adapt');
     expect(t.detections('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/detections');
     expect(t.chunkRequests('jetson-01')).toBe('kd/v1/lab-1/devices/jetson-01/chunks/req');
   });
@@ -58,6 +59,7 @@ describe('fleetTopics', () => {
     expect(t.filters.status).toBe('kd/v1/lab-1/devices/+/status');
     expect(t.filters.events).toBe('kd/v1/lab-1/devices/+/events');
     expect(t.filters.bench).toBe('kd/v1/lab-1/devices/+/bench');
+    expect(t.filters.adapt).toBe('kd/v1/lab-1/devices/+/adapt');
     expect(t.filters.detections).toBe('kd/v1/lab-1/devices/+/detections');
     expect(t.filters.chunkRequests).toBe('kd/v1/lab-1/devices/+/chunks/req');
     expect(t.filters.manifests).toBe('kd/v1/lab-1/models/+/+/manifest');
@@ -83,6 +85,7 @@ describe('parseTopic', () => {
     expect(parseTopic(t.cmd('d1'))).toEqual({ fleet: 'lab', kind: 'cmd', deviceId: 'd1' });
     expect(parseTopic(t.events('d1'))).toEqual({ fleet: 'lab', kind: 'event', deviceId: 'd1' });
     expect(parseTopic(t.bench('d1'))).toEqual({ fleet: 'lab', kind: 'bench', deviceId: 'd1' });
+    expect(parseTopic(t.adapt('d1'))).toEqual({ fleet: 'lab', kind: 'adapt', deviceId: 'd1' });
     expect(parseTopic(t.detections('d1'))).toEqual({ fleet: 'lab', kind: 'detections', deviceId: 'd1' });
     expect(parseTopic(t.chunkRequests('d1'))).toEqual({ fleet: 'lab', kind: 'chunk-request', deviceId: 'd1' });
     expect(parseTopic(t.manifest('m', '1.0.0+build.5'))).toEqual({ fleet: 'lab', kind: 'manifest', name: 'm', version: '1.0.0+build.5' });

@@ -383,6 +383,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
         return rollback(this, cmd, ctx);
       case 'benchmark':
         return benchmark(this, cmd, ctx);
+      case 'adapt':
+      case 'adapt-cancel':
+        // The protocol has the adaptation commands; this agent does not run the job yet (issue 16): a clear refusal, not silence.
+        throw new AgentError('AGENT_COMMAND_UNSUPPORTED', `${cmd.command}: on-device adaptation jobs are not supported by this kd-agent yet (kd-trainer adapt runs the training half by hand, docs/adaptation.md)`);
     }
   }
 

@@ -19,6 +19,7 @@ export type AgentErrorCode =
   | 'AGENT_GATE_ACCURACY'
   | 'AGENT_LOAD_FAILED'
   | 'AGENT_INJECTED_FAULT'
+  | 'AGENT_COMMAND_UNSUPPORTED'
   | 'AGENT_INTERNAL';
 
 /** An error of kd-agent with a stable {@link AgentErrorCode}. */

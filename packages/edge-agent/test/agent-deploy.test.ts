@@ -95,6 +95,16 @@ afterAll(async () => {
 });
 
 describe('kd-agent deploy over a real broker', () => {
+  it('refuses the adaptation commands it cannot run yet with a failed event, not silence', async () => {
+    await send({ command: 'adapt', id: 'ad-1', deviceId: DEVICE, jobId: 'job-1' });
+    await send({ command: 'adapt-cancel', id: 'ad-2', deviceId: DEVICE, jobId: 'job-1' });
+    for (const id of ['ad-1', 'ad-2']) {
+      const done = await settle(id);
+      expect(done).toMatchObject({ state: 'failed', code: 'AGENT_COMMAND_UNSUPPORTED' });
+      expect(statesOf(id)).toEqual(['accepted', 'failed']);
+    }
+  });
+
   it('downloads, verifies, benchmarks, activates and reports a signed package, step by step', async () => {
     await send({ command: 'rollback', id: 'r-none', deviceId: DEVICE });
     expect((await settle('r-none')).code).toBe('AGENT_NO_ACTIVE_MODEL');

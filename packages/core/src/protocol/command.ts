@@ -7,12 +7,17 @@ import { commandIdSchema, deviceIdSchema, isoDateTimeSchema, keyIdSchema, modelN
 import { validateWith } from './validate.js';
 
 /** The commands an agent understands. */
-export const COMMANDS = ['ping', 'deploy', 'rollback', 'benchmark'] as const;
+export const COMMANDS = ['ping', 'deploy', 'rollback', 'benchmark', 'adapt', 'adapt-cancel'] as const;
 /** A command name. */
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Largest warm-up and measured iteration counts a command may ask for (a device is not a load generator). */
 export const MAX_BENCH_ITERATIONS = 100_000;
+
+/** Most fine-tuning epochs an `adapt` command may ask for (the trainer's default is 10). */
+export const MAX_ADAPT_EPOCHS = 1000;
+/** Longest training time an `adapt` command may allow, in seconds (a week). */
+export const MAX_ADAPT_TIME_BUDGET_SEC = 7 * 24 * 3600;
 
 /** Zod schema of a command signature: Ed25519 (base64, 64 bytes) by the key `keyId`; see signCommand. */
 export const commandSignatureSchema = z.looseObject({
@@ -124,12 +129,61 @@ export const rollbackCommandSchema = z.looseObject({ ...commonShape, command: z.
 /** `benchmark`: benchmark the active model and publish a bench report. */
 export const benchmarkCommandSchema = z.looseObject({ ...commonShape, command: z.literal('benchmark'), ...benchOptionsShape });
 
+/** A model the device already holds, by name and version (an `adapt` teacher or base). */
+export const modelRefSchema = z.looseObject({ name: modelNameSchema, version: modelVersionSchema });
+
+/**
+ * Overrides of the adaptation recipe (`kd-trainer adapt`'s options; absent ones keep the agent's, then the trainer's
+ * defaults). Bounded like the trainer's options, and tighter where a fleet should not be able to ask a device
+ * for more: epochs, image size, time and memory.
+ */
+export const adaptRecipeSchema = z.looseObject({
+  epochs: z.int().min(1).max(MAX_ADAPT_EPOCHS).optional(),
+  /** Labelling, training and evaluation image size in pixels. */
+  imgsz: z.int().min(32).max(2048).optional(),
+  lr0: z.number().gt(0).max(1).optional(),
+  /** The teacher's detections scoring at least this become the frames' labels. */
+  pseudoConf: z.number().min(0).max(1).optional(),
+  /** Share of the frames held out to score the adapted model. */
+  holdout: z.number().gt(0).max(0.9).optional(),
+  /** Seconds of training over every resume; past them training stops and the job is decided on what it has. */
+  timeBudgetSec: z.int().min(1).max(MAX_ADAPT_TIME_BUDGET_SEC).optional(),
+  /** Memory the job may take (MB); the agent picks batch and threads to fit, or refuses the job. */
+  memoryBudgetMb: z.int().min(64).max(1024 * 1024).optional(),
+  /** Accept only when hold-out mAP50-95 rises by at least this. */
+  minGain: z.number().min(-1).max(1).optional(),
+  /** With labelled `val/` images: accept only when their mAP50-95 falls by at most this. */
+  maxLoss: z.number().min(0).max(1).optional(),
+});
+
+/**
+ * `adapt`: start adaptation job `jobId` on the serving model (refused unless it is `base`, when given) with the
+ * teacher package `teacher` (else the agent's configured one) and `recipe` overrides. An accepted result is
+ * activated behind the usual gates unless `activate` is false (kept for review). Progress goes to `devices/{id}/adapt`.
+ */
+export const adaptCommandSchema = z.looseObject({
+  ...commonShape,
+  command: z.literal('adapt'),
+  /** The job's id: named in its adapt messages and by `adapt-cancel`; a job id already known is not started again. */
+  jobId: commandIdSchema,
+  base: modelRefSchema.optional(),
+  teacher: modelRefSchema.optional(),
+  recipe: adaptRecipeSchema.optional(),
+  /** Activate an accepted model (true, the default) or keep it for review (false). */
+  activate: z.boolean().optional(),
+});
+
+/** `adapt-cancel`: cancel job `jobId` (a final job stays as it ended). */
+export const adaptCancelCommandSchema = z.looseObject({ ...commonShape, command: z.literal('adapt-cancel'), jobId: commandIdSchema });
+
 /**
  * `devices/{id}/cmd` (→ agent, QoS 1): a command, discriminated on `command`. Unknown extra fields are
  * kept (forward compatibility, and the signature covers them); an unknown `command` is refused.
  * No field has a default, so parsing never adds a field and a parsed command still verifies.
  */
-export const commandSchema = z.discriminatedUnion('command', [pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema]);
+export const commandSchema = z.discriminatedUnion('command', [
+  pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema, adaptCommandSchema, adaptCancelCommandSchema,
+]);
 /** A command. */
 export type CommandMessage = z.infer<typeof commandSchema>;
 /** A ping command. */
@@ -140,6 +194,12 @@ export type DeployCommand = z.infer<typeof deployCommandSchema>;
 export type RollbackCommand = z.infer<typeof rollbackCommandSchema>;
 /** A benchmark command. */
 export type BenchmarkCommand = z.infer<typeof benchmarkCommandSchema>;
+/** An adapt command. */
+export type AdaptCommand = z.infer<typeof adaptCommandSchema>;
+/** An adapt-cancel command. */
+export type AdaptCancelCommand = z.infer<typeof adaptCancelCommandSchema>;
+/** The recipe overrides of an adapt command. */
+export type AdaptRecipe = z.infer<typeof adaptRecipeSchema>;
 /** What {@link makeCommand} needs: a command without `v` and `type`; `id` (a UUID) and `ts` (now) optional. */
 export type CommandFields = DistributiveKnownFields<z.input<typeof commandSchema>, 'v' | 'type' | 'id' | 'ts'> & { id?: string; ts?: string | Date };
 

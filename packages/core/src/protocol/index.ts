@@ -20,16 +20,22 @@ export type { MessageKind, TopicKind, FleetTopics, ParsedTopic, DeviceTopic, Mod
 export { statusSchema, hardwareSchema, activeModelSchema, deviceKeySchema, makeStatus, makeOfflineStatus } from './status.js';
 export type { StatusMessage, StatusFields, Hardware, ActiveModel, DeviceKeyInfo } from './status.js';
 export {
-  COMMANDS, MAX_BENCH_ITERATIONS, commandSchema, pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema,
-  deployPackageSchema, deployManifestSchema, commandSignatureSchema, makeCommand, commandRoot,
+  COMMANDS, MAX_BENCH_ITERATIONS, MAX_ADAPT_EPOCHS, MAX_ADAPT_TIME_BUDGET_SEC,
+  commandSchema, pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema, adaptCommandSchema, adaptCancelCommandSchema,
+  deployPackageSchema, deployManifestSchema, adaptRecipeSchema, modelRefSchema, commandSignatureSchema, makeCommand, commandRoot,
 } from './command.js';
 export type {
-  CommandMessage, CommandName, CommandFields, PingCommand, DeployCommand, RollbackCommand, BenchmarkCommand, CommandSignature,
+  CommandMessage, CommandName, CommandFields, PingCommand, DeployCommand, RollbackCommand, BenchmarkCommand, AdaptCommand, AdaptCancelCommand,
+  AdaptRecipe, CommandSignature,
 } from './command.js';
 export { EVENT_STATES, eventSchema, makeEvent } from './event.js';
 export type { EventMessage, EventState, EventFields } from './event.js';
 export { benchSchema, latencyStatsSchema, tegrastatsSummarySchema, makeBench } from './bench.js';
 export type { BenchMessage, BenchLatency, TegrastatsSummary, BenchFields } from './bench.js';
+export { ADAPT_STATES, FINAL_ADAPT_STATES, adaptSchema, makeAdapt } from './adapt.js';
+export type { AdaptMessage, AdaptState, AdaptFields } from './adapt.js';
+export { ADAPT_BUILD_TAG, adaptedVersion, parseAdaptedVersion } from './adapt-version.js';
+export type { AdaptedVersion } from './adapt-version.js';
 export { MAX_DETECTIONS_PER_MESSAGE, detectionSchema, detectionsSchema, makeDetections } from './detections.js';
 export type { DetectionsMessage, DetectionItem, DetectionsFields } from './detections.js';
 export { MAX_CHUNK_REQUEST_INDEXES, chunkRequestSchema, makeChunkRequest } from './chunk-request.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Manifest } from '../package/manifest.js';
+import { adaptSchema, type AdaptMessage } from './adapt.js';
 import { benchSchema, type BenchMessage } from './bench.js';
 import { chunkHeaderSchema } from './chunk-frame.js';
 import { chunkRequestSchema, type ChunkRequestMessage } from './chunk-request.js';
@@ -15,6 +16,7 @@ export interface MessageTypes {
   cmd: CommandMessage;
   event: EventMessage;
   bench: BenchMessage;
+  adapt: AdaptMessage;
   detections: DetectionsMessage;
   'chunk-request': ChunkRequestMessage;
   manifest: Manifest;
@@ -26,6 +28,7 @@ export const MESSAGE_SCHEMAS = {
   cmd: commandSchema,
   event: eventSchema,
   bench: benchSchema,
+  adapt: adaptSchema,
   detections: detectionsSchema,
   'chunk-request': chunkRequestSchema,
 } as const satisfies Record<Exclude<MessageKind, 'manifest'>, z.ZodType>;
@@ -42,6 +45,7 @@ export function protocolJsonSchemas(): Record<Exclude<MessageKind, 'manifest'> |
     cmd: convert(commandSchema),
     event: convert(eventSchema),
     bench: convert(benchSchema),
+    adapt: convert(adaptSchema),
     detections: convert(detectionsSchema),
     'chunk-request': convert(chunkRequestSchema),
     'chunk-header': convert(chunkHeaderSchema),

@@ -5,7 +5,7 @@ import { ProtocolError } from './protocol-error.js';
 export const TOPIC_PREFIX = 'kd/v1';
 
 /** The JSON message kinds; each has a schema and parseMessage reads it. `manifest` is a signed model manifest. */
-export const MESSAGE_KINDS = ['status', 'cmd', 'event', 'bench', 'detections', 'chunk-request', 'manifest'] as const;
+export const MESSAGE_KINDS = ['status', 'cmd', 'event', 'bench', 'adapt', 'detections', 'chunk-request', 'manifest'] as const;
 /** A JSON message kind. */
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
@@ -15,7 +15,7 @@ export type TopicKind = MessageKind | 'chunk';
 /** A device topic, parsed. */
 export interface DeviceTopic {
   fleet: string;
-  kind: 'status' | 'cmd' | 'event' | 'bench' | 'detections' | 'chunk-request';
+  kind: 'status' | 'cmd' | 'event' | 'bench' | 'adapt' | 'detections' | 'chunk-request';
   deviceId: string;
 }
 
@@ -38,6 +38,7 @@ const DEVICE_LEAVES: Record<string, DeviceTopic['kind']> = {
   cmd: 'cmd',
   events: 'event',
   bench: 'bench',
+  adapt: 'adapt',
   detections: 'detections',
   'chunks/req': 'chunk-request',
 };
@@ -91,6 +92,8 @@ export interface FleetTopics {
   events(deviceId: string): string;
   /** `…/devices/{id}/bench`: benchmark reports. */
   bench(deviceId: string): string;
+  /** `…/devices/{id}/adapt`: the retained state of the device's latest adaptation job. */
+  adapt(deviceId: string): string;
   /** `…/devices/{id}/detections`: inference results. */
   detections(deviceId: string): string;
   /** `…/devices/{id}/chunks/req`: chunk requests from the device. */
@@ -110,6 +113,8 @@ export interface FleetTopics {
     readonly events: string;
     /** `…/devices/+/bench` */
     readonly bench: string;
+    /** `…/devices/+/adapt` */
+    readonly adapt: string;
     /** `…/devices/+/detections` */
     readonly detections: string;
     /** `…/devices/+/chunks/req` */
@@ -152,6 +157,7 @@ export function fleetTopics(fleet: string): FleetTopics {
     cmd: device('cmd'),
     events: device('events'),
     bench: device('bench'),
+    adapt: device('adapt'),
     detections: device('detections'),
     chunkRequests: device('chunks/req'),
     manifest: (name, version) => `${root}/models/${checkModel(name, version)}/manifest`,
@@ -161,6 +167,7 @@ export function fleetTopics(fleet: string): FleetTopics {
       status: `${root}/devices/+/status`,
       events: `${root}/devices/+/events`,
       bench: `${root}/devices/+/bench`,
+      adapt: `${root}/devices/+/adapt`,
       detections: `${root}/devices/+/detections`,
       chunkRequests: `${root}/devices/+/chunks/req`,
       manifests: `${root}/models/+/+/manifest`,
