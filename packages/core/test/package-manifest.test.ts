@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PackageError } from '../src/package/errors.js';
-import { defaultModel, isIsoDateTime, MANIFEST_VERSION, parseManifest, type Manifest } from '../src/package/manifest.js';
+import { defaultModel, isIsoDateTime, MANIFEST_VERSION, manifestRole, parseManifest, type Manifest } from '../src/package/manifest.js';
 
 const sha = (c: string): string => c.repeat(64);
 
@@ -35,6 +35,7 @@ function valid(): Manifest {
       { path: 'trt-plan.json', sha256: sha('d'), size: 5 },
       { path: 'val/images/a.jpg', sha256: sha('e'), size: 0 },
       { path: 'val/labels/a.txt', sha256: sha('f'), size: 1 },
+      { path: 'weights/model.kdw', sha256: sha('0'), size: 40 },
     ],
     metrics: { 'metrics/mAP50(B)': 0.5 },
     tensorrt: { plan: 'trt-plan.json', calibCache: 'calib.cache' },
@@ -67,6 +68,22 @@ describe('parseManifest', () => {
     expect(parsed).toEqual(m);
     expect(parsed.input).not.toBe(m.input);
     expect(defaultModel(parsed).file).toBe('model.int8.onnx');
+  });
+
+  it('accepts a teacher with weights, and reads a manifest without role or weights as a serving model', () => {
+    const teacher = parseManifest(edited((m) => {
+      m.role = 'teacher';
+      m.weights = { path: 'weights/model.kdw', format: 'kdw' };
+    }));
+    expect(manifestRole(teacher)).toBe('teacher');
+    expect(teacher.weights).toEqual({ path: 'weights/model.kdw', format: 'kdw' });
+    expect(manifestRole(parseManifest(edited((m) => (m.role = 'model'))))).toBe('model');
+
+    // A manifest from before roles: nothing is added, so it round-trips (and its signature payload is unchanged).
+    const old = parseManifest(valid());
+    expect('role' in old).toBe(false);
+    expect('weights' in old).toBe(false);
+    expect(manifestRole(old)).toBe('model');
   });
 
   it('accepts a classifier without letterbox, strides or anchors', () => {
@@ -118,6 +135,11 @@ describe('parseManifest', () => {
     ['dot segment', (m) => (m.files[0].path = 'a/./b'), 'files[0].path', /"\." segment/],
     ['file under a file', (m) => (m.files[0].path = 'model.onnx/x'), 'files[0].path', /parent "model.onnx"/],
     ['metric not a number', (m) => (m.metrics['metrics/mAP50(B)'] = '0.5'), 'metrics["metrics/mAP50(B)"]', /finite number/],
+    ['unknown role', (m) => (m.role = 'server'), 'role', /'model' \| 'teacher'/],
+    ['weights not listed', (m) => (m.weights = { path: 'weights/best.kdw', format: 'kdw' }), 'weights.path', /listed in files/],
+    ['weights not a .kdw', (m) => (m.weights = { path: 'calib.cache', format: 'kdw' }), 'weights.path', /ending in \.kdw/],
+    ['weights in another format', (m) => (m.weights = { path: 'weights/model.kdw', format: 'pt' }), 'weights.format', /'kdw'/],
+    ['weights without format', (m) => (m.weights = { path: 'weights/model.kdw' }), 'weights.format', /required/],
     ['plan not listed', (m) => (m.tensorrt.plan = 'plan.json'), 'tensorrt.plan', /listed in files/],
     ['empty val dir', (m) => (m.val.images = 'val/pictures'), 'val.images', /at least one listed file/],
     ['other signature algorithm', (m) => (m.signature.algorithm = 'rsa'), 'signature.algorithm', /'ed25519'/],
@@ -149,6 +171,7 @@ describe('parseManifest', () => {
   it('refuses an escaping model or plan path with PACKAGE_PATH_ESCAPE', () => {
     expect(refusal(edited((m) => (m.models[0].file = '../model.onnx'))).code).toBe('PACKAGE_PATH_ESCAPE');
     expect(refusal(edited((m) => (m.val.labels = '/var/labels'))).code).toBe('PACKAGE_PATH_ESCAPE');
+    expect(refusal(edited((m) => (m.weights = { path: '../best.kdw', format: 'kdw' }))).code).toBe('PACKAGE_PATH_ESCAPE');
   });
 
   it('refuses a root that is not an object', () => {

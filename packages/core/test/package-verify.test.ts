@@ -5,13 +5,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildPackage, writeManifest } from '../src/package/build.js';
 import { PackageError } from '../src/package/errors.js';
 import { generateKeyPair, toPrivateKey, type KeyPair } from '../src/package/keys.js';
-import type { Manifest } from '../src/package/manifest.js';
+import { manifestRole, type Manifest } from '../src/package/manifest.js';
 import { signingPayload, signManifest } from '../src/package/sign.js';
 import { extractTar } from '../src/package/tar-extract.js';
 import { readTar } from '../src/package/tar-read.js';
 import { packDirectory } from '../src/package/tar-write.js';
 import { verifyPackage } from '../src/package/verify.js';
-import { detectorOptions, rawTar, useTempDirs, writePackageFiles } from './package-fixture.js';
+import { detectorOptions, fakeBytes, rawTar, useTempDirs, writePackageFiles } from './package-fixture.js';
 
 const tempDir = useTempDirs();
 
@@ -30,6 +30,18 @@ async function signedPackage(key: KeyPair = oldKey): Promise<{ dir: string; mani
   await mkdir(dir);
   await writePackageFiles(dir);
   const manifest = await buildPackage({ ...detectorOptions(dir), privateKey: key.privateKeyPem });
+  return { dir, manifest };
+}
+
+/** A signed teacher package that carries its trainable weights as weights/model.kdw. */
+async function signedTeacher(): Promise<{ dir: string; manifest: Manifest }> {
+  const dir = join(await tempDir(), 'teacher');
+  await mkdir(join(dir, 'weights'), { recursive: true });
+  await writePackageFiles(dir);
+  await writeFile(join(dir, 'weights', 'model.kdw'), fakeBytes(900, 4));
+  const manifest = await buildPackage({
+    ...detectorOptions(dir), role: 'teacher', weights: { path: 'weights/model.kdw', format: 'kdw' }, privateKey: oldKey.privateKeyPem,
+  });
   return { dir, manifest };
 }
 
@@ -79,6 +91,25 @@ describe('buildPackage', () => {
     expect((await verifyPackage(dir, trusted)).manifest.version).toBe('1.2.1');
   });
 
+  it('writes role and weights when given, and no role field for a serving model', async () => {
+    const { dir, manifest } = await signedTeacher();
+    expect(manifest.role).toBe('teacher');
+    expect(manifest.weights).toEqual({ path: 'weights/model.kdw', format: 'kdw' });
+    expect(manifest.files.find((f) => f.path === 'weights/model.kdw')).toMatchObject({ size: 900 });
+    expect(await readManifest(dir)).toMatchObject({ role: 'teacher', weights: { path: 'weights/model.kdw', format: 'kdw' } });
+
+    const served = await buildPackage({ ...detectorOptions(dir), role: 'model', weights: { path: 'weights/model.kdw', format: 'kdw' } });
+    expect('role' in served).toBe(false);
+    expect('role' in (await readManifest(dir))).toBe(false);
+  });
+
+  it('refuses weights that are not a file of the package, naming the field', async () => {
+    const dir = await tempDir();
+    await writePackageFiles(dir);
+    await expect(buildPackage({ ...detectorOptions(dir), weights: { path: 'weights/model.kdw', format: 'kdw' } }))
+      .rejects.toMatchObject({ code: 'PACKAGE_MANIFEST_INVALID', field: 'weights.path' });
+  });
+
   it('names the faulty option', async () => {
     const dir = await tempDir();
     await writePackageFiles(dir);
@@ -103,6 +134,58 @@ describe('verifyPackage', () => {
     const out = join(dir, '..', 'extracted');
     await extractTar(tarPath, out);
     expect((await verifyPackage(out, trusted)).manifest).toEqual(manifest);
+  });
+
+  it('accepts a teacher package with weights, as a directory and as a tar', async () => {
+    const { dir, manifest } = await signedTeacher();
+    // Refused unless asked for: whatever serves what it verifies never gets a teacher.
+    expect(await refusal(verifyPackage(dir, trusted))).toMatchObject({ code: 'PACKAGE_ROLE_UNEXPECTED', field: 'role' });
+    const teachers = { trustedKeys: [oldKey.publicKeyPem], roles: ['teacher'] as const };
+    const v = await verifyPackage(dir, teachers);
+    expect(manifestRole(v.manifest)).toBe('teacher');
+    expect(v.manifest.weights?.path).toBe('weights/model.kdw');
+    expect(v.files.map((f) => f.path)).toContain('weights/model.kdw');
+    const tarPath = join(dir, '..', 'teacher.tar');
+    await packDirectory(dir, tarPath);
+    expect((await verifyPackage(tarPath, teachers)).manifest).toEqual(manifest);
+  });
+
+  it('verifies a manifest from before roles and weights as a serving model', async () => {
+    const { dir } = await signedPackage();
+    const json = await readManifest(dir);
+    expect('role' in json || 'weights' in json).toBe(false);
+    const v = await verifyPackage(dir, trusted);
+    expect(manifestRole(v.manifest)).toBe('model');
+    expect((await refusal(verifyPackage(dir, { trustedKeys: [oldKey.publicKeyPem], roles: ['teacher'] }))).code).toBe('PACKAGE_ROLE_UNEXPECTED');
+    expect(v.manifest.weights).toBeUndefined();
+  });
+
+  it.each<[string, (dir: string) => Promise<void>, string]>([
+    ['a changed byte of the weights', async (dir) => {
+      const path = join(dir, 'weights', 'model.kdw');
+      const bytes = await readFile(path);
+      bytes[100] ^= 0x01;
+      await writeFile(path, bytes);
+    }, 'PACKAGE_HASH_MISMATCH'],
+    ['a teacher turned into a serving model under the old signature', async (dir) => {
+      const json = await readManifest(dir);
+      delete json.role;
+      await writeJson(dir, json);
+    }, 'PACKAGE_SIGNATURE_INVALID'],
+    ['weights pointed at another file under the old signature', async (dir) => {
+      const json = await readManifest(dir);
+      json.weights.path = 'weights/other.kdw';
+      await writeJson(dir, json);
+    }, 'PACKAGE_SIGNATURE_INVALID'],
+    ['signed weights that are not a listed file', async (dir) => {
+      const json = await readManifest(dir);
+      json.weights.path = 'weights/other.kdw';
+      await writeJson(dir, forceSign(json, oldKey));
+    }, 'PACKAGE_MANIFEST_INVALID'],
+  ])('refuses %s in a teacher package', async (_, tamper, code) => {
+    const { dir } = await signedTeacher();
+    await tamper(dir);
+    expect((await refusal(verifyPackage(dir, { trustedKeys: [oldKey.publicKeyPem], roles: ['model', 'teacher'] }))).code).toBe(code);
   });
 
   it('refuses a path where there is no package with PACKAGE_NOT_FOUND', async () => {

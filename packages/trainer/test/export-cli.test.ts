@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  classifierDescription, parseCalibCache, readOnnxFile, validateTrtPlan, verifyPackage, yoloDescription, loadPublicKey,
+  classifierDescription, manifestRole, parseCalibCache, readOnnxFile, validateTrtPlan, verifyPackage, yoloDescription, loadPublicKey,
 } from '@kd-edge/core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { synthesizeDataset } from '../src/data/synth.js';
 import { resolveOptions } from '../src/config.js';
 import { EXPORT_SCHEMA } from '../src/export/export-schema.js';
 import { headDecodePattern, parseExclude, parseFormats, runExport, summariseSkipped, type ExportReport } from '../src/export/run-export.js';
+import { runPackage } from '../src/export/run-package.js';
 import { createClassifier } from '../src/model/classifier.js';
 import { saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
@@ -199,6 +200,41 @@ describe('kd-trainer keys gen, package and verify (real CLI)', () => {
     expect(bad.code).toBe(2);
     expect(readFileSync(join(dir, 'p1', 'manifest.json'), 'utf8')).toBe(before);
     expect(readdirSync(dir).filter((n) => n.startsWith('.p1.'))).toEqual([]);
+  });
+
+  it('packages a teacher with its .kdw (--role teacher --weights-file) that verify accepts, and refuses weights of other classes', async () => {
+    const keyArgs = ['--sign', join(dir, 'fleet.key')];
+    const pkg = join(dir, 'teacher-pkg');
+    const p = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes-teacher', '--version', '1.0.0', ...keyArgs, '--out', pkg,
+      '--role', 'teacher', '--weights-file', weights]);
+    expect(p.code, p.stderr).toBe(0);
+    const ok = await cli(['verify', `${pkg}.tar`, '--trust', join(dir, 'fleet.pub')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^OK shapes-teacher 1\.0\.0 \(teacher: never served\): \d+ files verified/);
+    const v = await verifyPackage(pkg, { trustedKeys: [await loadPublicKey(join(dir, 'fleet.pub'))], roles: ['teacher'] });
+    expect(manifestRole(v.manifest)).toBe('teacher');
+    expect(v.manifest.weights).toEqual({ path: 'weights/model.kdw', format: 'kdw' });
+    expect(readFileSync(join(pkg, 'weights', 'model.kdw'))).toEqual(readFileSync(weights));
+    expect(v.files.find((f) => f.path === 'weights/model.kdw')?.size).toBe(statSync(weights).size);
+
+    // The rest through the library: each CLI start costs seconds.
+    const base = { from: join(dir, 'export'), name: 'shapes', version: '1.0.1', sign: join(dir, 'fleet.key'), tar: false, logger: silentLogger };
+    const plain = await runPackage({ ...base, out: join(dir, 'plain') });
+    expect('role' in plain.manifest || 'weights' in plain.manifest).toBe(false);
+    expect('role' in JSON.parse(readFileSync(join(dir, 'plain', 'manifest.json'), 'utf8'))).toBe(false);
+
+    const model = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 2 });
+    const other = join(dir, 'other-classes.kdw');
+    await saveWeights(other, model, { meta: { names: ['circle', 'triangle'] } });
+    model.dispose();
+    await expect(runPackage({ ...base, out: join(dir, 'p-mismatch'), weightsFile: other }))
+      .rejects.toThrow(/other-classes\.kdw has classes \["circle","triangle"\] but the export \(and so the manifest\) has \["circle","square"\]/);
+    expect(existsSync(join(dir, 'p-mismatch'))).toBe(false);
+    await expect(runPackage({ ...base, out: join(dir, 'p-onnx'), weightsFile: join(dir, 'export', 'model.onnx') }))
+      .rejects.toThrow(/--weights-file: .*model\.onnx is not a kd-trainer \.kdw/);
+    const badRole = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.0.1', ...keyArgs, '--role', 'student']);
+    expect(badRole.code).not.toBe(0);
+    expect(badRole.stderr).toMatch(/model, teacher/);
   });
 
   it('inspect prints inputs, outputs, opset and the op histogram of an ONNX file', async () => {

@@ -14,6 +14,8 @@ import {
   type ManifestOutput,
   type ManifestTensorrt,
   type ManifestVal,
+  type ManifestWeights,
+  type PackageRole,
   type Precision,
   type Task,
   type UnsignedManifest,
@@ -26,6 +28,7 @@ export const PACKAGE_LAYOUT = {
   calibCache: 'calib.cache',
   valImages: 'val/images',
   valLabels: 'val/labels',
+  weights: 'weights/model.kdw',
 } as const;
 
 /** A model entry for {@link buildPackage}; `format` defaults to 'onnx'. */
@@ -56,6 +59,13 @@ export interface BuildPackageOptions {
   tensorrt?: ManifestTensorrt | false;
   /** Default: val/images + val/labels when both hold files; false to leave out. */
   val?: ManifestVal | false;
+  /**
+   * Default 'model', which is written as no `role` field at all (what every manifest meant before roles,
+   * and what agents that predate roles still read); 'teacher' is written out.
+   */
+  role?: PackageRole;
+  /** The trainable weights (a `.kdw` already in `dir`, e.g. {@link PACKAGE_LAYOUT}.weights); default: none. */
+  weights?: ManifestWeights;
   /** Sign with this Ed25519 key; without one the manifest is written unsigned (which verification refuses). */
   privateKey?: KeyInput;
 }
@@ -130,6 +140,8 @@ export async function buildPackage(options: BuildPackageOptions): Promise<Manife
     files,
     metrics: options.metrics ?? {},
   };
+  if (options.role !== undefined && options.role !== 'model') draft.role = options.role;
+  if (options.weights !== undefined) draft.weights = { ...options.weights };
   if (options.tensorrt !== undefined && options.tensorrt !== false) draft.tensorrt = options.tensorrt;
   else if (options.tensorrt === undefined && has(PACKAGE_LAYOUT.plan)) {
     draft.tensorrt = has(PACKAGE_LAYOUT.calibCache) ? { plan: PACKAGE_LAYOUT.plan, calibCache: PACKAGE_LAYOUT.calibCache } : { plan: PACKAGE_LAYOUT.plan };

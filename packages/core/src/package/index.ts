@@ -3,11 +3,12 @@
 
 // Signed model packages
 export {
-  parseManifest, checkManifestVersion, defaultModel, MANIFEST_VERSION, MANIFEST_FILE, TASKS, PRECISIONS, OUTPUT_LAYOUTS,
+  parseManifest, checkManifestVersion, defaultModel, manifestRole, MANIFEST_VERSION, MANIFEST_FILE, TASKS, PRECISIONS, OUTPUT_LAYOUTS,
+  PACKAGE_ROLES, WEIGHTS_FORMATS,
 } from './manifest.js';
 export type {
   Manifest, UnsignedManifest, ManifestInput, ManifestOutput, ManifestModel, ManifestFile, ManifestTensorrt, ManifestVal,
-  ManifestSignature, ManifestNormalisation, ManifestLetterbox, Task, Precision, OutputLayout, Dim,
+  ManifestSignature, ManifestNormalisation, ManifestLetterbox, ManifestWeights, Task, Precision, OutputLayout, Dim, PackageRole, WeightsFormat,
 } from './manifest.js';
 export { canonicalJson, canonicalJsonBytes } from './canonical-json.js';
 export { generateKeyPair, loadPrivateKey, loadPublicKey, writeKeyPair, keyIdOf, toPublicKey, toPrivateKey } from './keys.js';

@@ -27,6 +27,19 @@ export const OUTPUT_LAYOUTS = ['yolov5-decoded', 'yolov5-raw', 'logits'] as cons
 /** An output layout. */
 export type OutputLayout = (typeof OUTPUT_LAYOUTS)[number];
 
+/**
+ * What a package is for: `model` serves (the default when the manifest has no `role`), `teacher` only
+ * labels captured frames for on-device adaptation and is never served.
+ */
+export const PACKAGE_ROLES = ['model', 'teacher'] as const;
+/** A package role. */
+export type PackageRole = (typeof PACKAGE_ROLES)[number];
+
+/** Formats of trainable weights a package may carry; only kd-trainer's `.kdw` for now. */
+export const WEIGHTS_FORMATS = ['kdw'] as const;
+/** A trainable-weights format. */
+export type WeightsFormat = (typeof WEIGHTS_FORMATS)[number];
+
 /** A tensor dimension: a size, or a symbolic name such as `'batch'`. */
 export type Dim = number | string;
 
@@ -99,6 +112,13 @@ export interface ManifestVal {
   labels: string;
 }
 
+/** The trainable weights the package's models were exported from, so a device can fine-tune the exact serving model. */
+export interface ManifestWeights {
+  /** Package path of the weights file (conventionally `weights/model.kdw`); listed in `files`. */
+  path: string;
+  format: WeightsFormat;
+}
+
 /** An Ed25519 signature over the canonical JSON of the manifest without this field. */
 export interface ManifestSignature {
   algorithm: 'ed25519';
@@ -133,6 +153,9 @@ export interface Manifest {
   files: ManifestFile[];
   /** Metrics measured at export, e.g. `{ 'metrics/mAP50(B)': 0.5 }`. */
   metrics: Record<string, number>;
+  /** Absent means 'model' (see {@link manifestRole}); kept absent when absent so old manifests round-trip. */
+  role?: PackageRole;
+  weights?: ManifestWeights;
   tensorrt?: ManifestTensorrt;
   val?: ManifestVal;
   signature?: ManifestSignature;
@@ -272,7 +295,7 @@ const TOP_REQUIRED = [
   'manifestVersion', 'name', 'version', 'createdAt', 'task', 'input', 'output', 'names',
   'strides', 'anchors', 'precision', 'models', 'files', 'metrics',
 ] as const;
-const TOP_OPTIONAL = ['tensorrt', 'val', 'signature'] as const;
+const TOP_OPTIONAL = ['role', 'weights', 'tensorrt', 'val', 'signature'] as const;
 
 function parseInput(value: unknown, task: Task): ManifestInput {
   const v = record(value, 'input', ['name', 'shape', 'layout', 'dtype', 'normalisation'], ['letterbox']);
@@ -430,6 +453,13 @@ export function parseManifest(json: unknown): Manifest {
     metrics: numberRecord(m.metrics, 'metrics'),
   };
 
+  if (m.role !== undefined) manifest.role = oneOf(m.role, 'role', PACKAGE_ROLES);
+  if (m.weights !== undefined) {
+    const w = record(m.weights, 'weights', ['path', 'format']);
+    const path = listed(packagePath(w.path, 'weights.path'), 'weights.path', paths);
+    if (!path.endsWith('.kdw')) fail('weights.path', path, 'a path ending in .kdw');
+    manifest.weights = { path, format: oneOf(w.format, 'weights.format', WEIGHTS_FORMATS) };
+  }
   if (m.tensorrt !== undefined) {
     const t = record(m.tensorrt, 'tensorrt', ['plan'], ['calibCache']);
     manifest.tensorrt = { plan: listed(packagePath(t.plan, 'tensorrt.plan'), 'tensorrt.plan', paths) };
@@ -448,6 +478,11 @@ export function parseManifest(json: unknown): Manifest {
   }
   if (m.signature !== undefined) manifest.signature = parseSignature(m.signature);
   return manifest;
+}
+
+/** The package's role: its `role`, or 'model' for a manifest without one (every manifest before roles). */
+export function manifestRole(manifest: Pick<Manifest, 'role'>): PackageRole {
+  return manifest.role ?? 'model';
 }
 
 /** The model an agent loads by default: the one marked `default: true`, else the first. */

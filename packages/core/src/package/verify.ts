@@ -6,7 +6,7 @@ import { PackageError } from './errors.js';
 import { hashFile, walkPackageDir } from './files.js';
 import { toPublicKey, type KeyInput } from './keys.js';
 import { checkSizeLimits, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_TOTAL_BYTES } from './limits.js';
-import { checkManifestVersion, MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
+import { checkManifestVersion, MANIFEST_FILE, manifestRole, PACKAGE_ROLES, parseManifest, type Manifest, type ManifestFile, type PackageRole } from './manifest.js';
 import { verifyManifestSignature } from './sign.js';
 import { TarReader } from './tar-read.js';
 
@@ -20,6 +20,11 @@ export interface VerifyOptions {
   maxTotalBytes?: number;
   /** Largest manifest.json, in bytes (default 4 MiB). */
   maxManifestBytes?: number;
+  /**
+   * The roles accepted (default `['model']`): a teacher package is refused unless the caller asks for
+   * one, so code that serves what it verifies never serves a teacher.
+   */
+  roles?: readonly PackageRole[];
 }
 
 /** A package file whose size and SHA-256 matched the manifest. */
@@ -132,7 +137,7 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
  * no escaping path touches the file system), the size limits, the files present against the
  * files listed, and last each file's size and streamed SHA-256. Each refusal is a PackageError
  * with its own code: 'PACKAGE_UNSIGNED', 'PACKAGE_SIGNATURE_INVALID', 'PACKAGE_KEY_UNTRUSTED',
- * 'PACKAGE_MANIFEST_VERSION', 'PACKAGE_MANIFEST_INVALID', 'PACKAGE_PATH_ESCAPE',
+ * 'PACKAGE_MANIFEST_VERSION', 'PACKAGE_MANIFEST_INVALID', 'PACKAGE_PATH_ESCAPE', 'PACKAGE_ROLE_UNEXPECTED',
  * 'PACKAGE_FILE_TOO_LARGE', 'PACKAGE_FILE_UNLISTED', 'PACKAGE_FILE_MISSING',
  * 'PACKAGE_FILE_UNSUPPORTED', 'PACKAGE_SIZE_MISMATCH', 'PACKAGE_HASH_MISMATCH', and for archives
  * the 'PACKAGE_TAR_*' codes of {@link TarReader.open}.
@@ -155,6 +160,10 @@ export async function verifyPackage(pathDirOrTar: string, options: VerifyOptions
   const maxTotalBytes = limit(options.maxTotalBytes, DEFAULT_MAX_TOTAL_BYTES, 'options.maxTotalBytes');
   const maxManifestBytes = limit(options.maxManifestBytes, DEFAULT_MAX_MANIFEST_BYTES, 'options.maxManifestBytes');
 
+  const roles = options.roles ?? ['model'];
+  if (!Array.isArray(roles) || roles.length === 0 || roles.some((r) => !PACKAGE_ROLES.includes(r))) {
+    throw new RangeError(`options.roles must list one or more of ${PACKAGE_ROLES.join(', ')}, got ${JSON.stringify(roles)}`);
+  }
   const path = resolve(pathDirOrTar);
   let isDir: boolean;
   try {
@@ -174,6 +183,11 @@ export async function verifyPackage(pathDirOrTar: string, options: VerifyOptions
     checkManifestVersion(json);
     const keyId = verifyManifestSignature(json, keys);
     const manifest = parseManifest(json);
+    if (!roles.includes(manifestRole(manifest))) {
+      throw new PackageError('PACKAGE_ROLE_UNEXPECTED', `${manifest.name} ${manifest.version} is a ${manifestRole(manifest)} package; expected ${roles.join(' or ')}`, {
+        field: 'role',
+      });
+    }
     checkSizeLimits(manifest.files, maxFileBytes, maxTotalBytes);
 
     const present = await source.listFiles();

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import {
-  formatInspection, generateKeyPair, inspectModel, KdEdgeError, loadPublicKey, readOnnxFile, verifyPackage, writeKeyPair,
+  formatInspection, generateKeyPair, inspectModel, KdEdgeError, loadPublicKey, manifestRole, PACKAGE_ROLES, readOnnxFile, verifyPackage, writeKeyPair,
+  type PackageRole,
 } from '@kd-edge/core';
 import { DISTILL_SCHEMA } from '../distill/distill-schema.js';
 import { convertWeights } from '../import/convert.js';
@@ -105,8 +106,12 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'package folder (default: <name>-<version> beside the export folder)')
     .option('--val-data <yaml>', 'dataset YAML: copy val images for the on-device accuracy check')
     .option('--val-images <n>', 'images in val/ (default 16)', (v) => Number.parseInt(v, 10))
-    .option('--no-tar', 'do not write <out>.tar');
-  packageCmd.action(async (o: { from: string; name: string; version: string; sign: string; out?: string; valData?: string; valImages?: number; tar: boolean }) => {
+    .option('--no-tar', 'do not write <out>.tar')
+    .addOption(new Option('--role <role>', 'model: the package serves; teacher: it only labels frames for on-device adaptation').choices(PACKAGE_ROLES).default('model'))
+    .option('--weights-file <kdw>', 'ship these kd-trainer weights (.kdw, same classes) as weights/model.kdw for on-device fine-tuning');
+  packageCmd.action(async (o: {
+    from: string; name: string; version: string; sign: string; out?: string; valData?: string; valImages?: number; tar: boolean; role: PackageRole; weightsFile?: string;
+  }) => {
     await runPackage({ ...o, logger: consoleLogger(false) });
   });
 
@@ -131,8 +136,10 @@ export function buildProgram(): Command {
     .requiredOption('--trust <keys>', 'trusted public key file(s), comma-separated');
   verifyCmd.action(async (pkg: string, o: { trust: string }) => {
     const keys = await Promise.all(o.trust.split(',').filter(Boolean).map((k) => loadPublicKey(k)));
-    const v = await verifyPackage(pkg, { trustedKeys: keys });
-    process.stdout.write(`OK ${v.manifest.name} ${v.manifest.version}: ${v.files.length} files verified, signed by key ${v.keyId}\n`);
+    // Checks any role and says which; what serves a package verifies with the default roles (model only).
+    const v = await verifyPackage(pkg, { trustedKeys: keys, roles: PACKAGE_ROLES });
+    const role = manifestRole(v.manifest) === 'model' ? '' : ` (${manifestRole(v.manifest)}: never served)`;
+    process.stdout.write(`OK ${v.manifest.name} ${v.manifest.version}${role}: ${v.files.length} files verified, signed by key ${v.keyId}\n`);
   });
 
   const convertCmd = new Command('convert')

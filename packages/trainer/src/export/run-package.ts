@@ -1,8 +1,9 @@
 import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { buildPackage, loadPrivateKey, packDirectory, tempSibling, type Manifest } from '@kd-edge/core';
+import { buildPackage, loadPrivateKey, packDirectory, PACKAGE_LAYOUT, PACKAGE_ROLES, tempSibling, type Manifest, type PackageRole } from '@kd-edge/core';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
 import { scanSplit } from '../data/scan.js';
+import { readTensorArchiveMeta } from '../model/weights-io.js';
 import { ExportError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { ARTIFACT_FILES } from './export-names.js';
@@ -24,7 +25,34 @@ export interface PackageOptions {
   valData?: string;
   /** Images in val/ (default 16; 0: none). */
   valImages?: number;
+  /** 'model' (default: the package serves) or 'teacher' (only labels frames for on-device adaptation; never served). */
+  role?: PackageRole;
+  /** A kd-trainer `.kdw` whose class names match the export's: shipped as `weights/model.kdw` so a device can fine-tune it. */
+  weightsFile?: string;
   logger?: Logger;
+}
+
+/** The class names a `.kdw` gives its export: meta names, else the description's, else class0…; as export reads them. */
+function kdwNames(header: Record<string, unknown>): string[] | undefined {
+  const meta = (header.meta ?? {}) as { names?: unknown };
+  const desc = (header.description ?? {}) as { names?: unknown; nc?: unknown };
+  if (Array.isArray(meta.names)) return meta.names as string[];
+  if (Array.isArray(desc.names)) return desc.names as string[];
+  return Number.isSafeInteger(desc.nc) ? Array.from({ length: desc.nc as number }, (_, i) => `class${i}`) : undefined;
+}
+
+/** Refuses a weights file that is not a kd-trainer model or whose class names differ from the export's. */
+async function checkWeightsFile(file: string, names: readonly string[]): Promise<void> {
+  if (!file.toLowerCase().endsWith('.kdw')) {
+    throw new ExportError('EXPORT_INVALID', `--weights-file: ${file} is not a kd-trainer .kdw weights file (the only weights format packages carry)`);
+  }
+  const header = await readTensorArchiveMeta(file);
+  const kdwClasses = header.content === 'kd-edge-model' ? kdwNames(header) : undefined;
+  if (kdwClasses === undefined) throw new ExportError('EXPORT_INVALID', `--weights-file: ${file} is a tensor archive but not a kd-trainer model's weights`);
+  if (kdwClasses.length !== names.length || kdwClasses.some((n, i) => n !== names[i])) {
+    throw new ExportError('EXPORT_MODEL_LAYOUT',
+      `--weights-file: ${file} has classes ${JSON.stringify(kdwClasses)} but the export (and so the manifest) has ${JSON.stringify(names)}`);
+  }
 }
 
 async function copyValSet(yaml: string, count: number, dir: string, log: Logger): Promise<number> {
@@ -48,8 +76,8 @@ async function copyValSet(yaml: string, count: number, dir: string, log: Logger)
 }
 
 /**
- * `kd-trainer package`: copies an export folder's artifacts (ONNX files, calib.cache, trt-plan.json)
- * and optionally a few val images into a package folder, writes the signed manifest with the
+ * `kd-trainer package`: copies an export folder's artifacts (ONNX files, calib.cache, trt-plan.json),
+ * optionally the model's `.kdw` and a few val images into a package folder, writes the signed manifest with the
  * export's measured metrics, and packs it as a tar.
  */
 export async function runPackage(opts: PackageOptions): Promise<{ dir: string; tar?: string; manifest: Manifest }> {
@@ -61,6 +89,10 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
   } catch (e) {
     throw new ExportError('EXPORT_REPORT_MISSING', `${from} is not an export folder: cannot read ${ARTIFACT_FILES.report} (run kd-trainer export first)`, { cause: e });
   }
+  const role = opts.role ?? 'model';
+  if (!PACKAGE_ROLES.includes(role)) throw new RangeError(`role must be ${PACKAGE_ROLES.map((r) => `'${r}'`).join(' | ')}, got ${JSON.stringify(role)}`);
+  // Checked before anything is written: a refused weights file leaves no staging folder behind.
+  if (opts.weightsFile !== undefined) await checkWeightsFile(resolve(opts.weightsFile), report.info.names);
   const privateKey = await loadPrivateKey(opts.sign);
   const dir = resolve(opts.out ?? join(dirname(from), `${opts.name}-${opts.version}`));
   // Built beside its place and renamed in when whole: a failure leaves no half-written folder, and an
@@ -91,6 +123,13 @@ async function fillPackage(
   const present = new Set(await readdir(from));
   const wanted = [ARTIFACT_FILES.onnx, ARTIFACT_FILES.fp16, ARTIFACT_FILES['int8-dynamic'], ARTIFACT_FILES.int8, ARTIFACT_FILES.calibCache, ARTIFACT_FILES.trtPlan];
   for (const f of wanted) if (present.has(f)) await copyFile(join(from, f), join(dir, f));
+  if (opts.weightsFile !== undefined) {
+    await mkdir(dirname(join(dir, PACKAGE_LAYOUT.weights)), { recursive: true });
+    await copyFile(resolve(opts.weightsFile), join(dir, PACKAGE_LAYOUT.weights));
+  } else if (report.source.endsWith('.kdw')) {
+    // Not shipped on its own: the file at that path may have been retrained since the export.
+    log.info(`note: exported from ${report.source}; add --weights-file ${report.source} to ship it for on-device fine-tuning`);
+  }
   if (opts.valData !== undefined && (opts.valImages ?? 16) > 0 && report.info.task === 'detect') {
     const n = await copyValSet(opts.valData, opts.valImages ?? 16, dir, log);
     log.info(`val/: ${n} images for the on-device accuracy check`);
@@ -128,6 +167,8 @@ async function fillPackage(
     models: modelRows.map((r) => ({ file: r.file, precision: r.format === 'fp16' ? 'fp16' : r.format.startsWith('int8') ? 'int8' : 'fp32', metrics: metricsOf(r) })),
     defaultModel: ARTIFACT_FILES.onnx,
     metrics: modelRows[0] ? metricsOf(modelRows[0]) : {},
+    role: opts.role ?? 'model',
+    ...(opts.weightsFile !== undefined ? { weights: { path: PACKAGE_LAYOUT.weights, format: 'kdw' as const } } : {}),
     privateKey,
   });
   return manifest;
