@@ -1,7 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { fsyncDir, tempSibling } from '../util/durable-write.js';
+import { readFile } from 'node:fs/promises';
+import { writeFileDurable } from '../util/durable-write.js';
 import { PackageError } from './errors.js';
 
 /** A key given as a node:crypto KeyObject or as PEM text (string or bytes). */
@@ -104,29 +103,6 @@ export interface KeyPairPaths {
   publicKeyPath: string;
 }
 
-// Written under a temporary name with the final mode, fsynced, then put in place: no moment where a private key
-// lies in a readable file, and no half-written key under the real name, after a kill or a power cut. The temporary
-// name carries TMP_TAG (`.<name>.tmp-<hex>`), so whoever recovers the folder after a crash can find leftovers.
-async function writeAtomic(path: string, data: string, mode: number, overwrite: boolean): Promise<void> {
-  const tmp = tempSibling(path);
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.chmod(mode); // the umask may have cleared bits we asked for
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    // link() refuses an existing target atomically, where a check before rename() would race.
-    if (overwrite) await rename(tmp, path);
-    else await link(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  await fsyncDir(dirname(path));
-}
-
 /**
  * Write a key pair as PEM files: the private key with mode 0600, then the public key with 0644, each
  * complete and durable (temporary file, fsync, link or rename, fsync of the folder) before the next.
@@ -135,6 +111,8 @@ async function writeAtomic(path: string, data: string, mode: number, overwrite: 
  */
 export async function writeKeyPair(pair: KeyPair, paths: KeyPairPaths, options: { overwrite?: boolean } = {}): Promise<void> {
   const overwrite = options.overwrite ?? false;
-  await writeAtomic(paths.privateKeyPath, pair.privateKeyPem, 0o600, overwrite);
-  await writeAtomic(paths.publicKeyPath, pair.publicKeyPem, 0o644, overwrite);
+  // Each written under a temporary name with its final mode, fsynced, then put in place: a private key never lies in a
+  // readable file, and no half-written key sits under the real name after a kill or a power cut.
+  await writeFileDurable(paths.privateKeyPath, pair.privateKeyPem, 0o600, { exclusive: !overwrite });
+  await writeFileDurable(paths.publicKeyPath, pair.publicKeyPem, 0o644, { exclusive: !overwrite });
 }

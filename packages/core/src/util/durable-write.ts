@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, rename, rm } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Marks the names of temporary siblings (`.<name>.tmp-<hex>`), so recovery after a crash can find and remove them. */
@@ -37,9 +37,13 @@ export async function fsyncDir(dir: string): Promise<void> {
  * Replaces `path` with `data` so that a reader, or a restart after a crash at any moment, sees the old content or the
  * whole new one: a temporary sibling ({@link tempSibling}) is written, fsynced and renamed over `path`, then the folder
  * is fsynced. A failure removes the temporary file and leaves `path` as it was. `data` may be given in parts.
+ * With `exclusive`, an existing `path` is kept and the call fails with EEXIST (the file is linked into place, which
+ * refuses an existing target atomically, where a check before the rename would race).
  * @example await writeFileDurable('store/state.json', JSON.stringify(state));
  */
-export async function writeFileDurable(path: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644): Promise<void> {
+export async function writeFileDurable(
+  path: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644, options: { exclusive?: boolean } = {},
+): Promise<void> {
   const tmp = tempSibling(path);
   try {
     const fh = await open(tmp, 'wx', mode);
@@ -51,10 +55,10 @@ export async function writeFileDurable(path: string, data: string | Uint8Array |
     } finally {
       await fh.close();
     }
-    await rename(tmp, path);
-  } catch (err) {
+    if (options.exclusive) await link(tmp, path);
+    else await rename(tmp, path);
+  } finally {
     await rm(tmp, { force: true });
-    throw err;
   }
   await fsyncDir(dirname(path));
 }
