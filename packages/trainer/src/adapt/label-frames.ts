@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
+import { fsyncTree } from '@kd-edge/core';
 import { stringify } from 'yaml';
 import { evalLoader } from '../data/eval-loader.js';
 import { scanSplit } from '../data/scan.js';
@@ -251,6 +252,8 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
     items: labelled,
     seconds: (performance.now() - t0) / 1000,
   };
+  // labels.json marks the data complete: what it describes must be on disk first, not in the page cache.
+  await fsyncTree(paths.data);
   await writeJson(paths.labels, summary);
   log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds) in ${summary.seconds.toFixed(1)} s`);
   return summary;
