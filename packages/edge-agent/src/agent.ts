@@ -95,6 +95,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   private constructor(
     readonly config: AgentConfig,
     readonly store: ModelStore,
+    /** Teacher packages (issue 16): installed and verified like models, never served; the adaptation job's teacher. */
+    readonly teachers: ModelStore,
     readonly ledger: CommandLedger,
     readonly session: MqttSession,
     readonly trustedKeys: readonly KeyObject[],
@@ -136,6 +138,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     }
     const store = await ModelStore.open(join(config.dataDir, 'store'), { logger: log });
     await adoptLegacyDownloads(join(config.dataDir, 'downloads'), store.downloadsDir);
+    const teachers = await ModelStore.open(join(config.dataDir, 'teachers'), { logger: log });
     const ledger = await CommandLedger.open(join(config.dataDir, 'commands'));
     const trtexec = config.runtime.trtexec === false ? undefined
       : await locateTrtexec(config.runtime.trtexec === 'auto' ? {} : { path: config.runtime.trtexec });
@@ -158,7 +161,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
       outbox,
       logger: log,
     });
-    const agent = new Agent(config, store, ledger, session, trustedKeys, deviceKey, trtexec, log, options.agentVersion ?? '0.1.0', options);
+    const agent = new Agent(config, store, teachers, ledger, session, trustedKeys, deviceKey, trtexec, log, options.agentVersion ?? '0.1.0', options);
     agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));

@@ -10,6 +10,11 @@ export interface AgentServices {
   readonly config: AgentConfig;
   readonly deviceId: string;
   readonly store: ModelStore;
+  /**
+   * The teacher store (`<dataDir>/teachers`): teacher packages (manifest `role: "teacher"`) deployed to this device,
+   * installed and verified like models but never served; `current()` is the latest one deployed.
+   */
+  readonly teachers: ModelStore;
   readonly trustedKeys: readonly KeyObject[];
   /** trtexec on this device, if any. */
   readonly trtexec: string | undefined;
