@@ -52,8 +52,8 @@ function clientOptions(c: Command): Command {
 
 /**
  * kd-fleet's command line: `serve` (the server, embedded broker by default), `simulate` (real agents),
- * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key`,
- * `rollout start|status|pause|resume|approve|abort`. Returns the exit code.
+ * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key|push-teacher`,
+ * `rollout start|status|pause|resume|approve|abort`, `adapt start|list|show|cancel`. Returns the exit code.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('kd-fleet').description('model registry, staged rollouts gated on device benchmarks, and the live dashboard').exitOverride();
@@ -72,6 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   addModelCommands(program, run);
   addDeviceCommands(program, run);
   addRolloutCommands(program, run);
+  addAdaptCommands(program, run);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -144,7 +145,10 @@ function addModelCommands(program: Command, run: Run): void {
   clientOptions(models.command('ls').description('list packages'))
     .action(run(async (o: ClientOpts) => {
       const list = await api(o, 'GET', '/api/models') as Array<Record<string, unknown>>;
-      print(o, list, () => [`${pad('NAME', 20)}${pad('VERSION', 14)}${pad('SIZE', 12)}SHA256`, ...list.map((p) => `${pad(p.name, 20)}${pad(p.version, 14)}${pad(p.size, 12)}${String(p.sha256).slice(0, 16)}`)]);
+      print(o, list, () => [
+        `${pad('NAME', 20)}${pad('VERSION', 14)}${pad('ROLE', 9)}${pad('SIZE', 12)}SHA256`,
+        ...list.map((p) => `${pad(p.name, 20)}${pad(p.version, 14)}${pad(p.role ?? 'model', 9)}${pad(p.size, 12)}${String(p.sha256).slice(0, 16)}`),
+      ]);
     }));
   clientOptions(models.command('show <name> <version>').description('one package and its manifest'))
     .action(run(async (name: string, version: string, o: ClientOpts) => {
@@ -153,19 +157,20 @@ function addModelCommands(program: Command, run: Run): void {
     }));
 }
 
-/** `devices ls|tag|key|accept-key`: the devices the fleet has seen. */
+/** `devices ls|tag|key|accept-key|push-teacher`: the devices the fleet has seen. */
 function addDeviceCommands(program: Command, run: Run): void {
   const devices = program.command('devices').description('devices seen by the fleet');
   clientOptions(devices.command('ls').description('list devices').option('--tag <tag>').option('--online'))
     .action(run(async (o: ClientOpts & { tag?: string; online?: boolean }) => {
       const q = new URLSearchParams({ ...(o.tag ? { tag: o.tag } : {}), ...(o.online ? { online: 'true' } : {}) });
       const list = await api(o, 'GET', `/api/devices${q.size > 0 ? `?${q}` : ''}`) as Array<Record<string, unknown>>;
-      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 24)}${pad('KEY', 19)}TAGS`, ...list.map((d) => {
+      // MODEL is wide enough for an adapted version (shapes@1.0.0+adapt.cam-01.1).
+      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 36)}${pad('KEY', 19)}TAGS`, ...list.map((d) => {
         const m = d.activeModel as { name: string; version: string } | null;
         // A trailing "!" marks a device that reports a key other than its pinned one (see `devices key`).
         const k = d.deviceKey as DeviceKeyJson | null;
         const key = k === null ? '—' : `${k.keyId}${k.mismatch ? '!' : ''}`;
-        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 24)}${pad(key, 19)}${(d.tags as string[]).join(',')}`;
+        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 35)} ${pad(key, 19)}${(d.tags as string[]).join(',')}`;
       })]);
     }));
   clientOptions(devices.command('tag <id> [tags...]').description('set a device\'s tags (replaces them)'))
@@ -183,6 +188,22 @@ function addDeviceCommands(program: Command, run: Run): void {
     .action(run(async (id: string, keyId: string, o: ClientOpts) => {
       const d = await api(o, 'POST', `/api/devices/${encodeURIComponent(id)}/key/accept`, { keyId }) as { deviceKey: DeviceKeyJson | null };
       print(o, d, () => keyLines(id, d.deviceKey));
+    }));
+  clientOptions(devices.command('push-teacher <name> <version>')
+    .description('send a teacher package to devices (a deploy each; the agent keeps it for adaptation and never serves it)')
+    .option('--device <id...>', 'these devices').option('--tag <tag...>', 'every device with any of these tags')
+    .option('--transport <t>', 'http or mqtt', 'http'))
+    .action(run(async (name: string, version: string, o: ClientOpts & { device?: string[]; tag?: string[]; transport: string }) => {
+      const ids = new Set(o.device ?? []);
+      for (const tag of o.tag ?? []) {
+        for (const d of await api(o, 'GET', `/api/devices?tag=${encodeURIComponent(tag)}`) as Array<{ id: string }>) ids.add(d.id);
+      }
+      if (ids.size === 0) throw new Error(o.device || o.tag ? 'no device matches --device/--tag' : 'name the devices: --device <id...> or --tag <tag...>');
+      const sent: unknown[] = [];
+      for (const id of [...ids].sort()) {
+        sent.push(await api(o, 'POST', `/api/devices/${encodeURIComponent(id)}/teacher`, { name, version, transport: o.transport }));
+      }
+      print(o, sent, () => (sent as Array<{ deviceId: string; commandId: string }>).map((s) => `${s.deviceId}: teacher ${name}@${version} sent (command ${s.commandId})`));
     }));
 }
 
@@ -260,4 +281,105 @@ function rolloutInput(name: string, version: string, o: Record<string, string | 
 /** The API and the dashboard on top of a server's context. */
 async function webHandlers(): Promise<(ctx: FleetContext) => FleetHandler[]> {
   return (await import('./server/web-handlers.js')).webHandlers();
+}
+
+/** A job as GET /api/adapt-jobs lists it: the fields the CLI prints. */
+interface AdaptJobJson {
+  deviceId: string;
+  jobId: string;
+  state: string;
+  base: { name: string; version: string };
+  teacher: { name: string; version: string } | null;
+  version: string | null;
+  epoch: number | null;
+  epochs: number | null;
+  losses: Record<string, number> | null;
+  holdout: { before: { map: number } | null; after: { map: number } | null } | null;
+  val: { before: { map: number } | null; after: { map: number } | null } | null;
+  accepted: boolean | null;
+  reasons: string[];
+  activated: boolean | null;
+  code: string | null;
+  message: string | null;
+  ts: number;
+}
+
+/** `0.412 → 0.455` for a set's mAP50-95 before and after, `—` when unknown. */
+function beforeAfter(set: AdaptJobJson['holdout']): string {
+  const f = (v: number | undefined): string => (v === undefined ? '?' : v.toFixed(3));
+  if (set === null || (set.before === null && set.after === null)) return '—';
+  return `${f(set.before?.map)}→${f(set.after?.map)}`;
+}
+
+/** `name@version` → {name, version}; the version may hold "@"-free build metadata (1.0.0+adapt.cam-01.1). */
+function modelArg(value: string, option: string): { name: string; version: string } {
+  const at = value.indexOf('@');
+  if (at <= 0 || at === value.length - 1) throw new Error(`${option}: expected name@version, got ${JSON.stringify(value)}`);
+  return { name: value.slice(0, at), version: value.slice(at + 1) };
+}
+
+/** The recipe overrides from `adapt start`'s options (numbers as given; the server names a bad one). */
+function recipeOf(o: Record<string, unknown>): Record<string, number> {
+  const map: Array<[string, string]> = [
+    ['epochs', 'epochs'], ['imgsz', 'imgsz'], ['lr0', 'lr0'], ['pseudoConf', 'pseudoConf'], ['holdout', 'holdout'],
+    ['timeBudget', 'timeBudgetSec'], ['memoryBudget', 'memoryBudgetMb'], ['minGain', 'minGain'], ['maxLoss', 'maxLoss'],
+  ];
+  const recipe: Record<string, number> = {};
+  for (const [opt, field] of map) if (o[opt] !== undefined) recipe[field] = Number(o[opt]);
+  return recipe;
+}
+
+/** `adapt start|list|show|cancel`: on-device adaptation jobs (issue 16). */
+function addAdaptCommands(program: Command, run: Run): void {
+  const adapt = program.command('adapt').description('on-device adaptation jobs: a device fine-tunes its model on its own frames, taught by a teacher package');
+  clientOptions(adapt.command('start <device>').description('start an adaptation job on a device (the adapt command)')
+    .option('--job-id <id>', 'the job id (default: made by the server)')
+    .option('--base <name@version>', 'refuse unless the device serves this model')
+    .option('--teacher <name@version>', 'the teacher package (default: the device\'s configured or latest one)')
+    .option('--epochs <n>').option('--imgsz <px>').option('--lr0 <x>').option('--pseudo-conf <x>').option('--holdout <share>')
+    .option('--time-budget <sec>', 'training seconds over every resume').option('--memory-budget <MB>', 'memory the job may take')
+    .option('--min-gain <x>', 'hold-out mAP50-95 gain needed to accept').option('--max-loss <x>', 'val mAP50-95 loss allowed')
+    .option('--no-activate', 'keep an accepted model for review instead of activating it'))
+    .action(run(async (device: string, o: ClientOpts & Record<string, unknown>) => {
+      const recipe = recipeOf(o);
+      const body = {
+        ...(o.jobId !== undefined ? { jobId: o.jobId } : {}),
+        ...(o.base !== undefined ? { base: modelArg(String(o.base), '--base') } : {}),
+        ...(o.teacher !== undefined ? { teacher: modelArg(String(o.teacher), '--teacher') } : {}),
+        ...(Object.keys(recipe).length > 0 ? { recipe } : {}),
+        ...(o.activate === false ? { activate: false } : {}),
+      };
+      const r = await api(o, 'POST', `/api/devices/${encodeURIComponent(device)}/adapt`, body) as { jobId: string; commandId: string };
+      print(o, r, () => [`${device}: adaptation job ${r.jobId} sent (command ${r.commandId}); follow it with kd-fleet adapt show ${device} ${r.jobId}`]);
+    }));
+  clientOptions(adapt.command('list').description('adaptation jobs, most recently updated first')
+    .option('--device <id>').option('--state <states>', 'comma-separated job states'))
+    .action(run(async (o: ClientOpts & { device?: string; state?: string }) => {
+      const q = new URLSearchParams({ ...(o.device ? { device: o.device } : {}), ...(o.state ? { state: o.state } : {}) });
+      const list = await api(o, 'GET', `/api/adapt-jobs${q.size > 0 ? `?${q}` : ''}`) as AdaptJobJson[];
+      print(o, list, () => [
+        `${pad('DEVICE', 18)}${pad('JOB', 22)}${pad('STATE', 12)}${pad('EPOCH', 8)}${pad('HOLDOUT', 14)}${pad('VAL', 14)}VERSION`,
+        ...list.map((j) => `${pad(j.deviceId, 18)}${pad(j.jobId, 22)}${pad(j.state, 12)}${pad(j.epochs ? `${j.epoch ?? 0}/${j.epochs}` : '—', 8)}` +
+          `${pad(beforeAfter(j.holdout), 14)}${pad(beforeAfter(j.val), 14)}${j.version ?? '—'}${j.activated ? ' (active)' : ''}`),
+      ]);
+    }));
+  clientOptions(adapt.command('show <device> <jobId>').description('one job: its state, figures, reasons, and the states it went through'))
+    .action(run(async (device: string, jobId: string, o: ClientOpts) => {
+      const d = await api(o, 'GET', `/api/devices/${encodeURIComponent(device)}/adapt-jobs/${encodeURIComponent(jobId)}`) as { job: AdaptJobJson; history: AdaptJobJson[] };
+      const j = d.job;
+      print(o, d, () => [
+        `${device} ${jobId}: ${j.state}${j.code ? ` ${j.code}: ${j.message ?? ''}` : ''}`,
+        `  base ${j.base.name}@${j.base.version}${j.teacher ? `, teacher ${j.teacher.name}@${j.teacher.version}` : ''}${j.version ? `, adapted ${j.version}` : ''}`,
+        ...(j.epochs ? [`  epoch ${j.epoch ?? 0}/${j.epochs}${j.losses ? `  losses ${Object.entries(j.losses).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}` : ''}`] : []),
+        `  hold-out mAP50-95 ${beforeAfter(j.holdout)}, val mAP50-95 ${beforeAfter(j.val)}`,
+        ...(j.accepted !== null ? [`  ${j.accepted ? 'accepted' : 'not accepted'}${j.activated !== null ? `, ${j.activated ? 'activated' : 'not activated'}` : ''}`] : []),
+        ...j.reasons.map((r) => `  - ${r}`),
+        `  states: ${d.history.map((h) => h.state).filter((s, i, all) => i === 0 || all[i - 1] !== s).join(' → ')}`,
+      ]);
+    }));
+  clientOptions(adapt.command('cancel <device> <jobId>').description('cancel a job (the adapt-cancel command)'))
+    .action(run(async (device: string, jobId: string, o: ClientOpts) => {
+      const r = await api(o, 'POST', `/api/devices/${encodeURIComponent(device)}/adapt-jobs/${encodeURIComponent(jobId)}/cancel`) as { commandId: string };
+      print(o, r, () => [`${device}: cancel of job ${jobId} sent (command ${r.commandId})`]);
+    }));
 }

@@ -48,6 +48,17 @@ export { gateViolation } from './rollout/rollout-gates.js';
 export type { GateCode } from './rollout/rollout-gates.js';
 export { currentRate } from './rollout/rollout-rate.js';
 
+// On-device adaptation (issue 16): teacher pushes, adapt commands, the jobs devices report
+export { AdaptJobStore } from './adapt/adapt-job-store.js';
+export type { AdaptJobStoreOptions, AdaptJobStoreEvents, AdaptJobStoreStats, AdaptJobFilter } from './adapt/adapt-job-store.js';
+export { adaptSnapshot, isFinalAdaptState } from './adapt/adapt-job.js';
+export type { AdaptJobInfo, AdaptJobSnapshot, AdaptJobDetail, AdaptEvaluation, AdaptFigures } from './adapt/adapt-job.js';
+export { DeviceCommands, deployCommandFor, DEPLOY_CHUNK_SIZE } from './adapt/device-commands.js';
+export type { DeviceCommandsOptions, DeployCommandInput, DeployTransport, SentCommand, TeacherPush, AdaptCommandSent } from './adapt/device-commands.js';
+export { ADAPT_MIGRATIONS } from './adapt/adapt-migrations.js';
+export { AdaptError } from './adapt/adapt-error.js';
+export type { AdaptErrorCode } from './adapt/adapt-error.js';
+
 // HTTP API and live events
 export { createApiHandler } from './http/api-handler.js';
 export type { ApiHandler, ApiHandlerOptions } from './http/api-handler.js';

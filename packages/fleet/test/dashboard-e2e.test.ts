@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { fleetTopics, generateKeyPair, makeStatus, writeKeyPair } from '@kd-edge/core';
+import { adaptedVersion, fleetTopics, generateKeyPair, makeAdapt, makeStatus, writeKeyPair, type KeyPair } from '@kd-edge/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDashboard } from '../src/dashboard/serve-dashboard.js';
 import { createApiHandler, type ApiHandler } from '../src/http/api-handler.js';
 import { FleetServer } from '../src/server/fleet-server.js';
 import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
+import { makeTeacherPackage } from './adapt-helpers.js';
 import { makeDetectorPackage, type DetectorPackage } from './simulator-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -34,6 +35,7 @@ let browser: Browser | undefined;
 let page: Page;
 let v1: DetectorPackage;
 let v2: DetectorPackage;
+let key: KeyPair;
 const simIds: string[] = [];
 
 async function shot(name: string): Promise<void> {
@@ -46,7 +48,7 @@ beforeAll(async () => {
   if (!hasChromium) return;
   await mkdir(ARTIFACTS, { recursive: true });
   root = await mkdtemp(join(tmpdir(), 'kd-dash-e2e-'));
-  const key = generateKeyPair();
+  key = generateKeyPair();
   const pub = join(root, 'fleet.pub');
   const priv = join(root, 'fleet.key');
   await writeKeyPair(key, { privateKeyPath: priv, publicKeyPath: pub });
@@ -246,5 +248,59 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     // the list holds all three with their final states
     const states = await page.locator(byTestId('rollout-item')).evaluateAll((els) => els.map((e) => e.getAttribute('data-state')));
     expect(states).toEqual(['aborted', 'aborted', 'succeeded']);
+  });
+
+  it('shows adaptation jobs per device live, adapted versions in the table, and keeps teachers out of the rollout form', async () => {
+    const teacher = await makeTeacherPackage(join(root, 'pkgs'), 'shapes-teacher', '1.0.0', key.privateKeyPem);
+    await server.context.pushPackage(teacher.tar);
+    await page.click(byTestId('new-rollout-toggle'));
+    await page.waitForSelector(`${byTestId('rollout-package')} option[value="shapes@1.1.0"]`, { state: 'attached' });
+    expect(await page.locator(`${byTestId('rollout-package')} option`).evaluateAll((els) => els.map((e) => e.getAttribute('value'))))
+      .toEqual(['shapes@1.1.0', 'shapes@1.0.0']);
+    await page.click(byTestId('rollout-cancel'));
+
+    const client = await mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      const topics = fleetTopics(FLEET);
+      const id = 'paper-0003';
+      const job = { deviceId: id, jobId: 'job-e2e', commandId: null, base: { name: 'shapes', version: '1.0.0' }, teacher: { name: 'shapes-teacher', version: '1.0.0' } };
+      const publish = (m: object): Promise<unknown> => client.publishAsync(topics.adapt(id), JSON.stringify(m), { qos: 1, retain: true });
+      await publish(makeAdapt({ ...job, state: 'training', epoch: 1, epochs: 2, losses: { box: 0.05, kd: 0.02 }, ts: '2026-05-01T12:00:01Z' }));
+      const row = page.locator(`${byTestId('adapt-job')}[data-job-id="job-e2e"]`);
+      await expect.poll(() => row.getAttribute('data-state')).toBe('training');
+      expect(await row.locator('[data-col="progress"]').textContent()).toBe('1/2');
+      expect(await row.locator('[data-col="losses"]').textContent()).toBe('box 0.0500, kd 0.0200');
+      expect(await page.isVisible(`${byTestId('adapt-device')}[data-device-id="${id}"]`)).toBe(true);
+      // The token is entered: the running job's cancel button sends adapt-cancel to the device.
+      const cmds: Array<Record<string, unknown>> = [];
+      client.on('message', (topic, payload) => topic === topics.cmd(id) && cmds.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+      await client.subscribeAsync(topics.cmd(id), { qos: 1 });
+      await row.locator(byTestId('adapt-cancel')).click();
+      await expect.poll(() => cmds.map((c) => `${String(c.command)} ${String(c.jobId)}`)).toEqual(['adapt-cancel job-e2e']);
+
+      const version = adaptedVersion('1.0.0', id, 1);
+      await publish(makeAdapt({
+        ...job, state: 'succeeded', epoch: 2, epochs: 2, version, accepted: true, activated: true, ts: '2026-05-01T12:00:02Z',
+        holdout: { images: 4, before: { map50: 0.5, map: 0.28 }, after: { map50: 0.6, map: 0.35 } }, reasons: ['hold-out mAP50-95 +0.070 ≥ min-gain 0.010'],
+      }));
+      await expect.poll(() => row.getAttribute('data-state')).toBe('succeeded');
+      expect(await row.locator('[data-col="holdout"]').textContent()).toBe('0.280 → 0.350');
+      expect(await row.locator('[data-col="version"]').textContent()).toBe('1.0.0+adapt.paper-0003.1 (active)');
+      expect(await row.locator('[data-col="result"]').textContent()).toContain('accepted');
+      expect(await row.locator(byTestId('adapt-cancel')).count()).toBe(0);
+
+      // The device then reports the adapted version as its active model: the table shows it, "+" and all.
+      await client.publishAsync(topics.status(id), JSON.stringify(makeStatus({
+        deviceId: id, online: true, agentVersion: '0.1.0', activeModel: { name: 'shapes', version, sha256: v1.sha256 },
+      })), { qos: 1, retain: true });
+      // The first test left the tag filter on `lab`; this device has no tags.
+      await page.selectOption(byTestId('filter-tag'), '');
+      await page.fill(byTestId('filter-text'), id);
+      await expect.poll(() => page.textContent(`${byTestId('device-row')}[data-id="${id}"] [data-col="model"]`)).toBe(`shapes@${version}`);
+      await page.locator(byTestId('adapt-jobs')).scrollIntoViewIfNeeded();
+      await shot('7-adaptation-jobs');
+    } finally {
+      await client.endAsync();
+    }
   });
 });

@@ -6,6 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fleetTopics, makeBench, makeEvent, makeStatus, type BenchMessage, type EventState, type Logger } from '@kd-edge/core';
 import type Database from 'better-sqlite3';
+import { AdaptJobStore } from '../src/adapt/adapt-job-store.js';
+import { ADAPT_MIGRATIONS } from '../src/adapt/adapt-migrations.js';
+import { DeviceCommands } from '../src/adapt/device-commands.js';
 import { coreMigrations } from '../src/db/core-migrations.js';
 import { migrate } from '../src/db/migrate.js';
 import { openDatabase } from '../src/db/open-database.js';
@@ -39,7 +42,7 @@ export interface ApiFixture {
   api: ApiHandler;
   server: Server;
   logger: ReturnType<typeof recordingLogger>;
-  /** Every command the rollout engine handed to sendCommand. */
+  /** Every command the rollout engine handed to sendCommand, and every one the per-device commands sent (teacher pushes, adapt). */
   sent: Array<{ deviceId: string; command: RolloutCommand }>;
   /** The fleet's clock (ms), moved by the test. */
   clock: { t: number };
@@ -65,7 +68,7 @@ export interface FixtureOptions {
 export async function startApi(options: FixtureOptions = {}): Promise<ApiFixture> {
   const { dir, cleanup } = await tempDir('kd-fleet-http-');
   const db = openDatabase(join(dir, 'fleet.db'));
-  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS]);
+  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS, ...ADAPT_MIGRATIONS]);
   const clock = { t: Date.parse('2026-05-01T12:00:00Z') };
   const now = (): number => clock.t;
   const logger = recordingLogger();
@@ -92,11 +95,15 @@ export async function startApi(options: FixtureOptions = {}): Promise<ApiFixture
   devices.on('event', (e) => rollouts.onEvent(e.deviceId, e));
   devices.on('bench', (b) => rollouts.onBench(b.deviceId, b));
   const { trusted } = testKeys();
+  const adaptJobs = new AdaptJobStore(db, { fleet: FLEET, now });
+  const commands = new DeviceCommands({ registry, devices, publicUrl: 'http://fleet.test', send: async (deviceId, command) => void sent.push({ deviceId, command }) });
   const ctx: FleetContext = {
     fleet: FLEET,
     registry,
     devices,
     rollouts,
+    adaptJobs,
+    commands,
     token: options.token === null ? undefined : (options.token ?? TOKEN),
     logger,
     pushPackage: (tarPath) => registry.push(tarPath, { trustedKeys: [trusted.publicKeyPem] }),

@@ -56,19 +56,19 @@ describe('security: the shipped Mosquitto config and ACL', { timeout: 20_000 }, 
 
   it('lets a device publish each of its own reports, and the fleet receives them', async () => {
     const a = await device('dev-a');
-    const sent = [t.status('dev-a'), t.events('dev-a'), t.bench('dev-a'), t.detections('dev-a'), t.chunkRequests('dev-a')];
+    const sent = [t.status('dev-a'), t.events('dev-a'), t.bench('dev-a'), t.adapt('dev-a'), t.detections('dev-a'), t.chunkRequests('dev-a')];
     const tag = randomUUID();
     for (const topic of sent) {
       expect(await outcome(a.publishAsync(topic, `${tag} ${topic}`, { qos: 1, retain: topic === t.status('dev-a') }))).toBe('ok');
     }
-    await waitFor('all five reports', () => sent.every((topic) => fleetHas(`${tag} ${topic}`)));
+    await waitFor('all six reports', () => sent.every((topic) => fleetHas(`${tag} ${topic}`)));
     await a.endAsync();
   });
 
   it("refuses a device publishing as another device, in this fleet or another, and nothing reaches the fleet", async () => {
     const a = await device('dev-a');
     const forged = `forged-${randomUUID()}`;
-    for (const topic of [t.status('dev-b'), t.events('dev-b'), t.bench('dev-b'), t.chunkRequests('dev-b'), fleetTopics('prod').status('dev-b'), 'kd/v1/lab/fleet']) {
+    for (const topic of [t.status('dev-b'), t.events('dev-b'), t.bench('dev-b'), t.adapt('dev-b'), t.chunkRequests('dev-b'), fleetTopics('prod').status('dev-b'), 'kd/v1/lab/fleet']) {
       expect(await outcome(a.publishAsync(topic, forged, { qos: 1 })), topic).toBe(NOT_AUTHORIZED);
     }
     await flushToFleet(a, 'dev-a');

@@ -1,7 +1,7 @@
 // The JSON the dashboard (public/*.js) reads from kd-fleet's REST API and live event stream, for the type
 // checker only: the browser never loads this file. Written by hand from the server's own types, which the
 // browser program cannot import (they pull in Node and @kd-edge/core): devices/device-record.ts,
-// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts. Only the
+// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts, adapt/adapt-job.ts. Only the
 // fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts makes
 // `npm run typecheck` fail when a server type no longer reads as the one here.
 
@@ -111,10 +111,14 @@ export interface DeviceEvent {
   device?: DeviceRecord;
 }
 
+/** What a package is for: `model` serves (rolled out), `teacher` labels frames for on-device adaptation (pushed, never served). */
+export type PackageRole = 'model' | 'teacher';
+
 /** An entry of GET /api/models. */
 export interface PackageSummary {
   name: string;
   version: string;
+  role: PackageRole;
   sha256: string;
   size: number;
   pushedAt: number;
@@ -221,3 +225,55 @@ export interface RolloutInput {
 
 /** An operator action on a rollout: POST /api/rollouts/:id/<action>. */
 export type RolloutAction = 'pause' | 'resume' | 'approve' | 'abort';
+
+export type AdaptState =
+  | 'queued' | 'labelling' | 'training' | 'evaluating' | 'exporting' | 'packaging' | 'activating'
+  | 'succeeded' | 'rejected' | 'failed' | 'cancelled';
+
+/** mAP50 and mAP50-95 (`map`) of one model on one set. */
+export interface AdaptFigures {
+  map50: number;
+  map: number;
+}
+
+/** One evaluation set of a job: the serving (`before`) and adapted (`after`) model's figures as far as known. */
+export interface AdaptEvaluation {
+  images: number | null;
+  before: AdaptFigures | null;
+  after: AdaptFigures | null;
+}
+
+/** An adaptation job's state (GET /api/adapt-jobs entries, history entries, the live `adapt` event). */
+export interface AdaptJobSnapshot {
+  deviceId: string;
+  jobId: string;
+  commandId: string | null;
+  state: AdaptState;
+  final: boolean;
+  base: { name: string; version: string };
+  teacher: { name: string; version: string } | null;
+  /** The adapted version once named (`1.0.0+adapt.cam-01.1`). */
+  version: string | null;
+  progress: { done: number; total: number } | null;
+  frames: { used: number; holdout: number } | null;
+  epoch: number | null;
+  epochs: number | null;
+  losses: Record<string, number> | null;
+  holdout: AdaptEvaluation | null;
+  val: AdaptEvaluation | null;
+  accepted: boolean | null;
+  reasons: string[];
+  activated: boolean | null;
+  code: string | null;
+  message: string | null;
+  serving: { fpsBefore: number | null; fpsDuring: number | null } | null;
+  peakRssMb: number | null;
+  /** The message's own time stamp, ms. */
+  ts: number;
+  receivedAt: number;
+}
+
+/** An adaptation job: its latest state. */
+export interface AdaptJobInfo extends AdaptJobSnapshot {
+  firstSeenAt: number;
+}

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import type { FleetContext } from '../server/fleet-context.js';
+import { addAdaptRoutes } from './adapt-routes.js';
 import { ok, type ApiLimits, type ApiRouteHandler } from './api-route.js';
 import { requireControlToken } from './auth.js';
 import { addDeviceRoutes } from './device-routes.js';
@@ -41,7 +42,7 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
 }
 
 /**
- * The REST API of kd-fleet under `/api/`: reads (info, devices, models, rollouts, the live event stream)
+ * The REST API of kd-fleet under `/api/`: reads (info, devices, models, rollouts, adaptation jobs, the live event stream)
  * are open; every POST and PUT needs `Authorization: Bearer <ctx.token>`, and none is accepted when the
  * server has no token. Errors are JSON `{error: {code, message}}` with the status of their code; an
  * unexpected failure is logged and answered with a generic 500, never a stack trace.
@@ -68,6 +69,7 @@ export function createApiHandler(ctx: FleetContext, options: ApiHandlerOptions =
   addDeviceRoutes(router);
   addModelRoutes(router);
   addRolloutRoutes(router);
+  addAdaptRoutes(router);
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = parseUrl(req.url);

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
+import type { AdaptJobInfo } from '../adapt/adapt-job.js';
+import type { AdaptJobStore } from '../adapt/adapt-job-store.js';
 import { benchSummary, type BenchRecord } from '../devices/device-record.js';
 import type { DeviceChange, DeviceChangeKind, DeviceRegistry } from '../devices/device-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
@@ -23,6 +25,8 @@ export interface LiveEventsOptions {
 export interface LiveEventSources {
   devices: DeviceRegistry;
   rollouts: RolloutEngine;
+  /** Adaptation jobs: each new latest state is an `adapt` event (not coalesced, so a client sees every stage in order). */
+  adaptJobs?: AdaptJobStore;
 }
 
 /** The payload of a `device` event: the last change in the window, every kind seen in it, and the device as it is now. */
@@ -48,7 +52,7 @@ interface Pending {
 
 /**
  * The dashboard's live feed (`GET /api/events`, Server-Sent Events): device changes, bench reports,
- * rollouts, waves and executions fanned out to every connected client as they happen. Each event is
+ * rollouts, waves, executions and adaptation job states fanned out to every connected client as they happen. Each event is
  * serialised once; a device's changes are coalesced to at most one `device` event per `coalesceMs` (the
  * first at once, the latest at the end of the window), so a thousand devices reporting together cost a
  * thousand events, not ten thousand; a client that stops reading is dropped once its unsent bytes pass
@@ -138,6 +142,7 @@ export class LiveEvents {
     rollouts.on('rollout', this.#onRollout);
     rollouts.on('wave', this.#onWave);
     rollouts.on('execution', this.#onExecution);
+    this.#sources.adaptJobs?.on('job', this.#onAdapt);
     this.#heartbeat = setInterval(() => this.#ping(), this.#o.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -151,6 +156,7 @@ export class LiveEvents {
     rollouts.off('rollout', this.#onRollout);
     rollouts.off('wave', this.#onWave);
     rollouts.off('execution', this.#onExecution);
+    this.#sources.adaptJobs?.off('job', this.#onAdapt);
     clearInterval(this.#heartbeat);
     clearTimeout(this.#flushTimer);
     this.#heartbeat = this.#flushTimer = undefined;
@@ -171,6 +177,7 @@ export class LiveEvents {
   readonly #onRollout = (r: RolloutInfo): void => this.#guard(() => this.#broadcast('rollout', r));
   readonly #onWave = (w: WaveInfo): void => this.#guard(() => this.#broadcast('wave', w));
   readonly #onExecution = (e: ExecutionInfo): void => this.#guard(() => this.#broadcast('execution', e));
+  readonly #onAdapt = (j: AdaptJobInfo): void => this.#guard(() => this.#broadcast('adapt', j));
 
   #guard(fn: () => void): void {
     try {

@@ -8,7 +8,7 @@ import { ok, type ApiRouteHandler } from './api-route.js';
 import { writeBodyToFile } from './file-body.js';
 import type { Router } from './router.js';
 
-/** A package as the API lists it: the record without the manifest or the server's file path, plus its download path. */
+/** A package as the API lists it: the record (with its role) without the manifest or the server's file path, plus its download path. */
 export type PackageSummary = Omit<PackageRecord, 'manifest' | 'manifestJson' | 'path'> & { url: string };
 
 /** A package as the API shows it alone: the summary with its parsed manifest. */
@@ -16,7 +16,7 @@ export type PackageDetail = PackageSummary & { manifest: Manifest };
 
 /** The listed form of a package record. */
 export function packageSummary(r: PackageRecord): PackageSummary {
-  return { name: r.name, version: r.version, sha256: r.sha256, size: r.size, pushedAt: r.pushedAt, keyId: r.keyId, url: artifactPath(r.name, r.version) };
+  return { name: r.name, version: r.version, role: r.role, sha256: r.sha256, size: r.size, pushedAt: r.pushedAt, keyId: r.keyId, url: artifactPath(r.name, r.version) };
 }
 
 /** The detailed form of a package record. */

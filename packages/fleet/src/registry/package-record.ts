@@ -1,4 +1,4 @@
-import type { Manifest } from '@kd-edge/core/package';
+import type { Manifest, PackageRole } from '@kd-edge/core/package';
 
 /** A package held by the registry: its identity, the `.tar`'s hash and size, the signed manifest and where the `.tar` lies. */
 export interface PackageRecord {
@@ -8,6 +8,11 @@ export interface PackageRecord {
   sha256: string;
   /** Size of the `.tar` in bytes. */
   size: number;
+  /**
+   * What the package is for, from its signed manifest: `model` serves (rolled out in waves), `teacher` only labels
+   * frames for on-device adaptation (pushed to devices one by one, never served).
+   */
+  role: PackageRole;
   /** The signed manifest, parsed. */
   manifest: Manifest;
   /** The manifest exactly as it is in the package (the retained `models/{name}/{version}/manifest` payload). */

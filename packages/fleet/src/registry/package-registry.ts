@@ -4,7 +4,9 @@ import { open, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Database from 'better-sqlite3';
-import { compareSemver, MANIFEST_FILE, parseManifest, TarReader, verifyPackage, type KeyInput, type Manifest } from '@kd-edge/core/package';
+import {
+  compareSemver, MANIFEST_FILE, manifestRole, PACKAGE_ROLES, parseManifest, TarReader, verifyPackage, type KeyInput, type Manifest, type PackageRole,
+} from '@kd-edge/core/package';
 import { fleetTopics, isModelName, isModelVersion } from '@kd-edge/core/protocol';
 import { KdEdgeError, silentLogger, type Logger, fsyncDir } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
@@ -30,6 +32,11 @@ export interface PackageRegistryOptions {
 export interface PushOptions {
   /** The pinned Ed25519 public keys a package must be signed by (several allow rotation). */
   trustedKeys: readonly KeyInput[];
+  /**
+   * The package roles accepted (default both, `['model', 'teacher']`): the registry holds serving models and the
+   * teachers devices adapt with; what may be done with each (a rollout, a teacher push) is checked where it is done.
+   */
+  roles?: readonly PackageRole[];
 }
 
 interface PackageRow {
@@ -104,7 +111,7 @@ export class PackageRegistry {
     const temp = join(this.packagesDir, `.incoming-${randomBytes(6).toString('hex')}.tar`);
     try {
       const { sha256, size } = await copyHashed(source, temp);
-      const { manifest, keyId, manifestJson } = await this.#verify(temp, options.trustedKeys);
+      const { manifest, keyId, manifestJson } = await this.#verify(temp, options.trustedKeys, options.roles ?? PACKAGE_ROLES);
       const rel = `${manifest.name}/${manifest.version}.tar`;
       const dest = join(this.packagesDir, manifest.name, `${manifest.version}.tar`);
       // One IMMEDIATE transaction holds the write lock from the check to the rename, so a second pusher
@@ -126,7 +133,7 @@ export class PackageRegistry {
       }
       if (existing === undefined) {
         await fsyncDir(dirname(dest));
-        this.#o.logger.info(`registry: pushed ${manifest.name}@${manifest.version} (${size} bytes, sha256 ${sha256.slice(0, 12)}, key ${keyId})`);
+        this.#o.logger.info(`registry: pushed ${manifestRole(manifest)} ${manifest.name}@${manifest.version} (${size} bytes, sha256 ${sha256.slice(0, 12)}, key ${keyId})`);
       }
       const record = this.#record(existing ?? this.#byNameVersion.get(manifest.name, manifest.version)!);
       await this.#publish(record);
@@ -170,10 +177,10 @@ export class PackageRegistry {
     return n;
   }
 
-  async #verify(tar: string, trustedKeys: readonly KeyInput[]): Promise<{ manifest: Manifest; keyId: string; manifestJson: string }> {
+  async #verify(tar: string, trustedKeys: readonly KeyInput[], roles: readonly PackageRole[]): Promise<{ manifest: Manifest; keyId: string; manifestJson: string }> {
     let verified;
     try {
-      verified = await verifyPackage(tar, { trustedKeys });
+      verified = await verifyPackage(tar, { trustedKeys, roles });
     } catch (err) {
       if (err instanceof KdEdgeError) throw new FleetError('FLEET_PACKAGE_REFUSED', `${err.code}: ${err.message}`, { cause: err });
       throw err;
@@ -209,12 +216,15 @@ export class PackageRegistry {
   #record(row: PackageRow): PackageRecord {
     const path = isAbsolute(row.path) ? row.path : join(this.packagesDir, ...row.path.split('/'));
     if (!isAbsolute(row.path) && relative(this.packagesDir, path).startsWith('..')) throw new RangeError(`package path ${row.path} leaves the packages directory`);
+    const manifest = parseManifest(JSON.parse(row.manifest_json));
     return {
       name: row.name,
       version: row.version,
       sha256: row.sha256,
       size: row.size,
-      manifest: parseManifest(JSON.parse(row.manifest_json)),
+      // The role lives in the signed manifest stored with the row: one source of truth, nothing to migrate.
+      role: manifestRole(manifest),
+      manifest,
       manifestJson: row.manifest_json,
       path,
       pushedAt: row.pushed_at,

@@ -1,4 +1,6 @@
 import type { Logger } from '@kd-edge/core/util';
+import type { AdaptJobStore } from '../adapt/adapt-job-store.js';
+import type { DeviceCommands } from '../adapt/device-commands.js';
 import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import type { PackageRegistry } from '../registry/package-registry.js';
@@ -6,14 +8,18 @@ import type { RolloutEngine } from '../rollout/rollout-engine.js';
 
 /**
  * Everything the HTTP API and the dashboard need from a running kd-fleet: its state (registry, devices,
- * rollouts), the control token, and the few actions that need the server's own wiring (trusted keys,
- * package lookup). FleetServer builds one; tests build their own over temporary state.
+ * rollouts, adaptation jobs), the per-device commands, the control token, and the few actions that need the
+ * server's own wiring (trusted keys, package lookup). FleetServer builds one; tests build their own over temporary state.
  */
 export interface FleetContext {
   fleet: string;
   registry: PackageRegistry;
   devices: DeviceRegistry;
   rollouts: RolloutEngine;
+  /** On-device adaptation jobs as the devices report them (issue 16). */
+  adaptJobs: AdaptJobStore;
+  /** Commands sent to one device: teacher pushes, adapt and adapt-cancel. */
+  commands: DeviceCommands;
   /** Bearer token for state-changing requests; undefined = every control request refused (read-only server). */
   token: string | undefined;
   /** Verifies and stores an uploaded package tar (bytes in a temp file), returns its record. */

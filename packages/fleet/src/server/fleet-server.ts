@@ -7,7 +7,10 @@ import { loadPrivateKey, loadPublicKey, type KeyInput } from '@kd-edge/core/pack
 import { fleetTopics, makeCommand, signCommand, type CommandFields } from '@kd-edge/core/protocol';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type Database from 'better-sqlite3';
-import { artifactPath } from '../artifacts/artifact-path.js';
+import { AdaptError } from '../adapt/adapt-error.js';
+import { AdaptJobStore } from '../adapt/adapt-job-store.js';
+import { ADAPT_MIGRATIONS } from '../adapt/adapt-migrations.js';
+import { deployCommandFor, DeviceCommands } from '../adapt/device-commands.js';
 import { ChunkService } from '../artifacts/chunk-service.js';
 import { serveArtifact } from '../artifacts/serve-artifact.js';
 import { coreMigrations } from '../db/core-migrations.js';
@@ -76,8 +79,8 @@ export interface FleetServerEvents {
 
 /**
  * kd-fleet's server: SQLite state, the package registry, an embedded MQTT broker (aedes, TCP and
- * WebSocket) or a client of an external one, the device registry fed by the devices' own messages,
- * the rollout engine ticking once a second, chunk answers for broker-only devices, and one HTTP server
+ * WebSocket) or a client of an external one, the device registry and the adaptation jobs fed by the
+ * devices' own messages, the rollout engine ticking once a second, chunk answers for broker-only devices, and one HTTP server
  * for artifacts (Range), the API and the dashboard. Restarting it on the same data folder carries on
  * every rollout where it was.
  * @example
@@ -93,7 +96,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
   private constructor(
     private readonly parts: {
       db: Database.Database; client: MqttClient; http: HttpServer; broker?: EmbeddedBroker; chunks: ChunkService; tick: NodeJS.Timeout;
-      devices: DeviceRegistry; rollouts: RolloutEngine; unwatchBroker: () => void;
+      devices: DeviceRegistry; rollouts: RolloutEngine; adaptJobs: AdaptJobStore; unwatchBroker: () => void;
     },
     urls: { http: string; mqtt: string; ws?: string },
     context: FleetContext,
@@ -142,7 +145,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
       services.stopRepublishing();
     };
     const server = new FleetServer(
-      { db, client, http, broker, chunks: services.chunks, tick, devices: services.devices, rollouts, unwatchBroker },
+      { db, client, http, broker, chunks: services.chunks, tick, devices: services.devices, rollouts, adaptJobs: services.adaptJobs, unwatchBroker },
       { http: httpUrl, mqtt: mqttUrl, ws: wsUrl },
       context,
     );
@@ -162,6 +165,7 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     if (!p.client.connected) await p.client.endAsync(true);
     await p.chunks.stop();
     await p.devices.detach();
+    await p.adaptJobs.detach();
     await p.client.endAsync();
     p.http.closeAllConnections();
     await new Promise<void>((r) => p.http.close(() => r()));
@@ -179,10 +183,10 @@ async function loadKeys(options: FleetServerOptions): Promise<{ trustedKeys: Key
   return { trustedKeys, signKey };
 }
 
-/** The SQLite database in the data folder, migrated to the current schema (core tables, then the rollouts'). */
+/** The SQLite database in the data folder, migrated to the current schema (core tables, the rollouts', the adaptation jobs'). */
 function openState(dataDir: string): Database.Database {
   const db = openDatabase(join(dataDir, 'fleet.db'));
-  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS]);
+  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS, ...ADAPT_MIGRATIONS]);
   return db;
 }
 
@@ -205,15 +209,17 @@ interface Services {
   registry: PackageRegistry;
   devices: DeviceRegistry;
   rollouts: RolloutEngine;
+  adaptJobs: AdaptJobStore;
+  commands: DeviceCommands;
   chunks: ChunkService;
   /** Stops publishing the manifests again on every reconnect. */
   stopRepublishing: () => void;
 }
 
 /**
- * The package registry, the device registry feeding the rollout engine, and the chunk service, all on
- * kd-fleet's one MQTT client: the device registry subscribes, the chunk service starts, and every manifest
- * is published, now and again on every reconnect.
+ * The package registry, the device registry feeding the rollout engine, the adaptation jobs, the per-device
+ * commands and the chunk service, all on kd-fleet's one MQTT client: the device registry and the job store
+ * subscribe, the chunk service starts, and every manifest is published, now and again on every reconnect.
  */
 async function startServices(o: ServicesOptions): Promise<Services> {
   const { db, client, fleet, log } = o;
@@ -226,6 +232,15 @@ async function startServices(o: ServicesOptions): Promise<Services> {
   devices.on('event', (event) => rollouts.onEvent(event.deviceId, event));
   devices.on('bench', (bench) => rollouts.onBench(bench.deviceId, bench));
   await devices.attach(client);
+  const adaptJobs = new AdaptJobStore(db, { fleet, logger: log });
+  await adaptJobs.attach(client);
+  const topics = fleetTopics(fleet);
+  const commands = new DeviceCommands({
+    registry, devices, publicUrl: o.publicUrl, logger: log, sign: commandSigner(o.signKey),
+    send: async (deviceId, command) => {
+      await client.publishAsync(topics.cmd(deviceId), JSON.stringify(command), { qos: 1 });
+    },
+  });
   const chunks = new ChunkService({ client, fleet, source: registry, logger: log, bytesPerSecond: o.chunkBytesPerSecond });
   await chunks.start();
   await registry.publishManifests();
@@ -237,14 +252,14 @@ async function startServices(o: ServicesOptions): Promise<Services> {
     );
   };
   client.on('connect', republish);
-  return { registry, devices, rollouts, chunks, stopRepublishing: () => client.off('connect', republish) };
+  return { registry, devices, rollouts, adaptJobs, commands, chunks, stopRepublishing: () => client.off('connect', republish) };
 }
 
 /** The rollout engine, sending (signed, with a sign key) commands on each device's command topic. */
 function rolloutEngine(o: ServicesOptions, registry: PackageRegistry, devices: DeviceRegistry): RolloutEngine {
-  const { client, log, publicUrl, signKey } = o;
+  const { client, log, publicUrl } = o;
   const topics = fleetTopics(o.fleet);
-  const sign = (cmd: RolloutCommand): RolloutCommand => (signKey === undefined ? cmd : (signCommand(cmd, signKey) as RolloutCommand));
+  const sign = commandSigner(o.signKey);
   return new RolloutEngine({
     db: o.db,
     now: Date.now,
@@ -260,14 +275,19 @@ function rolloutEngine(o: ServicesOptions, registry: PackageRegistry, devices: D
   });
 }
 
+/** Signs a command with kd-fleet's command key; without one, commands go unsigned. */
+function commandSigner(signKey: KeyInput | undefined): (cmd: RolloutCommand) => RolloutCommand {
+  return (cmd) => (signKey === undefined ? cmd : (signCommand(cmd, signKey) as RolloutCommand));
+}
+
 /** The context the API and the dashboard work on: the services, pushing packages, starting rollouts, server facts. */
 function fleetContext(
-  options: FleetServerOptions, { registry, devices, rollouts }: Services,
+  options: FleetServerOptions, { registry, devices, rollouts, adaptJobs, commands }: Services,
   { fleet, trustedKeys, mqtt, log }: { fleet: string; trustedKeys: KeyInput[]; mqtt: { tcp: string; ws?: string }; log: Logger },
 ): FleetContext {
   const startedAt = Date.now();
   return {
-    fleet, registry, devices, rollouts, token: options.token, logger: log,
+    fleet, registry, devices, rollouts, adaptJobs, commands, token: options.token, logger: log,
     pushPackage: (tarPath: string): Promise<PackageRecord> => registry.push(tarPath, { trustedKeys }),
     startRollout: (input: unknown): string => {
       const i = input as Partial<RolloutSpecInput> & { package?: { name?: string; version?: string } };
@@ -278,6 +298,14 @@ function fleetContext(
       }
       const pkg = registry.get(name, version);
       if (pkg === undefined) throw new FleetError('FLEET_NOT_FOUND', `package ${name}@${version} is not in the registry (kd-fleet models push)`);
+      if (pkg.role === 'teacher') {
+        throw new AdaptError(
+          'FLEET_ROLLOUT_TEACHER',
+          `${name}@${version} is a teacher package: it labels frames for on-device adaptation and is never served, so it is not rolled out; ` +
+            'push it to the devices that adapt (POST /api/devices/:id/teacher, kd-fleet devices push-teacher)',
+          { field: 'package' },
+        );
+      }
       return rollouts.start({ ...(i as RolloutSpecInput), package: { name, version, sha256: pkg.sha256 } });
     },
     info: () => {
@@ -326,15 +354,9 @@ function deployCommand(
   const pkg = registry.get(name, version);
   if (pkg === undefined) throw new FleetError('FLEET_NOT_FOUND', `package ${name}@${version} is no longer in the registry`);
   const spec = rollout.spec;
-  const where = spec.deploy.transport === 'mqtt'
-    ? { mqtt: { chunkSize: 256 * 1024 } }
-    : { http: { url: `${publicUrl}${artifactPath(name, version)}` } };
-  const cmd = makeCommand({
-    command: 'deploy', id: commandId, deviceId, rolloutId: rollout.id,
-    package: { name, version, sha256: pkg.sha256, size: pkg.size, ...where },
-    manifest: pkg.manifest,
-    gates: spec.deploy.gates,
-    ...(spec.deploy.benchmark ? { benchmark: spec.deploy.benchmark } : {}),
-  } as CommandFields) as RolloutCommand;
-  return sign(cmd);
+  return sign(deployCommandFor(pkg, {
+    deviceId, commandId, rolloutId: rollout.id, publicUrl, transport: spec.deploy.transport,
+    gates: spec.deploy.gates as Record<string, number> | undefined,
+    ...(spec.deploy.benchmark ? { benchmark: spec.deploy.benchmark as Record<string, number> } : {}),
+  }));
 }

@@ -1,7 +1,8 @@
 // @ts-check
 // kd-fleet dashboard entry: loads the fleet's state over the REST API, keeps it live from server-sent events, and
-// wires the device table, latency chart, rollouts panel and operator controls together.
+// wires the device table, latency chart, rollouts panel, adaptation jobs panel and operator controls together.
 
+import { AdaptPanel } from './adapt-panel.js';
 import { api, ApiError, getToken, onUnauthorized, setToken } from './api.js';
 import { duration, frameBatcher, h } from './dom.js';
 import { DeviceTable } from './device-table.js';
@@ -10,7 +11,7 @@ import { FormError, readRolloutForm, splitList } from './rollout-form.js';
 import { RolloutsPanel } from './rollouts-panel.js';
 
 /**
- * @import { BenchEvent, DeviceDetail, DeviceEvent, DeviceRecord, ExecutionInfo, FleetInfo, LatencyPoint,
+ * @import { AdaptJobInfo, BenchEvent, DeviceDetail, DeviceEvent, DeviceRecord, ExecutionInfo, FleetInfo, LatencyPoint,
  *   PackageSummary, RolloutAction, RolloutDetail, RolloutInfo, WaveInfo } from '../api-types.js'
  */
 
@@ -73,8 +74,10 @@ function setAuth(state) {
   }
   ui.token.disabled = state === 'server-read-only';
   rollouts.canControl = can;
+  adaptJobs.canControl = can;
   if (!can) $('#rollout-form').hidden = true;
   rollouts.render();
+  adaptJobs.render();
 }
 
 onUnauthorized((err) => {
@@ -311,8 +314,10 @@ async function loadModels() {
   const sel = /** @type {HTMLSelectElement} */ ($('#rf-package'));
   try {
     /** @type {PackageSummary[]} */
-    const models = await api('/api/models');
+    const all = await api('/api/models');
     const current = sel.value;
+    // A teacher package is never rolled out (the server refuses it): it is pushed to the devices that adapt.
+    const models = all.filter((m) => m.role !== 'teacher');
     models.sort((a, b) => (b.pushedAt ?? 0) - (a.pushedAt ?? 0));
     sel.replaceChildren(...models.map((m) => h('option', { value: `${m.name}@${m.version}`, text: `${m.name}@${m.version}` })));
     if (models.some((m) => `${m.name}@${m.version}` === current)) sel.value = current;
@@ -359,6 +364,37 @@ $('#rollout-form').addEventListener('submit', async (ev) => {
   }
 });
 
+// ---- adaptation jobs ----
+
+const adaptJobs = new AdaptPanel({
+  body: $('#adapt-body'), empty: $('#adapt-empty'), count: $('#adapt-count'),
+  onCancel: (deviceId, jobId) => void cancelAdapt(deviceId, jobId),
+});
+const renderAdapt = frameBatcher(() => adaptJobs.render());
+
+async function loadAdaptJobs() {
+  try {
+    adaptJobs.setAll(await api('/api/adapt-jobs'));
+    renderAdapt();
+  } catch (err) {
+    showBanner('error', `adaptation jobs: ${failure(err).message}`);
+  }
+}
+
+/**
+ * @param {string} deviceId
+ * @param {string} jobId
+ */
+async function cancelAdapt(deviceId, jobId) {
+  try {
+    await api(`/api/devices/${encodeURIComponent(deviceId)}/adapt-jobs/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' });
+    hideBanner();
+  } catch (e) {
+    const err = failure(e);
+    if (err.status !== 401) showBanner('error', `cancel ${jobId}: ${err.code}: ${err.message}`);
+  }
+}
+
 // ---- live updates ----
 
 // The header's counts follow rollouts without polling on every event.
@@ -396,6 +432,10 @@ const SSE_EVENTS = {
   execution: (e) => {
     if (rollouts.execution(e)) renderRollouts();
   },
+  /** @param {AdaptJobInfo} j */
+  adapt: (j) => {
+    if (adaptJobs.upsert(j)) renderAdapt();
+  },
 };
 
 function connectLive() {
@@ -414,7 +454,7 @@ function connectLive() {
     ui.live.dataset.state = 'live';
     ui.live.textContent = 'live';
     // Whatever happened while the stream was down is only in the REST state.
-    if (lost) void Promise.all([loadDevices(), loadRollouts(), loadInfo()]);
+    if (lost) void Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs(), loadInfo()]);
     lost = false;
   });
   es.addEventListener('error', () => {
@@ -430,6 +470,6 @@ setAuth('read-only');
 connectLive();
 await loadInfo();
 void checkToken();
-await Promise.all([loadDevices(), loadRollouts()]);
+await Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs()]);
 setInterval(() => void loadInfo(), 10_000);
 document.body.dataset.ready = 'true';

@@ -323,6 +323,8 @@ export class DeviceTable {
     cells[1].className = `c-online ${row.online ? 'on' : 'off'}`;
     cells[2].textContent = row.tags.join(', ');
     cells[3].textContent = row.model || '–';
+    // An adapted version (shapes@1.0.0+adapt.cam-01.1) is often wider than the column: the whole of it on hover.
+    /** @type {HTMLElement} */ (cells[3]).title = row.model;
     cells[4].textContent = num(row.p50, 2);
     cells[5].textContent = num(row.p95, 2);
     cells[6].textContent = num(row.fps, 1);

@@ -1,0 +1,58 @@
+import type { Migration } from '../db/migrate.js';
+
+/**
+ * The adaptation jobs' tables (issue 16), for the fleet's migration runner after the core and rollout lists: each job's
+ * latest state (one row per device and job id, typed columns for the figures a list shows, the whole message as JSON)
+ * and the history of its states as received. Times are epoch milliseconds; devices are not foreign keys, so a job's
+ * record outlives a device removed from the registry.
+ */
+export const ADAPT_MIGRATIONS: readonly Migration[] = [
+  {
+    id: '201-adapt-jobs',
+    sql: `
+CREATE TABLE adapt_jobs (
+  device_id          TEXT NOT NULL,
+  job_id             TEXT NOT NULL,
+  command_id         TEXT,
+  state              TEXT NOT NULL,
+  base_name          TEXT NOT NULL,
+  base_version       TEXT NOT NULL,
+  teacher_name       TEXT,
+  teacher_version    TEXT,
+  version            TEXT,
+  epoch              INTEGER,
+  epochs             INTEGER,
+  losses_json        TEXT,
+  holdout_before_map REAL,
+  holdout_after_map  REAL,
+  val_before_map     REAL,
+  val_after_map      REAL,
+  accepted           INTEGER CHECK (accepted IN (0, 1)),
+  reasons_json       TEXT,
+  activated          INTEGER CHECK (activated IN (0, 1)),
+  code               TEXT,
+  message            TEXT,
+  fps_before         REAL,
+  fps_during         REAL,
+  peak_rss_mb        REAL,
+  ts                 INTEGER NOT NULL,
+  first_seen         INTEGER NOT NULL,
+  updated_at         INTEGER NOT NULL,
+  message_json       TEXT NOT NULL,
+  PRIMARY KEY (device_id, job_id)
+);
+CREATE INDEX adapt_jobs_state ON adapt_jobs (state, updated_at);
+CREATE INDEX adapt_jobs_updated ON adapt_jobs (updated_at);
+CREATE TABLE adapt_job_states (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_id    TEXT NOT NULL,
+  job_id       TEXT NOT NULL,
+  ts           INTEGER NOT NULL,
+  received_at  INTEGER NOT NULL,
+  state        TEXT NOT NULL,
+  message_json TEXT NOT NULL
+);
+CREATE INDEX adapt_job_states_job ON adapt_job_states (device_id, job_id, ts, id);
+`,
+  },
+];
