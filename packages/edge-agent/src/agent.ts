@@ -4,8 +4,9 @@ import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import {
   KdEdgeError, fleetTopics, keyIdOf, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
-  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG, type BenchMessage,
+  type ActiveModel, type CommandMessage, type DeployCommand, type EventMessage, type EventState, type FleetTopics, type Hardware, type Logger, TMP_TAG, type BenchMessage, type AdaptMessage,
 } from '@kd-edge/core';
+import { AdaptJobs, type AdaptHost } from './adapt/adapt-jobs.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './adapt/device-key.js';
 import { FrameCapture } from './adapt/frame-capture.js';
 import type { AgentConfig } from './config/agent-config.js';
@@ -61,6 +62,8 @@ export interface AgentEvents {
   event: [event: EventMessage];
   bench: [bench: BenchMessage];
   activated: [model: LoadedModel];
+  /** An adaptation job's whole state, as published retained on `devices/{id}/adapt`. */
+  adapt: [msg: AdaptMessage];
   error: [error: Error];
 }
 
@@ -71,7 +74,7 @@ export interface AgentEvents {
  * const agent = await Agent.start(await loadAgentConfig({ file: 'agent.yaml', env: process.env }));
  * process.on('SIGTERM', () => void agent.stop());
  */
-export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
+export class Agent extends EventEmitter<AgentEvents> implements AgentServices, AdaptHost {
   readonly deviceId: string;
   readonly topics: FleetTopics;
   /** The serving model's detector; swapped between two inferences on activation. */
@@ -90,6 +93,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   #service: InferenceService<Detector> | undefined;
   #serial: SerialSink | undefined;
   #capture: FrameCapture | undefined;
+  /** On-device adaptation jobs (issue 16), `<dataDir>/adapt`. */
+  #adapt: AdaptJobs | undefined;
   #stopped = false;
 
   private constructor(
@@ -168,11 +173,16 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     // Online is announced only once the command topic is subscribed, so whoever sees it can command the device.
     session.on('connect', () => void agent.#announce());
     session.on('error', (err) => agent.emit('error', err));
+    agent.#adapt = await AdaptJobs.open(agent, { root: join(config.dataDir, 'adapt'), logger: log });
+    agent.#adapt.on('adapt', (msg) => agent.emit('adapt', msg));
+    agent.#adapt.on('error', (err) => agent.emit('error', err));
     // Unfinished commands are queued before the first message can arrive, so a redelivered copy finds them running.
     for (const entry of await ledger.unfinished()) agent.#resume(entry);
     await session.start();
     agent.#startTimers();
     await agent.#startServing();
+    // After serving has started, so a resumed job measures the fps it leaves to serving.
+    agent.#adapt.resume();
     return agent;
   }
 
@@ -184,6 +194,11 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
   /** The model serving now. */
   active(): LoadedModel | undefined {
     return this.#active;
+  }
+
+  /** The on-device adaptation jobs (their records, and the one running). */
+  get adaptJobs(): AdaptJobs {
+    return this.#adapt!;
   }
 
   /** Resolves when every command received so far has finished (tests and shutdown). */
@@ -198,6 +213,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     this.#stopped = true;
     this.#abort.abort();
     for (const t of this.#timers) clearInterval(t);
+    // A running job's child is stopped at its next step (checkpoint saved); the job resumes at the next start.
+    await this.#adapt?.stop().catch((err: unknown) => this.emit('error', err as Error));
     await this.#service?.stop();
     await this.#capture?.close();
     await this.#serial?.close();
@@ -250,6 +267,28 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     this.emit('activated', loaded);
     await this.store.gc().catch((err: unknown) => this.log.warn(`store gc: ${(err as Error).message}`));
     await this.publishStatus();
+  }
+
+  // --- AdaptHost ---
+
+  async publishAdapt(msg: AdaptMessage): Promise<void> {
+    await this.session.publish(this.topics.adapt(this.deviceId), JSON.stringify(msg), { qos: 1, retain: true });
+  }
+
+  captureInfo(): { dir: string; frames: number } | undefined {
+    return this.#capture === undefined ? undefined : { dir: this.#capture.dir, frames: this.#capture.stats().count };
+  }
+
+  servingStats(): { fps: number; frames: number } | undefined {
+    if (this.#service === undefined) return undefined;
+    const { fps, frames } = this.#service.stats;
+    return { fps, frames };
+  }
+
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   async publishBench(msg: BenchMessage): Promise<void> {
@@ -366,8 +405,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
         await this.ledger.prune().catch(() => undefined);
       }
     };
-    if (cmd.command === 'ping') {
+    if (cmd.command === 'ping' || cmd.command === 'adapt-cancel') {
       // A ping reads and changes nothing a running command holds: answered at once, even during a long download.
+      // An adapt-cancel touches only the adaptation job, which runs outside the queue: it must not wait behind a deploy.
       const p = job();
       this.#beside.add(p);
       void p.finally(() => this.#beside.delete(p));
@@ -386,10 +426,15 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
         return rollback(this, cmd, ctx);
       case 'benchmark':
         return benchmark(this, cmd, ctx);
-      case 'adapt':
-      case 'adapt-cancel':
-        // The protocol has the adaptation commands; this agent does not run the job yet (issue 16): a clear refusal, not silence.
-        throw new AgentError('AGENT_COMMAND_UNSUPPORTED', `${cmd.command}: on-device adaptation jobs are not supported by this kd-agent yet (kd-trainer adapt runs the training half by hand, docs/adaptation.md)`);
+      case 'adapt': {
+        // Admission only: the job runs on outside the queue (hours of training must not hold deploys and rollbacks).
+        const answer = await this.#adapt!.admit(cmd);
+        return ctx.event('succeeded', { result: { ...answer } });
+      }
+      case 'adapt-cancel': {
+        const answer = await this.#adapt!.cancel(cmd.jobId);
+        return ctx.event('succeeded', { result: { ...answer } });
+      }
     }
   }
 
@@ -500,6 +545,12 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices {
     status.unref();
     hb.unref();
     this.#timers.push(status, hb);
+    if (this.config.adapt.schedule !== undefined) {
+      // Scheduled adaptation jobs (adapt.schedule): checked every minute; admission refuses what it must.
+      const schedule = setInterval(() => void this.#adapt?.tick().catch((err: unknown) => this.emit('error', err as Error)), 60_000);
+      schedule.unref();
+      this.#timers.push(schedule);
+    }
   }
 
   #describe(stored: StoredVersion | undefined, loaded?: LoadedModel): ActiveModel | null {

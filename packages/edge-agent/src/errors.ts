@@ -20,7 +20,6 @@ export type AgentErrorCode =
   | 'AGENT_LOAD_FAILED'
   | 'AGENT_TEACHER_INVALID'
   | 'AGENT_INJECTED_FAULT'
-  | 'AGENT_COMMAND_UNSUPPORTED'
   | 'AGENT_INTERNAL';
 
 /** An error of kd-agent with a stable {@link AgentErrorCode}. */

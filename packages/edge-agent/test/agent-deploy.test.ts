@@ -95,14 +95,12 @@ afterAll(async () => {
 });
 
 describe('kd-agent deploy over a real broker', () => {
-  it('refuses the adaptation commands it cannot run yet with a failed event, not silence', async () => {
+  it('answers the adaptation commands it cannot act on with a failed event naming why (agent-adapt.test.ts runs the jobs)', async () => {
     await send({ command: 'adapt', id: 'ad-1', deviceId: DEVICE, jobId: 'job-1' });
     await send({ command: 'adapt-cancel', id: 'ad-2', deviceId: DEVICE, jobId: 'job-1' });
-    for (const id of ['ad-1', 'ad-2']) {
-      const done = await settle(id);
-      expect(done).toMatchObject({ state: 'failed', code: 'AGENT_COMMAND_UNSUPPORTED' });
-      expect(statesOf(id)).toEqual(['accepted', 'failed']);
-    }
+    expect(await settle('ad-1')).toMatchObject({ state: 'failed', code: 'AGENT_NO_ACTIVE_MODEL' });
+    expect(await settle('ad-2')).toMatchObject({ state: 'failed', code: 'AGENT_ADAPT_UNKNOWN_JOB' });
+    for (const id of ['ad-1', 'ad-2']) expect(statesOf(id)).toEqual(['accepted', 'failed']);
   });
 
   it('downloads, verifies, benchmarks, activates and reports a signed package, step by step', async () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { isReservedDeviceId, RESERVED_DEVICE_IDS } from '@kd-edge/core';
+import { isModelName, isModelVersion, isReservedDeviceId, MAX_ADAPT_EPOCHS, MAX_ADAPT_TIME_BUDGET_SEC, RESERVED_DEVICE_IDS } from '@kd-edge/core';
 import { CAPTURE_POLICY_DEFAULTS } from '../adapt/capture-policy.js';
 import { FRAME_CAPTURE_DEFAULTS } from '../adapt/frame-capture.js';
 import { AgentError } from '../errors.js';
@@ -102,6 +102,65 @@ const captureSchema = z.object({
   path: ['uncertainLow'],
 });
 
+/** Options of `kd-trainer adapt` that the agent sets itself for each job, so `adapt.extraArgs` may not. */
+export const ADAPT_OWN_FLAGS = ['--frames', '--teacher', '--weights', '--out', '--val', '--json', '--threads', '--batch', '--batch-size', '--cfg'] as const;
+
+/**
+ * On-device adaptation jobs (issue 16, docs/adaptation.md "The agent side"): how kd-trainer is run, the job's budgets,
+ * the gates an adapted model passes, and recipe defaults that an `adapt` command's `recipe` overrides (unset ones keep
+ * kd-trainer's defaults; `imgsz` defaults to the serving model's input size).
+ */
+const adaptSchema = z.object({
+  /** The command that runs kd-trainer (an argument array, e.g. [/usr/bin/node, /opt/kd-trainer/dist/bin/kd-trainer.js]); default: the installed @kd-edge/trainer. */
+  trainer: z.array(z.string().min(1)).min(1).optional(),
+  /** More `kd-trainer adapt` options, e.g. [--backend, wasm]; not the ones the agent sets (ADAPT_OWN_FLAGS). */
+  extraArgs: z.array(z.string()).default([]).refine(
+    (a) => !a.some((x) => (ADAPT_OWN_FLAGS as readonly string[]).includes(x.split('=')[0]!)),
+    { message: `must not set ${ADAPT_OWN_FLAGS.join(', ')} (the agent sets them for each job)` },
+  ),
+  /** The teacher (`name@version` in the teacher store) when the command names none; default the latest teacher deployed. */
+  teacher: z.string().refine((t) => {
+    const at = t.indexOf('@');
+    return at > 0 && isModelName(t.slice(0, at)) && isModelVersion(t.slice(at + 1));
+  }, { message: 'expected name@version of a teacher package, e.g. yolov5m-teacher@1.0.0' }).optional(),
+  /** `nice -n` increment of the job (0: none; 10 leaves serving the CPU it needs). */
+  nice: z.number().int().min(0).max(19).default(10),
+  /** Training threads (kd-trainer --threads; UV_THREADPOOL_SIZE and OMP_NUM_THREADS are capped at it). */
+  threads: z.number().int().min(1).max(256).default(1),
+  /** Resident memory the job may take (MiB), child and descendants; the batch is chosen to fit it. Default: no limit, batch 16. */
+  memoryBudgetMb: z.number().int().min(64).max(1024 * 1024).optional(),
+  /** Memory a job takes before its first image (MiB): node, tfjs, student and teacher (see adapt-batch.ts). */
+  memoryBaseMb: z.number().int().min(0).max(1024 * 1024).default(450),
+  /** Fewest captured frames a job starts with. */
+  minFrames: z.number().int().min(2).default(100),
+  /** Finished job folders kept under `<dataDir>/adapt` (the oldest go first). */
+  keepJobs: z.number().int().min(1).default(10),
+  /** Gates the adapted model passes before it is activated, as a deploy's gates. */
+  gates: z.object({
+    maxP95Ms: z.number().min(0).optional(),
+    minFps: z.number().min(0).optional(),
+    minMap50: z.number().min(0).max(1).optional(),
+  }).strict().default({}),
+  epochs: z.number().int().min(1).max(MAX_ADAPT_EPOCHS).optional(),
+  imgsz: z.number().int().min(32).max(2048).optional(),
+  lr0: z.number().gt(0).max(1).optional(),
+  pseudoConf: z.number().min(0).max(1).optional(),
+  holdout: z.number().gt(0).max(0.9).optional(),
+  timeBudgetSec: z.number().int().min(1).max(MAX_ADAPT_TIME_BUDGET_SEC).optional(),
+  minGain: z.number().min(-1).max(1).optional(),
+  maxLoss: z.number().min(0).max(1).optional(),
+  /**
+   * Start jobs without a command: in a daily window of local time (`HH:MM-HH:MM`, wrapping past midnight when the end
+   * is earlier), at most one every `everyHours`, when no job is unfinished and the capture holds `minFrames`.
+   */
+  schedule: z.object({
+    window: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM-HH:MM in local time, e.g. 01:00-05:00'),
+    everyHours: z.number().positive().max(24 * 365).default(24),
+    /** Activate an accepted result (true) or keep it for review. */
+    activate: z.boolean().default(true),
+  }).strict().optional(),
+}).strict();
+
 /** kd-agent's configuration: one YAML file, overridden by KD_AGENT_* variables, overridden by flags. */
 export const AGENT_CONFIG_SCHEMA = z.object({
   fleet: idString.default('default'),
@@ -115,6 +174,7 @@ export const AGENT_CONFIG_SCHEMA = z.object({
   benchmark: benchmarkSchema.default(benchmarkSchema.parse({})),
   serve: serveSchema.default(serveSchema.parse({})),
   capture: captureSchema.default(captureSchema.parse({})),
+  adapt: adaptSchema.default(adaptSchema.parse({})),
   /** Seconds between status refreshes (free disk, serving figures). */
   statusIntervalSec: z.number().int().min(1).default(60),
 }).strict();
@@ -123,6 +183,9 @@ type ParsedAgentConfig = z.infer<typeof AGENT_CONFIG_SCHEMA>;
 
 /** The `capture` section with its defaults filled in (`uncertainLow` from `serve.conf`). */
 export type CaptureConfig = ParsedAgentConfig['capture'] & { uncertainLow: number };
+
+/** The `adapt` section with its defaults filled in. */
+export type AgentAdaptConfig = ParsedAgentConfig['adapt'];
 
 /** The validated configuration, every default filled in. */
 export type AgentConfig = Omit<ParsedAgentConfig, 'deviceId' | 'capture'> & { deviceId: string; capture: CaptureConfig };
