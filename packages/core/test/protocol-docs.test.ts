@@ -30,7 +30,7 @@ describe('docs/protocol.md examples', () => {
     const kinds = new Set(blocks.map((b) => ('chunkSha256' in (b.json as object) ? 'chunk-header' : kindOf(b.json as Record<string, unknown>))));
     expect([...kinds].sort()).toEqual(['adapt', 'bench', 'chunk-header', 'chunk-request', 'cmd', 'detections', 'event', 'manifest', 'status']);
     const commands = blocks.map((b) => (b.json as { command?: string }).command).filter((c) => c !== undefined);
-    expect(new Set(commands)).toEqual(new Set(['ping', 'deploy', 'rollback', 'benchmark', 'adapt', 'adapt-cancel']));
+    expect(new Set(commands)).toEqual(new Set(['ping', 'deploy', 'rollback', 'benchmark', 'adapt', 'adapt-cancel', 'adapt-upload']));
   });
 
   it.each(blocks.map((b, i) => [b.name ?? `block ${i}`, b] as const))('%s parses with parseMessage', (_name, block) => {

@@ -88,6 +88,7 @@ export function protocolExamples(): {
   benchmark: CommandMessage;
   adapt: CommandMessage;
   adaptCancel: CommandMessage;
+  adaptUpload: CommandMessage;
   event: EventMessage;
   eventFailed: EventMessage;
   bench: BenchMessage;
@@ -160,6 +161,17 @@ export function protocolExamples(): {
       DOCS_KEY.privateKey,
     ),
     adaptCancel: makeCommand({ command: 'adapt-cancel', id: 'c-0005', deviceId: 'jetson-01', ts: TS, jobId: 'adapt-0001' }),
+    adaptUpload: signCommand(
+      makeCommand({
+        command: 'adapt-upload',
+        id: 'c-0006',
+        deviceId: 'jetson-01',
+        ts: TS,
+        jobId: 'adapt-0001',
+        url: 'https://fleet.example/api/uploads/9b1c6a0f2e8d4b7a5c3e1f0a9d8b7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c',
+      }),
+      DOCS_KEY.privateKey,
+    ),
     event: makeEvent({ deviceId: 'jetson-01', commandId: 'r7-jetson-01', command: 'deploy', ts: TS, state: 'downloading', progress: { bytes: 4194304, total: 9781760 } }),
     eventFailed: makeEvent({
       deviceId: 'jetson-01',

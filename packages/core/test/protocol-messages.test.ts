@@ -49,6 +49,7 @@ describe('round trips', () => {
     ['cmd', ex.benchmark],
     ['cmd', ex.adapt],
     ['cmd', ex.adaptCancel],
+    ['cmd', ex.adaptUpload],
     ['event', ex.event],
     ['event', ex.eventFailed],
     ['bench', ex.bench],
@@ -191,7 +192,7 @@ describe('schemas refuse bad fields, naming them', () => {
     ['ping id', 'cmd', ex.ping, 'id', '', /^ping\.id: expected an id of 1-128/],
     ['ping id length', 'cmd', ex.ping, 'id', 'a'.repeat(129), /^ping\.id: /],
     ['ping deviceId', 'cmd', ex.ping, 'deviceId', undefined, /^ping\.deviceId: expected string, got missing/],
-    ['cmd command', 'cmd', ex.ping, 'command', 'reboot', /^cmd\.command: expected "ping" \| "deploy" \| "rollback" \| "benchmark" \| "adapt" \| "adapt-cancel", got "reboot"/],
+    ['cmd command', 'cmd', ex.ping, 'command', 'reboot', /^cmd\.command: expected "ping" \| "deploy" \| "rollback" \| "benchmark" \| "adapt" \| "adapt-cancel" \| "adapt-upload", got "reboot"/],
     ['deploy package.sha256', 'cmd', ex.deploy, 'package.sha256', 'abc', /^deploy\.package\.sha256: expected 64 lower-case hex characters, got "abc"/],
     ['deploy package.size', 'cmd', ex.deploy, 'package.size', 0, /^deploy\.package\.size: expected a number >= 1/],
     ['deploy package.version', 'cmd', ex.deploy, 'package.version', '1.3.0', /^deploy\.package\.version: expected the manifest's version "1\.2\.0", got "1\.3\.0"/],
@@ -223,6 +224,9 @@ describe('schemas refuse bad fields, naming them', () => {
     ['adapt teacher.name', 'cmd', ex.adapt, 'teacher.name', 'Teacher', /^adapt\.teacher\.name: expected a model name/],
     ['adapt base.version', 'cmd', ex.adapt, 'base.version', undefined, /^adapt\.base\.version: expected string, got missing/],
     ['adapt-cancel jobId', 'cmd', ex.adaptCancel, 'jobId', undefined, /^adapt-cancel\.jobId: expected string, got missing/],
+    ['adapt-upload jobId', 'cmd', ex.adaptUpload, 'jobId', undefined, /^adapt-upload\.jobId: expected string, got missing/],
+    ['adapt-upload url', 'cmd', ex.adaptUpload, 'url', 'ftp://fleet.example/x', /^adapt-upload\.url: expected an http:\/\/ or https:\/\/ URL/],
+    ['adapt-upload url missing', 'cmd', ex.adaptUpload, 'url', undefined, /^adapt-upload\.url: expected string, got missing/],
     ['adapt message state', 'adapt', ex.adaptTraining, 'state', 'done', /^adapt\.state: expected "queued" \| .* got "done"/],
     ['adapt message jobId', 'adapt', ex.adaptTraining, 'jobId', '', /^adapt\.jobId: expected an id/],
     ['adapt message commandId', 'adapt', ex.adaptTraining, 'commandId', undefined, /^adapt\.commandId: expected string, got missing/],
@@ -317,7 +321,7 @@ describe('JSON Schema export', () => {
     const props = schemas.status.properties as Record<string, { required?: string[] }>;
     expect(props.deviceKey?.required).toEqual(['keyId', 'publicKeyPem']);
     expect(schemas.status.required).not.toContain('deviceKey');
-    expect((schemas.cmd.oneOf as unknown[]).length).toBe(6);
+    expect((schemas.cmd.oneOf as unknown[]).length).toBe(7);
     expect(schemas.adapt).toMatchObject({ required: expect.arrayContaining(['jobId', 'commandId', 'state', 'base']) as unknown });
     expect(JSON.stringify(schemas['chunk-request'])).toContain('"pattern":"^[0-9a-f]{64}$"');
     expect(JSON.stringify(schemas.event)).toContain('"format":"date-time"');

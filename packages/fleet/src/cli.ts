@@ -53,7 +53,7 @@ function clientOptions(c: Command): Command {
 /**
  * kd-fleet's command line: `serve` (the server, embedded broker by default), `simulate` (real agents),
  * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key|push-teacher`,
- * `rollout start|status|pause|resume|approve|abort`, `adapt start|list|show|cancel`. Returns the exit code.
+ * `rollout start|status|pause|resume|approve|abort`, `adapt start|list|show|cancel|pull`, `models promote`. Returns the exit code.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('kd-fleet').description('model registry, staged rollouts gated on device benchmarks, and the live dashboard').exitOverride();
@@ -94,7 +94,8 @@ function addServeCommand(program: Command, run: Run): void {
     .option('--broker <url>', 'use an external MQTT 5 broker (Mosquitto, EMQX) instead')
     .option('--broker-username <name>').option('--broker-password <password>')
     .requiredOption('--trust <file...>', 'public key(s) packages must be signed by')
-    .option('--sign-key <file>', 'private key that signs rollback and downgrade commands')
+    .option('--sign-key <file>', 'private key that signs the commands sent, and re-signs promoted adapted packages (its public key among --trust)')
+    .option('--upload-ttl <minutes>', 'how long an adapted package\'s one-time upload URL stays valid', '60')
     .option('--public-url <url>', 'base URL agents download artifacts from')
     .option('--chunk-rate <MiB/s>', 'MQTT chunk frames published per second, all devices together', '64')
     .option('--token-file <file>', 'control token (default $KD_FLEET_TOKEN; without one: read-only)')
@@ -109,6 +110,7 @@ function addServeCommand(program: Command, run: Run): void {
         broker: o.broker as string | undefined, brokerUsername: o.brokerUsername as string | undefined, brokerPassword: o.brokerPassword as string | undefined,
         trustedKeys: o.trust as string[], signKey: o.signKey as string | undefined, publicUrl: o.publicUrl as string | undefined,
         token, logger: log, handlers: await webHandlers(), chunkBytesPerSecond: Number(o.chunkRate) * 1024 * 1024,
+        adaptUploadTtlMs: Math.round(Number(o.uploadTtl) * 60_000),
       });
       server.on('error', (err) => log.warn(err.message));
       log.info(`kd-fleet ${o.fleet}: dashboard and API ${server.httpUrl}, MQTT ${server.mqttUrl}${server.wsUrl ? `, ${server.wsUrl}` : ''}${token ? '' : ' (read-only: no token)'}`);
@@ -146,15 +148,27 @@ function addModelCommands(program: Command, run: Run): void {
     .action(run(async (o: ClientOpts) => {
       const list = await api(o, 'GET', '/api/models') as Array<Record<string, unknown>>;
       print(o, list, () => [
-        `${pad('NAME', 20)}${pad('VERSION', 14)}${pad('ROLE', 9)}${pad('SIZE', 12)}SHA256`,
-        ...list.map((p) => `${pad(p.name, 20)}${pad(p.version, 14)}${pad(p.role ?? 'model', 9)}${pad(p.size, 12)}${String(p.sha256).slice(0, 16)}`),
+        `${pad('NAME', 20)}${pad('VERSION', 26)}${pad('ROLE', 9)}${pad('SIZE', 12)}${pad('SHA256', 18)}ORIGIN`,
+        ...list.map((p) => `${pad(p.name, 20)}${pad(p.version, 26)}${pad(p.role ?? 'model', 9)}${pad(p.size, 12)}${pad(String(p.sha256).slice(0, 16), 18)}${originText(p)}`),
       ]);
+    }));
+  clientOptions(models.command('promote <name> <version>').description('re-sign a package pulled from a device with the fleet key, so that it rolls out like any model'))
+    .action(run(async (name: string, version: string, o: ClientOpts) => {
+      const rec = await api(o, 'POST', `/api/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}/promote`) as Record<string, unknown>;
+      print(o, rec, () => [`promoted ${String(rec.name)}@${String(rec.version)}: signed by key ${String(rec.keyId)}, sha256 ${String(rec.sha256)}; roll it out with kd-fleet rollout start`]);
     }));
   clientOptions(models.command('show <name> <version>').description('one package and its manifest'))
     .action(run(async (name: string, version: string, o: ClientOpts) => {
       const rec = await api(o, 'GET', `/api/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`);
       print({ ...o, json: true }, rec, () => []);
     }));
+}
+
+/** A package's ORIGIN column: `device:<id> job <jobId>`, then `promoted` or `pulled` (not rolled out yet); `-` for a pushed one. */
+function originText(p: Record<string, unknown>): string {
+  const origin = p.origin as { deviceId?: string; jobId?: string } | null | undefined;
+  if (origin === null || origin === undefined) return '-';
+  return `device:${String(origin.deviceId)} job ${String(origin.jobId)} (${p.promotedAt === null || p.promotedAt === undefined ? 'pulled, not promoted' : 'promoted'})`;
 }
 
 /** `devices ls|tag|key|accept-key|push-teacher`: the devices the fleet has seen. */
@@ -381,5 +395,10 @@ function addAdaptCommands(program: Command, run: Run): void {
     .action(run(async (device: string, jobId: string, o: ClientOpts) => {
       const r = await api(o, 'POST', `/api/devices/${encodeURIComponent(device)}/adapt-jobs/${encodeURIComponent(jobId)}/cancel`) as { commandId: string };
       print(o, r, () => [`${device}: cancel of job ${jobId} sent (command ${r.commandId})`]);
+    }));
+  clientOptions(adapt.command('pull <device> <jobId>').description('ask a device to upload the adapted package of a succeeded job (verified against its device key)'))
+    .action(run(async (device: string, jobId: string, o: ClientOpts) => {
+      const r = await api(o, 'POST', `/api/devices/${encodeURIComponent(device)}/adapt-jobs/${encodeURIComponent(jobId)}/pull`) as { commandId: string; version: string };
+      print(o, r, () => [`${device}: upload of ${r.version} (job ${jobId}) requested (command ${r.commandId}); it appears in kd-fleet models ls once received, then kd-fleet models promote`]);
     }));
 }

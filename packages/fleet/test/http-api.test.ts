@@ -132,7 +132,7 @@ describe('REST API controls', () => {
 
     const list = await call(fx, 'GET', '/api/models', { token: null });
     expect(list.status).toBe(200);
-    expect(list.body).toEqual([{ name: 'pets', version: '1.0.0', role: 'model', sha256, size: bytes.length, pushedAt: fx.clock.t, keyId: expect.any(String), url: '/artifacts/pets/1.0.0.tar' }]);
+    expect(list.body).toEqual([{ name: 'pets', version: '1.0.0', role: 'model', sha256, size: bytes.length, pushedAt: fx.clock.t, keyId: expect.any(String), origin: null, promotedAt: null, url: '/artifacts/pets/1.0.0.tar' }]);
     const one = await call(fx, 'GET', '/api/models/pets/1.0.0', { token: null });
     expect(one.status).toBe(200);
     expect(one.body.manifest).toMatchObject({ name: 'pets', version: '1.0.0' });

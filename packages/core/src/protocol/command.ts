@@ -7,7 +7,7 @@ import { commandIdSchema, deviceIdSchema, isoDateTimeSchema, keyIdSchema, modelN
 import { validateWith } from './validate.js';
 
 /** The commands an agent understands. */
-export const COMMANDS = ['ping', 'deploy', 'rollback', 'benchmark', 'adapt', 'adapt-cancel'] as const;
+export const COMMANDS = ['ping', 'deploy', 'rollback', 'benchmark', 'adapt', 'adapt-cancel', 'adapt-upload'] as const;
 /** A command name. */
 export type CommandName = (typeof COMMANDS)[number];
 
@@ -177,12 +177,25 @@ export const adaptCommandSchema = z.looseObject({
 export const adaptCancelCommandSchema = z.looseObject({ ...commonShape, command: z.literal('adapt-cancel'), jobId: commandIdSchema });
 
 /**
+ * `adapt-upload`: PUT the adapted package of succeeded job `jobId` (the device-signed `.tar`) to `url`, the fleet's
+ * one-time upload URL, with `x-kd-sha256`; the agent answers `succeeded` with `result: {version, sha256, size}`.
+ * The agent uploads only on this request; the fleet verifies the package against that device's pinned key.
+ */
+export const adaptUploadCommandSchema = z.looseObject({
+  ...commonShape,
+  command: z.literal('adapt-upload'),
+  jobId: commandIdSchema,
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).max(2048),
+});
+
+/**
  * `devices/{id}/cmd` (→ agent, QoS 1): a command, discriminated on `command`. Unknown extra fields are
  * kept (forward compatibility, and the signature covers them); an unknown `command` is refused.
  * No field has a default, so parsing never adds a field and a parsed command still verifies.
  */
 export const commandSchema = z.discriminatedUnion('command', [
   pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema, adaptCommandSchema, adaptCancelCommandSchema,
+  adaptUploadCommandSchema,
 ]);
 /** A command. */
 export type CommandMessage = z.infer<typeof commandSchema>;
@@ -198,6 +211,8 @@ export type BenchmarkCommand = z.infer<typeof benchmarkCommandSchema>;
 export type AdaptCommand = z.infer<typeof adaptCommandSchema>;
 /** An adapt-cancel command. */
 export type AdaptCancelCommand = z.infer<typeof adaptCancelCommandSchema>;
+/** An adapt-upload command. */
+export type AdaptUploadCommand = z.infer<typeof adaptUploadCommandSchema>;
 /** The recipe overrides of an adapt command. */
 export type AdaptRecipe = z.infer<typeof adaptRecipeSchema>;
 /** What {@link makeCommand} needs: a command without `v` and `type`; `id` (a UUID) and `ts` (now) optional. */

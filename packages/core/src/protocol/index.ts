@@ -22,10 +22,12 @@ export type { StatusMessage, StatusFields, Hardware, ActiveModel, DeviceKeyInfo 
 export {
   COMMANDS, MAX_BENCH_ITERATIONS, MAX_ADAPT_EPOCHS, MAX_ADAPT_TIME_BUDGET_SEC,
   commandSchema, pingCommandSchema, deployCommandSchema, rollbackCommandSchema, benchmarkCommandSchema, adaptCommandSchema, adaptCancelCommandSchema,
+  adaptUploadCommandSchema,
   deployPackageSchema, deployManifestSchema, adaptRecipeSchema, modelRefSchema, commandSignatureSchema, makeCommand, commandRoot,
 } from './command.js';
 export type {
   CommandMessage, CommandName, CommandFields, PingCommand, DeployCommand, RollbackCommand, BenchmarkCommand, AdaptCommand, AdaptCancelCommand,
+  AdaptUploadCommand,
   AdaptRecipe, CommandSignature,
 } from './command.js';
 export { EVENT_STATES, eventSchema, makeEvent } from './event.js';

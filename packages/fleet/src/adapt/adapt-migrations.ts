@@ -3,8 +3,8 @@ import type { Migration } from '../db/migrate.js';
 /**
  * The adaptation jobs' tables (issue 16), for the fleet's migration runner after the core and rollout lists: each job's
  * latest state (one row per device and job id, typed columns for the figures a list shows, the whole message as JSON)
- * and the history of its states as received. Times are epoch milliseconds; devices are not foreign keys, so a job's
- * record outlives a device removed from the registry.
+ * and the history of its states as received; then (`202`) the pull's one-time upload tokens and the packages' origin.
+ * Times are epoch milliseconds; devices are not foreign keys, so a job's record outlives a device removed from the registry.
  */
 export const ADAPT_MIGRATIONS: readonly Migration[] = [
   {
@@ -53,6 +53,27 @@ CREATE TABLE adapt_job_states (
   message_json TEXT NOT NULL
 );
 CREATE INDEX adapt_job_states_job ON adapt_job_states (device_id, job_id, ts, id);
+`,
+  },
+  {
+    // Pulling an adapted package and promoting it: the one-time upload tokens (only their SHA-256 is kept, so the
+    // database holds no usable credential), and each package's origin (a device and job) and promotion time.
+    id: '202-adapt-uploads',
+    sql: `
+CREATE TABLE adapt_uploads (
+  token_sha256 TEXT PRIMARY KEY,
+  device_id    TEXT NOT NULL,
+  job_id       TEXT NOT NULL,
+  version      TEXT NOT NULL,
+  command_id   TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL,
+  used_at      INTEGER
+);
+CREATE INDEX adapt_uploads_job ON adapt_uploads (device_id, job_id);
+ALTER TABLE packages ADD COLUMN origin_device TEXT;
+ALTER TABLE packages ADD COLUMN origin_job TEXT;
+ALTER TABLE packages ADD COLUMN promoted_at INTEGER;
 `,
   },
 ];

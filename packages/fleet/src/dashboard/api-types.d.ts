@@ -123,6 +123,10 @@ export interface PackageSummary {
   size: number;
   pushedAt: number;
   keyId: string;
+  /** An adapted package pulled from a device: the device and the job that made it; null for a pushed package. */
+  origin: { deviceId: string; jobId: string } | null;
+  /** When a pulled package was promoted (re-signed with the fleet key); null when not. Pulled and unpromoted: not rolled out. */
+  promotedAt: number | null;
   url: string;
 }
 

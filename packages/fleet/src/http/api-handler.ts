@@ -10,6 +10,7 @@ import { DEFAULT_PACKAGE_LIMIT } from './file-body.js';
 import { DEFAULT_JSON_LIMIT } from './json-body.js';
 import { LiveEvents, type LiveEventsOptions } from './live-events.js';
 import { addModelRoutes } from './model-routes.js';
+import { addPullRoutes } from './pull-routes.js';
 import { sendJson } from './respond.js';
 import { addRolloutRoutes } from './rollout-routes.js';
 import { Router } from './router.js';
@@ -44,7 +45,7 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
 /**
  * The REST API of kd-fleet under `/api/`: reads (info, devices, models, rollouts, adaptation jobs, the live event stream)
  * are open; every POST and PUT needs `Authorization: Bearer <ctx.token>`, and none is accepted when the
- * server has no token. Errors are JSON `{error: {code, message}}` with the status of their code; an
+ * server has no token, except a device's `PUT /api/uploads/:token`, whose one-time token is its credential. Errors are JSON `{error: {code, message}}` with the status of their code; an
  * unexpected failure is logged and answered with a generic 500, never a stack trace.
  * @example
  * const api = createApiHandler(ctx);
@@ -70,6 +71,7 @@ export function createApiHandler(ctx: FleetContext, options: ApiHandlerOptions =
   addModelRoutes(router);
   addRolloutRoutes(router);
   addAdaptRoutes(router);
+  addPullRoutes(router);
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = parseUrl(req.url);

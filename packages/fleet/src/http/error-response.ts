@@ -1,4 +1,5 @@
 import { KdEdgeError, type Logger } from '@kd-edge/core/util';
+import { PULL_ERROR_STATUS } from '../adapt/pull-error.js';
 import { ApiError } from './api-error.js';
 
 /** The JSON body of every error the API answers: a stable code, a message for people, and the spec field at fault when there is one. */
@@ -33,6 +34,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   FLEET_ROLLOUT_STATE: 409,
   FLEET_DEVICE_KEY_CONFLICT: 409,
   FLEET_TOO_LARGE: 413,
+  ...PULL_ERROR_STATUS,
 };
 
 /**

@@ -16,7 +16,10 @@ export type PackageDetail = PackageSummary & { manifest: Manifest };
 
 /** The listed form of a package record. */
 export function packageSummary(r: PackageRecord): PackageSummary {
-  return { name: r.name, version: r.version, role: r.role, sha256: r.sha256, size: r.size, pushedAt: r.pushedAt, keyId: r.keyId, url: artifactPath(r.name, r.version) };
+  return {
+    name: r.name, version: r.version, role: r.role, sha256: r.sha256, size: r.size, pushedAt: r.pushedAt, keyId: r.keyId,
+    origin: r.origin, promotedAt: r.promotedAt, url: artifactPath(r.name, r.version),
+  };
 }
 
 /** The detailed form of a package record. */

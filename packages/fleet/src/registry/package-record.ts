@@ -21,6 +21,19 @@ export interface PackageRecord {
   path: string;
   /** When it was first pushed, ms since the epoch. */
   pushedAt: number;
-  /** Id of the trusted key that signed it. */
+  /** Id of the trusted key that signed it (for an adapted package not yet promoted: the device's own key). */
   keyId: string;
+  /**
+   * Where an adapted package came from (issue 16): the device that made and signed it and the job that made it;
+   * null for a package pushed by an operator.
+   */
+  origin: PackageOrigin | null;
+  /** When an adapted package was promoted (re-signed with the fleet's key, ms since the epoch); null when it was not. */
+  promotedAt: number | null;
+}
+
+/** The device and adaptation job an adapted package was pulled from. */
+export interface PackageOrigin {
+  deviceId: string;
+  jobId: string;
 }

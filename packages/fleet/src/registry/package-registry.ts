@@ -1,16 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, renameSync } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Database from 'better-sqlite3';
 import {
-  compareSemver, MANIFEST_FILE, manifestRole, PACKAGE_ROLES, parseManifest, TarReader, verifyPackage, type KeyInput, type Manifest, type PackageRole,
+  compareSemver, extractTar, MANIFEST_FILE, manifestRole, packDirectory, PACKAGE_ROLES, parseManifest, signManifest, TarReader, verifyPackage, writeManifest,
+  type KeyInput, type Manifest, type PackageRole,
 } from '@kd-edge/core/package';
-import { fleetTopics, isModelName, isModelVersion } from '@kd-edge/core/protocol';
+import { fleetTopics, isModelName, isModelVersion, parseAdaptedVersion } from '@kd-edge/core/protocol';
 import { KdEdgeError, silentLogger, type Logger, fsyncDir } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
-import type { PackageRecord } from './package-record.js';
+import type { PackageOrigin, PackageRecord } from './package-record.js';
 
 /** Publishes one MQTT message (an mqtt.js `publishAsync` fits); used for the retained manifests. */
 export type PublishFunction = (topic: string, payload: string | Buffer, options: { qos: 0 | 1 | 2; retain: boolean }) => unknown;
@@ -39,6 +40,26 @@ export interface PushOptions {
   roles?: readonly PackageRole[];
 }
 
+/** Options of {@link PackageRegistry.pushAdapted}. */
+export interface PushAdaptedOptions {
+  /** The device the package comes from: its version must be an adaptation made on it. */
+  deviceId: string;
+  /** The adaptation job that made it. */
+  jobId: string;
+  /** The version expected (the job's), checked against the signed manifest. */
+  version: string;
+  /** The device's pinned public key: the only key the package may be signed by. */
+  deviceKey: KeyInput;
+}
+
+/** Options of {@link PackageRegistry.promote}. */
+export interface PromoteOptions {
+  /** The fleet's private key the manifest is signed with again. */
+  signKey: KeyInput;
+  /** The registry's trusted keys, which the re-signed package must verify against. */
+  trustedKeys: readonly KeyInput[];
+}
+
 interface PackageRow {
   name: string;
   version: string;
@@ -48,6 +69,10 @@ interface PackageRow {
   path: string;
   pushed_at: number;
   key_id: string;
+  // Columns of migration 202-adapt-uploads; absent (undefined) in a database with the core migrations only.
+  origin_device?: string | null;
+  origin_job?: string | null;
+  promoted_at?: number | null;
 }
 
 /**
@@ -101,6 +126,34 @@ export class PackageRegistry {
     if (typeof options !== 'object' || options === null || !Array.isArray(options.trustedKeys) || options.trustedKeys.length === 0) {
       throw new RangeError('options.trustedKeys must hold at least one Ed25519 public key');
     }
+    return this.#ingest(tarPath, (temp) => this.#verify(temp, options.trustedKeys, options.roles ?? PACKAGE_ROLES), undefined);
+  }
+
+  /**
+   * Verify and store an adapted package a device uploaded (issue 16): signed by `deviceKey` and no other key (the
+   * fleet's included: PACKAGE_KEY_UNTRUSTED), role `model`, version `version`, an adaptation made on `deviceId`.
+   * It is stored with its origin and unpromoted: listed, downloadable, not rolled out until {@link promote}. A refusal is
+   * FleetError 'FLEET_PACKAGE_REFUSED' (the core code first in the message) and stores nothing. Needs migration 202.
+   */
+  async pushAdapted(tarPath: string, options: PushAdaptedOptions): Promise<PackageRecord> {
+    if (typeof tarPath !== 'string' || tarPath === '') throw new TypeError('tarPath must be the path of a package .tar');
+    const { deviceId, jobId, version, deviceKey } = options;
+    return this.#ingest(tarPath, async (temp) => {
+      const verified = await this.#verify(temp, [deviceKey], ['model']);
+      const m = verified.manifest;
+      if (m.version !== version) {
+        throw new FleetError('FLEET_PACKAGE_REFUSED', `PACKAGE_VERSION_MISMATCH: the package is ${m.name}@${m.version}; this upload was for version ${version} of job ${jobId}`);
+      }
+      if (parseAdaptedVersion(m.version)?.deviceId !== deviceId) {
+        throw new FleetError('FLEET_PACKAGE_REFUSED', `PACKAGE_VERSION_MISMATCH: ${m.version} is not an adaptation made on ${deviceId} (expected <base>+adapt.${deviceId}.<n>)`);
+      }
+      return verified;
+    }, { deviceId, jobId });
+  }
+
+  async #ingest(
+    tarPath: string, check: (temp: string) => Promise<{ manifest: Manifest; keyId: string; manifestJson: string }>, origin: PackageOrigin | undefined,
+  ): Promise<PackageRecord> {
     const source = resolve(tarPath);
     const st = await stat(source).catch((err: NodeJS.ErrnoException) => {
       throw new FleetError('FLEET_PACKAGE_REFUSED', `PACKAGE_NOT_FOUND: no package at ${source} (${err.code ?? err.message})`, { cause: err });
@@ -111,7 +164,7 @@ export class PackageRegistry {
     const temp = join(this.packagesDir, `.incoming-${randomBytes(6).toString('hex')}.tar`);
     try {
       const { sha256, size } = await copyHashed(source, temp);
-      const { manifest, keyId, manifestJson } = await this.#verify(temp, options.trustedKeys, options.roles ?? PACKAGE_ROLES);
+      const { manifest, keyId, manifestJson } = await check(temp);
       const rel = `${manifest.name}/${manifest.version}.tar`;
       const dest = join(this.packagesDir, manifest.name, `${manifest.version}.tar`);
       // One IMMEDIATE transaction holds the write lock from the check to the rename, so a second pusher
@@ -119,7 +172,8 @@ export class PackageRegistry {
       const store = this.#db.transaction((): PackageRow | undefined => {
         const existing = this.#byNameVersion.get(manifest.name, manifest.version);
         if (existing !== undefined) return existing;
-        this.#insert.run(manifest.name, manifest.version, sha256, size, manifestJson, rel, this.#o.now(), keyId);
+        if (origin === undefined) this.#insert.run(manifest.name, manifest.version, sha256, size, manifestJson, rel, this.#o.now(), keyId);
+        else this.#insertAdapted().run(manifest.name, manifest.version, sha256, size, manifestJson, rel, this.#o.now(), keyId, origin.deviceId, origin.jobId);
         mkdirSync(dirname(dest), { recursive: true });
         renameSync(temp, dest); // a throw here rolls the row back
         return undefined;
@@ -140,6 +194,54 @@ export class PackageRegistry {
       return record;
     } finally {
       await rm(temp, { force: true });
+    }
+  }
+
+  // Prepared on first use: the statement names columns of migration 202, which a core-only database lacks.
+  #insertAdapted(): Database.Statement<[string, string, string, number, string, string, number, string, string, string]> {
+    return this.#db.prepare(
+      'INSERT INTO packages (name, version, sha256, size, manifest_json, path, pushed_at, key_id, origin_device, origin_job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+  }
+
+  /**
+   * Promote an adapted package: its manifest signed again with `signKey` (every field kept, the files, their hashes
+   * and the adapted version included), packed again, verified against `trustedKeys`, and the entry replaced at once
+   * (row and `.tar` in one transaction) by a fleet-signed package that keeps its origin and gets `promotedAt`. The
+   * caller checks that it is an unpromoted adapted package. FleetError 'FLEET_PACKAGE_NOT_FOUND', 'FLEET_PACKAGE_REFUSED'
+   * (the re-signed package does not verify: nothing changes), 'FLEET_PACKAGE_EXISTS' (it changed meanwhile).
+   */
+  async promote(name: string, version: string, options: PromoteOptions): Promise<PackageRecord> {
+    const record = this.get(name, version);
+    if (record === undefined) throw new FleetError('FLEET_PACKAGE_NOT_FOUND', `no package ${name}@${version} in the registry`);
+    mkdirSync(this.packagesDir, { recursive: true });
+    const work = await mkdtemp(join(this.packagesDir, '.promote-'));
+    try {
+      const dir = join(work, 'package');
+      await extractTar(record.path, dir);
+      const manifest = JSON.parse(await readFile(join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+      await writeManifest(dir, signManifest(manifest, options.signKey));
+      const tar = join(work, 'package.tar');
+      await packDirectory(dir, tar);
+      const { manifest: signed, keyId, manifestJson } = await this.#verify(tar, options.trustedKeys, ['model']);
+      const { sha256, size } = await hashOf(tar);
+      const now = this.#o.now();
+      const update = this.#db.prepare(
+        'UPDATE packages SET sha256 = ?, size = ?, manifest_json = ?, key_id = ?, promoted_at = ? WHERE name = ? AND version = ? AND sha256 = ?',
+      );
+      const replace = this.#db.transaction((): boolean => {
+        if (update.run(sha256, size, manifestJson, keyId, now, signed.name, signed.version, record.sha256).changes !== 1) return false;
+        renameSync(tar, record.path); // a throw here rolls the row back
+        return true;
+      });
+      if (!replace.immediate()) throw new FleetError('FLEET_PACKAGE_EXISTS', `${name}@${version} changed while it was being promoted; try again`);
+      await fsyncDir(dirname(record.path));
+      this.#o.logger.info(`registry: promoted ${name}@${version} (sha256 ${sha256.slice(0, 12)}, key ${keyId}; was ${record.keyId})`);
+      const promoted = this.get(name, version)!;
+      await this.#publish(promoted);
+      return promoted;
+    } finally {
+      await rm(work, { recursive: true, force: true });
     }
   }
 
@@ -229,6 +331,8 @@ export class PackageRegistry {
       path,
       pushedAt: row.pushed_at,
       keyId: row.key_id,
+      origin: typeof row.origin_device === 'string' ? { deviceId: row.origin_device, jobId: row.origin_job ?? '' } : null,
+      promotedAt: row.promoted_at ?? null,
     };
   }
 }
@@ -253,6 +357,17 @@ async function copyHashed(from: string, to: string): Promise<{ sha256: string; s
     await fh.sync();
   } finally {
     await fh.close();
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** SHA-256 and size of a file. */
+async function hashOf(path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
   }
   return { sha256: hash.digest('hex'), size };
 }

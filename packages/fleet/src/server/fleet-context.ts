@@ -1,5 +1,6 @@
 import type { Logger } from '@kd-edge/core/util';
 import type { AdaptJobStore } from '../adapt/adapt-job-store.js';
+import type { AdaptPulls } from '../adapt/adapt-pulls.js';
 import type { DeviceCommands } from '../adapt/device-commands.js';
 import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
@@ -20,6 +21,8 @@ export interface FleetContext {
   adaptJobs: AdaptJobStore;
   /** Commands sent to one device: teacher pushes, adapt and adapt-cancel. */
   commands: DeviceCommands;
+  /** Pulling adapted packages from devices and promoting them (issue 16); absent, those routes answer 404. */
+  pulls?: AdaptPulls;
   /** Bearer token for state-changing requests; undefined = every control request refused (read-only server). */
   token: string | undefined;
   /** Verifies and stores an uploaded package tar (bytes in a temp file), returns its record. */

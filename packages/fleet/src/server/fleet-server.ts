@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type Database from 'better-sqlite3';
 import { AdaptError } from '../adapt/adapt-error.js';
 import { AdaptJobStore } from '../adapt/adapt-job-store.js';
+import { AdaptPulls } from '../adapt/adapt-pulls.js';
 import { ADAPT_MIGRATIONS } from '../adapt/adapt-migrations.js';
 import { deployCommandFor, DeviceCommands } from '../adapt/device-commands.js';
 import { ChunkService } from '../artifacts/chunk-service.js';
@@ -53,8 +54,13 @@ export interface FleetServerOptions {
   token?: string;
   /** Public keys (PEM files) packages must be signed by. */
   trustedKeys: string[];
-  /** Private key (PEM file) that signs rollback and downgrade commands. */
+  /**
+   * Private key (PEM file) that signs the commands kd-fleet sends, and re-signs the adapted packages an operator
+   * promotes (its public key must then be among `trustedKeys`).
+   */
   signKey?: string;
+  /** How long a pull's one-time upload URL stays valid (ms, default 1 h). */
+  adaptUploadTtlMs?: number;
   /** Base URL agents download artifacts from (default: the HTTP server's own URL). */
   publicUrl?: string;
   /** How often the rollout engine advances (ms, default 1000). */
@@ -133,7 +139,8 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
     const publicUrl = (options.publicUrl ?? httpUrl).replace(/\/$/, '');
 
     const services = await startServices({
-      db, dataDir: options.dataDir, client, fleet, log, publicUrl, signKey, chunkBytesPerSecond: options.chunkBytesPerSecond ?? 64 * 1024 * 1024,
+      db, dataDir: options.dataDir, client, fleet, log, publicUrl, signKey, trustedKeys, adaptUploadTtlMs: options.adaptUploadTtlMs,
+      chunkBytesPerSecond: options.chunkBytesPerSecond ?? 64 * 1024 * 1024,
     });
     const context = fleetContext(options, services, { fleet, trustedKeys, mqtt: { tcp: mqttUrl, ...(wsUrl ? { ws: wsUrl } : {}) }, log });
     answerRequests(http, [(req, res) => serveArtifact(req, res, services.registry), ...(options.handlers?.(context) ?? [])], log);
@@ -201,6 +208,8 @@ interface ServicesOptions {
   /** Base URL of the artifacts in deploy commands. */
   publicUrl: string;
   signKey: KeyInput | undefined;
+  trustedKeys: KeyInput[];
+  adaptUploadTtlMs: number | undefined;
   chunkBytesPerSecond: number;
 }
 
@@ -211,6 +220,7 @@ interface Services {
   rollouts: RolloutEngine;
   adaptJobs: AdaptJobStore;
   commands: DeviceCommands;
+  pulls: AdaptPulls;
   chunks: ChunkService;
   /** Stops publishing the manifests again on every reconnect. */
   stopRepublishing: () => void;
@@ -241,6 +251,13 @@ async function startServices(o: ServicesOptions): Promise<Services> {
       await client.publishAsync(topics.cmd(deviceId), JSON.stringify(command), { qos: 1 });
     },
   });
+  const pulls = new AdaptPulls({
+    db, registry, devices, adaptJobs, publicUrl: o.publicUrl, logger: log, sign: commandSigner(o.signKey), signKey: o.signKey,
+    trustedKeys: o.trustedKeys, ...(o.adaptUploadTtlMs !== undefined ? { uploadTtlMs: o.adaptUploadTtlMs } : {}),
+    send: async (deviceId, command) => {
+      await client.publishAsync(topics.cmd(deviceId), JSON.stringify(command), { qos: 1 });
+    },
+  });
   const chunks = new ChunkService({ client, fleet, source: registry, logger: log, bytesPerSecond: o.chunkBytesPerSecond });
   await chunks.start();
   await registry.publishManifests();
@@ -252,7 +269,7 @@ async function startServices(o: ServicesOptions): Promise<Services> {
     );
   };
   client.on('connect', republish);
-  return { registry, devices, rollouts, adaptJobs, commands, chunks, stopRepublishing: () => client.off('connect', republish) };
+  return { registry, devices, rollouts, adaptJobs, commands, pulls, chunks, stopRepublishing: () => client.off('connect', republish) };
 }
 
 /** The rollout engine, sending (signed, with a sign key) commands on each device's command topic. */
@@ -282,12 +299,12 @@ function commandSigner(signKey: KeyInput | undefined): (cmd: RolloutCommand) => 
 
 /** The context the API and the dashboard work on: the services, pushing packages, starting rollouts, server facts. */
 function fleetContext(
-  options: FleetServerOptions, { registry, devices, rollouts, adaptJobs, commands }: Services,
+  options: FleetServerOptions, { registry, devices, rollouts, adaptJobs, commands, pulls }: Services,
   { fleet, trustedKeys, mqtt, log }: { fleet: string; trustedKeys: KeyInput[]; mqtt: { tcp: string; ws?: string }; log: Logger },
 ): FleetContext {
   const startedAt = Date.now();
   return {
-    fleet, registry, devices, rollouts, adaptJobs, commands, token: options.token, logger: log,
+    fleet, registry, devices, rollouts, adaptJobs, commands, pulls, token: options.token, logger: log,
     pushPackage: (tarPath: string): Promise<PackageRecord> => registry.push(tarPath, { trustedKeys }),
     startRollout: (input: unknown): string => {
       const i = input as Partial<RolloutSpecInput> & { package?: { name?: string; version?: string } };
@@ -306,6 +323,7 @@ function fleetContext(
           { field: 'package' },
         );
       }
+      AdaptPulls.checkRollable(pkg); // a pulled package is signed by its device only until it is promoted
       return rollouts.start({ ...(i as RolloutSpecInput), package: { name, version, sha256: pkg.sha256 } });
     },
     info: () => {

@@ -1,0 +1,277 @@
+// Pulling an adapted package from a device and promoting it (issue 16): a real FleetServer (embedded aedes, SQLite,
+// API), MQTT clients playing devices that report their device key and their jobs, real device-signed packages uploaded
+// with the agent's own uploadPackage over HTTP, and the CLI in process.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  fleetTopics, generateKeyPair, makeAdapt, makeStatus, parseMessage, verifyCommandSignature, verifyPackage, writeKeyPair,
+  type AdaptFields, type CommandMessage, type KeyPair,
+} from '@kd-edge/core';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { uploadPackage } from '../../edge-agent/src/adapt/adapt-upload.js';
+import { TransferError } from '../../edge-agent/src/transfer/transfer-error.js';
+import { main } from '../src/cli.js';
+import { createApiHandler } from '../src/http/api-handler.js';
+import { FleetServer } from '../src/server/fleet-server.js';
+import { makeTestPackage, tempDir, type TestPackage } from './registry-helpers.js';
+import { waitFor } from './http-helpers.js';
+
+const FLEET = 'pull';
+const TOKEN = 'pull-test-token';
+const topics = fleetTopics(FLEET);
+/** The API's upload limit in this test: the small packages fit, the large one does not. */
+const LIMIT = 256 * 1024;
+const BASE = { name: 'shapes', version: '1.0.0' };
+
+interface Device {
+  id: string;
+  client: MqttClient;
+  raw: unknown[];
+  commands: CommandMessage[];
+  status(key: KeyPair): Promise<void>;
+  job(jobId: string, fields: Partial<AdaptFields>): Promise<void>;
+}
+
+let root: string;
+let cleanup: () => Promise<void>;
+let server: FleetServer;
+const keys = { fleet: generateKeyPair(), cam1: generateKeyPair(), cam2: generateKeyPair(), cam2b: generateKeyPair(), stranger: generateKeyPair() };
+const clients: MqttClient[] = [];
+let cam1: Device;
+let cam2: Device;
+
+async function call(method: string, path: string, options: { body?: unknown; token?: string | null; headers?: Record<string, string> } = {}): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== null) headers.authorization = `Bearer ${options.token ?? TOKEN}`;
+  const raw = options.body instanceof Uint8Array;
+  if (options.body !== undefined && !raw) headers['content-type'] = 'application/json';
+  const res = await fetch(server.httpUrl + path, { method, headers, body: options.body === undefined ? undefined : raw ? (options.body as Uint8Array) : JSON.stringify(options.body) });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+  try {
+    return { code: await main(['node', 'kd-fleet', ...args, '--server', server.httpUrl, '--token', TOKEN]), out, err };
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+}
+
+async function device(id: string, key: KeyPair): Promise<Device> {
+  const client = await mqtt.connectAsync(server.mqttUrl, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 });
+  clients.push(client);
+  const d: Device = {
+    id, client, raw: [], commands: [],
+    async status(k) {
+      const msg = makeStatus({
+        deviceId: id, online: true, agentVersion: '0.2.0',
+        hardware: { arch: 'arm64', platform: 'linux', cpus: 4, memTotalMb: 4096, ort: { version: '1.18.0', executionProviders: ['CPUExecutionProvider'] } },
+        activeModel: null, freeDiskMb: 1000, deviceKey: { keyId: k.keyId, publicKeyPem: k.publicKeyPem },
+      });
+      await client.publishAsync(topics.status(id), JSON.stringify(msg), { qos: 1, retain: true });
+    },
+    async job(jobId, fields) {
+      await client.publishAsync(topics.adapt(id), JSON.stringify(makeAdapt({ deviceId: id, jobId, base: BASE, ...fields } as AdaptFields)), { qos: 1, retain: true });
+      await waitFor(`job ${jobId}`, () => server.context.adaptJobs.get(id, jobId)?.state === fields.state);
+    },
+  };
+  client.on('message', (topic, payload) => {
+    if (topic !== topics.cmd(id)) return;
+    d.raw.push(JSON.parse(payload.toString('utf8')));
+    d.commands.push(parseMessage('cmd', payload));
+  });
+  await client.subscribeAsync(topics.cmd(id), { qos: 1 });
+  await d.status(key);
+  await waitFor(`${id} pinned`, () => server.context.devices.get(id)?.deviceKey?.keyId === key.keyId);
+  return d;
+}
+
+const succeeded = (n: number, deviceId = 'cam-01'): Partial<AdaptFields> => ({ state: 'succeeded', accepted: true, version: `1.0.0+adapt.${deviceId}.${n}`, activated: false });
+
+/** Pull job `jobId` and return the adapt-upload command the device received. */
+async function pull(d: Device, jobId: string): Promise<CommandMessage & { command: 'adapt-upload' }> {
+  const before = d.commands.length;
+  const r = await call('POST', `/api/devices/${d.id}/adapt-jobs/${jobId}/pull`);
+  expect(r.status, JSON.stringify(r.body)).toBe(202);
+  await waitFor('the adapt-upload command', () => d.commands.length > before);
+  const cmd = d.commands[d.commands.length - 1]!;
+  expect(cmd.command).toBe('adapt-upload');
+  expect(r.body.commandId).toBe(cmd.id);
+  return cmd as CommandMessage & { command: 'adapt-upload' };
+}
+
+async function refusal(p: Promise<unknown>): Promise<TransferError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(TransferError);
+  return err as TransferError;
+}
+
+async function storedTars(): Promise<string[]> {
+  const dir = join(root, 'fleet', 'packages', 'shapes');
+  return readdir(dir).catch(() => []);
+}
+
+const pkgs: Record<string, TestPackage> = {};
+const fast = { retries: 0 };
+
+beforeAll(async () => {
+  ({ dir: root, cleanup } = await tempDir('kd-fleet-pull-'));
+  await writeKeyPair(keys.fleet, { privateKeyPath: join(root, 'fleet.key'), publicKeyPath: join(root, 'fleet.pub') });
+  server = await FleetServer.start({
+    dataDir: join(root, 'fleet'), fleet: FLEET, httpPort: 0, mqttPort: 0, wsPort: false, token: TOKEN,
+    trustedKeys: [join(root, 'fleet.pub')], signKey: join(root, 'fleet.key'), tickMs: 100_000,
+    handlers: (ctx) => [createApiHandler(ctx, { packageLimit: LIMIT, tempDir: root })],
+  });
+  const p = join(root, 'pkgs');
+  const made = await Promise.all([
+    makeTestPackage(join(p, 'ok'), 'shapes', '1.0.0+adapt.cam-01.1', keys.cam1.privateKeyPem, 16 * 1024),
+    makeTestPackage(join(p, 'fleet'), 'shapes', '1.0.0+adapt.cam-01.2', keys.fleet.privateKeyPem, 16 * 1024),
+    makeTestPackage(join(p, 'stranger'), 'shapes', '1.0.0+adapt.cam-01.2', keys.stranger.privateKeyPem, 16 * 1024),
+    makeTestPackage(join(p, 'sha'), 'shapes', '1.0.0+adapt.cam-01.3', keys.cam1.privateKeyPem, 16 * 1024),
+    makeTestPackage(join(p, 'big'), 'shapes', '1.0.0+adapt.cam-01.4', keys.cam1.privateKeyPem, 400 * 1024),
+    makeTestPackage(join(p, 'cli'), 'shapes', '1.0.0+adapt.cam-01.5', keys.cam1.privateKeyPem, 16 * 1024),
+    makeTestPackage(join(p, 'cam2'), 'shapes', '1.0.0+adapt.cam-02.1', keys.cam2.privateKeyPem, 16 * 1024),
+  ]);
+  [pkgs.ok, pkgs.fleet, pkgs.stranger, pkgs.sha, pkgs.big, pkgs.cli, pkgs.cam2] = made;
+  cam1 = await device('cam-01', keys.cam1);
+  cam2 = await device('cam-02', keys.cam2);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.endAsync(true);
+  await server?.close();
+  await cleanup?.();
+});
+
+describe('pull an adapted package and promote it', () => {
+  it('refuses to pull an unknown job, an unfinished one, and without the control token', async () => {
+    await cam1.job('job-running', { state: 'training', epoch: 1, epochs: 5 });
+    const unknown = await call('POST', '/api/devices/cam-01/adapt-jobs/nope/pull');
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'FLEET_ADAPT_JOB_NOT_FOUND']);
+    const running = await call('POST', '/api/devices/cam-01/adapt-jobs/job-running/pull');
+    expect([running.status, running.body.error.code]).toEqual([409, 'FLEET_ADAPT_JOB_STATE']);
+    expect(running.body.error.message).toMatch(/job-running on cam-01 is training/);
+    await cam1.job('job-ok', succeeded(1));
+    expect((await call('POST', '/api/devices/cam-01/adapt-jobs/job-ok/pull', { token: null })).status).toBe(401);
+    expect(cam1.commands).toEqual([]);
+  });
+
+  it('uploads a device-signed package once: stored as adapted and unpromoted, and not rolled out', async () => {
+    const cmd = await pull(cam1, 'job-ok');
+    expect(verifyCommandSignature(cam1.raw[cam1.raw.length - 1], [keys.fleet.publicKeyPem])).toBe(keys.fleet.keyId);
+    expect(cmd).toMatchObject({ deviceId: 'cam-01', jobId: 'job-ok' });
+    expect(cmd.url).toMatch(new RegExp(`^${server.httpUrl}/api/uploads/[A-Za-z0-9_-]{43}$`));
+
+    const up = await uploadPackage(pkgs.ok!.tar, cmd.url, fast);
+    expect(up.status).toBe(201);
+    expect(up.body).toEqual({ name: 'shapes', version: '1.0.0+adapt.cam-01.1', sha256: pkgs.ok!.info.sha256 });
+    const models = (await call('GET', '/api/models', { token: null })).body as any[];
+    expect(models).toEqual([expect.objectContaining({
+      name: 'shapes', version: '1.0.0+adapt.cam-01.1', keyId: keys.cam1.keyId, origin: { deviceId: 'cam-01', jobId: 'job-ok' }, promotedAt: null,
+    })]);
+
+    const again = await refusal(uploadPackage(pkgs.ok!.tar, cmd.url, fast));
+    expect([again.code, again.status]).toEqual(['TRANSFER_HTTP_STATUS', 409]);
+    expect(again.message).toMatch(/FLEET_UPLOAD_USED/);
+    const unknown = await call('PUT', '/api/uploads/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', { token: null, body: new Uint8Array(10) });
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'FLEET_UPLOAD_NOT_FOUND']);
+    expect((await call('POST', '/api/devices/cam-01/adapt-jobs/job-ok/pull')).body.error.code).toBe('FLEET_PACKAGE_EXISTS');
+
+    const rollout = await call('POST', '/api/rollouts', { body: { package: { name: 'shapes', version: '1.0.0+adapt.cam-01.1' }, target: { deviceIds: ['cam-02'] }, waves: { canary: { count: 1 }, percents: [100] } } });
+    expect([rollout.status, rollout.body.error.code]).toEqual([409, 'FLEET_PACKAGE_NOT_PROMOTED']);
+    expect((await call('GET', '/api/rollouts', { token: null })).body).toEqual([]);
+  });
+
+  it('promotes: re-signed with the fleet key (files, hashes and version kept), then rolled out like any model', async () => {
+    const before = server.context.registry.get('shapes', '1.0.0+adapt.cam-01.1')!;
+    const r = await call('POST', `/api/models/shapes/${encodeURIComponent('1.0.0+adapt.cam-01.1')}/promote`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({ version: '1.0.0+adapt.cam-01.1', keyId: keys.fleet.keyId, origin: { deviceId: 'cam-01', jobId: 'job-ok' }, promotedAt: expect.any(Number) });
+    expect(r.body.sha256).not.toBe(before.sha256);
+    expect(r.body.manifest.files).toEqual(before.manifest.files);
+
+    // What agents download is the promoted package: it verifies with the fleet key and no longer with the device's.
+    const tar = new Uint8Array(await (await fetch(server.httpUrl + r.body.url)).arrayBuffer());
+    const downloaded = join(root, 'promoted.tar');
+    await (await import('node:fs/promises')).writeFile(downloaded, tar);
+    expect((await verifyPackage(downloaded, { trustedKeys: [keys.fleet.publicKeyPem] })).keyId).toBe(keys.fleet.keyId);
+    await expect(verifyPackage(downloaded, { trustedKeys: [keys.cam1.publicKeyPem] })).rejects.toMatchObject({ code: 'PACKAGE_KEY_UNTRUSTED' });
+    expect((await call('POST', `/api/models/shapes/${encodeURIComponent('1.0.0+adapt.cam-01.1')}/promote`)).body.error.code).toBe('FLEET_PROMOTE_STATE');
+
+    const rollout = await call('POST', '/api/rollouts', { body: { package: { name: 'shapes', version: '1.0.0+adapt.cam-01.1' }, target: { deviceIds: ['cam-02'] }, waves: { canary: { count: 1 }, percents: [100] } } });
+    expect(rollout.status, JSON.stringify(rollout.body)).toBe(201);
+    await server.context.rollouts.tick();
+    await waitFor('the deploy', () => cam2.commands.some((c) => c.command === 'deploy'));
+    const deploy = cam2.commands.find((c) => c.command === 'deploy') as CommandMessage & { command: 'deploy' };
+    expect(deploy.package).toMatchObject({ version: '1.0.0+adapt.cam-01.1', sha256: r.body.sha256 });
+    expect(deploy.manifest.signature?.keyId).toBe(keys.fleet.keyId);
+  });
+
+  it('refuses a package signed by any key but the device\'s (the fleet\'s, a stranger\'s) and stores nothing', async () => {
+    await cam1.job('job-other-key', succeeded(2));
+    for (const pkg of [pkgs.fleet!, pkgs.stranger!]) {
+      const cmd = await pull(cam1, 'job-other-key');
+      const err = await refusal(uploadPackage(pkg.tar, cmd.url, fast));
+      expect([err.code, err.status]).toEqual(['TRANSFER_HTTP_STATUS', 400]);
+      expect(err.message).toMatch(/FLEET_PACKAGE_REFUSED: PACKAGE_KEY_UNTRUSTED/);
+      expect(server.context.registry.get('shapes', '1.0.0+adapt.cam-01.2')).toBeUndefined();
+    }
+    expect((await storedTars()).filter((f) => !f.startsWith('1.0.0+adapt.cam-01.1'))).toEqual([]);
+  });
+
+  it('refuses a wrong x-kd-sha256 and a package over the size limit, storing nothing', async () => {
+    await cam1.job('job-sha', succeeded(3));
+    const cmd = await pull(cam1, 'job-sha');
+    const bytes = new Uint8Array(await readFile(pkgs.sha!.tar));
+    const bad = await call('PUT', new URL(cmd.url).pathname, { token: null, body: bytes, headers: { 'x-kd-sha256': 'ab'.repeat(32), 'content-type': 'application/x-tar' } });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'FLEET_UPLOAD_SHA_MISMATCH']);
+    expect(server.context.registry.get('shapes', '1.0.0+adapt.cam-01.3')).toBeUndefined();
+
+    await cam1.job('job-big', succeeded(4));
+    const big = await pull(cam1, 'job-big');
+    const err = await refusal(uploadPackage(pkgs.big!.tar, big.url, fast));
+    expect([err.code, err.status]).toEqual(['TRANSFER_HTTP_STATUS', 413]);
+    expect(server.context.registry.get('shapes', '1.0.0+adapt.cam-01.4')).toBeUndefined();
+    expect((await storedTars()).filter((f) => !f.startsWith('1.0.0+adapt.cam-01.1'))).toEqual([]);
+    expect((await readdir(root)).filter((f) => f.startsWith('kd-fleet-adapt-upload-'))).toEqual([]);
+  });
+
+  it('refuses the upload of a device whose key changed and was not accepted', async () => {
+    await cam2.job('job-cam2', succeeded(1, 'cam-02'));
+    const cmd = await pull(cam2, 'job-cam2');
+    await cam2.status(keys.cam2b);
+    await waitFor('the mismatch', () => server.context.devices.get('cam-02')?.deviceKey?.mismatch != null);
+    const err = await refusal(uploadPackage(pkgs.cam2!.tar, cmd.url, fast));
+    expect([err.code, err.status]).toEqual(['TRANSFER_HTTP_STATUS', 409]);
+    expect(err.message).toMatch(/FLEET_DEVICE_KEY_UNTRUSTED/);
+    expect(server.context.registry.get('shapes', '1.0.0+adapt.cam-02.1')).toBeUndefined();
+    const again = await call('POST', '/api/devices/cam-02/adapt-jobs/job-cam2/pull');
+    expect([again.status, again.body.error.code]).toEqual([409, 'FLEET_DEVICE_KEY_UNTRUSTED']);
+  });
+
+  it('pulls and promotes with the CLI', async () => {
+    await cam1.job('job-cli', succeeded(5));
+    const before = cam1.commands.length;
+    const pulled = await cli('adapt', 'pull', 'cam-01', 'job-cli');
+    expect(pulled.code, pulled.err).toBe(0);
+    expect(pulled.out).toMatch(/cam-01: upload of 1\.0\.0\+adapt\.cam-01\.5 \(job job-cli\) requested/);
+    await waitFor('the command', () => cam1.commands.length > before);
+    await uploadPackage(pkgs.cli!.tar, (cam1.commands[cam1.commands.length - 1] as { url: string }).url, fast);
+    const ls = await cli('models', 'ls');
+    expect(ls.out).toMatch(/1\.0\.0\+adapt\.cam-01\.5 .*device:cam-01 job job-cli \(pulled, not promoted\)/);
+    const promoted = await cli('models', 'promote', 'shapes', '1.0.0+adapt.cam-01.5');
+    expect(promoted.code, promoted.err).toBe(0);
+    expect(promoted.out).toContain(`signed by key ${keys.fleet.keyId}`);
+    expect((await cli('models', 'ls')).out).toMatch(/1\.0\.0\+adapt\.cam-01\.5 .*device:cam-01 job job-cli \(promoted\)/);
+    const refused = await cli('adapt', 'pull', 'cam-01', 'job-running');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/409 FLEET_ADAPT_JOB_STATE/);
+  });
+});
