@@ -405,9 +405,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
         await this.ledger.prune().catch(() => undefined);
       }
     };
-    if (cmd.command === 'ping' || cmd.command === 'adapt-cancel') {
+    if (cmd.command === 'ping' || cmd.command === 'adapt-cancel' || cmd.command === 'adapt-upload') {
       // A ping reads and changes nothing a running command holds: answered at once, even during a long download.
-      // An adapt-cancel touches only the adaptation job, which runs outside the queue: it must not wait behind a deploy.
+      // An adapt-cancel or adapt-upload touches only an adaptation job, which runs outside the queue: neither waits behind a deploy.
       const p = job();
       this.#beside.add(p);
       void p.finally(() => this.#beside.delete(p));
@@ -434,6 +434,12 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
       case 'adapt-cancel': {
         const answer = await this.#adapt!.cancel(cmd.jobId);
         return ctx.event('succeeded', { result: { ...answer } });
+      }
+      case 'adapt-upload': {
+        // A fleet's pull: the job's device-signed package, PUT to the one-time URL in the command (docs/adaptation.md).
+        const https = cmd.url.startsWith('https:');
+        const sent = await this.#adapt!.upload(cmd.jobId, cmd.url, { signal: ctx.signal, caFile: https ? this.config.broker.ca : undefined });
+        return ctx.event('succeeded', { result: sent });
       }
     }
   }

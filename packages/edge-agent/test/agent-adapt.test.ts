@@ -1,7 +1,10 @@
 // On-device adaptation end to end (issue 16): a real kd-agent on a real broker runs real kd-trainer adapt children on
 // toy models (64 px, one epoch, 12 frames), and the fleet sees every step on the retained devices/{id}/adapt topic.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { loadPublicKey, extractTar, verifyPackage } from '@kd-edge/core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +218,48 @@ describe('kd-agent adaptation jobs over a real broker, with real kd-trainer chil
     expect(done.reasons!.join('\n')).toMatch(/< min-gain 1\.000/);
     expect(jobMessages('j-rej').map((m) => m.state)).not.toContain('packaging');
     expect(agent.active()?.manifest.version).toBe('1.0.0');
+  });
+
+  it('adapt-upload PUTs a succeeded job\'s device-signed package to the URL it names; a rejected or unknown job has none to send', async () => {
+    const received: Buffer[] = [];
+    const headers: Array<Record<string, unknown>> = [];
+    const server = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(parts));
+        headers.push({ method: req.method, url: req.url, ...req.headers });
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/uploads/tok-1`;
+    try {
+      await send({ command: 'adapt-upload', id: 'u-ok', deviceId: DEVICE, jobId: 'j-ok', url });
+      const done = await settle('u-ok');
+      expect(done.state, done.message).toBe('succeeded');
+      expect(received).toHaveLength(1);
+      const body = received[0]!;
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      expect(done.result).toMatchObject({ version: '1.0.0+adapt.cam-01.1', sha256, size: body.length });
+      expect(headers[0]).toMatchObject({ method: 'PUT', url: '/api/uploads/tok-1', 'x-kd-sha256': sha256, 'content-type': 'application/x-tar' });
+      // What arrived is the adapted package, verified by the device's key only.
+      const tar = join(root, 'uploaded.tar');
+      await writeFile(tar, body);
+      const { manifest } = await verifyOwnPackage(tar, agent.deviceKey);
+      expect(manifest).toMatchObject({ name: 'shapes', version: '1.0.0+adapt.cam-01.1' });
+      await expect(verifyPackage(tar, { trustedKeys: [await loadPublicKey(keyFile)] })).rejects.toMatchObject({ code: 'PACKAGE_KEY_UNTRUSTED' });
+      // Nothing is left behind in the job's folder.
+      expect((await readdir(join(root, 'agent', 'adapt', 'j-ok'))).filter((f) => f.endsWith('.tar'))).toEqual([]);
+
+      await send({ command: 'adapt-upload', id: 'u-rej', deviceId: DEVICE, jobId: 'j-rej', url });
+      expect(await settle('u-rej')).toMatchObject({ state: 'failed', code: 'AGENT_ADAPT_NO_PACKAGE', message: expect.stringMatching(/rejected/) });
+      await send({ command: 'adapt-upload', id: 'u-none', deviceId: DEVICE, jobId: 'j-nope', url });
+      expect(await settle('u-none')).toMatchObject({ state: 'failed', code: 'AGENT_ADAPT_UNKNOWN_JOB' });
+      expect(received).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('cancel mid-training: SIGINT to the child, the job ends cancelled, the base keeps serving', async () => {

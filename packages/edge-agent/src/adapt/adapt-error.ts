@@ -21,8 +21,10 @@ export type AdaptJobErrorCode =
   | 'AGENT_ADAPT_UNAVAILABLE'
   /** The memory budget is below what the smallest batch needs. */
   | 'AGENT_ADAPT_MEMORY_TOO_SMALL'
-  /** `adapt-cancel` names a job this device does not know. */
+  /** `adapt-cancel` or `adapt-upload` names a job this device does not know. */
   | 'AGENT_ADAPT_UNKNOWN_JOB'
+  /** `adapt-upload` names a job that did not succeed, or whose adapted package the store no longer holds. */
+  | 'AGENT_ADAPT_NO_PACKAGE'
   /** kd-trainer ended in a way that is not one of its exit codes (killed, crashed): the message has its stderr's tail. */
   | 'ADAPT_CHILD_FAILED'
   /** The job's processes took more resident memory than its budget and were stopped. */

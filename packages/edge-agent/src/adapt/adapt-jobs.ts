@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { copyFile, cp, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
-  adaptedVersion, defaultModel, extractTar, FINAL_ADAPT_STATES, makeAdapt, manifestRole, parseAdaptedVersion, parseManifest, silentLogger,
+  adaptedVersion, defaultModel, extractTar, FINAL_ADAPT_STATES, makeAdapt, manifestRole, packDirectory, parseAdaptedVersion, parseManifest, silentLogger,
   writeFileDurable, type AdaptCommand, type AdaptMessage, type AdaptState, type BenchMessage, type Logger, type Manifest, type Precision,
 } from '@kd-edge/core';
 import type { AgentServices } from '../commands/agent-services.js';
@@ -13,6 +13,7 @@ import type { StoredVersion } from '../store/model-store.js';
 import { batchForBudget } from './adapt-batch.js';
 import { ADAPT_EXIT, adaptChildArgs, startAdaptChild, type AdaptChild, type AdaptChildExit, type AdaptChildRecipe } from './adapt-child.js';
 import { AdaptJobError } from './adapt-error.js';
+import { uploadPackage } from './adapt-upload.js';
 import { buildAdaptedPackage } from './adapt-package.js';
 import type { DeviceKey } from './device-key.js';
 import { verifyOwnPackage } from './own-package.js';
@@ -334,6 +335,34 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     running.child?.signal('SIGINT');
     await running.promise;
     return { jobId, state: rec.state };
+  }
+
+  /**
+   * `adapt-upload` (a fleet's pull): packs the job's adapted package as installed in the store (the bytes the device
+   * verified with its own key and serves or keeps for review) into a temporary tar in the job's folder and PUTs it to
+   * `url`, the fleet's one-time upload URL; the tar is deleted either way. Only a `succeeded` job whose package is
+   * still in the store has one: else AdaptJobError 'AGENT_ADAPT_NO_PACKAGE' (the store keeps the serving and the
+   * previous version, so pull an adaptation before two later deploys). An unknown job is 'AGENT_ADAPT_UNKNOWN_JOB'.
+   */
+  async upload(jobId: string, url: string, options: { signal?: AbortSignal; caFile?: string } = {}): Promise<{ version: string; sha256: string; size: number }> {
+    const rec = this.#jobs.get(jobId);
+    if (rec === undefined) throw new AdaptJobError('AGENT_ADAPT_UNKNOWN_JOB', `no adaptation job ${jobId} on this device`);
+    const version = rec.msg.version;
+    const stored = rec.state === 'succeeded' && rec.package !== undefined && version !== undefined ? this.#host.store.get(rec.package.key) : undefined;
+    if (stored === undefined || version === undefined) {
+      const why = rec.state !== 'succeeded' ? `it is ${rec.state}, not succeeded` : 'its package is no longer in the model store';
+      throw new AdaptJobError('AGENT_ADAPT_NO_PACKAGE', `adaptation job ${jobId} has no adapted package to upload: ${why}`);
+    }
+    await mkdir(rec.paths.dir, { recursive: true });
+    const tar = join(rec.paths.dir, `upload-${process.pid}-${Date.now()}.tar`);
+    try {
+      await packDirectory(stored.dir, tar);
+      const sent = await uploadPackage(tar, url, { signal: options.signal, caFile: options.caFile, logger: this.#log });
+      this.#log.info(`adapt: ${jobId}: uploaded ${rec.base.name}@${version} (${sent.size} bytes, sha256 ${sent.sha256.slice(0, 12)}…)`);
+      return { version, sha256: sent.sha256, size: sent.size };
+    } finally {
+      await rm(tar, { force: true });
+    }
   }
 
   /**
