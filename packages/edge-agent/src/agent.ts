@@ -565,7 +565,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
       name: stored.info.name,
       version: stored.info.version,
       sha256: stored.info.sha256,
-      ...(loaded ? { precision: loaded.model.precision, runtime: 'onnxruntime' as const, executionProvider: loaded.runtime.executionProvider } : {}),
+      ...(loaded ? { precision: loaded.model.precision, file: loaded.model.file, runtime: 'onnxruntime' as const, executionProvider: loaded.runtime.executionProvider } : {}),
     };
   }
 }

@@ -3,8 +3,8 @@
 // Errors and configuration
 export { AgentError, errorCode } from './errors.js';
 export type { AgentErrorCode } from './errors.js';
-export { AGENT_CONFIG_SCHEMA, loadAgentConfig, validateAgentConfig, envOverrides, defaultDeviceId } from './config/agent-config.js';
-export type { AgentConfig, AgentConfigSources, CaptureConfig } from './config/agent-config.js';
+export { AGENT_CONFIG_SCHEMA, ADAPT_OWN_FLAGS, loadAgentConfig, validateAgentConfig, envOverrides, defaultDeviceId } from './config/agent-config.js';
+export type { AgentConfig, AgentConfigSources, CaptureConfig, AgentAdaptConfig } from './config/agent-config.js';
 
 // The agent
 export { Agent } from './agent.js';
@@ -12,6 +12,8 @@ export type { AgentOptions, AgentEvents, AgentSeam } from './agent.js';
 export { main as kdAgentMain } from './cli.js';
 export { loadModel } from './model/loaded-model.js';
 export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';
+export { pickTarget, pickTensorrt, targetArch } from './model/pick-target.js';
+export type { PickedTarget, TargetFacts, TensorrtChoice } from './model/pick-target.js';
 export { benchmarkModel } from './model/model-benchmark.js';
 export type { ModelBenchmarkOptions } from './model/model-benchmark.js';
 export { onDeviceAccuracy, yoloLabels } from './model/on-device-accuracy.js';
@@ -96,6 +98,22 @@ export { loadOrCreateDeviceKey, DEVICE_KEY_DIR, DEVICE_PRIVATE_KEY_FILE, DEVICE_
 export type { DeviceKey, DeviceKeyOptions } from './adapt/device-key.js';
 export { verifyOwnPackage } from './adapt/own-package.js';
 
+// On-device adaptation jobs (issue 16): the job manager, the kd-trainer child, packaging with the device key, budgets
+export { AdaptJobs, messageOf as adaptMessageOf, gateFailure as adaptGateFailure } from './adapt/adapt-jobs.js';
+export type { AdaptJobRecord, AdaptHost, AdaptJobsOptions, AdaptJobsEvents, AdaptAnswer } from './adapt/adapt-jobs.js';
+export { AdaptJobError } from './adapt/adapt-error.js';
+export type { AdaptJobErrorCode } from './adapt/adapt-error.js';
+export { startAdaptChild, adaptChildArgs, adaptChildEnv, trainerErrorLine, ADAPT_EXIT } from './adapt/adapt-child.js';
+export type { AdaptChild, AdaptChildExit, AdaptChildOptions, AdaptChildArgsOptions, AdaptChildRecipe } from './adapt/adapt-child.js';
+export { buildAdaptedPackage } from './adapt/adapt-package.js';
+export type { AdaptedPackageOptions, AdaptedPackage } from './adapt/adapt-package.js';
+export { locateTrainer, trainerPackageDir, TRAINER_PACKAGE } from './adapt/trainer-command.js';
+export type { TrainerCommand, LocateTrainerOptions } from './adapt/trainer-command.js';
+export { RssMonitor, vmRssKib, parentPid } from './adapt/rss-monitor.js';
+export type { RssMonitorOptions } from './adapt/rss-monitor.js';
+export { batchForBudget, MAX_ADAPT_BATCH, MIB_PER_IMAGE_AT_640 } from './adapt/adapt-batch.js';
+export type { BatchChoice } from './adapt/adapt-batch.js';
+
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';
 export type { RuntimeErrorCode } from './runtime/runtime-error.js';
@@ -118,6 +136,29 @@ export { buildEngine, TRT_PLAN_FILE } from './runtime/trtexec-build.js';
 export type { BuildEngineOptions, BuiltEngine } from './runtime/trtexec-build.js';
 export { benchmarkEngine, trtexecBenchArgs } from './runtime/trtexec-bench.js';
 export type { TrtexecBenchOptions, TrtexecBenchResult } from './runtime/trtexec-bench.js';
+
+// TensorRT runner (issue 17): protocol, client, supervisor, runner-backed detector; the ONNX Runtime stand-in is a
+// program (src/runtime/trt-runner/standin-runner.ts), not part of the API
+export { TrtRunnerError } from './runtime/trt-runner/trt-runner-error.js';
+export type { TrtRunnerErrorCode } from './runtime/trt-runner/trt-runner-error.js';
+export {
+  PROTOCOL_VERSION as TRT_RUNNER_PROTOCOL_VERSION, MAX_FRAME_BYTES as TRT_RUNNER_MAX_FRAME_BYTES, RUNNER_ERROR_CODES, TENSOR_DTYPES,
+  encodeFrame, FrameDecoder, parseRequest, parseReply, checkRegions, shmPathAllowed, tensorBytes,
+} from './runtime/trt-runner/protocol.js';
+export type {
+  RunnerErrorCode, TensorDtype, TensorSpec, TensorRegion, InputRegion, RunnerRequest, RunnerReply, HelloReply, LoadedReply, ResultReply,
+  ErrorReply, DecodedFrame,
+} from './runtime/trt-runner/protocol.js';
+export { ShmRegion, layoutRegions, DEFAULT_SHM_DIR } from './runtime/trt-runner/shm-region.js';
+export type { ShmRegionOptions, RegionLayout } from './runtime/trt-runner/shm-region.js';
+export { RunnerClient, describeExit } from './runtime/trt-runner/runner-client.js';
+export type { RunnerClientOptions, RunnerClientEvents, RunnerExit, InferRequest, RequestOptions } from './runtime/trt-runner/runner-client.js';
+export { RunnerSupervisor } from './runtime/trt-runner/runner-supervisor.js';
+export type {
+  RunnerSupervisorOptions, RunnerSupervisorState, RunnerSupervisorEvents, RunnerCrash, RunnerFallback,
+} from './runtime/trt-runner/runner-supervisor.js';
+export { TrtRunnerRuntime, openRunnerDetector } from './runtime/trt-runner/runner-runtime.js';
+export type { TrtRunnerRuntimeOptions, TrtRunnerOutput } from './runtime/trt-runner/runner-runtime.js';
 
 // Benchmarks: runner, tegrastats parser and monitor, bench message
 export { BenchError } from './benchmark/bench-error.js';

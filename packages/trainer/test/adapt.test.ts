@@ -134,7 +134,7 @@ describe('kd-trainer adapt (library)', () => {
     expect(report.checks.map((c) => [c.name, c.passed])).toEqual([['holdout-gain', true], ['val-loss', true]]);
 
     // Exported: fp32 and int8 calibrated on 8 of the adaptation frames.
-    expect(report.export!.rows.map((x) => x.file)).toEqual(['model.onnx', 'model.int8.onnx']);
+    expect(report.export!.rows.map((x) => x.file)).toEqual(['model.onnx', 'model.int8.onnx', 'model.int8.u8s8.onnx']);
     expect(report.export!.calibration).toEqual({ images: 8, method: 'minmax' });
     for (const f of ['model.onnx', 'model.int8.onnx', 'export.json']) expect(statSync(join(paths.export, f)).size).toBeGreaterThan(0);
 

@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  classifierDescription, manifestRole, parseCalibCache, readOnnxFile, validateTrtPlan, verifyPackage, yoloDescription, loadPublicKey,
+  classifierDescription, manifestRole, parseCalibCache, readOnnxFile, tensorValues, validateTrtPlan, verifyPackage, yoloDescription, loadPublicKey,
 } from '@kd-edge/core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,8 +10,10 @@ import { selectBackend } from '../src/backend/select.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import { resolveOptions } from '../src/config.js';
 import { EXPORT_SCHEMA } from '../src/export/export-schema.js';
-import { headDecodePattern, parseExclude, parseFormats, runExport, summariseSkipped, type ExportReport } from '../src/export/run-export.js';
+import { formatExportTable, headDecodePattern, parseExclude, parseFormats, runExport, summariseSkipped, type ExportReport } from '../src/export/run-export.js';
 import { runPackage } from '../src/export/run-package.js';
+import { manifestTargets } from '../src/export/export-targets.js';
+import { parseTrtVersions } from '../src/export/tensorrt-artifacts.js';
 import { createClassifier } from '../src/model/classifier.js';
 import { saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
@@ -44,19 +46,53 @@ describe('kd-trainer export', () => {
 
   it('writes every format, validates and times each, and records the figures', async () => {
     report = await runExport(config({ weights, out: out(), formats: 'onnx,fp16,int8-dynamic,int8,trt', data: yaml, trt_version: '8.6.1' }));
-    expect(report.rows.map((r) => r.format)).toEqual(['onnx', 'fp16', 'int8-dynamic', 'int8', 'trt']);
-    for (const r of report.rows.slice(0, 4)) {
+    expect(report.rows.map((r) => r.format)).toEqual(['onnx', 'fp16', 'int8-dynamic', 'int8', 'int8', 'trt']);
+    for (const r of report.rows.slice(0, 5)) {
       expect(existsSync(join(out(), r.file))).toBe(true);
       expect(r.bytes).toBe(statSync(join(out(), r.file)).size);
       expect(r.map50).toBeGreaterThanOrEqual(0);
       expect(r.p50Ms).toBeGreaterThan(0);
     }
-    const [fp32, fp16, w8, int8] = report.rows;
+    const [fp32, fp16, w8, int8, u8] = report.rows;
     expect(fp16!.bytes).toBeLessThan(fp32!.bytes * 0.55);
     expect(w8!.bytes).toBeLessThan(fp32!.bytes / 3);
     expect(int8!.bytes).toBeLessThan(fp32!.bytes / 3);
+    expect(u8!.bytes).toBeLessThan(fp32!.bytes / 3);
     expect(report.calibration).toMatchObject({ images: 6, method: 'minmax' });
-    expect(JSON.parse(readFileSync(join(out(), 'export.json'), 'utf8')).rows).toHaveLength(5);
+    expect(JSON.parse(readFileSync(join(out(), 'export.json'), 'utf8')).rows).toHaveLength(6);
+  });
+
+  it('writes both int8 files from one calibration, and the table says which target each file is for', async () => {
+    const int8Rows = report.rows.filter((r) => r.format === 'int8');
+    expect(int8Rows.map((r) => [r.file, r.variant, r.target])).toEqual([
+      ['model.int8.onnx', 'S8S8', 'TensorRT, ARM64 CPU (ORT)'],
+      ['model.int8.u8s8.onnx', 'U8S8', 'x86-64 CPU (ONNX Runtime)'],
+    ]);
+    expect(report.rows.find((r) => r.format === 'onnx')!.target).toBe('reference; CPU fallback');
+    expect(report.rows.at(-1)!.target).toBe('TensorRT 8.6.1 (engine built on device)');
+    // One calibration: the same scales everywhere; the activation zero points are the int8 ones + 128.
+    const s8 = await readOnnxFile(join(out(), 'model.int8.onnx'));
+    const u8 = await readOnnxFile(join(out(), 'model.int8.u8s8.onnx'));
+    const values = (m: typeof s8) => new Map(m.graph!.initializer.map((t) => [t.name, { type: t.dataType, v: Array.from(tensorValues(t) as ArrayLike<number>) }]));
+    const a = values(s8);
+    const b = values(u8);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    let zps = 0;
+    for (const [name, x] of a) {
+      const y = b.get(name)!;
+      if (x.type === 3 && y.type === 2) { // INT8 → UINT8: an activation zero point
+        zps++;
+        expect(y.v, name).toEqual(x.v.map((z) => z + 128));
+      } else {
+        expect(y, name).toEqual(x);
+      }
+    }
+    expect(zps).toBeGreaterThan(50);
+    const table = formatExportTable(report.rows);
+    expect(table[0]).toMatch(/Speed-up +Target$/);
+    expect(table.find((l) => l.startsWith('int8 U8S8'))).toMatch(/model\.int8\.u8s8\.onnx .*× +x86-64 CPU \(ONNX Runtime\)$/);
+    expect(table.find((l) => l.startsWith('int8 S8S8'))).toMatch(/model\.int8\.onnx .*TensorRT, ARM64 CPU \(ORT\)$/);
+    expect(report.host).toEqual({ arch: expect.stringMatching(/^(x86_64|aarch64|\w+)$/), cpus: expect.any(Number) });
   });
 
   it('int8 keeps the Detect decode in float and quantizes the rest', async () => {
@@ -92,8 +128,9 @@ describe('kd-trainer export', () => {
   });
 
   it('takes an ONNX file instead of weights (any YOLOv5 export)', async () => {
-    const r = await runExport(config({ weights: join(out(), 'model.onnx'), out: join(dir, 'from-onnx'), formats: 'int8', data: yaml, calib_method: 'percentile' }));
-    expect(r.rows.map((x) => x.format)).toEqual(['onnx', 'int8']);
+    const r = await runExport(config({ weights: join(out(), 'model.onnx'), out: join(dir, 'from-onnx'), formats: 'int8', data: yaml, calib_method: 'percentile', activation_type: 'uint8' }));
+    expect(r.rows.map((x) => [x.format, x.file])).toEqual([['onnx', 'model.onnx'], ['int8', 'model.int8.u8s8.onnx']]);
+    expect(existsSync(join(dir, 'from-onnx', 'model.int8.onnx'))).toBe(false);
     expect(r.info.names).toEqual(['circle', 'square']);
   });
 
@@ -153,7 +190,8 @@ describe('kd-trainer keys gen, package and verify (real CLI)', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/^OK shapes 1\.2\.0: \d+ files verified/);
     const v = await verifyPackage(pkg, { trustedKeys: [await loadPublicKey(join(dir, 'fleet.pub'))] });
-    expect(v.manifest.models.map((m) => m.file).sort()).toEqual(['model.dynamic.int8.onnx', 'model.fp16.onnx', 'model.int8.onnx', 'model.onnx']);
+    expect(v.manifest.models.map((m) => m.file).sort()).toEqual(['model.dynamic.int8.onnx', 'model.fp16.onnx', 'model.int8.onnx', 'model.int8.u8s8.onnx', 'model.onnx']);
+    expect(v.manifest.targets!.map((t) => t.file)).toEqual(expect.arrayContaining(['model.int8.onnx', 'model.onnx']));
     expect(v.manifest.tensorrt).toEqual({ plan: 'trt-plan.json', calibCache: 'calib.cache' });
     expect(v.manifest.val).toBeDefined();
     expect(v.manifest.names).toEqual(['circle', 'square']);
@@ -235,7 +273,7 @@ describe('kd-trainer keys gen, package and verify (real CLI)', () => {
     const badRole = await cli(['package', '--from', join(dir, 'export'), '--name', 'shapes', '--version', '1.0.1', ...keyArgs, '--role', 'student']);
     expect(badRole.code).not.toBe(0);
     expect(badRole.stderr).toMatch(/model, teacher/);
-  });
+  }, 300_000);
 
   it('inspect prints inputs, outputs, opset and the op histogram of an ONNX file', async () => {
     const r = await cli(['inspect', join(dir, 'export', 'model.onnx')]);
@@ -248,5 +286,68 @@ describe('kd-trainer keys gen, package and verify (real CLI)', () => {
     const r2 = await cli(['inspect', bad]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/bad\.onnx.*\[ONNX_/);
+  });
+});
+
+describe('issue 17: targets and per-version TensorRT files', () => {
+  const base = () => ({ name: 'shapes', version: '2.0.0', sign: join(dir, 'fleet.key'), tar: false, logger: silentLogger });
+
+  it('package writes targets from the export: U8S8 for x86_64, S8S8 for aarch64, fp32 everywhere, the TensorRT engine', async () => {
+    // The export's own timing decides whether U8S8 may serve on x86: fix it so the test does not depend on this machine.
+    const from = join(dir, 'export-targets');
+    cpSync(join(dir, 'export'), from, { recursive: true });
+    const rep = JSON.parse(readFileSync(join(from, 'export.json'), 'utf8')) as ExportReport;
+    rep.host = { arch: 'x86_64', cpus: 2 };
+    for (const r of rep.rows) if (r.variant === 'U8S8') r.speedup = 1.5;
+    writeFileSync(join(from, 'export.json'), JSON.stringify(rep));
+    const { manifest } = await runPackage({ ...base(), from, out: join(dir, 'pkg-targets') });
+    expect(manifest.targets!.map((t) => [t.file, t.precision, t.runtime, t.arch, t.quantization])).toEqual([
+      ['model.int8.u8s8.onnx', 'int8', 'onnxruntime', ['x86_64'], 'u8s8'],
+      ['model.int8.onnx', 'int8', 'onnxruntime', ['aarch64'], 's8s8'],
+      ['model.onnx', 'fp32', 'onnxruntime', ['x86_64', 'aarch64'], undefined],
+      ['model.onnx', 'int8', 'tensorrt', ['aarch64', 'x86_64'], undefined],
+    ]);
+    const v = await verifyPackage(join(dir, 'pkg-targets'), { trustedKeys: [await loadPublicKey(join(dir, 'fleet.pub'))] });
+    expect(v.manifest.targets).toEqual(manifest.targets);
+    expect(v.files.map((f) => f.path)).toContain('model.int8.u8s8.onnx');
+  });
+
+  it('leaves out of an architecture an int8 file the export measured slower than fp32 there', () => {
+    const rows = [
+      { format: 'onnx' as const, file: 'model.onnx', speedup: 1 },
+      { format: 'int8' as const, file: 'model.int8.onnx', variant: 'S8S8' as const, speedup: 0.2 },
+      { format: 'int8' as const, file: 'model.int8.u8s8.onnx', variant: 'U8S8' as const, speedup: 0.9 },
+    ];
+    const x86 = manifestTargets(rows, { hostArch: 'x86_64' });
+    expect(x86.targets.map((t) => [t.file, t.arch])).toEqual([['model.int8.onnx', ['aarch64']], ['model.onnx', ['x86_64', 'aarch64']]]);
+    expect(x86.dropped).toEqual([expect.stringMatching(/^model\.int8\.u8s8\.onnx: measured 0\.90× fp32 on this x86-64 host/)]);
+    const arm = manifestTargets(rows, { hostArch: 'aarch64' });
+    expect(arm.targets.map((t) => [t.file, t.arch])).toEqual([['model.int8.u8s8.onnx', ['x86_64']], ['model.onnx', ['x86_64', 'aarch64']]]);
+  });
+
+  it('--trt-versions writes one cache body with a header per version and a plan per version; package lists them', async () => {
+    const out = join(dir, 'export-trt');
+    const r = await runExport(config({ weights, out, formats: 'trt', data: yaml, sensitivity_images: 0, trt_versions: '8.2.1, 10.3.0' }));
+    expect(r.tensorrt!.versions).toEqual([
+      { trtVersion: '8.2.1', plan: 'trt-plan.8.2.1.json', calibCache: 'calib.8.2.1.cache' },
+      { trtVersion: '10.3.0', plan: 'trt-plan.10.3.0.json', calibCache: 'calib.10.3.0.cache' },
+    ]);
+    expect(existsSync(join(out, 'calib.cache')) || existsSync(join(out, 'trt-plan.json'))).toBe(false);
+    const [a, b] = ['calib.8.2.1.cache', 'calib.10.3.0.cache'].map((f) => readFileSync(join(out, f), 'utf8').split('\n'));
+    expect(a![0]).toBe('TRT-8201-EntropyCalibration2');
+    expect(b![0]).toBe('TRT-100300-EntropyCalibration2');
+    expect(a!.slice(1)).toEqual(b!.slice(1));
+    expect(a!.length).toBeGreaterThan(50);
+    for (const v of ['8.2.1', '10.3.0']) {
+      expect(validateTrtPlan(JSON.parse(readFileSync(join(out, `trt-plan.${v}.json`), 'utf8')))).toMatchObject({ trtVersion: v, precision: 'best', calibCacheFile: `calib.${v}.cache` });
+    }
+    expect(r.rows.at(-1)).toMatchObject({ format: 'trt', target: 'TensorRT 8.2.1, 10.3.0 (engine built on device)' });
+    const { manifest } = await runPackage({ ...base(), from: out, out: join(dir, 'pkg-trt') });
+    expect(manifest.tensorrt).toEqual({ plan: 'trt-plan.8.2.1.json', calibCache: 'calib.8.2.1.cache', versions: r.tensorrt!.versions });
+    expect(manifest.files.map((f) => f.path).filter((p) => /calib|plan/.test(p)).sort()).toEqual(
+      ['calib.10.3.0.cache', 'calib.8.2.1.cache', 'trt-plan.10.3.0.json', 'trt-plan.8.2.1.json']);
+    expect(manifest.targets!.map((t) => [t.file, t.runtime, t.precision])).toEqual([['model.onnx', 'onnxruntime', 'fp32'], ['model.onnx', 'tensorrt', 'int8']]);
+    expect(() => parseTrtVersions('8.2')).toThrow(/'8\.2' is not a TensorRT version major\.minor\.patch/);
+    expect(() => parseTrtVersions('8.2.1,8.2.1')).toThrow(/8\.2\.1 is listed twice/);
   });
 });

@@ -12,7 +12,9 @@ import {
   type ManifestInput,
   type ManifestModel,
   type ManifestOutput,
+  type ManifestTarget,
   type ManifestTensorrt,
+  type ManifestReplay,
   type ManifestVal,
   type ManifestWeights,
   type PackageRole,
@@ -29,6 +31,7 @@ export const PACKAGE_LAYOUT = {
   valImages: 'val/images',
   valLabels: 'val/labels',
   weights: 'weights/model.kdw',
+  replay: 'replay',
 } as const;
 
 /** A model entry for {@link buildPackage}; `format` defaults to 'onnx'. */
@@ -57,6 +60,8 @@ export interface BuildPackageOptions {
   createdAt?: string | Date;
   /** Default: trt-plan.json (+ calib.cache) when present; false to leave out. */
   tensorrt?: ManifestTensorrt | false;
+  /** Which model file serves which device, most preferred first; default: none (the default model everywhere). */
+  targets?: ManifestTarget[];
   /** Default: val/images + val/labels when both hold files; false to leave out. */
   val?: ManifestVal | false;
   /**
@@ -66,13 +71,18 @@ export interface BuildPackageOptions {
   role?: PackageRole;
   /** The trainable weights (a `.kdw` already in `dir`, e.g. {@link PACKAGE_LAYOUT}.weights); default: none. */
   weights?: ManifestWeights;
+  /** Images of the original domain for on-device adaptation (already in `dir`, e.g. under {@link PACKAGE_LAYOUT}.replay); default: none. */
+  replay?: ManifestReplay;
   /** Sign with this Ed25519 key; without one the manifest is written unsigned (which verification refuses). */
   privateKey?: KeyInput;
 }
 
-/** The precision a model file name states: `*.fp16.onnx` fp16, `*.int8.onnx` int8, anything else fp32. */
+/**
+ * The precision a model file name states: `*.fp16.onnx` fp16, `*.int8.onnx` and an int8 variant such as
+ * `*.int8.u8s8.onnx` int8, anything else fp32.
+ */
 export function precisionFromFileName(file: string): Precision {
-  const m = /\.(fp32|fp16|int8)\.onnx$/.exec(file);
+  const m = /\.(fp32|fp16|int8)(?:\.(?:u8s8|s8s8))?\.onnx$/.exec(file);
   return m === null ? 'fp32' : (m[1] as Precision);
 }
 
@@ -146,11 +156,13 @@ export async function buildPackage(options: BuildPackageOptions): Promise<Manife
   else if (options.tensorrt === undefined && has(PACKAGE_LAYOUT.plan)) {
     draft.tensorrt = has(PACKAGE_LAYOUT.calibCache) ? { plan: PACKAGE_LAYOUT.plan, calibCache: PACKAGE_LAYOUT.calibCache } : { plan: PACKAGE_LAYOUT.plan };
   }
+  if (options.targets !== undefined) draft.targets = options.targets.map((t) => ({ ...t, arch: [...t.arch] }));
   if (options.val !== undefined && options.val !== false) draft.val = options.val;
   else if (options.val === undefined && hasUnder(PACKAGE_LAYOUT.valImages) && hasUnder(PACKAGE_LAYOUT.valLabels)) {
     draft.val = { images: PACKAGE_LAYOUT.valImages, labels: PACKAGE_LAYOUT.valLabels };
   }
 
+  if (options.replay !== undefined) draft.replay = { ...options.replay };
   const manifest = options.privateKey === undefined ? parseManifest(draft) : signManifest(draft, options.privateKey);
   await writeManifest(options.dir, manifest);
   return manifest;

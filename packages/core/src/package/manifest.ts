@@ -2,6 +2,7 @@ import { PackageError } from './errors.js';
 import { packagePathProblem } from './package-path.js';
 import { isSemver } from './semver.js';
 import { showValue } from '../util/show-value.js';
+import { parseTrtVersion } from '../tensorrt/trt-version.js';
 
 /** The manifest format this code reads and writes (`manifestVersion`); any other is refused. */
 export const MANIFEST_VERSION = 1;
@@ -39,6 +40,21 @@ export type PackageRole = (typeof PACKAGE_ROLES)[number];
 export const WEIGHTS_FORMATS = ['kdw'] as const;
 /** A trainable-weights format. */
 export type WeightsFormat = (typeof WEIGHTS_FORMATS)[number];
+
+/** Runtimes a {@link ManifestTarget} names: ONNX Runtime (CPU), or a TensorRT engine built on the device. */
+export const TARGET_RUNTIMES = ['onnxruntime', 'tensorrt'] as const;
+/** A target's runtime. */
+export type TargetRuntime = (typeof TARGET_RUNTIMES)[number];
+
+/** CPU architectures a {@link ManifestTarget} names, as `uname -m` spells them. */
+export const TARGET_ARCHS = ['x86_64', 'aarch64', 'armv7l'] as const;
+/** A target's architecture. */
+export type TargetArch = (typeof TARGET_ARCHS)[number];
+
+/** How an int8 QDQ file quantizes: int8 activations (S8S8) or uint8 activations (U8S8); weights are int8 in both. */
+export const INT8_QUANTIZATIONS = ['s8s8', 'u8s8'] as const;
+/** An int8 file's activation/weight types. */
+export type Int8Quantization = (typeof INT8_QUANTIZATIONS)[number];
 
 /** A tensor dimension: a size, or a symbolic name such as `'batch'`. */
 export type Dim = number | string;
@@ -89,6 +105,24 @@ export interface ManifestModel {
   metrics?: Record<string, number>;
 }
 
+/**
+ * Which model file serves which kind of device, most preferred first (`targets`): an agent serves the first
+ * entry for its runtime and architecture (see the agent's `pickTarget`). A manifest without `targets` serves
+ * its default model everywhere, as before.
+ */
+export interface ManifestTarget {
+  /** A model of `models` (for `tensorrt`: the ONNX file the engine is built from). */
+  file: string;
+  precision: Precision;
+  runtime: TargetRuntime;
+  /** Architectures it is for (non-empty, no repeats). */
+  arch: TargetArch[];
+  /** int8 only: S8S8 or U8S8 QDQ. */
+  quantization?: Int8Quantization;
+  /** Why this file for these devices (at most 500 characters). */
+  note?: string;
+}
+
 /** A file of the package with its SHA-256 (lower-case hex) and size in bytes. */
 export interface ManifestFile {
   path: string;
@@ -102,6 +136,20 @@ export interface ManifestTensorrt {
   plan: string;
   /** Package path of the INT8 calibration cache (conventionally `calib.cache`); absent for FP16 builds. */
   calibCache?: string;
+  /**
+   * One plan (and cache, whose header names the version) per TensorRT version the fleet's devices report; a device
+   * uses the entry of its exact version, and builds fp16 when none matches. `plan`/`calibCache` above are the first
+   * entry's. Absent: the single plan above, for the version it names.
+   */
+  versions?: ManifestTrtVersion[];
+}
+
+/** The TensorRT files of one TensorRT version. */
+export interface ManifestTrtVersion {
+  /** `major.minor.patch`, as the device's trtexec reports it (e.g. `8.2.1`). */
+  trtVersion: string;
+  plan: string;
+  calibCache?: string;
 }
 
 /** A small validation set for the on-device accuracy check (YOLO txt labels). */
@@ -110,6 +158,18 @@ export interface ManifestVal {
   images: string;
   /** Package directory of the labels (conventionally `val/labels`). */
   labels: string;
+}
+
+/**
+ * Images of the domain the model was trained on (`replay`), for on-device adaptation to train on beside the
+ * device's frames so the model does not forget it (`kd-trainer adapt --replay`). Images only, no labels; kept
+ * apart from `val/`, which must never be trained on (it is the forgetting check of the adaptation's acceptance).
+ */
+export interface ManifestReplay {
+  /** Package directory of the images (conventionally `replay`). */
+  dir: string;
+  /** How many: the number of files listed under `dir`. */
+  images: number;
 }
 
 /** The trainable weights the package's models were exported from, so a device can fine-tune the exact serving model. */
@@ -157,7 +217,10 @@ export interface Manifest {
   role?: PackageRole;
   weights?: ManifestWeights;
   tensorrt?: ManifestTensorrt;
+  /** Which file serves which device (see {@link ManifestTarget}); absent: the default model everywhere. */
+  targets?: ManifestTarget[];
   val?: ManifestVal;
+  replay?: ManifestReplay;
   signature?: ManifestSignature;
 }
 
@@ -295,7 +358,7 @@ const TOP_REQUIRED = [
   'manifestVersion', 'name', 'version', 'createdAt', 'task', 'input', 'output', 'names',
   'strides', 'anchors', 'precision', 'models', 'files', 'metrics',
 ] as const;
-const TOP_OPTIONAL = ['role', 'weights', 'tensorrt', 'val', 'signature'] as const;
+const TOP_OPTIONAL = ['role', 'weights', 'tensorrt', 'targets', 'val', 'replay', 'signature'] as const;
 
 function parseInput(value: unknown, task: Task): ManifestInput {
   const v = record(value, 'input', ['name', 'shape', 'layout', 'dtype', 'normalisation'], ['letterbox']);
@@ -460,13 +523,8 @@ export function parseManifest(json: unknown): Manifest {
     if (!path.endsWith('.kdw')) fail('weights.path', path, 'a path ending in .kdw');
     manifest.weights = { path, format: oneOf(w.format, 'weights.format', WEIGHTS_FORMATS) };
   }
-  if (m.tensorrt !== undefined) {
-    const t = record(m.tensorrt, 'tensorrt', ['plan'], ['calibCache']);
-    manifest.tensorrt = { plan: listed(packagePath(t.plan, 'tensorrt.plan'), 'tensorrt.plan', paths) };
-    if (t.calibCache !== undefined) {
-      manifest.tensorrt.calibCache = listed(packagePath(t.calibCache, 'tensorrt.calibCache'), 'tensorrt.calibCache', paths);
-    }
-  }
+  if (m.tensorrt !== undefined) manifest.tensorrt = parseTensorrt(m.tensorrt, paths);
+  if (m.targets !== undefined) manifest.targets = parseTargets(m.targets, models);
   if (m.val !== undefined) {
     const v = record(m.val, 'val', ['images', 'labels']);
     const dir = (x: unknown, field: string): string => {
@@ -476,8 +534,70 @@ export function parseManifest(json: unknown): Manifest {
     };
     manifest.val = { images: dir(v.images, 'val.images'), labels: dir(v.labels, 'val.labels') };
   }
+  if (m.replay !== undefined) {
+    const r = record(m.replay, 'replay', ['dir', 'images']);
+    const dir = packagePath(r.dir, 'replay.dir');
+    const count = files.filter((f) => f.path.startsWith(`${dir}/`)).length;
+    if (count === 0) fail('replay.dir', dir, 'a directory holding at least one listed file');
+    if (r.images !== count) fail('replay.images', r.images, `${count}, the number of files listed under ${dir}/`);
+    manifest.replay = { dir, images: count };
+  }
   if (m.signature !== undefined) manifest.signature = parseSignature(m.signature);
   return manifest;
+}
+
+function parseTensorrt(value: unknown, paths: ReadonlySet<string>): ManifestTensorrt {
+  const t = record(value, 'tensorrt', ['plan'], ['calibCache', 'versions']);
+  const out: ManifestTensorrt = { plan: listed(packagePath(t.plan, 'tensorrt.plan'), 'tensorrt.plan', paths) };
+  if (t.calibCache !== undefined) out.calibCache = listed(packagePath(t.calibCache, 'tensorrt.calibCache'), 'tensorrt.calibCache', paths);
+  if (t.versions === undefined) return out;
+  const seen = new Set<string>();
+  out.versions = array(t.versions, 'tensorrt.versions', 'a non-empty array of { trtVersion, plan, calibCache? }', 1).map((x, i) => {
+    const field = `tensorrt.versions[${i}]`;
+    const e = record(x, field, ['trtVersion', 'plan'], ['calibCache']);
+    const trtVersion = string(e.trtVersion, `${field}.trtVersion`, 'a TensorRT version major.minor.patch such as 8.2.1 or 10.3.0', (v) => {
+      try {
+        parseTrtVersion(v);
+        return /^\d+\.\d+\.\d+$/.test(v);
+      } catch {
+        return false;
+      }
+    });
+    if (seen.has(trtVersion)) fail(`${field}.trtVersion`, trtVersion, 'a version no other entry names');
+    seen.add(trtVersion);
+    const entry: ManifestTrtVersion = { trtVersion, plan: listed(packagePath(e.plan, `${field}.plan`), `${field}.plan`, paths) };
+    if (e.calibCache !== undefined) entry.calibCache = listed(packagePath(e.calibCache, `${field}.calibCache`), `${field}.calibCache`, paths);
+    return entry;
+  });
+  const first = out.versions[0]!;
+  if (first.plan !== out.plan || first.calibCache !== out.calibCache) {
+    fail('tensorrt.plan', out.plan, `the first version's plan and cache (${first.plan}${first.calibCache ? `, ${first.calibCache}` : ''})`);
+  }
+  return out;
+}
+
+function parseTargets(value: unknown, models: readonly ManifestModel[]): ManifestTarget[] {
+  const modelFiles = new Map(models.map((m) => [m.file, m]));
+  return array(value, 'targets', 'a non-empty array of { file, precision, runtime, arch, quantization?, note? }', 1).map((x, i) => {
+    const field = `targets[${i}]`;
+    const e = record(x, field, ['file', 'precision', 'runtime', 'arch'], ['quantization', 'note']);
+    const file = string(e.file, `${field}.file`);
+    if (!modelFiles.has(file)) fail(`${field}.file`, file, `the file of one of models (${[...modelFiles.keys()].join(', ')})`);
+    const precision = oneOf(e.precision, `${field}.precision`, PRECISIONS);
+    const arch = array(e.arch, `${field}.arch`, `a non-empty array of ${TARGET_ARCHS.join(' | ')}`, 1).map((a, j) => oneOf(a, `${field}.arch[${j}]`, TARGET_ARCHS));
+    if (new Set(arch).size !== arch.length) fail(`${field}.arch`, arch, 'each architecture once');
+    const runtime = oneOf(e.runtime, `${field}.runtime`, TARGET_RUNTIMES);
+    // ONNX Runtime serves the file as it is; a TensorRT engine is built from it at the target's precision.
+    const own = modelFiles.get(file)!.precision;
+    if (runtime === 'onnxruntime' && precision !== own) fail(`${field}.precision`, precision, `'${own}', the precision of models' ${file}`);
+    const target: ManifestTarget = { file, precision, runtime, arch };
+    if (e.quantization !== undefined) {
+      if (precision !== 'int8') fail(`${field}.quantization`, e.quantization, "no value unless precision is 'int8'");
+      target.quantization = oneOf(e.quantization, `${field}.quantization`, INT8_QUANTIZATIONS);
+    }
+    if (e.note !== undefined) target.note = string(e.note, `${field}.note`, 'a string of 1 to 500 characters', (s) => s.length <= 500);
+    return target;
+  });
 }
 
 /** The package's role: its `role`, or 'model' for a manifest without one (every manifest before roles). */

@@ -29,6 +29,8 @@ export const activeModelSchema = z.looseObject({
   precision: precisionSchema.optional(),
   runtime: runtimeSchema.optional(),
   executionProvider: textSchema(64).optional(),
+  /** The package path of the model file that serves (one package carries a file per target; issue 17). */
+  file: textSchema(256).optional(),
 });
 /** A model the device holds. */
 export type ActiveModel = z.infer<typeof activeModelSchema>;

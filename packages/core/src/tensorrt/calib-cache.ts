@@ -71,13 +71,42 @@ export function writeCalibCache(
   ranges: ReadonlyMap<string, TensorRange> | ReadonlyMap<string, number>,
   options: CalibCacheOptions,
 ): string {
+  return `${calibCacheHeader(options)}\n${calibCacheBody(ranges)}`;
+}
+
+/**
+ * One calibration cache per TensorRT version, from one body: every cache holds the same `name: hex` lines and
+ * differs only in its header line (`TRT-8201-EntropyCalibration2`, `TRT-100300-EntropyCalibration2`, …), since
+ * TensorRT skips a cache whose header is not its own. Keys are the versions as given; repeats are refused.
+ * @example writeCalibCaches(ranges, ['8.2.1', '10.3.0']).get('8.2.1') // 'TRT-8201-EntropyCalibration2\n…'
+ */
+export function writeCalibCaches(
+  ranges: ReadonlyMap<string, TensorRange> | ReadonlyMap<string, number>,
+  trtVersions: readonly string[],
+  options: Omit<CalibCacheOptions, 'trtVersion'> = {},
+): Map<string, string> {
+  if (!Array.isArray(trtVersions) || trtVersions.length === 0) throw new RangeError('trtVersions must list at least one TensorRT version');
+  const headers = trtVersions.map((v) => calibCacheHeader({ ...options, trtVersion: v }));
+  const numbers = trtVersions.map((v) => trtVersionNumber(v));
+  const repeat = numbers.findIndex((n, i) => numbers.indexOf(n) !== i);
+  if (repeat >= 0) throw new RangeError(`trtVersions names TensorRT ${trtVersions[repeat]} twice`);
+  const body = calibCacheBody(ranges);
+  return new Map(trtVersions.map((v, i) => [v, `${headers[i]}\n${body}`]));
+}
+
+/** The header line `TRT-<version number>-<algorithm>` of a calibration cache. */
+export function calibCacheHeader(options: CalibCacheOptions): string {
   const algorithm = options.algorithm ?? 'EntropyCalibration2';
   if (!TRT_CALIBRATION_ALGORITHMS.includes(algorithm)) {
     throw new RangeError(
       `algorithm must be one of ${TRT_CALIBRATION_ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`,
     );
   }
-  const lines = [`TRT-${trtVersionNumber(options.trtVersion)}-${algorithm}`];
+  return `TRT-${trtVersionNumber(options.trtVersion)}-${algorithm}`;
+}
+
+function calibCacheBody(ranges: ReadonlyMap<string, TensorRange> | ReadonlyMap<string, number>): string {
+  const lines: string[] = [];
   for (const [name, range] of ranges) {
     checkName(name);
     let amax: number;
@@ -92,9 +121,9 @@ export function writeCalibCache(
     if (!(Number.isFinite(amax) && amax >= 0)) {
       throw new RangeError(`amax of tensor ${JSON.stringify(name)} must be a finite number >= 0, got ${amax}`);
     }
-    lines.push(`${name}: ${calibScaleHex(amax)}`);
+    lines.push(`${name}: ${calibScaleHex(amax)}\n`);
   }
-  return lines.join('\n') + '\n';
+  return lines.join('');
 }
 
 /**

@@ -2,7 +2,7 @@
 // Also re-exported by the package root; import this path to load only what it needs.
 
 // TensorRT: INT8 calibration cache and engine build plan (engines are built on the device)
-export { writeCalibCache, parseCalibCache, calibScaleHex, amaxFromCalibScale, TRT_CALIBRATION_ALGORITHMS } from './calib-cache.js';
+export { writeCalibCache, writeCalibCaches, calibCacheHeader, parseCalibCache, calibScaleHex, amaxFromCalibScale, TRT_CALIBRATION_ALGORITHMS } from './calib-cache.js';
 export type { CalibCacheOptions, ParsedCalibCache, TrtCalibrationAlgorithm } from './calib-cache.js';
 export { buildTrtPlan, validateTrtPlan, trtexecArgs, TRT_PRECISIONS, TRT_LAYER_PRECISIONS } from './trt-plan.js';
 export type {

@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTrtVersion, trtexecArgs, validateTrtPlan, silentLogger, type Logger } from '@kd-edge/core';
+import { parseManifest, parseTrtVersion, trtexecArgs, validateTrtPlan, silentLogger, type Logger, type Manifest } from '@kd-edge/core';
 import type { TrtPlan } from '@kd-edge/core';
+import { pickTensorrt } from '../model/pick-target.js';
 import { EngineCache } from './engine-cache.js';
 import { RuntimeError } from './runtime-error.js';
 import { runTrtexec } from './trtexec-process.js';
@@ -14,7 +15,10 @@ export const TRT_PLAN_FILE = 'trt-plan.json';
 export interface BuildEngineOptions {
   /** trtexec to run (see `locateTrtexec`). */
   trtexec: string;
-  /** The extracted, verified package folder holding trt-plan.json, the ONNX model and calib.cache. */
+  /**
+   * The extracted, verified package folder: its manifest's `tensorrt` names the plan and calibration cache of each
+   * TensorRT version (else the single trt-plan.json and the cache it names).
+   */
   packageDir: string;
   /** sha256 of the package tar: part of the cache key. */
   packageSha256: string;
@@ -37,15 +41,20 @@ export interface BuiltEngine {
   enginePath: string;
   cached: boolean;
   trtVersion: string;
+  /** The plan as built: precision fp16 and no cache when {@link BuiltEngine.fp16Fallback} says why. */
   plan: TrtPlan;
+  /** The plan file used. */
+  planFile: string;
+  /** Why the engine was built fp16 instead of the plan's int8: the package has no calibration cache for this TensorRT. */
+  fp16Fallback?: string;
   /** trtexec arguments of the build (absent when cached). */
   args?: string[];
   /** Build wall time (absent when cached). */
   buildMs?: number;
 }
 
-async function readPlan(packageDir: string): Promise<TrtPlan> {
-  const file = join(packageDir, TRT_PLAN_FILE);
+async function readPlan(packageDir: string, planFile: string): Promise<TrtPlan> {
+  const file = join(packageDir, planFile);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -57,6 +66,47 @@ async function readPlan(packageDir: string): Promise<TrtPlan> {
   } catch (e) {
     throw new RuntimeError('RUNTIME_TRTEXEC_PLAN', `${file}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+async function readManifest(packageDir: string): Promise<Manifest | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(packageDir, 'manifest.json'), 'utf8');
+  } catch {
+    return undefined; // a bare folder with trt-plan.json (tests, hand-made packages)
+  }
+  try {
+    return parseManifest(JSON.parse(text));
+  } catch (e) {
+    throw new RuntimeError('RUNTIME_TRTEXEC_PLAN', `${join(packageDir, 'manifest.json')}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+const exact = (v: string): string => {
+  const { major, minor, patch } = parseTrtVersion(v);
+  return `${major}.${minor}.${patch}`;
+};
+
+/**
+ * The plan to build on a device with TensorRT `trtVersion`: the manifest's entry for that exact version; without
+ * one, or when a single plan's cache was written for another version (TensorRT skips a cache whose header is not its
+ * own, and trtexec cannot calibrate), the plan built fp16 without the cache, and why.
+ */
+async function planFor(packageDir: string, trtVersion: string): Promise<{ plan: TrtPlan; planFile: string; fp16Fallback?: string }> {
+  const manifest = await readManifest(packageDir);
+  const choice = manifest?.tensorrt?.versions !== undefined ? pickTensorrt(manifest, trtVersion) : undefined;
+  const planFile = choice?.plan ?? manifest?.tensorrt?.plan ?? TRT_PLAN_FILE;
+  const plan = await readPlan(packageDir, planFile);
+  let fp16Fallback: string | undefined;
+  if (choice?.fp16Fallback) {
+    fp16Fallback = choice.reason;
+  } else if (choice === undefined && plan.calibCacheFile !== undefined && exact(plan.trtVersion) !== exact(trtVersion)) {
+    fp16Fallback = `${planFile}'s calibration cache ${plan.calibCacheFile} is for TensorRT ${plan.trtVersion}, the device has ${trtVersion}: the engine is built fp16`;
+  }
+  if (fp16Fallback === undefined || plan.precision === 'fp16') return { plan, planFile };
+  const { calibCacheFile: _dropped, ...rest } = plan;
+  const fp16 = validateTrtPlan({ ...rest, precision: 'fp16', layerPrecisions: plan.layerPrecisions.filter((l) => l.precision !== 'int8') });
+  return { plan: fp16, planFile, fp16Fallback };
 }
 
 async function requireFile(path: string, what: string): Promise<void> {
@@ -73,21 +123,16 @@ async function requireFile(path: string, what: string): Promise<void> {
  */
 export async function buildEngine(options: BuildEngineOptions): Promise<BuiltEngine> {
   const log = options.logger ?? silentLogger;
-  const plan = await readPlan(options.packageDir);
   const trtVersion = options.trtVersion ?? (await detectTrtexecVersion(options.trtexec, { logger: log, signal: options.signal }));
-  const device = parseTrtVersion(trtVersion);
-  const planned = parseTrtVersion(plan.trtVersion);
-  if (planned.major !== device.major || planned.minor !== device.minor) {
-    // The flags are respelled for the device below; the calibration cache header may still be refused by TensorRT.
-    log.warn(`trt-plan.json targets TensorRT ${plan.trtVersion}, the device has ${trtVersion}`);
-  }
+  const { plan, planFile, fp16Fallback } = await planFor(options.packageDir, trtVersion);
+  if (fp16Fallback !== undefined) log.warn(fp16Fallback);
   const cache = new EngineCache(options.cacheDir);
   const key = { packageSha256: options.packageSha256, trtVersion, gpu: options.gpu };
   if (options.force !== true) {
     const hit = await cache.lookup(key, plan.engineFile);
     if (hit !== undefined) {
       log.info(`TensorRT engine from cache: ${hit.enginePath}`);
-      return { enginePath: hit.enginePath, cached: true, trtVersion, plan };
+      return { enginePath: hit.enginePath, cached: true, trtVersion, plan, planFile, ...(fp16Fallback ? { fp16Fallback } : {}) };
     }
   }
   const onnxPath = join(options.packageDir, plan.onnxFile);
@@ -114,7 +159,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuiltEng
       });
     }
     const entry = await slot.commit();
-    return { enginePath: entry.enginePath, cached: false, trtVersion, plan, args, buildMs: run.durationMs };
+    return { enginePath: entry.enginePath, cached: false, trtVersion, plan, planFile, ...(fp16Fallback ? { fp16Fallback } : {}), args, buildMs: run.durationMs };
   } catch (e) {
     await slot.abort();
     throw e;

@@ -2,7 +2,7 @@ import type { AcceptanceCheck, AcceptanceRule } from './acceptance.js';
 import type { AdaptFigures, EvaluateProgress, ModelFigures } from './evaluate.js';
 import type { AdaptExport, ExportProgress } from './export-adapted.js';
 import type { AdaptRecipe, TrainingRecord, TrainProgress } from './fine-tune.js';
-import type { LabelProgress, LabelSummary } from './label-frames.js';
+import type { LabelProgress, LabelSummary, ReplaySummary } from './label-frames.js';
 
 /** The stages of a job, in order. */
 export type AdaptStage = 'label' | 'train' | 'evaluate' | 'export';
@@ -21,6 +21,8 @@ export interface AdaptReport {
   acceptance: AcceptanceRule;
   frames: LabelSummary['frames'] & { sources: string[] };
   split: LabelSummary['split'] & { share: number; seed: number };
+  /** The replay images trained on beside the frames (`--replay`; all zero without it). */
+  replay: ReplaySummary;
   /** The teacher's boxes on the used frames (at `pseudoConf`). */
   boxes: LabelSummary['boxes'];
   pseudoConf: number;

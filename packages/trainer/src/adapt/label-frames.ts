@@ -15,6 +15,7 @@ import { scaleDetections } from '../predict/preprocess.js';
 import type { Logger } from '../util/logger.js';
 import { AdaptError } from './adapt-error.js';
 import { holdoutSplit } from './holdout-split.js';
+import { replayChoice } from './replay-images.js';
 import { writeJson, type JobPaths } from './job-files.js';
 
 /** What the labelling was given, kept in labels.json: a later call on the job must bring the same. */
@@ -28,6 +29,10 @@ export interface LabelInputs {
   pseudoConf: number;
   holdout: number;
   seed: number;
+  /** `--replay` sources: images of the original domain, labelled by the teacher and trained on beside the frames (absent in jobs from before replay: none). */
+  replay?: string[];
+  /** `--replay-max`: most replay images used (0: all). */
+  replayMax?: number;
 }
 
 /** One labelled frame. */
@@ -37,8 +42,25 @@ export interface LabelledFrame {
   /** Where it was captured. */
   source: string;
   sha256: string;
-  split: 'adapt' | 'holdout';
+  /** `replay`: an image of the original domain (`--replay`), in images/train only, never scored. */
+  split: 'adapt' | 'holdout' | 'replay';
   boxes: number;
+}
+
+/** What labels.json says of the replay images (`--replay`): all zero when none were given. */
+export interface ReplaySummary {
+  sources: string[];
+  /** `--replay-max` (0: all). */
+  max: number;
+  /** Image files found in the sources, skipped as unusable, left out as byte-identical to a frame or to another replay image, and used. */
+  found: number;
+  skipped: number;
+  skippedFiles: string[];
+  duplicates: number;
+  used: number;
+  /** The teacher's boxes on the used replay images, and those it found nothing on. */
+  boxes: number;
+  backgrounds: number;
 }
 
 /** data/labels.json: the labelling's inputs, counts and frames. Written last, so it marks data/ complete. */
@@ -48,6 +70,8 @@ export interface LabelSummary {
   /** Image files found, used, and skipped (corrupt, truncated, too small, or gone before they were linked). */
   frames: { found: number; used: number; skipped: number; skippedFiles: string[] };
   split: { adapt: number; holdout: number };
+  /** The replay images (absent in jobs from before replay). Not counted in `frames`, `split` or `boxes`. */
+  replay?: ReplaySummary;
   boxes: {
     total: number;
     /** Mean boxes per used frame. */
@@ -133,6 +157,56 @@ async function linkOrCopy(src: string, dst: string): Promise<boolean> {
   }
 }
 
+/** The replay images a job links into images/train, and what was left out. */
+interface ReplayPick {
+  images: { source: string; name: string; sha256: string; size?: [number, number] }[];
+  found: number;
+  skippedFiles: string[];
+  duplicates: number;
+}
+
+/**
+ * The `--replay` images: scanned as frames are (unusable ones skipped and counted), hashed, those
+ * byte-identical to a frame left out (a hold-out frame must never be trained on), `replayMax` of the rest
+ * chosen by content and seed ({@link replayChoice}) and linked (or copied) into images/train under
+ * `replay-<name>`. Throws AdaptError 'ADAPT_REPLAY_NOT_FOUND' when replay was asked for and no image is usable.
+ */
+async function addReplay(o: LabelFramesOptions, frameHashes: string[], stems: Set<string>): Promise<ReplayPick> {
+  const sources = o.inputs.replay ?? [];
+  const pick: ReplayPick = { images: [], found: 0, skippedFiles: [], duplicates: 0 };
+  if (sources.length === 0) return pick;
+  let items: DatasetItem[] = [];
+  try {
+    items = await scanSplit(sources, o.names.length, o.logger, { split: 'replay', imagesOnly: true, onSkipped: (f) => { pick.skippedFiles = f; } });
+  } catch (err) {
+    if (!(err instanceof DatasetError)) throw err;
+  }
+  pick.found = items.length + pick.skippedFiles.length;
+  if (items.length === 0) {
+    throw new AdaptError('ADAPT_REPLAY_NOT_FOUND', `--replay: no usable image in ${sources.join(', ')} (${pick.found} image files found, ${pick.skippedFiles.length} skipped)`);
+  }
+  const known = new Set(frameHashes);
+  const hashed: { item: DatasetItem; sha256: string }[] = [];
+  for (const item of items) {
+    const sha256 = await sha256File(item.image);
+    if (known.has(sha256)) pick.duplicates++;
+    else hashed.push({ item, sha256 });
+  }
+  const used = replayChoice(hashed.map((h) => h.sha256), o.inputs.replayMax ?? 0, o.inputs.seed);
+  // Copies of one image beyond the first count as duplicates, not as images left over by the cap.
+  pick.duplicates += hashed.length - new Set(hashed.map((h) => h.sha256)).size;
+  for (const [i, { item, sha256 }] of hashed.entries()) {
+    if (!used[i]) continue;
+    const name = uniqueName(`replay-${basename(item.image)}`, stems);
+    if (!(await linkOrCopy(item.image, join(o.paths.data, 'images', 'train', name)))) {
+      pick.skippedFiles.push(item.image);
+      continue;
+    }
+    pick.images.push({ source: item.image, name, sha256, ...(item.size ? { size: item.size } : {}) });
+  }
+  return pick;
+}
+
 /**
  * Stage 1 of `kd-trainer adapt`: the frames become a YOLO dataset in `data/` labelled by the teacher.
  * Every image of the sources is verified (corrupt ones skipped with a warning and counted), hard-linked
@@ -140,7 +214,8 @@ async function linkOrCopy(src: string, dst: string): Promise<boolean> {
  * ({@link holdoutSplit}), and run through the teacher letterboxed at the job's image size; its detections
  * scoring at least the pseudo-label threshold (decoded and suppressed as ultralytics' predict,
  * {@link pseudoDetections}) are written as `labels/<split>/<stem>.txt` in the frame's own coordinates
- * (rows that clipping made identical once), an empty file where it found nothing (a background frame). data.yaml names the student's classes;
+ * (rows that clipping made identical once), an empty file where it found nothing (a background frame).
+ * The replay images (`inputs.replay`) are labelled the same way into `train` only. data.yaml names the student's classes;
  * labels.json comes last and marks the folder complete. Throws AdaptError 'ADAPT_TOO_FEW_FRAMES' naming
  * the count and the folders when fewer than `minFrames` are usable or a split would be empty.
  * @returns the summary, or undefined when `signal` stopped it (the folder is then redone next time)
@@ -181,7 +256,7 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
   if (nHeld === 0) throw tooFew(`the hold-out is empty: ${(inputs.holdout * 100).toFixed(0)} % of ${frames.length} frames rounds to none; give more frames or a larger --holdout`);
   if (nHeld === frames.length) throw tooFew(`no frame is left to adapt on: the hold-out takes all ${frames.length}; give more frames or a smaller --holdout`);
 
-  const byPath = new Map<string, { frame: (typeof frames)[number]; split: 'train' | 'val' }>();
+  const byPath = new Map<string, { frame: (typeof frames)[number]; split: 'train' | 'val'; replay?: true }>();
   const toLabel: DatasetItem[] = [];
   for (const [i, f] of frames.entries()) {
     const split = held[i] ? 'val' : 'train';
@@ -191,13 +266,20 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
     toLabel.push({ image, labels: new Float32Array(0), ...(f.size ? { size: f.size } : {}) });
   }
   await rm(staging, { recursive: true, force: true });
-  log.info(`frames: ${frames.length} used (${frames.length - nHeld} to adapt on, ${nHeld} held out), ${skippedFiles.length} skipped; labelling with ${inputs.teacher} at ${inputs.imgsz} px, conf ≥ ${inputs.pseudoConf}`);
+  const replay = await addReplay(o, frames.map((f) => f.sha256), stems);
+  for (const r of replay.images) {
+    const image = join(paths.data, 'images', 'train', r.name);
+    byPath.set(image, { frame: r, split: 'train', replay: true });
+    toLabel.push({ image, labels: new Float32Array(0), ...(r.size ? { size: r.size } : {}) });
+  }
+  log.info(`frames: ${frames.length} used (${frames.length - nHeld} to adapt on, ${nHeld} held out), ${skippedFiles.length} skipped${replay.images.length > 0 ? `; ${replay.images.length} replay images trained on beside them` : ''}; labelling with ${inputs.teacher} at ${inputs.imgsz} px, conf ≥ ${inputs.pseudoConf}`);
 
   const head = o.teacher.head;
   if (head === undefined) throw new RangeError(`teacher ${o.teacher.source} is not a detector`);
   const boxesOf = new Map<string, number>();
   const perClass: Record<string, number> = Object.fromEntries(o.names.map((n) => [n, 0]));
   let total = 0;
+  let replayBoxes = 0;
   const loader = evalLoader(toLabel, { imgsz: inputs.imgsz, batchSize: o.batchSize, workers: o.workers, logger: log });
   try {
     for await (const b of loader.epoch(0)) {
@@ -209,32 +291,39 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
         // Back to the frame's own pixels, then normalised to it: the labels do not depend on the image size.
         const mapped = scaleDetections(dets[i]!, { gain: shape.ratio, pad: shape.pad }, shape.orig)
           .filter((d) => d.box[2] > d.box[0] && d.box[3] > d.box[1]);
-        const { frame, split } = byPath.get(b.files[i]!)!;
+        const { frame, split, replay: isReplay } = byPath.get(b.files[i]!)!;
         // Boxes that clipping to the frame made identical are one label (the dataset scan would drop the copies).
         const lines = [...new Set(yoloLabelLines(mapped, shape.orig, false))];
         await writeFile(join(paths.data, 'labels', split, `${basename(frame.name, extname(frame.name))}.txt`), lines.length > 0 ? `${lines.join('\n')}\n` : '');
         boxesOf.set(frame.name, lines.length);
+        if (isReplay) {
+          // The replay images' boxes are counted apart: `boxes` describes what the teacher saw on this camera.
+          replayBoxes += lines.length;
+          continue;
+        }
         for (const line of lines) {
           const name = o.names[Number(line.slice(0, line.indexOf(' ')))]!;
           perClass[name] = (perClass[name] ?? 0) + 1;
         }
         total += lines.length;
       }
-      o.onProgress?.({ stage: 'label', done: boxesOf.size, total: frames.length, boxes: total });
+      o.onProgress?.({ stage: 'label', done: boxesOf.size, total: toLabel.length, boxes: total + replayBoxes });
     }
   } finally {
     await loader.close();
   }
   // A frame the loader could not decode after all has no label: it leaves the set and counts as skipped.
   const labelled: LabelledFrame[] = [];
-  for (const [image, { frame, split }] of byPath) {
+  const replayed: LabelledFrame[] = [];
+  for (const [image, { frame, split, replay: isReplay }] of byPath) {
     const boxes = boxesOf.get(frame.name);
     if (boxes === undefined) {
       await rm(image, { force: true });
-      skippedFiles.push(frame.source);
+      (isReplay ? replay.skippedFiles : skippedFiles).push(frame.source);
       continue;
     }
-    labelled.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: split === 'val' ? 'holdout' : 'adapt', boxes });
+    if (isReplay) replayed.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: 'replay', boxes });
+    else labelled.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: split === 'val' ? 'holdout' : 'adapt', boxes });
   }
   const histogram: Record<string, number> = {};
   for (const f of labelled) histogram[String(f.boxes)] = (histogram[String(f.boxes)] ?? 0) + 1;
@@ -247,14 +336,19 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
     inputs,
     frames: { found, used: labelled.length, skipped: skippedFiles.length, skippedFiles: skippedFiles.slice(0, NAMED_SKIPS) },
     split: { adapt, holdout: labelled.length - adapt },
+    replay: {
+      sources: inputs.replay ?? [], max: inputs.replayMax ?? 0, found: replay.found, skipped: replay.skippedFiles.length,
+      skippedFiles: replay.skippedFiles.slice(0, NAMED_SKIPS), duplicates: replay.duplicates, used: replayed.length, boxes: replayBoxes,
+      backgrounds: replayed.filter((f) => f.boxes === 0).length,
+    },
     boxes: { total, perFrame: labelled.length > 0 ? total / labelled.length : 0, backgrounds: histogram['0'] ?? 0, histogram, perClass },
     names: o.names,
-    items: labelled,
+    items: [...labelled, ...replayed],
     seconds: (performance.now() - t0) / 1000,
   };
   // labels.json marks the data complete: what it describes must be on disk first, not in the page cache.
   await fsyncTree(paths.data);
   await writeJson(paths.labels, summary);
-  log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds) in ${summary.seconds.toFixed(1)} s`);
+  log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds)${replayed.length > 0 ? `, ${replayBoxes} on ${replayed.length} replay images` : ''} in ${summary.seconds.toFixed(1)} s`);
   return summary;
 }

@@ -23,6 +23,7 @@ import { exportAdapted } from './export-adapted.js';
 import { fineTune } from './fine-tune.js';
 import { jobPaths, readJobState, readJson, writeJobState, writeJson, type JobPaths, type JobState } from './job-files.js';
 import { frameSources, labelFrames, type LabelInputs, type LabelSummary } from './label-frames.js';
+import { replaySources } from './replay-images.js';
 
 /** Everything a job needs besides its options. */
 export interface AdaptRunOptions {
@@ -38,12 +39,20 @@ export interface AdaptRunOptions {
 }
 
 /** The inputs that make a job what it is: a call on the same folder must bring the same. */
-const SAME_JOB: readonly (keyof LabelInputs)[] = ['teacherSha256', 'weightsSha256', 'imgsz', 'pseudoConf', 'holdout', 'seed'];
+const SAME_JOB: readonly (keyof LabelInputs)[] = ['teacherSha256', 'weightsSha256', 'imgsz', 'pseudoConf', 'holdout', 'seed', 'replay', 'replayMax'];
+
+/** An input as compared and named: a job labelled before replay existed had none. */
+function inputValue(i: LabelInputs, k: keyof LabelInputs): string {
+  if (k === 'replay') return (i.replay ?? []).join(',') || 'none';
+  // A cap on no replay images changes nothing.
+  if (k === 'replayMax') return (i.replay ?? []).length > 0 ? String(i.replayMax ?? 0) : '—';
+  return String(i[k]);
+}
 
 function checkSameJob(paths: JobPaths, was: LabelInputs, now: LabelInputs, log: Logger): void {
-  const differ = SAME_JOB.filter((k) => was[k] !== now[k]);
+  const differ = SAME_JOB.filter((k) => inputValue(was, k) !== inputValue(now, k));
   if (differ.length > 0) {
-    const what = differ.map((k) => `${k} ${String(now[k])} (the job's: ${String(was[k])})`).join(', ');
+    const what = differ.map((k) => `${k} ${inputValue(now, k)} (the job's: ${inputValue(was, k)})`).join(', ');
     throw new AdaptError('ADAPT_JOB_MISMATCH', `${paths.dir} is a job started with other inputs: ${what}; use a new --out folder, or delete this one to start again`);
   }
   if (was.frames.join(',') !== now.frames.join(',')) log.info(`the job's frames were labelled from ${was.frames.join(', ')}; --frames ${now.frames.join(', ')} is not read again`);
@@ -80,7 +89,8 @@ async function jobHyp(cfg: AdaptConfig, run: AdaptRunOptions, log: Logger): Prom
  * `kd-trainer adapt`: fine-tunes a serving detector to the frames its own camera captured, with no labels
  * (issue 16). Four stages, each skipped when an earlier call on the same job folder finished it:
  * 1. label ({@link labelFrames}): the teacher labels every frame; a deterministic split into adaptation and
- *    hold-out frames; a YOLO dataset in `data/`;
+ *    hold-out frames; the replay images (`replay`), labelled alike, join the adaptation frames only; a YOLO
+ *    dataset in `data/`;
  * 2. train ({@link fineTune}): distillation from the serving weights with the fine-tuning recipe into
  *    `run/`, resumed from its last.kdw, within the time budget (a job the budget stopped trains on when
  *    called with a larger one);
@@ -121,6 +131,8 @@ export async function runAdapt(cfg: AdaptConfig, run: AdaptRunOptions = {}): Pro
   const inputs: LabelInputs = {
     frames: specs, teacher: resolve(cfg.teacher), teacherSha256: await sha256File(cfg.teacher), weights: resolve(cfg.weights),
     weightsSha256: await sha256File(cfg.weights), imgsz, pseudoConf: cfg.pseudo_conf, holdout: cfg.holdout, seed: cfg.seed,
+    // Replay images are part of what the job is (by path and cap): a call on the job must name the same.
+    replay: cfg.replay.split(',').map((s) => s.trim()).filter(Boolean).map((s) => resolve(s)), replayMax: cfg.replay_max,
   };
   let labels = await readJson<LabelSummary>(paths.labels);
   if (labels?.version !== 1) labels = undefined;
@@ -131,6 +143,7 @@ export async function runAdapt(cfg: AdaptConfig, run: AdaptRunOptions = {}): Pro
   // 1. Label.
   if (!labels) {
     inputs.frames = frameSources(cfg.frames);
+    inputs.replay = replaySources(cfg.replay);
     // New data: whatever an earlier start left after it belongs to other frames.
     for (const p of [paths.run, paths.export, paths.report, paths.state]) await rm(p, { recursive: true, force: true });
     state = { version: 1, trainSeconds: 0, resumes: 0 };
@@ -224,6 +237,7 @@ export async function runAdapt(cfg: AdaptConfig, run: AdaptRunOptions = {}): Pro
     acceptance: rule,
     frames: { ...labels.frames, sources: labels.inputs.frames },
     split: { ...labels.split, share: labels.inputs.holdout, seed: labels.inputs.seed },
+    replay: labels.replay ?? { sources: [], max: 0, found: 0, skipped: 0, skippedFiles: [], duplicates: 0, used: 0, boxes: 0, backgrounds: 0 },
     boxes: labels.boxes,
     pseudoConf: labels.inputs.pseudoConf,
     recipe,

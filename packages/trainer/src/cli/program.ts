@@ -12,6 +12,7 @@ import { runDistill } from '../distill/run-distill.js';
 import { EXPORT_SCHEMA } from '../export/export-schema.js';
 import { formatExportTable, runExport } from '../export/run-export.js';
 import { runPackage } from '../export/run-package.js';
+import { REPLAY_SPLITS, type ReplaySplit } from '../export/package-replay.js';
 import { predictCommand } from '../predict/predict-command.js';
 import { resolveOptions, SYNTH_SCHEMA, TRAIN_SCHEMA, VAL_SCHEMA } from '../config.js';
 import { synthesizeDataset } from '../data/synth.js';
@@ -108,9 +109,13 @@ export function buildProgram(): Command {
     .option('--val-images <n>', 'images in val/ (default 16)', (v) => Number.parseInt(v, 10))
     .option('--no-tar', 'do not write <out>.tar')
     .addOption(new Option('--role <role>', 'model: the package serves; teacher: it only labels frames for on-device adaptation').choices(PACKAGE_ROLES).default('model'))
-    .option('--weights-file <kdw>', 'ship these kd-trainer weights (.kdw, same classes) as weights/model.kdw for on-device fine-tuning');
+    .option('--weights-file <kdw>', 'ship these kd-trainer weights (.kdw, same classes) as weights/model.kdw for on-device fine-tuning')
+    .option('--replay-images <n>', 'copy n images of --val-data (sampled by content and seed) into replay/, for on-device adaptation to train on so the model keeps its original domain (default 0: none)', (v) => Number(v))
+    .addOption(new Option('--replay-from <split>', 'the split of --val-data the replay images come from').choices(REPLAY_SPLITS).default('train'))
+    .option('--replay-seed <n>', 'seed of the replay sample', (v) => Number(v), 0);
   packageCmd.action(async (o: {
     from: string; name: string; version: string; sign: string; out?: string; valData?: string; valImages?: number; tar: boolean; role: PackageRole; weightsFile?: string;
+    replayImages?: number; replayFrom: ReplaySplit; replaySeed: number;
   }) => {
     await runPackage({ ...o, logger: consoleLogger(false) });
   });

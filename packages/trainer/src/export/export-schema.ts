@@ -5,7 +5,7 @@ export const EXPORT_FORMATS = {
   onnx: 'float32 ONNX (model.onnx), always written: the others derive from it',
   fp16: 'float16 weights and compute, float32 inputs and outputs (model.fp16.onnx)',
   'int8-dynamic': 'int8 weights per output channel, float activations; no calibration (model.dynamic.int8.onnx)',
-  int8: 'static int8 in QDQ form, calibrated (model.int8.onnx)',
+  int8: 'static int8 in QDQ form, calibrated once: S8S8 for TensorRT and ARM CPUs (model.int8.onnx) and U8S8 for x86 CPUs (model.int8.u8s8.onnx)',
   trt: 'TensorRT calibration cache and build plan (calib.cache, trt-plan.json); the engine is built on the device',
 } as const;
 
@@ -30,12 +30,16 @@ export const EXPORT_SCHEMA = {
   exclude: { type: 'string', default: '', help: 'nodes kept in float: comma-separated names or /regex/ (e.g. /model.24/)' },
   quantize_head: { type: 'boolean', default: false, help: 'int8 also for the Detect decode ops (default: they stay float)' },
   activation_type: {
-    type: 'enum', choices: ['int8', 'uint8'], default: 'int8',
-    help: 'int8 activations (S8S8: ORT default, TensorRT, ARM CPUs such as Jetson) or uint8 (U8S8: what ORT fuses on x86 CPUs)',
+    type: 'enum', choices: ['both', 'int8', 'uint8'], default: 'both',
+    help: 'int8 files to write from the one calibration: both (default), int8 (S8S8 only: model.int8.onnx; TensorRT, ARM CPUs such as Jetson) or uint8 (U8S8 only: model.int8.u8s8.onnx; what ORT fuses on x86 CPUs)',
   },
   activation_symmetric: { type: 'boolean', default: false, help: 'symmetric int8 activations' },
   sensitivity_images: { type: 'int', default: 32, min: 0, help: 'images for the per-tensor INT8 error report (0: none)' },
-  trt_version: { type: 'string', default: '10.3.0', help: 'TensorRT version on the devices (calib.cache header)' },
+  trt_version: { type: 'string', default: '10.3.0', help: 'TensorRT version on the devices (calib.cache header); see --trt-versions for several' },
+  trt_versions: {
+    type: 'string', default: '',
+    help: 'comma-separated TensorRT versions the fleet\'s devices report (e.g. 8.2.1,8.5.2,10.3.0): one calib.<v>.cache and trt-plan.<v>.json each; replaces --trt-version',
+  },
   trt_precision: { type: 'enum', choices: ['auto', 'fp16', 'int8', 'best'], default: 'auto', help: 'engine precision (auto: best = int8 + fp16 when calibrated, else fp16)' },
   workspace: { type: 'int', default: 1024, min: 1, help: 'TensorRT workspace (MiB)' },
   dla_core: { type: 'int', default: -1, min: -1, max: 1, help: 'Jetson DLA core for the engine (-1: GPU only)' },

@@ -1,7 +1,8 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { arch, availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
-  exportOnnx, formatSensitivityTable, measureOrtLatency, quantizeModel, readOnnxFile, writeOnnxFile,
+  exportOnnx, formatSensitivityTable, measureOrtLatency, quantizeModel, quantizeQdq, readOnnxFile, writeOnnxFile,
   type ModelProto, type QuantizeReport, type TensorRange,
 } from '@kd-edge/core';
 import { classifyCalibrationImages } from '../classify/calibration.js';
@@ -20,6 +21,7 @@ import { validateWith } from '../val/validator.js';
 import { calibrationImages } from './calibration-images.js';
 import { ARTIFACT_FILES } from './export-names.js';
 import { EXPORT_FORMATS, type ExportConfig, type ExportFormat } from './export-schema.js';
+import { artifactTarget, type Int8Variant } from './export-targets.js';
 import { onnxModelInfo, type OnnxModelInfo } from './model-info.js';
 import { writeTensorrtArtifacts } from './tensorrt-artifacts.js';
 
@@ -27,6 +29,10 @@ import { writeTensorrtArtifacts } from './tensorrt-artifacts.js';
 export interface ExportRow {
   format: ExportFormat;
   file: string;
+  /** int8 rows: S8S8 (model.int8.onnx) or U8S8 (model.int8.u8s8.onnx). */
+  variant?: Int8Variant;
+  /** What the file is for (`x86-64 CPU (ONNX Runtime)`, `TensorRT, ARM64 CPU (ORT)`, …). */
+  target?: string;
   bytes: number;
   /** Detection metrics (absent without --data). */
   map50?: number;
@@ -52,8 +58,10 @@ export interface ExportReport {
   info: Omit<OnnxModelInfo, 'input' | 'output'> & { inputName: string; inputShape: (number | string | null)[]; outputName: string; outputShape: (number | string | null)[] };
   opset: number;
   rows: ExportRow[];
-  /** Files of the TensorRT format (calib.cache, trt-plan.json). */
-  tensorrt?: { files: string[]; precision: string; trtexec: string[] };
+  /** Files of the TensorRT format: a calibration cache and a plan per TensorRT version. */
+  tensorrt?: { files: string[]; precision: string; trtexec: string[]; versions?: { trtVersion: string; plan: string; calibCache?: string }[] };
+  /** The machine the latencies were measured on (`x86_64`, `aarch64`, as `uname -m` says), and its cores. */
+  host?: { arch: string; cpus: number };
   calibration?: { method: string; images: number; seconds: number; perImageMs: number; split: string; data: string };
   /** Worst tensors of the INT8 sensitivity report (SQNR dB, lowest first). */
   sensitivityTop?: { tensor: string; opType: string; sqnrDb: number }[];
@@ -173,14 +181,15 @@ async function validateFile(file: string, info: OnnxModelInfo, cfg: ExportConfig
 export function formatExportTable(rows: readonly ExportRow[]): string[] {
   const cls = rows.some((r) => r.top1 !== undefined);
   const [m1, m2] = cls ? ['top1_acc', 'top5_acc'] : ['mAP50', 'mAP50-95'];
-  const head = `${'Format'.padEnd(14)}${'File'.padEnd(26)}${'Size (MB)'.padStart(10)}${m1.padStart(cls ? 10 : 8)}${m2.padStart(10)}${'Δ (pts)'.padStart(9)}${'p50 (ms)'.padStart(10)}${'Speed-up'.padStart(10)}`;
+  const fileWidth = Math.max(26, ...rows.map((r) => r.file.length + 1));
+  const head = `${'Format'.padEnd(14)}${'File'.padEnd(fileWidth)}${'Size (MB)'.padStart(10)}${m1.padStart(cls ? 10 : 8)}${m2.padStart(10)}${'Δ (pts)'.padStart(9)}${'p50 (ms)'.padStart(10)}${'Speed-up'.padStart(10)}  Target`;
   const f = (v: number | undefined, d: number, w: number): string => (v === undefined ? '—' : v.toFixed(d)).padStart(w);
   return [
     head,
-    ...rows.map((r) => ({ r, d: cls ? r.deltaTop1Points : r.deltaMapPoints })).map(({ r, d }) => `${r.format.padEnd(14)}${r.file.padEnd(26)}${f(r.bytes / 1e6, 2, 10)}` +
+    ...rows.map((r) => ({ r, d: cls ? r.deltaTop1Points : r.deltaMapPoints })).map(({ r, d }) => `${(r.variant ? `${r.format} ${r.variant}` : r.format).padEnd(14)}${r.file.padEnd(fileWidth)}${f(r.format === 'trt' ? undefined : r.bytes / 1e6, 2, 10)}` +
       `${cls ? `${f(r.top1, 3, 10)}${f(r.top5, 3, 10)}` : `${f(r.map50, 3, 8)}${f(r.map, 3, 10)}`}` +
       `${(d === undefined ? '—' : `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).padStart(9)}` +
-      `${f(r.p50Ms, 2, 10)}${(r.speedup === undefined ? '—' : `${r.speedup.toFixed(2)}×`).padStart(10)}`),
+      `${f(r.p50Ms, 2, 10)}${(r.speedup === undefined ? '—' : `${r.speedup.toFixed(2)}×`).padStart(10)}${r.target ? `  ${r.target}` : ''}`),
     ...(rows.some((r) => (r.latencyBatch ?? 1) > 1) ? [`p50: one ONNX Runtime run of the static batch of ${rows[0]!.latencyBatch}`] : []),
   ];
 }
@@ -210,22 +219,22 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
   const imgsz = info.imgsz ?? [cfg.imgsz, cfg.imgsz];
   const batch = info.batch ?? 1;
   const inputShape = [batch, 3, imgsz[0], imgsz[1]];
-  const files = new Map<ExportFormat, string>();
+  const artifacts: { format: ExportFormat; file: string; variant?: Int8Variant }[] = [];
   await writeOnnxFile(join(out, ARTIFACT_FILES.onnx), model);
-  files.set('onnx', ARTIFACT_FILES.onnx);
+  artifacts.push({ format: 'onnx', file: ARTIFACT_FILES.onnx });
   log.info(`wrote ${join(out, ARTIFACT_FILES.onnx)}`);
 
   if (formats.includes('fp16')) {
     const { model: m, report } = await quantizeModel(model, { mode: 'fp16' });
     notes.push(...report.notes.map((n) => `fp16: ${n}`));
     await writeOnnxFile(join(out, ARTIFACT_FILES.fp16), m);
-    files.set('fp16', ARTIFACT_FILES.fp16);
+    artifacts.push({ format: 'fp16', file: ARTIFACT_FILES.fp16 });
   }
   if (formats.includes('int8-dynamic')) {
     const { model: m, report } = await quantizeModel(model, { mode: 'int8-weights', exclude });
     notes.push(...summariseSkipped('int8-dynamic', report.skipped));
     await writeOnnxFile(join(out, ARTIFACT_FILES['int8-dynamic']), m);
-    files.set('int8-dynamic', ARTIFACT_FILES['int8-dynamic']);
+    artifacts.push({ format: 'int8-dynamic', file: ARTIFACT_FILES['int8-dynamic'] });
   }
 
   let calibration: ExportReport['calibration'];
@@ -238,6 +247,9 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
       ? await classifyCalibrationImages({ root: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, normalisation: info.normalisation, logger: log })
       : await calibrationImages({ data: calibData, split: cfg.calib_split, images: cfg.calib_images, imgsz: imgsz[0], batch, workers: cfg.workers, logger: log, reader });
     log.info(`calibrating on ${cal.count} images (${cfg.calib_method})…`);
+    // One calibration: the first variant gets the ranges (and the sensitivity report), the other reuses them.
+    const variants: Int8Variant[] = cfg.activation_type === 'both' ? ['S8S8', 'U8S8'] : cfg.activation_type === 'uint8' ? ['U8S8'] : ['S8S8'];
+    const actType = (v: Int8Variant): 'int8' | 'uint8' => (v === 'U8S8' ? 'uint8' : 'int8');
     const t0 = performance.now();
     const { model: q, report } = await quantizeModel(model, {
       mode: 'int8',
@@ -245,7 +257,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
       method: cfg.calib_method,
       exclude,
       activationSymmetric: cfg.activation_symmetric,
-      activationType: cfg.activation_type,
+      activationType: actType(variants[0]!),
       sensitivity: cfg.sensitivity_images > 0 ? { maxBatches: Math.ceil(cfg.sensitivity_images / batch) } : false,
     });
     const seconds = (performance.now() - t0) / 1000;
@@ -253,8 +265,15 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     ranges = report.ranges;
     notes.push(...summariseSkipped('int8', report.skipped));
     if (formats.includes('int8')) {
-      await writeOnnxFile(join(out, ARTIFACT_FILES.int8), q);
-      files.set('int8', ARTIFACT_FILES.int8);
+      const fileOf = (v: Int8Variant): string => (v === 'U8S8' ? ARTIFACT_FILES.int8U8s8 : ARTIFACT_FILES.int8);
+      await writeOnnxFile(join(out, fileOf(variants[0]!)), q);
+      artifacts.push({ format: 'int8', file: fileOf(variants[0]!), variant: variants[0]! });
+      for (const v of variants.slice(1)) {
+        const other = quantizeQdq(model, { ranges: report.ranges!, exclude, activationSymmetric: cfg.activation_symmetric, activationType: actType(v) });
+        await writeOnnxFile(join(out, fileOf(v)), other.model);
+        artifacts.push({ format: 'int8', file: fileOf(v), variant: v });
+      }
+      if (variants.length > 1 && report.sensitivity !== undefined) notes.push(`int8: the sensitivity report is of ${variants[0]} (both files share its scales)`);
     }
     sensitivityTop = writeSensitivity(report);
     if (report.sensitivity !== undefined) {
@@ -269,7 +288,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
 
   // Validate and time every ONNX artifact.
   const rows: ExportRow[] = [];
-  for (const [format, file] of files) {
+  for (const { format, file, variant } of artifacts) {
     const path = join(out, file);
     const bytes = (await stat(path)).size;
     log.info(`${format}: validating and timing ${file}`);
@@ -277,7 +296,7 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     // A static batch can only be run whole (a teacher exported with --batch-size 16, say).
     const latencyBatch = batch;
     const lat = await measureOrtLatency(path, { runs: cfg.bench_runs, warmup: 5, inputDims: { [info.input.name]: [latencyBatch, 3, imgsz[0], imgsz[1]] } });
-    rows.push({ format, file, bytes, ...(metrics ?? {}), p50Ms: lat.p50, latencyBatch });
+    rows.push({ format, file, ...(variant ? { variant } : {}), target: artifactTarget(format, variant), bytes, ...(metrics ?? {}), p50Ms: lat.p50, latencyBatch });
   }
   const base = rows[0]!;
   for (const r of rows) {
@@ -285,17 +304,27 @@ export async function runExport(cfg: ExportConfig, opts: { logger?: Logger } = {
     if (r.top1 !== undefined && base.top1 !== undefined) r.deltaTop1Points = (r.top1 - base.top1) * 100;
     if (r.p50Ms !== undefined && base.p50Ms !== undefined) r.speedup = base.p50Ms / r.p50Ms;
   }
-  if (formats.includes('trt') && tensorrt !== undefined) rows.push({ format: 'trt', file: `${ARTIFACT_FILES.calibCache}, ${ARTIFACT_FILES.trtPlan}`, bytes: 0 });
+  if (formats.includes('trt') && tensorrt !== undefined) {
+    const versions = (tensorrt.versions ?? []).map((v) => v.trtVersion);
+    const file = cfg.trt_versions.trim() === '' ? tensorrt.files.join(', ') : 'calib.<v>.cache, trt-plan.<v>.json';
+    rows.push({ format: 'trt', file, target: artifactTarget('trt', undefined, versions), bytes: 0 });
+  }
 
   const { input, output, ...rest } = info;
   const report: ExportReport = {
-    out, source, opset: model.opsetImport.find((o) => o.domain === '')?.version ?? 0, rows, notes,
+    out, source, opset: model.opsetImport.find((o) => o.domain === '')?.version ?? 0, rows, notes, host: { arch: unameArch(), cpus: availableParallelism() },
     info: { ...rest, inputName: input.name, inputShape: input.shape ?? [], outputName: output.name, outputShape: output.shape ?? [] },
     ...(tensorrt ? { tensorrt } : {}), ...(calibration ? { calibration } : {}), ...(sensitivityTop ? { sensitivityTop } : {}),
   };
   await writeFile(join(out, ARTIFACT_FILES.report), `${JSON.stringify(report, null, 2)}\n`);
   log.info(`export folder: ${out} (${basename(out)}/${ARTIFACT_FILES.report} has these figures)`);
   return report;
+}
+
+/** This machine's architecture as `uname -m` spells it (Node says x64 and arm64). */
+function unameArch(): string {
+  const a = arch();
+  return a === 'x64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a === 'arm' ? 'armv7l' : a;
 }
 
 function writeSensitivity(report: QuantizeReport): ExportReport['sensitivityTop'] {

@@ -7,6 +7,8 @@ import { readTensorArchiveMeta } from '../model/weights-io.js';
 import { ExportError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { ARTIFACT_FILES } from './export-names.js';
+import { manifestTargets } from './export-targets.js';
+import { checkReplayOptions, copyReplaySet, type ReplaySplit } from './package-replay.js';
 import type { ExportReport } from './run-export.js';
 
 /** Options of `kd-trainer package`. */
@@ -29,6 +31,12 @@ export interface PackageOptions {
   role?: PackageRole;
   /** A kd-trainer `.kdw` whose class names match the export's: shipped as `weights/model.kdw` so a device can fine-tune it. */
   weightsFile?: string;
+  /** Images of the training data to copy into `replay/` for on-device adaptation (`kd-trainer adapt --replay`); needs `valData`. Default 0: none. */
+  replayImages?: number;
+  /** The split of `valData` they are sampled from (default 'train'). */
+  replayFrom?: ReplaySplit;
+  /** Seed of the replay sample (default 0). */
+  replaySeed?: number;
   logger?: Logger;
 }
 
@@ -93,6 +101,8 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
   if (!PACKAGE_ROLES.includes(role)) throw new RangeError(`role must be ${PACKAGE_ROLES.map((r) => `'${r}'`).join(' | ')}, got ${JSON.stringify(role)}`);
   // Checked before anything is written: a refused weights file leaves no staging folder behind.
   if (opts.weightsFile !== undefined) await checkWeightsFile(resolve(opts.weightsFile), report.info.names);
+  checkReplayOptions(opts);
+  if ((opts.replayImages ?? 0) > 0 && report.info.task !== 'detect') throw new ExportError('EXPORT_INVALID', `--replay-images: only detectors are adapted on a device; this export is a ${report.info.task} model`);
   const privateKey = await loadPrivateKey(opts.sign);
   const dir = resolve(opts.out ?? join(dirname(from), `${opts.name}-${opts.version}`));
   // Built beside its place and renamed in when whole: a failure leaves no half-written folder, and an
@@ -121,7 +131,13 @@ async function fillPackage(
   dir: string, from: string, report: ExportReport, opts: PackageOptions, privateKey: Awaited<ReturnType<typeof loadPrivateKey>>, log: Logger,
 ): Promise<Manifest> {
   const present = new Set(await readdir(from));
-  const wanted = [ARTIFACT_FILES.onnx, ARTIFACT_FILES.fp16, ARTIFACT_FILES['int8-dynamic'], ARTIFACT_FILES.int8, ARTIFACT_FILES.calibCache, ARTIFACT_FILES.trtPlan];
+  // The TensorRT files the export wrote: one plan (and cache) per version, or the single legacy pair.
+  const trtVersions = (report.tensorrt?.versions ?? []).filter((v) => present.has(v.plan) && (v.calibCache === undefined || present.has(v.calibCache)));
+  const perVersion = trtVersions.length > 0 && trtVersions[0]!.plan !== ARTIFACT_FILES.trtPlan;
+  const trtFiles = perVersion
+    ? trtVersions.flatMap((v) => [v.plan, ...(v.calibCache ? [v.calibCache] : [])])
+    : [ARTIFACT_FILES.calibCache, ARTIFACT_FILES.trtPlan];
+  const wanted = [ARTIFACT_FILES.onnx, ARTIFACT_FILES.fp16, ARTIFACT_FILES['int8-dynamic'], ARTIFACT_FILES.int8, ARTIFACT_FILES.int8U8s8, ...trtFiles];
   for (const f of wanted) if (present.has(f)) await copyFile(join(from, f), join(dir, f));
   if (opts.weightsFile !== undefined) {
     await mkdir(dirname(join(dir, PACKAGE_LAYOUT.weights)), { recursive: true });
@@ -134,6 +150,11 @@ async function fillPackage(
     const n = await copyValSet(opts.valData, opts.valImages ?? 16, dir, log);
     log.info(`val/: ${n} images for the on-device accuracy check`);
   }
+  // After val/: its images are left out of the replay sample.
+  const replayImages = opts.replayImages ?? 0;
+  const replay = replayImages > 0 && opts.valData !== undefined
+    ? await copyReplaySet({ data: opts.valData, split: opts.replayFrom ?? 'train', images: replayImages, seed: opts.replaySeed ?? 0, dir, logger: log })
+    : 0;
   const info = report.info;
   const metricsOf = (r: ExportReport['rows'][number]): Record<string, number> => {
     const m: Record<string, number> = {};
@@ -145,6 +166,21 @@ async function fillPackage(
     return m;
   };
   const modelRows = report.rows.filter((r) => r.file.endsWith('.onnx') && present.has(r.file));
+  // Per-version TensorRT files are listed with their versions; the legacy pair is found by buildPackage as before.
+  const tensorrt = perVersion
+    ? { plan: trtVersions[0]!.plan, ...(trtVersions[0]!.calibCache ? { calibCache: trtVersions[0]!.calibCache } : {}), versions: trtVersions }
+    : undefined;
+  const hasTrt = perVersion || present.has(ARTIFACT_FILES.trtPlan);
+  const int8Trt = perVersion ? trtVersions.some((v) => v.calibCache !== undefined) : present.has(ARTIFACT_FILES.calibCache);
+  // Old export.json files have no variant: their model.int8.onnx is S8S8 unless exported with --activation-type uint8,
+  // which was not recorded, so such a file gets no target (it stays one of the package's models).
+  const targetRows = modelRows.filter((r) => r.format !== 'int8' || r.variant !== undefined);
+  const { targets, dropped } = manifestTargets(targetRows, {
+    hostArch: report.host?.arch,
+    ...(hasTrt ? { tensorrt: { onnxFile: ARTIFACT_FILES.onnx, int8: int8Trt } } : {}),
+  });
+  for (const d of dropped) log.info(`targets: ${d}`);
+  log.info(`targets: ${targets.map((t) => `${t.file} → ${t.runtime} ${t.arch.join('/')}`).join('; ')}`);
   const stride = Math.max(...(info.strides.length ? info.strides : [32]));
   const manifest = await buildPackage({
     dir,
@@ -168,7 +204,11 @@ async function fillPackage(
     defaultModel: ARTIFACT_FILES.onnx,
     metrics: modelRows[0] ? metricsOf(modelRows[0]) : {},
     role: opts.role ?? 'model',
+    ...(tensorrt ? { tensorrt } : {}),
+    // A teacher is never served, so it has no serving targets.
+    ...((opts.role ?? 'model') === 'model' && targets.length > 0 ? { targets } : {}),
     ...(opts.weightsFile !== undefined ? { weights: { path: PACKAGE_LAYOUT.weights, format: 'kdw' as const } } : {}),
+    ...(replay > 0 ? { replay: { dir: PACKAGE_LAYOUT.replay, images: replay } } : {}),
     privateKey,
   });
   return manifest;
