@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { KeyObject } from 'node:crypto';
-import { mkdir, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdir, readdir, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   KdEdgeError, fleetTopics, keyIdOf, loadPublicKey, makeEvent, makeOfflineStatus, makeStatus, parseMessage, silentLogger, verifyCommandSignature,
@@ -18,10 +18,12 @@ import { deploy } from './commands/deploy.js';
 import { ping } from './commands/ping.js';
 import { rollback } from './commands/rollback.js';
 import { AgentError, errorCode } from './errors.js';
-import { loadModel, type LoadedModel } from './model/loaded-model.js';
+import { loadModel, type LoadedModel, type LoadModelOptions } from './model/loaded-model.js';
 import { MqttSession } from './mqtt/session.js';
 import { Outbox } from './mqtt/outbox.js';
 import { locateTrtexec } from './runtime/trtexec-locate.js';
+import { RunnerSupervisor, type RunnerFallback } from './runtime/trt-runner/runner-supervisor.js';
+import { buildEngine } from './runtime/trtexec-build.js';
 import type { Detector } from './serve/detector.js';
 import { ModelSlot } from './serve/model-slot.js';
 import { DirectoryWatchSource } from './serve/directory-watch-source.js';
@@ -96,6 +98,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
   /** On-device adaptation jobs (issue 16), `<dataDir>/adapt`. */
   #adapt: AdaptJobs | undefined;
   #stopped = false;
+  /** The supervised TensorRT runner (`runtime.trtRunner`), when configured. */
+  #runner: RunnerSupervisor | undefined;
 
   private constructor(
     readonly config: AgentConfig,
@@ -168,6 +172,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
     });
     const agent = new Agent(config, store, teachers, ledger, session, trustedKeys, deviceKey, trtexec, log, options.agentVersion ?? '0.1.0', options);
     agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
+    await agent.#startRunner();
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
     // Online is announced only once the command topic is subscribed, so whoever sees it can command the device.
@@ -223,6 +228,12 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
     await this.session.close();
     await this.slot.close();
     this.#active = undefined;
+    await this.#runner?.close();
+  }
+
+  /** The supervised TensorRT runner, when `runtime.trtRunner` is configured (its state, pid, fallback). */
+  get trtRunner(): RunnerSupervisor | undefined {
+    return this.#runner;
   }
 
   // --- AgentServices ---
@@ -253,7 +264,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
   }
 
   load(stored: StoredVersion, purpose: 'deploy' | 'restore' = 'restore'): Promise<LoadedModel> {
-    const own = (): Promise<LoadedModel> => loadModel(stored, { providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou });
+    const own = (): Promise<LoadedModel> => loadModel(stored, {
+      providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou,
+      runner: this.#runnerServing(),
+    });
     const seam = this.options.seam?.load;
     return seam === undefined ? own() : seam(stored, purpose, own);
   }
@@ -461,6 +475,82 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
     await this.session.publish(this.topics.events(this.deviceId), JSON.stringify(event), { qos: 1 });
   }
 
+  // --- the TensorRT runner (issue 17) ---
+
+  /** `kd-trt-<tag>-`: the prefix of this data dir's shared-memory files, so a later start removes only its own. */
+  #shmPrefix(): string {
+    return `kd-trt-${createHash('sha256').update(this.config.dataDir).digest('hex').slice(0, 8)}-`;
+  }
+
+  /** Removes stale shared-memory files of this data dir, starts the runner and falls back to ONNX Runtime when it gives up. */
+  async #startRunner(): Promise<void> {
+    const c = this.config.runtime.trtRunner;
+    if (c === undefined) return;
+    await this.#removeStaleShm(c.shmDir);
+    const runner = new RunnerSupervisor({ command: c.command, maxCrashes: c.maxCrashes, crashWindowMs: c.crashWindowSec * 1000, logger: this.log });
+    this.#runner = runner;
+    runner.on('fallback', (fallback) => void this.exclusive(() => this.#fallBack(fallback)).catch((err: unknown) => this.emit('error', err as Error)));
+    runner.on('reloadError', ({ error }) => this.log.error(`trt-runner: ${error.message}`));
+    try {
+      await runner.start();
+      this.log.info(`trt-runner: ${runner.hello?.runner} (${runner.hello?.impl} ${runner.hello?.version}) up, pid ${runner.pid}`);
+    } catch (err) {
+      // The fallback event says why; ONNX Runtime serves.
+      this.log.error(`trt-runner: did not start: ${(err as Error).message}`);
+    }
+  }
+
+  /** Files `<prefix><pid>-<hex>` in `dir` whose process is gone: left by a killed agent of this data dir. */
+  async #removeStaleShm(dir: string): Promise<void> {
+    const prefix = this.#shmPrefix();
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length)) : null;
+      if (m === null || alive(Number(m[1]))) continue;
+      await unlink(join(dir, name)).catch(() => undefined);
+      this.log.info(`trt-runner: removed ${join(dir, name)}, left by a stopped agent`);
+    }
+  }
+
+  #runnerServing(): LoadModelOptions['runner'] {
+    const runner = this.#runner;
+    const c = this.config.runtime.trtRunner;
+    if (runner === undefined || c === undefined || runner.state !== 'ready') return undefined;
+    return {
+      supervisor: runner,
+      shmDir: c.shmDir,
+      shmName: () => `${this.#shmPrefix()}${process.pid}-${randomBytes(6).toString('hex')}`,
+      engine: async (stored, manifest, onnxFile) => {
+        // The stand-in loads ONNX; the native runner the engine trtexec builds from the package's plan (engine cache).
+        if (runner.hello?.impl === 'onnxruntime-standin') return onnxFile;
+        if (this.trtexec === undefined || manifest.tensorrt === undefined) return undefined;
+        const built = await buildEngine({
+          trtexec: this.trtexec, packageDir: stored.dir, packageSha256: stored.info.sha256,
+          gpu: this.gpuName ?? 'unknown-gpu', cacheDir: join(this.config.dataDir, 'engines'),
+        });
+        return built.enginePath;
+      },
+      onError: (err) => this.log.warn(err.message),
+    };
+  }
+
+  /** The runner gave up: an event naming why, then the active version on ONNX Runtime through the slot's swap. */
+  async #fallBack(fallback: RunnerFallback): Promise<void> {
+    if (this.#stopped) return;
+    const active = this.#active;
+    await this.#publishEvent(makeEvent({
+      deviceId: this.deviceId, state: 'failed', code: fallback.code, message: fallback.reason.slice(0, 4000),
+      result: { fallback: 'onnxruntime', active: active ? `${active.manifest.name}@${active.manifest.version}` : null },
+    })).catch((err: unknown) => this.emit('error', err as Error));
+    if (active === undefined || active.serving !== 'tensorrt-runner' || this.#stopped) return;
+    // The runner is 'failed' now, so this load is ONNX Runtime's.
+    const loaded = await this.load(active.stored, 'restore');
+    await this.slot.swap(loaded.detector);
+    this.#active = loaded;
+    this.emit('activated', loaded);
+    await this.publishStatus();
+  }
+
   // --- start-up ---
 
   /** Loads the store's current version; if it does not load, falls back to the previous one, then to none. */
@@ -565,8 +655,23 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
       name: stored.info.name,
       version: stored.info.version,
       sha256: stored.info.sha256,
-      ...(loaded ? { precision: loaded.model.precision, file: loaded.model.file, runtime: 'onnxruntime' as const, executionProvider: loaded.runtime.executionProvider } : {}),
+      ...(loaded ? {
+        precision: loaded.model.precision, file: loaded.model.file, runtime: loaded.tensorrt ? 'tensorrt' as const : 'onnxruntime' as const,
+        executionProvider: loaded.runtime.executionProvider,
+        // Extra field (the schema keeps it): the path that serves, the runner or ONNX Runtime in-process.
+        serving: loaded.serving,
+      } : {}),
     };
+  }
+}
+
+/** Whether process `pid` exists (EPERM: it does, under another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -34,6 +34,19 @@ const runtimeSchema = z.object({
   /** trtexec: a path, 'auto' (PATH, then /usr/src/tensorrt/bin/trtexec) or false (never). */
   trtexec: z.union([z.string(), z.literal(false)]).default('auto'),
   threads: z.number().int().min(0).default(0),
+  /**
+   * The TensorRT runner (issue 17, docs/trt-runner.md): serve through it when a deploy has an engine for it. Absent:
+   * ONNX Runtime serves, as before.
+   */
+  trtRunner: z.object({
+    /** The runner's argv: the built kd-trt-runner binary, or the ONNX Runtime stand-in in tests. */
+    command: z.array(z.string().min(1)).min(1, 'the runner\'s argv, e.g. [/opt/kd-agent/bin/kd-trt-runner]'),
+    /** Where the shared-memory files go; the runner's `--shm-dir`. */
+    shmDir: z.string().min(1).default('/dev/shm'),
+    /** This many crashes within crashWindowSec and the agent serves with ONNX Runtime instead. */
+    maxCrashes: z.number().int().min(1).default(3),
+    crashWindowSec: z.number().positive().default(600),
+  }).strict().optional(),
 }).strict();
 
 const limitsSchema = z.object({

@@ -16,7 +16,8 @@ export interface ModelBenchmarkOptions {
 }
 
 /**
- * Benchmarks the agent's own inference path (letterbox, ONNX Runtime, decode and NMS) on a synthetic
+ * Benchmarks the agent's own inference path (letterbox, the runtime that serves: the TensorRT runner or ONNX
+ * Runtime, decode and NMS) on a synthetic
  * frame of the model's input size, and returns the protocol's `bench` message.
  */
 export async function benchmarkModel(loaded: LoadedModel, options: ModelBenchmarkOptions): Promise<BenchMessage> {
@@ -30,7 +31,7 @@ export async function benchmarkModel(loaded: LoadedModel, options: ModelBenchmar
     return { pre: r.timings.preMs, infer: r.timings.inferMs, post: r.timings.postMs };
   }, { warmup: options.warmup, iterations: options.iterations, tegrastats: options.tegrastats ?? true });
   const input = loaded.runtime.inputs[0]!;
-  return buildBenchReport({
+  const report = buildBenchReport({
     deviceId: options.deviceId,
     commandId: options.commandId ?? null,
     model: {
@@ -40,10 +41,13 @@ export async function benchmarkModel(loaded: LoadedModel, options: ModelBenchmar
       file: loaded.model.file,
       precision: loaded.model.precision,
     },
-    runtime: 'onnxruntime',
+    // The stand-in runner computes with ONNX Runtime: only a real TensorRT runner is reported as `tensorrt`.
+    runtime: loaded.tensorrt ? 'tensorrt' : 'onnxruntime',
     executionProvider: loaded.runtime.executionProvider,
     input: { name: input.name, shape: [1, 3, h, w] },
     result,
     accuracy: options.accuracy,
   });
+  // `serving` (an extra field the bench schema keeps) names the path measured: the runner, or ONNX Runtime in-process.
+  return { ...report, serving: loaded.serving };
 }

@@ -11,6 +11,8 @@ export interface TrtRunnerRuntimeOptions {
   engineKey?: string;
   /** Directory of the shared-memory file; must be the runner's `--shm-dir` (default /dev/shm). */
   shmDir?: string;
+  /** Name of the shared-memory file (default `kd-trt-<pid>-<random>`); the agent names its own so it can clean them up. */
+  shmName?: string;
   /** Per-inference timeout passed to the supervisor. */
   timeoutMs?: number;
 }
@@ -69,7 +71,7 @@ export class TrtRunnerRuntime {
     const loaded = await supervisor.load(key, path);
     try {
       const layout = layoutRegions(loaded.inputs, loaded.outputs);
-      const shm = await ShmRegion.create({ dir: options.shmDir, size: layout.size });
+      const shm = await ShmRegion.create({ dir: options.shmDir, name: options.shmName, size: layout.size });
       return new TrtRunnerRuntime(supervisor, key, path, loaded.inputs, loaded.outputs, shm, layout, options.timeoutMs);
     } catch (e) {
       await supervisor.unload(key).catch(() => undefined);
