@@ -179,12 +179,14 @@ function addDeviceCommands(program: Command, run: Run): void {
       const q = new URLSearchParams({ ...(o.tag ? { tag: o.tag } : {}), ...(o.online ? { online: 'true' } : {}) });
       const list = await api(o, 'GET', `/api/devices${q.size > 0 ? `?${q}` : ''}`) as Array<Record<string, unknown>>;
       // MODEL is wide enough for an adapted version (shapes@1.0.0+adapt.cam-01.1).
-      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 36)}${pad('KEY', 19)}TAGS`, ...list.map((d) => {
-        const m = d.activeModel as { name: string; version: string } | null;
+      // SERVES: the file, precision and path that serve the active model (issue 17), as the device's status says.
+      print(o, list, () => [`${pad('ID', 22)}${pad('ONLINE', 8)}${pad('MODEL', 36)}${pad('SERVES', 40)}${pad('KEY', 19)}TAGS`, ...list.map((d) => {
+        const m = d.activeModel as { name: string; version: string; file?: string; precision?: string; runtime?: string; serving?: string } | null;
+        const serves = m?.file === undefined ? '—' : [m.file, m.precision, m.serving ?? m.runtime].filter(Boolean).join(' ');
         // A trailing "!" marks a device that reports a key other than its pinned one (see `devices key`).
         const k = d.deviceKey as DeviceKeyJson | null;
         const key = k === null ? '—' : `${k.keyId}${k.mismatch ? '!' : ''}`;
-        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 35)} ${pad(key, 19)}${(d.tags as string[]).join(',')}`;
+        return `${pad(d.id, 22)}${pad(d.online ? 'yes' : 'no', 8)}${pad(m ? `${m.name}@${m.version}` : '—', 35)} ${pad(serves, 39)} ${pad(key, 19)}${(d.tags as string[]).join(',')}`;
       })]);
     }));
   clientOptions(devices.command('tag <id> [tags...]').description('set a device\'s tags (replaces them)'))

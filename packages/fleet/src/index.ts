@@ -28,7 +28,7 @@ export { DeviceRegistry } from './devices/device-registry.js';
 export type {
   DeviceRegistryOptions, DeviceRegistryEvents, DeviceRegistryStats, DeviceChange, DeviceChangeKind, MalformedMessage, DeviceClient,
 } from './devices/device-registry.js';
-export type { DeviceRecord, BenchRecord, DeviceFilter } from './devices/device-record.js';
+export type { DeviceRecord, ActiveModelRecord, BenchRecord, DeviceFilter } from './devices/device-record.js';
 export { normaliseTags, TAG_RE, MAX_TAGS } from './devices/device-tags.js';
 
 // Rollouts

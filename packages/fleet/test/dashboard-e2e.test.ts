@@ -25,6 +25,8 @@ const SIM_DEVICES = 4;
 const PAPER_DEVICES = 1000;
 
 const hasChromium = existsSync(CHROMIUM);
+/** A simulated device's model cell on shapes@1.0.0: the version, then the file, precision and path that serve it. */
+const SERVED_V1 = 'shapes@1.0.0 · model.onnx · fp32 · onnxruntime';
 if (!hasChromium) console.warn(`dashboard e2e skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
 
 let root: string;
@@ -172,9 +174,9 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     expect(waves.reduce((n, w) => n + w.ok, 0)).toBe(SIM_DEVICES);
     for (const w of waves) expect(w).toEqual({ ok: w.total, failed: 0, total: w.total });
     expect(await page.locator(byTestId('rollout-failure')).count()).toBe(0);
-    // the table follows: every lab device runs shapes@1.0.0 and has latency figures
+    // the table follows: every lab device runs shapes@1.0.0, served from the file its status names (issue 17), and has latency figures
     await expect.poll(() => page.locator(`${byTestId('device-row')}:visible [data-col="model"]`).allTextContents())
-      .toEqual(Array(SIM_DEVICES).fill('shapes@1.0.0'));
+      .toEqual(Array(SIM_DEVICES).fill(SERVED_V1));
     await expect.poll(async () => (await page.locator(`${byTestId('device-row')}:visible [data-col="p95"]`).allTextContents()).every((t) => Number(t) > 0)).toBe(true);
     // Jetson profiles report tegrastats: power and temperature; the x86 one does not
     const jetson = simIds.find((id) => !id.includes('x86'))!;
@@ -215,7 +217,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     await expect.poll(() => failure.locator(byTestId('rollback-state')).getAttribute('data-rollback'), { timeout: 30_000 }).toBe('rolled_back');
     expect(await failure.getAttribute('data-state')).toBe('rolled_back');
     const canary = (await failure.getAttribute('data-device-id'))!;
-    await expect.poll(() => page.textContent(`${byTestId('device-row')}[data-id="${canary}"] [data-col="model"]`)).toBe('shapes@1.0.0');
+    await expect.poll(() => page.textContent(`${byTestId('device-row')}[data-id="${canary}"] [data-col="model"]`)).toBe(SERVED_V1);
     await shot('5-aborted-rolled-back');
   });
 

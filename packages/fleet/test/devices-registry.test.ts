@@ -103,7 +103,8 @@ describe('DeviceRegistry over aedes', () => {
     await waitFor('jetson-01 online', () => devices.get('jetson-01')?.online === true);
     const d = devices.get('jetson-01')!;
     expect(d).toMatchObject({ id: 'jetson-01', fleet: FLEET, firstSeen: 1000, lastSeen: 1000, agentVersion: '0.1.0', tags: [], removedAt: null });
-    expect(d.activeModel).toEqual({ name: 'pets', version: '1.0.0', sha256: SHA_A });
+    // with what its status says serves it (issue 17)
+    expect(d.activeModel).toEqual({ name: 'pets', version: '1.0.0', sha256: SHA_A, precision: 'int8', runtime: 'onnxruntime' });
     expect(d.status?.hardware?.jetson?.model).toBe('Orin Nano');
     expect(changes.map((c) => c.kind)).toEqual(['online']);
     expect(changes[0]!.device?.online).toBe(true);
@@ -113,7 +114,7 @@ describe('DeviceRegistry over aedes', () => {
     await waitFor('jetson-01 offline', () => devices.get('jetson-01')?.online === false);
     const off = devices.get('jetson-01')!;
     // The will says only "offline": what the device said about itself stays, its serving rate goes.
-    expect(off.activeModel).toEqual({ name: 'pets', version: '1.0.0', sha256: SHA_A });
+    expect(off.activeModel).toEqual({ name: 'pets', version: '1.0.0', sha256: SHA_A, precision: 'int8', runtime: 'onnxruntime' });
     expect(off.status).toMatchObject({ online: false, agentVersion: '0.1.0', hardware: { cpus: 6 } });
     expect(off.status?.serving).toBeUndefined();
     expect(off.lastSeen).toBe(1000); // the will came from the broker, not the device

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseMessage } from '@kd-edge/core';
-import type { BenchMessage } from '@kd-edge/core';
+import type { BenchMessage, Manifest } from '@kd-edge/core';
+import { pickTarget } from '@kd-edge/edge-agent';
 import { describe, expect, it } from 'vitest';
 import { childExecArgv, resolveChildEntry } from '../src/simulator/child-host.js';
 import { planDevices } from '../src/simulator/device-plan.js';
@@ -83,6 +84,32 @@ describe('hardware profiles', () => {
     expect(deviceLatencyFactor(HARDWARE_PROFILES.nano, seededRandom('s:sim-nano-3:factor'))).toBe(factors[3]);
     expect(deviceLatencyFactor(HARDWARE_PROFILES.x86, Math.random)).toBe(1);
     expect(deviceLatencyFactor(HARDWARE_PROFILES.orin, () => 0.5, 2)).toBe(2);
+  });
+
+  it('gives each profile an architecture (and the Jetsons a TensorRT version) that picks its own file of a package', () => {
+    // Only the fields pickTarget reads: the targets and the model entries they name.
+    const manifest = {
+      models: [
+        { file: 'model.onnx', precision: 'fp32' }, { file: 'model.int8.onnx', precision: 'int8' }, { file: 'model.int8.u8s8.onnx', precision: 'int8' },
+      ],
+      targets: [
+        { file: 'model.int8.u8s8.onnx', precision: 'int8', runtime: 'onnxruntime', arch: ['x86_64'], quantization: 'u8s8' },
+        { file: 'model.int8.onnx', precision: 'int8', runtime: 'onnxruntime', arch: ['aarch64'], quantization: 's8s8' },
+        { file: 'model.onnx', precision: 'fp32', runtime: 'onnxruntime', arch: ['x86_64', 'aarch64'] },
+      ],
+    } as unknown as Manifest;
+    const served = (name: keyof typeof HARDWARE_PROFILES) => {
+      const p = HARDWARE_PROFILES[name];
+      return pickTarget(manifest, { arch: p.arch, tensorrt: p.tensorrt ?? null, executionProvider: 'cpu' }).model.file;
+    };
+    expect({ nano: served('nano'), orin: served('orin'), x86: served('x86') })
+      .toEqual({ nano: 'model.int8.onnx', orin: 'model.int8.onnx', x86: 'model.int8.u8s8.onnx' });
+    // a Jetson's arch agrees with the L4T release the agent reads
+    for (const p of Object.values(HARDWARE_PROFILES).filter((q) => q.jetson !== undefined)) {
+      expect(p.jetson!.tegraRelease).toContain(`EABI: ${p.arch}`);
+      expect(p.tensorrt, p.name).toMatch(/^\d+\.\d+\.\d+$/);
+    }
+    expect(HARDWARE_PROFILES.x86.tensorrt).toBeUndefined();
   });
 
   it('writes the Jetson fact files the agents read instead of the host ones', async () => {

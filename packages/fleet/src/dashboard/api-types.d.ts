@@ -10,6 +10,16 @@ export interface ModelRef {
   name: string;
   version: string;
   sha256?: string;
+  /** A device's active model only, when its status says (issue 17): the package file that serves (`model.int8.u8s8.onnx`). */
+  file?: string;
+  /** `fp32`, `fp16` or `int8`. */
+  precision?: string;
+  /** `onnxruntime` or `tensorrt`: what computes. */
+  runtime?: string;
+  /** ONNX Runtime's execution provider, or the TensorRT runner's description. */
+  executionProvider?: string;
+  /** The path that serves: `tensorrt-runner` or `onnxruntime` (in-process). */
+  serving?: string;
 }
 
 /** The latest bench report's figures (`bench` of GET /api/devices entries): ms, fps, mW, °C. */

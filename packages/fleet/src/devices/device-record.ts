@@ -10,8 +10,8 @@ export interface DeviceRecord {
   /** When the fleet last heard from the device itself (a status, event or bench report), ms. */
   lastSeen: number;
   agentVersion: string | null;
-  /** The active model's identity, null before the first deploy. */
-  activeModel: { name: string; version: string; sha256: string } | null;
+  /** The active model's identity and, when its status says, what serves it; null before the first deploy. */
+  activeModel: ActiveModelRecord | null;
   /** The latest full status (after an offline will: the last full one with `online: false`), null if none yet. */
   status: StatusMessage | null;
   tags: string[];
@@ -22,6 +22,27 @@ export interface DeviceRecord {
   removedAt: number | null;
   /** The device's own public key as the fleet pinned it (trust on first use), null until its agent reports one. */
   deviceKey: DeviceKeyRecord | null;
+}
+
+/**
+ * The active model of a device: its identity, and the file and runtime that serve it as the agent's status reports
+ * them (issue 17: one package carries a file per target; each device says which it serves). The serving fields are
+ * absent when the status does not carry them (agents before issue 17, or a status that describes no loaded model).
+ */
+export interface ActiveModelRecord {
+  name: string;
+  version: string;
+  sha256: string;
+  /** The package path of the model file that serves (`model.int8.u8s8.onnx`). */
+  file?: string;
+  /** `fp32`, `fp16` or `int8`. */
+  precision?: string;
+  /** `onnxruntime` or `tensorrt` (the computation). */
+  runtime?: string;
+  /** ONNX Runtime's execution provider, or the TensorRT runner's description. */
+  executionProvider?: string;
+  /** The path that serves: `tensorrt-runner` or `onnxruntime` (in-process). */
+  serving?: string;
 }
 
 /**

@@ -2,12 +2,12 @@ import { EventEmitter } from 'node:events';
 import type Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import {
-  fleetTopics, parseMessage, parseTopic, ProtocolError, type BenchMessage, type DeviceKeyInfo, type EventMessage, type FleetTopics, type StatusMessage,
+  fleetTopics, parseMessage, parseTopic, ProtocolError, type ActiveModel, type BenchMessage, type DeviceKeyInfo, type EventMessage, type FleetTopics, type StatusMessage,
   isReservedDeviceId, KEY_ID_RE, RESERVED_DEVICE_IDS,
 } from '@kd-edge/core/protocol';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
-import type { BenchRecord, DeviceFilter, DeviceKeyRecord, DeviceRecord } from './device-record.js';
+import type { ActiveModelRecord, BenchRecord, DeviceFilter, DeviceKeyRecord, DeviceRecord } from './device-record.js';
 import { normaliseTags } from './device-tags.js';
 
 /** What changed about a device. */
@@ -487,6 +487,7 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
   }
 
   #record(r: DeviceRow, tags: string[]): DeviceRecord {
+    const status = r.status_json === null ? null : (JSON.parse(r.status_json) as StatusMessage);
     return {
       id: r.id,
       fleet: r.fleet,
@@ -495,9 +496,9 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       lastSeen: r.last_seen,
       agentVersion: r.agent_version,
       activeModel: r.active_name !== null && r.active_version !== null && r.active_sha256 !== null
-        ? { name: r.active_name, version: r.active_version, sha256: r.active_sha256 }
+        ? { name: r.active_name, version: r.active_version, sha256: r.active_sha256, ...servedFields(status, r.active_sha256) }
         : null,
-      status: r.status_json === null ? null : (JSON.parse(r.status_json) as StatusMessage),
+      status,
       tags,
       lastEvent: r.last_event_json === null ? null : (JSON.parse(r.last_event_json) as EventMessage),
       lastEventAt: r.last_event_at,
@@ -505,6 +506,20 @@ export class DeviceRegistry extends EventEmitter<DeviceRegistryEvents> {
       deviceKey: keyRecord(r),
     };
   }
+}
+
+/** What serves the active model, from the status that names it (the same package), each field only when reported. */
+function servedFields(status: StatusMessage | null, sha256: string): Omit<ActiveModelRecord, 'name' | 'version' | 'sha256'> {
+  const m = status?.activeModel as (ActiveModel & { serving?: unknown }) | null | undefined;
+  if (m === null || m === undefined || m.sha256 !== sha256) return {};
+  const text = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  return {
+    ...(text(m.file) ? { file: m.file } : {}),
+    ...(text(m.precision) ? { precision: m.precision } : {}),
+    ...(text(m.runtime) ? { runtime: m.runtime } : {}),
+    ...(text(m.executionProvider) ? { executionProvider: m.executionProvider } : {}),
+    ...(text(m.serving) ? { serving: m.serving } : {}),
+  };
 }
 
 function keyRecord(r: DeviceRow): DeviceKeyRecord | null {

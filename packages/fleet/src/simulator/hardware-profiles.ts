@@ -24,6 +24,13 @@ export interface HardwareProfile {
   latencyFactor: number;
   /** Per-device spread of the factor (0.05: each device is up to 5 % off), drawn once per device from its seed. */
   jitter: number;
+  /**
+   * The CPU architecture the device's agent picks its model file for (`uname -m` spelling), whatever the host's: a
+   * package with `targets` then serves each simulated device the file a real one of that kind would (issue 17).
+   */
+  arch: 'x86_64' | 'aarch64';
+  /** The TensorRT version the device would report (JetPack's), absent without TensorRT. */
+  tensorrt?: string;
   /** Jetson facts the agent reads at start (device-tree model and /etc/nv_tegra_release), absent off Jetson. */
   jetson?: { deviceTreeModel: string; tegraRelease: string; tegrastats: TegrastatsTemplate };
 }
@@ -42,6 +49,9 @@ export const HARDWARE_PROFILES: Readonly<Record<HardwareProfileName, HardwarePro
     name: 'nano',
     latencyFactor: 4,
     jitter: 0.06,
+    // JetPack 4.6.x (L4T R32.7) ships TensorRT 8.2.1.
+    arch: 'aarch64',
+    tensorrt: '8.2.1',
     jetson: {
       deviceTreeModel: 'NVIDIA Jetson Nano Developer Kit (simulated)',
       tegraRelease: '# R32 (release), REVISION: 7.1, GCID: 0, BOARD: t210ref, EABI: aarch64, DATE: simulated',
@@ -57,6 +67,9 @@ export const HARDWARE_PROFILES: Readonly<Record<HardwareProfileName, HardwarePro
     name: 'orin',
     latencyFactor: 0.6,
     jitter: 0.05,
+    // JetPack 6.0 (L4T R36.3) ships TensorRT 8.6.2.
+    arch: 'aarch64',
+    tensorrt: '8.6.2',
     jetson: {
       deviceTreeModel: 'NVIDIA Jetson Orin Nano Developer Kit (simulated)',
       tegraRelease: '# R36 (release), REVISION: 3.0, GCID: 0, BOARD: generic, EABI: aarch64, DATE: simulated',
@@ -68,7 +81,7 @@ export const HARDWARE_PROFILES: Readonly<Record<HardwareProfileName, HardwarePro
       },
     },
   },
-  x86: { name: 'x86', latencyFactor: 1, jitter: 0 },
+  x86: { name: 'x86', latencyFactor: 1, jitter: 0, arch: 'x86_64' },
 };
 
 /** tegrastats' default sampling interval, to say how many samples a benchmark of a given length would have. */

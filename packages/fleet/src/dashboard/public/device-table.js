@@ -14,6 +14,7 @@ import { closestTarget, frameBatcher, h, num } from './dom.js';
  * @property {boolean} online
  * @property {string[]} tags
  * @property {string} model `name@version`, '' without one
+ * @property {string} serves what serves the active model as its status says (`model.int8.u8s8.onnx · int8 · onnxruntime`), '' when not reported
  * @property {number} lastSeen
  * @property {number | null} p50
  * @property {number | null} p95
@@ -62,6 +63,7 @@ function fromRecord(record, previous) {
     online: Boolean(record.online),
     tags: Array.isArray(record.tags) ? record.tags : [],
     model: m ? `${m.name}@${m.version}` : '',
+    serves: m ? servesText(m) : '',
     lastSeen: record.lastSeen ?? 0,
     p50: previous?.p50 ?? null,
     p95: previous?.p95 ?? null,
@@ -75,6 +77,16 @@ function fromRecord(record, previous) {
   };
   if (record.bench !== undefined) applyBench(row, record.bench);
   return row;
+}
+
+/**
+ * The served file, precision and runtime of an active model (issue 17: one package, a file per target), joined by
+ * ` · `; the in-process/runner path (`serving`) is named instead of `runtime` when the agent reports it.
+ * @param {import('../api-types.js').ModelRef} m
+ * @returns {string}
+ */
+function servesText(m) {
+  return [m.file, m.precision, m.serving ?? m.runtime].filter((v) => typeof v === 'string' && v !== '').join(' · ');
 }
 
 /**
@@ -184,7 +196,7 @@ export class DeviceTable {
     } else {
       const prev = this.devices.get(id);
       const row = fromRecord(change.device, prev);
-      if (!prev || prev.online !== row.online || prev.model !== row.model || prev.tags.join() !== row.tags.join()) this.viewDirty = true;
+      if (!prev || prev.online !== row.online || prev.model !== row.model || prev.serves !== row.serves || prev.tags.join() !== row.tags.join()) this.viewDirty = true;
       if (!prev || prev.tags.join() !== row.tags.join()) this.tagsDirty = true;
       // In place: the current view holds this very object until it is next recomputed.
       if (prev) Object.assign(prev, row);
@@ -227,7 +239,7 @@ export class DeviceTable {
     for (const r of this.devices.values()) {
       if (tag && !r.tags.includes(tag)) continue;
       if (online !== '' && String(r.online) !== online) continue;
-      if (q && !r.id.toLowerCase().includes(q) && !r.model.toLowerCase().includes(q) && !r.tags.some((t) => t.includes(q))) continue;
+      if (q && !r.id.toLowerCase().includes(q) && !r.model.toLowerCase().includes(q) && !r.serves.toLowerCase().includes(q) && !r.tags.some((t) => t.includes(q))) continue;
       rows.push(r);
     }
     const { key, dir } = this.sort;
@@ -322,9 +334,10 @@ export class DeviceTable {
     cells[1].textContent = row.online ? 'online' : 'offline';
     cells[1].className = `c-online ${row.online ? 'on' : 'off'}`;
     cells[2].textContent = row.tags.join(', ');
-    cells[3].textContent = row.model || '–';
+    // Which file serves (issue 17) after the version: a mixed fleet shows each device's own file of one package.
+    cells[3].textContent = row.model ? (row.serves ? `${row.model} · ${row.serves}` : row.model) : '–';
     // An adapted version (shapes@1.0.0+adapt.cam-01.1) is often wider than the column: the whole of it on hover.
-    /** @type {HTMLElement} */ (cells[3]).title = row.model;
+    /** @type {HTMLElement} */ (cells[3]).title = row.serves ? `${row.model}\nserves ${row.serves}` : row.model;
     cells[4].textContent = num(row.p50, 2);
     cells[5].textContent = num(row.p95, 2);
     cells[6].textContent = num(row.fps, 1);
