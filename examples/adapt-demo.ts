@@ -17,7 +17,7 @@ import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, re
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FleetServer, webHandlers, type AdaptJobDetail, type AdaptJobInfo } from '@kd-edge/fleet';
+import { FleetServer, webHandlers, type AdaptJobDetail, type AdaptJobSnapshot } from '@kd-edge/fleet';
 
 const args = (() => {
   try {
@@ -120,7 +120,7 @@ function kdVal(weights: string, data: string): Promise<Figures & { images: numbe
 }
 
 /** The job's states as a line each: what changed since the last one printed. */
-function describe(j: AdaptJobInfo): string {
+function describe(j: AdaptJobSnapshot): string {
   const f = (x: number | null | undefined): string => (x === null || x === undefined ? '—' : x.toFixed(3));
   switch (j.state) {
     case 'labelling': return `labelling: the teacher labels the captured frames and replay images ${j.progress ? `${j.progress.done}/${j.progress.total}` : ''}`;
@@ -272,14 +272,20 @@ try {
   say(`POST /api/devices/${DEVICE}/adapt ${JSON.stringify({ jobId: JOB, recipe })}`);
   expectOk('start the adaptation job', await api('POST', `/api/devices/${DEVICE}/adapt`, { jobId: JOB, recipe, activate: true }));
   let lastLine = '';
+  let printed = 0;
   const job = await until(`job ${JOB} to end`, num('timeout', a.timeout)! * 1000, async () => {
     const got = await api<AdaptJobDetail>('GET', `/api/devices/${DEVICE}/adapt-jobs/${JOB}`);
     if (got.status === 404) return undefined;
-    const j = expectOk(`job ${JOB}`, got).job;
+    const detail = expectOk(`job ${JOB}`, got);
+    const j = detail.job;
     if (['training', 'evaluating'].includes(j.state)) keepCandidate();
-    const line = describe(j);
-    if (line !== lastLine) say(line);
-    lastLine = line;
+    // Every state the fleet received, from its history: a poll can come after a quick stage has passed.
+    for (const snapshot of detail.history.slice(printed)) {
+      const line = describe(snapshot);
+      if (line !== lastLine) say(line);
+      lastLine = line;
+    }
+    printed = detail.history.length;
     return j.final ? j : undefined;
   });
 
