@@ -1,7 +1,9 @@
 /**
  * The fleet half of the demo: start kd-fleet on embedded defaults, start simulated devices (real
  * kd-agents), push the signed package, roll it out in waves (a canary, then half, then all) gated on
- * the devices' own benchmarks, and print the fleet report and the dashboard URL.
+ * the devices' own benchmarks, and print the fleet report, what each device serves (profile, architecture, TensorRT,
+ * file, precision, runtime) and the dashboard URL. A package without an int8 calibration cache for a device's TensorRT
+ * version is rolled out all the same, with a warning naming those devices (they build fp16).
  *
  *   node --conditions=source --import tsx examples/fleet-demo.ts --package runs/demo/packages/shapes-1.0.0.tar \
  *     --trust runs/demo/keys/fleet.pub --sign-key runs/demo/keys/fleet.key [--devices 6] [--keep]
@@ -9,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FleetServer, FleetSimulator, webHandlers, type FleetContext } from '@kd-edge/fleet';
+import { checkRolloutTrtCoverage, FleetServer, FleetSimulator, webHandlers, type FleetContext } from '@kd-edge/fleet';
 
 const { values: a } = parseArgs({
   options: {
@@ -45,6 +47,8 @@ const id = ctx.startRollout({
   waves: { canary: { count: 1 }, percents: [50, 100] }, gates: { maxP95Ms: Number(a['max-p95']) }, errorThreshold: 0.5,
 });
 say(`rollout ${id}: canary 1 device, then 50 %, then 100 %; gate p95 ≤ ${a['max-p95']} ms on each device's own benchmark`);
+// As POST /api/rollouts does: the package's calibration caches against the TensorRT versions the targets report.
+for (const w of await checkRolloutTrtCoverage(ctx, id)) say(`warning ${w.code}: ${w.message}`);
 let last = '';
 for (;;) {
   const r = ctx.rollouts.get(id)!;
@@ -65,6 +69,20 @@ for (const e of ctx.rollouts.executions(id)) {
   const b = ctx.devices.latestBench(e.deviceId);
   const f = (v: number | null | undefined, digits: number, w: number): string => (v === null || v === undefined ? '—' : v.toFixed(digits)).padStart(w);
   console.log(`${e.deviceId.padEnd(16)}${(d?.activeModel?.version ?? '—').padEnd(10)}${f(b?.p50, 1, 9)}${f(b?.p95, 1, 9)}${f(b?.fps, 1, 8)}${f(b?.powerMw === null || b?.powerMw === undefined ? undefined : b.powerMw / 1000, 1, 9)}  ${e.state}${e.code ? ` ${e.code}` : ''}`);
+}
+console.log('');
+
+// What each simulated device serves, as its status reports it (the file its agent picked for its architecture).
+const served = (): boolean => sim.devices.every((s) => ctx.devices.get(s.deviceId)?.activeModel?.file !== undefined);
+for (let i = 0; i < 40 && !served(); i++) await new Promise((res) => setTimeout(res, 250)); // the last statuses may still be on their way
+console.log('what each device serves:');
+console.log(`${'device'.padEnd(16)}${'profile'.padEnd(9)}${'arch'.padEnd(9)}${'TensorRT'.padEnd(10)}${'file'.padEnd(24)}${'precision'.padEnd(11)}runtime`);
+for (const s of sim.devices) {
+  const d = ctx.devices.get(s.deviceId);
+  const hw = d?.status?.hardware;
+  const m = d?.activeModel;
+  const runtime = m?.runtime === undefined ? '—' : `${m.runtime}${m.serving !== undefined && m.serving !== m.runtime ? ` (${m.serving})` : ''}`;
+  console.log(`${s.deviceId.padEnd(16)}${s.profile.padEnd(9)}${(hw?.arch ?? '—').padEnd(9)}${(hw?.tensorrt ?? '—').padEnd(10)}${(m?.file ?? '—').padEnd(24)}${(m?.precision ?? '—').padEnd(11)}${runtime}`);
 }
 console.log('');
 if (a.keep) {

@@ -52,7 +52,7 @@ function clientOptions(c: Command): Command {
 
 /**
  * kd-fleet's command line: `serve` (the server, embedded broker by default), `simulate` (real agents),
- * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key|push-teacher`,
+ * and client commands that talk to a running server's API: `models push|ls|show`, `devices ls|tag|key|accept-key|push-teacher|trt-versions`,
  * `rollout start|status|pause|resume|approve|abort`, `adapt start|list|show|cancel|pull`, `models promote`. Returns the exit code.
  */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -171,7 +171,7 @@ function originText(p: Record<string, unknown>): string {
   return `device:${String(origin.deviceId)} job ${String(origin.jobId)} (${p.promotedAt === null || p.promotedAt === undefined ? 'pulled, not promoted' : 'promoted'})`;
 }
 
-/** `devices ls|tag|key|accept-key|push-teacher`: the devices the fleet has seen. */
+/** `devices ls|tag|key|accept-key|push-teacher|trt-versions`: the devices the fleet has seen. */
 function addDeviceCommands(program: Command, run: Run): void {
   const devices = program.command('devices').description('devices seen by the fleet');
   clientOptions(devices.command('ls').description('list devices').option('--tag <tag>').option('--online'))
@@ -221,6 +221,55 @@ function addDeviceCommands(program: Command, run: Run): void {
       }
       print(o, sent, () => (sent as Array<{ deviceId: string; commandId: string }>).map((s) => `${s.deviceId}: teacher ${name}@${version} sent (command ${s.commandId})`));
     }));
+  addTrtVersionsCommand(devices, run);
+}
+
+/** GET /api/tensorrt-versions, the fields the CLI prints. */
+interface TrtVersionsJson {
+  devices: number;
+  versions: Array<{ tensorrt: string; devices: number; platforms: Array<{ jetson: string | null; l4t: string | null; devices: number }> }>;
+  withoutTensorrt: number;
+  notReported: number;
+  unrecognised: Array<{ tensorrt: string; deviceIds: string[] }>;
+}
+
+/**
+ * `devices trt-versions`: the TensorRT versions the devices report (issue 17); `--plain` prints only the comma-joined
+ * list, for `kd-trainer export --trt-versions "$(kd-fleet devices trt-versions --plain)"`, and exits 1 when there is none.
+ */
+function addTrtVersionsCommand(devices: Command, run: Run): void {
+  clientOptions(devices.command('trt-versions').description('the TensorRT versions the devices report, for kd-trainer export --trt-versions')
+    .option('--tag <tag>', 'only devices with this tag').option('--online', 'only online devices')
+    .option('--plain', 'print only the comma-joined versions (exit 1 when no device reports one)'))
+    .action(run(async (o: ClientOpts & { tag?: string; online?: boolean; plain?: boolean }) => {
+      const q = new URLSearchParams({ ...(o.tag ? { tag: o.tag } : {}), ...(o.online ? { online: 'true' } : {}) });
+      const r = await api(o, 'GET', `/api/tensorrt-versions${q.size > 0 ? `?${q}` : ''}`) as TrtVersionsJson;
+      const list = r.versions.map((v) => v.tensorrt).join(',');
+      const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+      const none = `no device${o.tag ? ` tagged ${o.tag}` : ''}${o.online ? ' online' : ''} reports a TensorRT version ` +
+        `(${plural(r.devices, 'device')}: ${r.withoutTensorrt} without TensorRT, ${r.notReported} without a status yet` +
+        `${r.unrecognised.length > 0 ? `, ${r.unrecognised.reduce((n, u) => n + u.deviceIds.length, 0)} reporting something else` : ''})`;
+      if (o.plain && !o.json) {
+        if (list === '') {
+          process.stderr.write(`kd-fleet: ${none}\n`);
+          return 1;
+        }
+        process.stdout.write(`${list}\n`);
+        return;
+      }
+      print(o, r, () => {
+        if (r.versions.length === 0) return [none];
+        const where = (p: TrtVersionsJson['versions'][number]['platforms'][number]): string =>
+          `${p.jetson === null ? 'not a Jetson' : `${p.jetson}${p.l4t ? `, L4T ${p.l4t}` : ''}`} (${p.devices})`;
+        return [
+          `${pad('TENSORRT', 11)}${pad('DEVICES', 9)}REPORTED BY`,
+          ...r.versions.map((v) => `${pad(v.tensorrt, 11)}${pad(v.devices, 9)}${v.platforms.map(where).join('; ')}`),
+          `without TensorRT: ${plural(r.withoutTensorrt, 'device')}; no status yet: ${plural(r.notReported, 'device')}`,
+          ...r.unrecognised.map((u) => `not a TensorRT version: ${JSON.stringify(u.tensorrt)} (${u.deviceIds.join(', ')})`),
+          `export for them: kd-trainer export … --trt-versions ${list}`,
+        ];
+      });
+    }));
 }
 
 /** A device key as GET /api/devices/:id gives it. */
@@ -249,8 +298,8 @@ function addRolloutCommands(program: Command, run: Run): void {
     .option('--manual', 'wait for approval between waves').option('--rate <perMinute>', 'devices per minute', '60')
     .option('--transport <t>', 'http or mqtt', 'http'))
     .action(run(async (name: string, version: string, o: ClientOpts & Record<string, string | string[] | boolean | undefined>) => {
-      const r = await api(o, 'POST', '/api/rollouts', rolloutInput(name, version, o)) as { id: string };
-      print(o, r, () => [`rollout ${r.id} started: ${name}@${version}`]);
+      const r = await api(o, 'POST', '/api/rollouts', rolloutInput(name, version, o)) as { id: string; warnings?: RolloutWarningJson[] };
+      print(o, r, () => [`rollout ${r.id} started: ${name}@${version}`, ...warningLines(r.warnings)]);
     }));
   clientOptions(rollout.command('status [id]').description('a rollout with its waves and devices (default: all rollouts)'))
     .action(run(async (id: string | undefined, o: ClientOpts) => {
@@ -265,6 +314,7 @@ function addRolloutCommands(program: Command, run: Run): void {
       const r = await api(o, 'GET', `/api/rollouts/${encodeURIComponent(id)}`) as { rollout: Record<string, unknown>; executions: Array<Record<string, unknown>> };
       print(o, r, () => [
         `rollout ${id}: ${String(r.rollout.state)}${r.rollout.reason ? ` (${String(r.rollout.reason)})` : ''}`,
+        ...warningLines(r.rollout.warnings as RolloutWarningJson[] | undefined),
         ...r.executions.map((e) => `  wave ${Number(e.wave) + 1}  ${pad(e.deviceId, 22)}${pad(e.state, 14)}${e.code ? `${String(e.code)}: ${String(e.message ?? '')}` : ''}`),
       ]);
     }));
@@ -275,6 +325,17 @@ function addRolloutCommands(program: Command, run: Run): void {
         print(o, r, () => [`rollout ${id}: ${String(r.state)}`]);
       }));
   }
+}
+
+/** A rollout's warning as the API gives it (issue 17: `FLEET_TRT_NO_CACHE`, devices that will build fp16). */
+interface RolloutWarningJson {
+  code: string;
+  message: string;
+}
+
+/** `warning FLEET_TRT_NO_CACHE: …`, one line per warning of a rollout. */
+function warningLines(warnings: RolloutWarningJson[] | undefined): string[] {
+  return (warnings ?? []).map((w) => `warning ${w.code}: ${w.message}`);
 }
 
 /** The body of POST /api/rollouts from `rollout start`'s options. */

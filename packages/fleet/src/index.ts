@@ -30,6 +30,8 @@ export type {
 } from './devices/device-registry.js';
 export type { DeviceRecord, ActiveModelRecord, BenchRecord, DeviceFilter } from './devices/device-record.js';
 export { normaliseTags, TAG_RE, MAX_TAGS } from './devices/device-tags.js';
+export { tensorrtVersions, deviceTensorrt, exactTrtVersion, compareTrtVersions } from './devices/tensorrt-versions.js';
+export type { FleetTensorrtVersions, TensorrtVersionGroup, TensorrtPlatform, DeviceTensorrt } from './devices/tensorrt-versions.js';
 
 // Rollouts
 export { RolloutEngine, deployCommandId, rollbackCommandId } from './rollout/rollout-engine.js';
@@ -47,6 +49,10 @@ export { planWaves } from './rollout/rollout-plan.js';
 export { gateViolation } from './rollout/rollout-gates.js';
 export type { GateCode } from './rollout/rollout-gates.js';
 export { currentRate } from './rollout/rollout-rate.js';
+export { checkRolloutTrtCoverage, packageTrtCoverage, trtCoverageWarnings } from './rollout/trt-coverage.js';
+export type { PackageTrtCoverage, TrtCoverageDeps } from './rollout/trt-coverage.js';
+export { RolloutWarningStore, ROLLOUT_WARNING_MIGRATIONS } from './rollout/rollout-warnings.js';
+export type { RolloutWarning, RolloutWarningCode } from './rollout/rollout-warnings.js';
 
 // On-device adaptation (issue 16): teacher pushes, adapt commands, the jobs devices report
 export { AdaptJobStore } from './adapt/adapt-job-store.js';

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
+import { getTensorrtVersions } from '../devices/tensorrt-versions-route.js';
 import type { FleetContext } from '../server/fleet-context.js';
 import { addAdaptRoutes } from './adapt-routes.js';
 import { ok, type ApiLimits, type ApiRouteHandler } from './api-route.js';
@@ -68,6 +69,7 @@ export function createApiHandler(ctx: FleetContext, options: ApiHandlerOptions =
     return undefined;
   });
   addDeviceRoutes(router);
+  router.add('GET', '/api/tensorrt-versions', false, getTensorrtVersions);
   addModelRoutes(router);
   addRolloutRoutes(router);
   addAdaptRoutes(router);

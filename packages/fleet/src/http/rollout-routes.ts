@@ -1,4 +1,6 @@
+import { checkRolloutTrtCoverage } from '../rollout/trt-coverage.js';
 import { ROLLOUT_STATES, type RolloutInfo, type RolloutState } from '../rollout/rollout-types.js';
+import type { RolloutWarning } from '../rollout/rollout-warnings.js';
 import type { FleetContext } from '../server/fleet-context.js';
 import { ApiError } from './api-error.js';
 import { ok, type ApiRequest, type ApiRouteHandler } from './api-route.js';
@@ -9,6 +11,11 @@ import type { Router } from './router.js';
 /** Longest reason an operator may give for a pause or abort. */
 export const MAX_REASON_LENGTH = 500;
 
+/** A rollout as the API shows it: its record and the warnings recorded when it started ([] when none). */
+function withWarnings(ctx: FleetContext, r: RolloutInfo): RolloutInfo & { warnings: RolloutWarning[] } {
+  return { ...r, warnings: ctx.rolloutWarnings?.get(r.id) ?? [] };
+}
+
 function requireRollout(ctx: FleetContext, id: string): RolloutInfo {
   const r = ctx.rollouts.get(id);
   if (r === undefined) throw new ApiError('FLEET_NOT_FOUND', `no rollout ${JSON.stringify(id)}`);
@@ -17,22 +24,23 @@ function requireRollout(ctx: FleetContext, id: string): RolloutInfo {
 
 const listRollouts: ApiRouteHandler = ({ ctx, query }) => {
   const raw = queryString(query, 'state');
-  if (raw === undefined) return ok(ctx.rollouts.list());
+  if (raw === undefined) return ok(ctx.rollouts.list().map((r) => withWarnings(ctx, r)));
   const states = raw.split(',');
   const bad = states.find((s) => !(ROLLOUT_STATES as readonly string[]).includes(s));
   if (bad !== undefined) throw new ApiError('FLEET_BAD_REQUEST', `query parameter state: ${JSON.stringify(bad)} is not one of ${ROLLOUT_STATES.join(', ')}`);
-  return ok(ctx.rollouts.list(states as RolloutState[]));
+  return ok(ctx.rollouts.list(states as RolloutState[]).map((r) => withWarnings(ctx, r)));
 };
 
 const getRollout: ApiRouteHandler = ({ ctx, params }) => {
   const rollout = requireRollout(ctx, params.id!);
-  return ok({ rollout, waves: ctx.rollouts.waves(rollout.id), executions: ctx.rollouts.executions(rollout.id) });
+  return ok({ rollout: withWarnings(ctx, rollout), waves: ctx.rollouts.waves(rollout.id), executions: ctx.rollouts.executions(rollout.id) });
 };
 
 const startRollout: ApiRouteHandler = async ({ ctx, req, limits }) => {
   const body = expectObject(await readJsonBody(req, limits.jsonLimit), 'a rollout spec: {package: {name, version}, target, waves, ...}');
   const id = ctx.startRollout(body);
-  return { status: 201, body: { id } };
+  // Started, not refused: a device without a calibration cache for its TensorRT builds fp16 by design (issue 17).
+  return { status: 201, body: { id, warnings: await checkRolloutTrtCoverage(ctx, id) } };
 };
 
 /** The optional `{reason}` of a pause or abort; an absent or empty body gives none. */

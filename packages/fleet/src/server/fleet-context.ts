@@ -6,6 +6,7 @@ import type { DeviceRegistry } from '../devices/device-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import type { PackageRegistry } from '../registry/package-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
+import type { RolloutWarningStore } from '../rollout/rollout-warnings.js';
 
 /**
  * Everything the HTTP API and the dashboard need from a running kd-fleet: its state (registry, devices,
@@ -17,6 +18,8 @@ export interface FleetContext {
   registry: PackageRegistry;
   devices: DeviceRegistry;
   rollouts: RolloutEngine;
+  /** The warnings found when each rollout started (issue 17: devices that will build fp16); absent, none are kept. */
+  rolloutWarnings?: RolloutWarningStore;
   /** On-device adaptation jobs as the devices report them (issue 16). */
   adaptJobs: AdaptJobStore;
   /** Commands sent to one device: teacher pushes, adapt and adapt-cancel. */

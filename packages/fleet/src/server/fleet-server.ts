@@ -23,6 +23,7 @@ import { PackageRegistry } from '../registry/package-registry.js';
 import type { PackageRecord } from '../registry/package-record.js';
 import { RolloutEngine, type RolloutCommand } from '../rollout/rollout-engine.js';
 import { ROLLOUT_MIGRATIONS } from '../rollout/rollout-migrations.js';
+import { ROLLOUT_WARNING_MIGRATIONS, RolloutWarningStore } from '../rollout/rollout-warnings.js';
 import type { RolloutSpecInput, RolloutTarget } from '../rollout/rollout-spec.js';
 import type { RolloutInfo } from '../rollout/rollout-types.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
@@ -142,7 +143,10 @@ export class FleetServer extends EventEmitter<FleetServerEvents> {
       db, dataDir: options.dataDir, client, fleet, log, publicUrl, signKey, trustedKeys, adaptUploadTtlMs: options.adaptUploadTtlMs,
       chunkBytesPerSecond: options.chunkBytesPerSecond ?? 64 * 1024 * 1024,
     });
-    const context = fleetContext(options, services, { fleet, trustedKeys, mqtt: { tcp: mqttUrl, ...(wsUrl ? { ws: wsUrl } : {}) }, log });
+    const context: FleetContext = {
+      ...fleetContext(options, services, { fleet, trustedKeys, mqtt: { tcp: mqttUrl, ...(wsUrl ? { ws: wsUrl } : {}) }, log }),
+      rolloutWarnings: new RolloutWarningStore(db),
+    };
     answerRequests(http, [(req, res) => serveArtifact(req, res, services.registry), ...(options.handlers?.(context) ?? [])], log);
 
     const { rollouts } = services;
@@ -193,7 +197,7 @@ async function loadKeys(options: FleetServerOptions): Promise<{ trustedKeys: Key
 /** The SQLite database in the data folder, migrated to the current schema (core tables, the rollouts', the adaptation jobs'). */
 function openState(dataDir: string): Database.Database {
   const db = openDatabase(join(dataDir, 'fleet.db'));
-  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS, ...ADAPT_MIGRATIONS]);
+  migrate(db, [...coreMigrations, ...ROLLOUT_MIGRATIONS, ...ROLLOUT_WARNING_MIGRATIONS, ...ADAPT_MIGRATIONS]);
   return db;
 }
 
