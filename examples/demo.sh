@@ -24,9 +24,11 @@ kd distill --teacher "${TEACHER}" --data datasets/shapes/data.yaml --model yolov
 step "3/6 validate the student's best weights"
 kd val --weights "${RUN}/weights/best.kdw" --data datasets/shapes/data.yaml --imgsz 128
 
-step "4/6 export: fp32, fp16, int8 (calibrated), TensorRT calib.cache + plan; each validated and timed"
+step "4/6 export: fp32, fp16, int8 (calibrated), TensorRT calib caches + plans for the simulated fleet's TensorRT versions; each validated and timed"
+# 8.2.1 (Jetson Nano, JetPack 4.6) and 8.6.2 (Orin, JetPack 6): what the simulated devices report. With a real
+# fleet: --trt-versions "$(kd-fleet devices trt-versions --plain)" (docs/fleet.md).
 kd export --weights "${RUN}/weights/best.kdw" --imgsz 128 --formats onnx,fp16,int8-dynamic,int8,trt \
-  --data datasets/shapes/data.yaml --calib-images 128 --out "${RUN}/export"
+  --trt-versions 8.2.1,8.6.2 --data datasets/shapes/data.yaml --calib-images 128 --out "${RUN}/export"
 
 step "5/6 sign a model package and verify it"
 [ -f runs/demo/keys/fleet.key ] || { mkdir -p runs/demo/keys && kd keys gen --out runs/demo/keys --name fleet; }

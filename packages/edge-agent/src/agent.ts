@@ -42,10 +42,24 @@ export interface AgentOptions {
   agentVersion?: string;
   /** Device-fact probes (tests point them at fixtures). */
   facts?: Parameters<typeof deviceFacts>[0];
+  /**
+   * The architecture and TensorRT version this agent reports in its status (`hardware.arch`, `hardware.tensorrt`)
+   * and picks its model file with, instead of the probed ones: the fleet simulator's devices, several agents in one
+   * process each with its own. Each field left out is probed (`os.arch()`, trtexec's version). Never set on a device.
+   */
+  targetFacts?: AgentTargetFacts;
   /** Jitter source of the reconnect backoff. */
   random?: () => number;
   /** Where a host wraps two of the agent's steps (the fleet simulator); never set on a real device. */
   seam?: AgentSeam;
+}
+
+/** {@link AgentOptions.targetFacts}: what an agent says it is and picks its files for. */
+export interface AgentTargetFacts {
+  /** `uname -m` or Node spelling: `aarch64`, `x86_64`, `arm64`, `x64`. */
+  arch?: string;
+  /** TensorRT version (`8.2.1`), or null for none. */
+  tensorrt?: string | null;
 }
 
 /**
@@ -171,7 +185,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
       logger: log,
     });
     const agent = new Agent(config, store, teachers, ledger, session, trustedKeys, deviceKey, trtexec, log, options.agentVersion ?? '0.1.0', options);
-    agent.#hardware = await deviceFacts({ trtexec, ...options.facts });
+    const probed = await deviceFacts({ trtexec, ...options.facts });
+    const t = options.targetFacts;
+    agent.#hardware = {
+      ...probed,
+      ...(t?.arch !== undefined ? { arch: t.arch } : {}),
+      ...(t?.tensorrt !== undefined ? { tensorrt: t.tensorrt } : {}),
+    };
     await agent.#startRunner();
     await agent.#loadActiveAtStart();
     session.on('message', (topic, payload) => agent.#onMessage(topic, payload));
@@ -266,7 +286,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
   load(stored: StoredVersion, purpose: 'deploy' | 'restore' = 'restore'): Promise<LoadedModel> {
     const own = (): Promise<LoadedModel> => loadModel(stored, {
       providers: this.config.runtime.providers, threads: this.config.runtime.threads, conf: this.config.serve.conf, iou: this.config.serve.iou,
-      runner: this.#runnerServing(),
+      runner: this.#runnerServing(), facts: this.#targetFacts(),
     });
     const seam = this.options.seam?.load;
     return seam === undefined ? own() : seam(stored, purpose, own);
@@ -281,6 +301,13 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentServices, A
     this.emit('activated', loaded);
     await this.store.gc().catch((err: unknown) => this.log.warn(`store gc: ${(err as Error).message}`));
     await this.publishStatus();
+  }
+
+  /** This agent's own facts for picking a file: what its status reports (never another agent's in the same process). */
+  #targetFacts(): LoadModelOptions['facts'] {
+    const hw = this.#hardware;
+    if (hw === undefined) return {};
+    return { arch: hw.arch, tensorrt: hw.tensorrt ?? null };
   }
 
   // --- AdaptHost ---

@@ -8,7 +8,7 @@ export type { AgentConfig, AgentConfigSources, CaptureConfig, AgentAdaptConfig }
 
 // The agent
 export { Agent } from './agent.js';
-export type { AgentOptions, AgentEvents, AgentSeam } from './agent.js';
+export type { AgentOptions, AgentEvents, AgentSeam, AgentTargetFacts } from './agent.js';
 export { main as kdAgentMain } from './cli.js';
 export { loadModel } from './model/loaded-model.js';
 export type { LoadedModel, LoadModelOptions } from './model/loaded-model.js';
@@ -159,6 +159,18 @@ export type {
 } from './runtime/trt-runner/runner-supervisor.js';
 export { TrtRunnerRuntime, openRunnerDetector } from './runtime/trt-runner/runner-runtime.js';
 export type { TrtRunnerRuntimeOptions, TrtRunnerOutput } from './runtime/trt-runner/runner-runtime.js';
+
+// Building the native runner on the device (`kd-agent runtime build-tensorrt`): shipped source, TensorRT headers, compile, self-check
+export { buildTensorrtRunner } from './runtime/build-tensorrt.js';
+export type { BuildTensorrtRunnerOptions, BuiltTensorrtRunner, TrtRunnerConfigSnippet } from './runtime/build-tensorrt.js';
+export { TrtBuildError } from './runtime/trt-build-error.js';
+export type { TrtBuildErrorCode } from './runtime/trt-build-error.js';
+export { locateRunnerSource, checkRunnerSource, runnerSourceFiles, RUNNER_SOURCE_SUBDIR } from './runtime/runner-source.js';
+export {
+  parseTensorrtVersionHeader, readTensorrtVersion, tensorrtApi, describeTensorrtApi, findDirWith, DEFAULT_TENSORRT_INCLUDE_DIRS,
+  DEFAULT_TENSORRT_LIB_DIRS, DEFAULT_CUDA_INCLUDE_DIRS, DEFAULT_CUDA_LIB_DIRS,
+} from './runtime/tensorrt-headers.js';
+export type { TensorrtApi, TensorrtHeaderVersion } from './runtime/tensorrt-headers.js';
 
 // Benchmarks: runner, tegrastats parser and monitor, bench message
 export { BenchError } from './benchmark/bench-error.js';

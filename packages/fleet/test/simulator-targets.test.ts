@@ -58,6 +58,9 @@ describe('a mixed simulated fleet serves each device the file of its architectur
       const m = served(server.context.devices.get(d));
       return m?.version === '3.0.0' && m.file !== undefined;
     }), 30_000);
+    // each simulated device reports its profile's arch and TensorRT (AgentOptions.targetFacts), not this host's
+    expect(server.context.devices.get(NANO)!.status!.hardware).toMatchObject({ arch: 'aarch64', tensorrt: '8.2.1' });
+    expect(server.context.devices.get(X86)!.status!.hardware).toMatchObject({ arch: 'x86_64', tensorrt: null });
     const res = await fetch(`${server.httpUrl}/api/devices`);
     const list = (await res.json()) as DeviceListEntry[];
     expect(res.status, JSON.stringify(list)).toBe(200);

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { parseManifest, type Manifest, type ManifestModel } from '@kd-edge/core';
 import { ortRuntimeInfo } from '../runtime/ort-info.js';
 import { OrtRuntime } from '../runtime/ort-runtime.js';
-import { lastDeviceFacts } from '../status/device-facts.js';
 import { pickTarget, type PickedTarget, type TargetFacts } from './pick-target.js';
 import { Detector } from '../serve/detector.js';
 import type { RunnerSupervisor } from '../runtime/trt-runner/runner-supervisor.js';
@@ -23,8 +22,8 @@ export interface LoadModelOptions {
   /** Untimed runs after loading, so the first real frame does not pay for lazy initialisation (default 2). */
   warmup?: number;
   /**
-   * The device facts that pick the file to serve (see {@link pickTarget}); each one left out is this process's:
-   * `os.arch()`, the TensorRT version of the last `deviceFacts()` call, the first of `providers` ONNX Runtime has.
+   * The device facts that pick the file to serve (see {@link pickTarget}): the agent passes its own (those its status
+   * reports). Each one left out is `os.arch()`, no TensorRT, the first of `providers` ONNX Runtime has.
    */
   facts?: Partial<TargetFacts>;
   /** Serve through the TensorRT runner when it is up and {@link RunnerServing.engine} names an engine. */
@@ -73,12 +72,12 @@ export interface LoadedModel {
   detector: Detector;
 }
 
-/** The facts {@link loadModel} picks with: the given ones, else this process's. */
+/** The facts {@link loadModel} picks with: the given ones, else `os.arch()`, no TensorRT and the first provider ONNX Runtime has. */
 export function targetFacts(options: Pick<LoadModelOptions, 'providers' | 'facts'>): TargetFacts {
   const available = ortRuntimeInfo().executionProviders;
   return {
     arch: options.facts?.arch ?? arch(),
-    tensorrt: options.facts?.tensorrt !== undefined ? options.facts.tensorrt : (lastDeviceFacts()?.tensorrt ?? null),
+    tensorrt: options.facts?.tensorrt ?? null,
     executionProvider: options.facts?.executionProvider ?? options.providers.find((p) => available.includes(p)) ?? 'cpu',
   };
 }

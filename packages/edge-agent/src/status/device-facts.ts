@@ -15,20 +15,11 @@ export interface DeviceFactsOptions {
   tegraRelease?: string;
 }
 
-let last: Hardware | undefined;
-
-/**
- * The facts of the latest {@link deviceFacts} call in this process (the agent gathers them once at start), or
- * undefined before the first: what picks the model file to serve without probing the device again.
- */
-export function lastDeviceFacts(): Hardware | undefined {
-  return last;
-}
-
 /**
  * The device's hardware and software for its status: architecture, CPUs, memory, the Jetson model and
  * L4T release when on a Jetson, TensorRT (from trtexec) and the GPU when present, and ONNX Runtime's
- * version and execution providers. Every probe that fails leaves its field out; none throws.
+ * version and execution providers. Every probe that fails leaves its field out; none throws. Nothing is kept between
+ * calls: each agent holds its own (two agents in one process may report different facts, see `AgentOptions.targetFacts`).
  */
 export async function deviceFacts(options: DeviceFactsOptions = {}): Promise<Hardware> {
   const ort = ortRuntimeInfo();
@@ -40,7 +31,7 @@ export async function deviceFacts(options: DeviceFactsOptions = {}): Promise<Har
     : null;
   const tensorrt = options.trtexec === undefined ? null : await detectTrtexecVersion(options.trtexec).catch(() => null);
   const gpu = (await detectGpuName().catch(() => undefined)) ?? null;
-  last = {
+  return {
     arch: arch(),
     platform: platform(),
     cpus: cpus().length,
@@ -51,7 +42,6 @@ export async function deviceFacts(options: DeviceFactsOptions = {}): Promise<Har
     gpu,
     ort: { version: ort.version, executionProviders: ort.executionProviders },
   };
-  return last;
 }
 
 /** `# R32 (release), REVISION: 7.1, GCID: …` → `32.7.1`. */

@@ -3,9 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type { BenchMessage } from '@kd-edge/core/protocol';
-import {
-  Agent, AgentError, loadModel, validateAgentConfig, type AgentConfig, type AgentSeam, type LoadedModel, type StoredVersion,
-} from '@kd-edge/edge-agent';
+import { Agent, AgentError, validateAgentConfig, type AgentSeam } from '@kd-edge/edge-agent';
 import type { SimDeviceSpec } from './device-plan.js';
 import { HARDWARE_PROFILES, deviceLatencyFactor, profileBenchTransform, type HardwareProfileName } from './hardware-profiles.js';
 import { seededRandom } from './seeded-random.js';
@@ -181,6 +179,8 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
       const agent = await Agent.start(config, {
         logger: log,
         facts,
+        // The profile's architecture and TensorRT version, not this host's: reported in the status and picking the file.
+        targetFacts: { arch: profile.arch, tensorrt: profile.tensorrt ?? null },
         random: seededRandom(`${o.seed}:${id}:backoff`),
         seam: {
           report: (measured) => {
@@ -188,7 +188,7 @@ export class AgentPool extends EventEmitter<AgentPoolEvents> {
             this.emit('bench', { deviceId: id, profile: spec.profile, factor, measured, reported });
             return reported;
           },
-          load: profileLoad(config, spec.profile, o.failRate > 0 ? injectLoadFailures(o.failRate, seededRandom(`${o.seed}:${id}:faults`)) : undefined),
+          ...(o.failRate > 0 ? { load: injectLoadFailures(o.failRate, seededRandom(`${o.seed}:${id}:faults`)) } : {}),
         },
       });
       agent.on('error', (err) => this.emit('agentError', id, err));
@@ -209,22 +209,6 @@ function prefixed(log: Logger, id: string): Logger {
     warn: (m) => log.warn(`${id}: ${m}`),
     error: (m) => log.error(`${id}: ${m}`),
   };
-}
-
-/**
- * The load seam that makes the agent pick its model file as a device of the profile would: the agent's own
- * {@link loadModel} (and so its own `pickTarget`) with the profile's architecture and TensorRT version as the target
- * facts, instead of this host's. The agent's loader (`load`) is not used: it picks for `os.arch()` and takes no facts
- * (the seam an agent change would remove: `AgentOptions` naming the target facts). The simulator runs no TensorRT
- * runner, so ONNX Runtime serves, as on a device whose runner is not built.
- */
-function profileLoad(config: AgentConfig, name: HardwareProfileName, faults: NonNullable<AgentSeam['load']> | undefined): NonNullable<AgentSeam['load']> {
-  const profile = HARDWARE_PROFILES[name];
-  const own = (stored: StoredVersion): Promise<LoadedModel> => loadModel(stored, {
-    providers: config.runtime.providers, threads: config.runtime.threads, conf: config.serve.conf, iou: config.serve.iou,
-    facts: { arch: profile.arch, tensorrt: profile.tensorrt ?? null },
-  });
-  return (stored, purpose) => (faults === undefined ? own(stored) : faults(stored, purpose, () => own(stored)));
 }
 
 /** A load seam that fails this share of deploys' loads with AGENT_INJECTED_FAULT (restores always load). */
