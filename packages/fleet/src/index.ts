@@ -58,7 +58,7 @@ export type { RolloutWarning, RolloutWarningCode } from './rollout/rollout-warni
 export { AdaptJobStore } from './adapt/adapt-job-store.js';
 export type { AdaptJobStoreOptions, AdaptJobStoreEvents, AdaptJobStoreStats, AdaptJobFilter } from './adapt/adapt-job-store.js';
 export { adaptSnapshot, isFinalAdaptState } from './adapt/adapt-job.js';
-export type { AdaptJobInfo, AdaptJobSnapshot, AdaptJobDetail, AdaptEvaluation, AdaptFigures } from './adapt/adapt-job.js';
+export type { AdaptJobInfo, AdaptJobSnapshot, AdaptJobDetail, AdaptEvaluation, AdaptFigures, AdaptPullInfo, AdaptPullState } from './adapt/adapt-job.js';
 export { DeviceCommands, deployCommandFor, DEPLOY_CHUNK_SIZE } from './adapt/device-commands.js';
 export type { DeviceCommandsOptions, DeployCommandInput, DeployTransport, SentCommand, TeacherPush, AdaptCommandSent } from './adapt/device-commands.js';
 export { ADAPT_MIGRATIONS } from './adapt/adapt-migrations.js';

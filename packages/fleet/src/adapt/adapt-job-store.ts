@@ -6,7 +6,7 @@ import {
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
 import type { DeviceClient, MalformedMessage } from '../devices/device-registry.js';
-import { adaptSnapshot, type AdaptJobInfo, type AdaptJobSnapshot } from './adapt-job.js';
+import { adaptSnapshot, type AdaptJobInfo, type AdaptJobSnapshot, type AdaptPullInfo, type AdaptPullState } from './adapt-job.js';
 
 /** Events of an {@link AdaptJobStore}: `job` once per stored new latest state, in the order the states arrived. */
 export interface AdaptJobStoreEvents {
@@ -62,12 +62,34 @@ interface StateRow {
   message_json: string;
 }
 
+/** The latest upload asked for a job (table adapt_uploads, migrations 202 and 203). */
+interface UploadRow {
+  command_id: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  device_state: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** The package a job's pull stored (packages with its origin). */
+interface OriginRow {
+  name: string;
+  version: string;
+  sha256: string;
+  key_id: string;
+  promoted_at: number | null;
+}
+
 /**
  * The fleet's record of on-device adaptation jobs (issue 16), kept from the retained `devices/{id}/adapt` messages
  * agents publish: each job's latest state (keyed by device and job id) and the history of its states, in SQLite
  * (tables of {@link ADAPT_MIGRATIONS}). Every message is checked with core's parser; a malformed one, or one under a
  * service account's name, is counted, logged and emitted as `malformed`, never thrown. A state identical to the
- * job's latest (the broker delivering the retained message again) is not stored twice.
+ * job's latest (the broker delivering the retained message again) is not stored twice. Each job also carries its
+ * `pull`, read from the fleet's own tables (the uploads asked for and the package they stored); {@link refresh}
+ * announces a change of it with the same `job` event.
  * @example
  * const jobs = new AdaptJobStore(db, { fleet: 'lab' });
  * await jobs.attach(client);
@@ -121,6 +143,13 @@ export class AdaptJobStore extends EventEmitter<AdaptJobStoreEvents> {
       ),
       history: db.prepare<[string, string], StateRow>(
         'SELECT received_at, message_json FROM adapt_job_states WHERE device_id = ? AND job_id = ? ORDER BY ts, id',
+      ),
+      upload: db.prepare<[string, string], UploadRow>(
+        `SELECT command_id, created_at, expires_at, used_at, device_state, error_code, error_message FROM adapt_uploads
+         WHERE device_id = ? AND job_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`,
+      ),
+      origin: db.prepare<[string, string], OriginRow>(
+        'SELECT name, version, sha256, key_id, promoted_at FROM packages WHERE origin_device = ? AND origin_job = ? ORDER BY pushed_at DESC LIMIT 1',
       ),
     };
   }
@@ -243,14 +272,55 @@ export class AdaptJobStore extends EventEmitter<AdaptJobStoreEvents> {
       this.#listQueries.set(key, stmt);
     }
     const args: unknown[] = [...(filter.deviceId !== undefined ? [filter.deviceId] : []), ...states, limit];
-    return stmt.all(...args).map(jobInfo);
+    return stmt.all(...args).map((r) => this.#jobInfo(r));
   }
 
   /** One job, or undefined. */
   get(deviceId: string, jobId: string): AdaptJobInfo | undefined {
     if (typeof deviceId !== 'string' || typeof jobId !== 'string') throw new TypeError('deviceId and jobId must be strings');
     const row = this.#q.get.get(deviceId, jobId);
-    return row === undefined ? undefined : jobInfo(row);
+    return row === undefined ? undefined : this.#jobInfo(row);
+  }
+
+  /**
+   * Emit `job` again for a job whose fleet-side record changed (its pull: asked for, accepted, refused, stored,
+   * promoted), so that live clients see it as they see a new state. Returns false, emitting nothing, for an unknown job.
+   */
+  refresh(deviceId: string, jobId: string): boolean {
+    const job = this.get(deviceId, jobId);
+    if (job === undefined) return false;
+    this.emit('job', job);
+    return true;
+  }
+
+  #jobInfo(r: JobRow): AdaptJobInfo {
+    // Stored only after core's parser accepted it.
+    return { ...adaptSnapshot(JSON.parse(r.message_json) as AdaptMessage, r.updated_at), firstSeenAt: r.first_seen, pull: this.#pull(r.device_id, r.job_id) };
+  }
+
+  /** The job's pull from the fleet's records: the package stored decides `pulled`; else the latest upload asked for. */
+  #pull(deviceId: string, jobId: string): AdaptPullInfo | null {
+    const up = this.#q.upload.get(deviceId, jobId);
+    const pkg = this.#q.origin.get(deviceId, jobId);
+    if (up === undefined && pkg === undefined) return null;
+    let state: AdaptPullState = 'pulled';
+    if (pkg === undefined) {
+      const u = up!;
+      if (u.error_code !== null) state = 'failed';
+      else if (u.used_at === null && this.#now() >= u.expires_at) state = 'expired';
+      else if (u.device_state !== null) state = 'uploading';
+      else state = 'requested';
+    }
+    const failed = state === 'failed';
+    return {
+      state,
+      commandId: up?.command_id ?? null,
+      requestedAt: up?.created_at ?? null,
+      expiresAt: up?.expires_at ?? null,
+      code: failed ? up!.error_code : null,
+      message: failed ? up!.error_message : null,
+      package: pkg === undefined ? null : { name: pkg.name, version: pkg.version, sha256: pkg.sha256, keyId: pkg.key_id, promotedAt: pkg.promoted_at },
+    };
   }
 
   /** Every state of a job the fleet received (at most `historyKeep`, the newest), oldest first; empty for an unknown job. */
@@ -263,11 +333,6 @@ export class AdaptJobStore extends EventEmitter<AdaptJobStoreEvents> {
   stats(): AdaptJobStoreStats {
     return { ...this.#stats };
   }
-}
-
-function jobInfo(r: JobRow): AdaptJobInfo {
-  // Stored only after core's parser accepted it.
-  return { ...adaptSnapshot(JSON.parse(r.message_json) as AdaptMessage, r.updated_at), firstSeenAt: r.first_seen };
 }
 
 const bool = (b: boolean | undefined): number | null => (b === undefined ? null : b ? 1 : 0);

@@ -53,10 +53,35 @@ export interface AdaptJobSnapshot {
   receivedAt: number;
 }
 
-/** An adaptation job as the fleet keeps it: its latest state, and when the fleet first heard of it. */
+/**
+ * Where pulling a job's adapted package stands, from the fleet's own records (not the device's message): `requested`
+ * (the `adapt-upload` command is sent), `uploading` (the device accepted it), `failed` (the fleet refused the upload, or
+ * the device could not send it: `code` and `message` say why), `expired` (the one-time URL expired unused) and `pulled`
+ * (the package is in the registry: `package`, promoted or not). A job can be pulled again after `failed` or `expired`.
+ */
+export type AdaptPullState = 'requested' | 'uploading' | 'failed' | 'expired' | 'pulled';
+
+/** A job's pull (`pull` of {@link AdaptJobInfo}): the latest upload asked for and the package it brought, if any. */
+export interface AdaptPullInfo {
+  state: AdaptPullState;
+  /** The latest `adapt-upload` command sent for the job; null for a package whose upload record is gone. */
+  commandId: string | null;
+  /** When that pull was asked for, and when its upload URL expires (ms). */
+  requestedAt: number | null;
+  expiresAt: number | null;
+  /** Why it failed: the fleet's refusal of the upload (`FLEET_PACKAGE_REFUSED`, …), else the device's error code. */
+  code: string | null;
+  message: string | null;
+  /** The pulled package in the registry: signed by the device's key until promoted, by the fleet's after. */
+  package: { name: string; version: string; sha256: string; keyId: string; promotedAt: number | null } | null;
+}
+
+/** An adaptation job as the fleet keeps it: its latest state, when the fleet first heard of it, and its pull. */
 export interface AdaptJobInfo extends AdaptJobSnapshot {
   /** When the fleet first received a state of this job, ms. */
   firstSeenAt: number;
+  /** Pulling its adapted package (issue 16); null when it was never pulled. */
+  pull: AdaptPullInfo | null;
 }
 
 /** GET /api/devices/:id/adapt-jobs/:jobId: the job and every state received, oldest first. */

@@ -3,7 +3,8 @@ import type { Migration } from '../db/migrate.js';
 /**
  * The adaptation jobs' tables (issue 16), for the fleet's migration runner after the core and rollout lists: each job's
  * latest state (one row per device and job id, typed columns for the figures a list shows, the whole message as JSON)
- * and the history of its states as received; then (`202`) the pull's one-time upload tokens and the packages' origin.
+ * and the history of its states as received; then (`202`) the pull's one-time upload tokens and the packages' origin, and
+ * (`203`) what became of each upload: the device's answer to its `adapt-upload` command and the refusal, if any.
  * Times are epoch milliseconds; devices are not foreign keys, so a job's record outlives a device removed from the registry.
  */
 export const ADAPT_MIGRATIONS: readonly Migration[] = [
@@ -74,6 +75,19 @@ CREATE INDEX adapt_uploads_job ON adapt_uploads (device_id, job_id);
 ALTER TABLE packages ADD COLUMN origin_device TEXT;
 ALTER TABLE packages ADD COLUMN origin_job TEXT;
 ALTER TABLE packages ADD COLUMN promoted_at INTEGER;
+`,
+  },
+  {
+    // Where a pull stands, for the job's record (API, live events, dashboard): the device's last answer to the
+    // adapt-upload command (`accepted`, `succeeded`, `failed`), and why the upload failed (the fleet's refusal of
+    // the PUT, else the device's own error) so that an operator sees it without reading the server log.
+    id: '203-adapt-pull-state',
+    sql: `
+ALTER TABLE adapt_uploads ADD COLUMN device_state TEXT;
+ALTER TABLE adapt_uploads ADD COLUMN error_code TEXT;
+ALTER TABLE adapt_uploads ADD COLUMN error_message TEXT;
+CREATE INDEX adapt_uploads_command ON adapt_uploads (command_id);
+CREATE INDEX packages_origin ON packages (origin_device, origin_job);
 `,
   },
 ];

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { keyIdOf, toPublicKey, type KeyInput } from '@kd-edge/core/package';
-import { makeCommand, type CommandFields } from '@kd-edge/core/protocol';
+import { makeCommand, type CommandFields, type EventMessage } from '@kd-edge/core/protocol';
 import { KdEdgeError, silentLogger, type Logger } from '@kd-edge/core/util';
 import { FleetError } from '../db/fleet-error.js';
 import type { DeviceRegistry } from '../devices/device-registry.js';
@@ -74,6 +74,8 @@ interface UploadRow {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  device_state: string | null;
+  error_code: string | null;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -90,6 +92,8 @@ function tokenDigest(token: string): Buffer {
  * the token is its only credential, checked in constant time and used once; the bytes are spooled under the size
  * limit, hashed against `x-kd-sha256`, and the package is verified against that device's pinned key alone before the
  * registry stores it, unpromoted. `promote` re-signs it with the fleet's key, after which it rolls out like any model.
+ * What becomes of each pull (the device's answers to `adapt-upload`, a refusal of its upload, the stored and promoted
+ * package) is recorded for the job's `pull` and announced with the job store's `job` event, so live clients follow it.
  * @example
  * const { url } = await pulls.pull('cam-01', 'adapt-7');   // the device PUTs to url
  * await pulls.promote('shapes', '1.0.0+adapt.cam-01.1');
@@ -108,7 +112,48 @@ export class AdaptPulls {
     if (!Number.isSafeInteger(ttl) || ttl < 1) throw new RangeError(`options.uploadTtlMs must be a positive integer of ms, got ${String(ttl)}`);
     this.#o = { ...options, publicUrl: options.publicUrl.replace(/\/$/, ''), now: options.now ?? Date.now, uploadTtlMs: ttl, logger: options.logger ?? silentLogger };
     this.#db = options.db;
+    // The device's answers to adapt-upload, for the job's pull state; the registry lives as long as this object.
+    options.devices.on('event', this.#onEvent);
   }
+
+  /** Stop following the devices' answers (the registry outlives this object). */
+  close(): void {
+    this.#o.devices.off('event', this.#onEvent);
+  }
+
+  /** Announce a job's changed pull to live clients; never throws into the caller's work. */
+  #changed(deviceId: string, jobId: string): void {
+    try {
+      this.#o.adaptJobs.refresh(deviceId, jobId);
+    } catch (err) {
+      this.#o.logger.error(`adapt: could not announce the pull of ${deviceId}/${jobId}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A device's event about an `adapt-upload` command: `accepted` and `succeeded` recorded as its state, `failed` with
+   * its code and message unless the fleet already recorded why it refused the upload (the more precise of the two).
+   */
+  readonly #onEvent = (e: EventMessage): void => {
+    if (e.command !== 'adapt-upload') return;
+    try {
+      const row = this.#db.prepare('SELECT * FROM adapt_uploads WHERE command_id = ? AND device_id = ?').get(e.commandId, e.deviceId) as UploadRow | undefined;
+      if (row === undefined) return;
+      if (e.state === 'failed') {
+        this.#db.prepare(`UPDATE adapt_uploads SET device_state = 'failed', error_code = COALESCE(error_code, ?), error_message = COALESCE(error_message, ?)
+          WHERE token_sha256 = ?`).run(e.code ?? 'AGENT_UPLOAD_FAILED', e.message ?? 'the device could not upload the package', row.token_sha256);
+      } else if (e.state === 'accepted' || e.state === 'succeeded') {
+        // A repeated or late `accepted` never hides the final answer.
+        if (row.device_state === 'succeeded' || row.device_state === 'failed') return;
+        this.#db.prepare('UPDATE adapt_uploads SET device_state = ? WHERE token_sha256 = ?').run(e.state, row.token_sha256);
+      } else {
+        return;
+      }
+      this.#changed(row.device_id, row.job_id);
+    } catch (err) {
+      this.#o.logger.error(`adapt: could not record ${e.deviceId}'s answer to ${e.commandId}: ${(err as Error).message}`);
+    }
+  };
 
   /** The device's pinned key, refused when it has none or reported another one that no operator accepted. */
   #deviceKey(deviceId: string): string {
@@ -129,7 +174,7 @@ export class AdaptPulls {
   /**
    * Ask device `deviceId` to upload the package of its succeeded job `jobId`. FleetError FLEET_DEVICE_NOT_FOUND,
    * AdaptError FLEET_ADAPT_JOB_NOT_FOUND, PullError FLEET_ADAPT_JOB_STATE (naming the state), FLEET_DEVICE_KEY_UNTRUSTED,
-   * FleetError FLEET_PACKAGE_EXISTS when that version is in the registry already.
+   * FleetError FLEET_PACKAGE_EXISTS when that version is in the registry already, PullError FLEET_DEVICE_OFFLINE.
    */
   async pull(deviceId: string, jobId: string): Promise<PullStarted> {
     this.#deviceKey(deviceId);
@@ -141,6 +186,11 @@ export class AdaptPulls {
     const name = job.base.name;
     const existing = this.#o.registry.get(name, job.version);
     if (existing !== undefined) throw new FleetError('FLEET_PACKAGE_EXISTS', `${name}@${job.version} is in the registry already${existing.origin ? ' (pulled before)' : ''}`);
+    const device = this.#o.devices.get(deviceId)!;
+    if (!device.online) {
+      // The command would wait in the broker, and its one-time URL might expire before the device is back.
+      throw new PullError('FLEET_DEVICE_OFFLINE', `${deviceId} is offline (last heard from ${new Date(device.lastSeen).toISOString()}); pull when it is back online`);
+    }
     const token = (this.#o.randomToken ?? (() => randomBytes(32)))().toString('base64url');
     const url = `${this.#o.publicUrl}${UPLOAD_PATH}${token}`;
     const commandId = `adapt-upload-${randomBytes(6).toString('hex')}`;
@@ -156,6 +206,7 @@ export class AdaptPulls {
       throw err;
     }
     this.#o.logger.info(`adapt: asked ${deviceId} to upload ${name}@${job.version} of job ${jobId} (command ${commandId})`);
+    this.#changed(deviceId, jobId);
     return { deviceId, jobId, version: job.version, commandId, url, expiresAt };
   }
 
@@ -186,6 +237,8 @@ export class AdaptPulls {
     const row = this.#claim(token);
     this.#inFlight.add(row.token_sha256);
     let spent = true;
+    /** Why the upload was refused, recorded for the job's pull. */
+    let refusal: { code: string; message: string } | null = null;
     const dir = await mkdtemp(join(input.tempDir, 'kd-fleet-adapt-upload-'));
     try {
       const deviceKey = this.#deviceKey(row.device_id);
@@ -206,11 +259,16 @@ export class AdaptPulls {
       // Every refusal spends the token; a transport failure (a body cut short, an internal error) leaves it for a retry.
       const cutShort = err instanceof KdEdgeError && err.code === 'FLEET_BAD_REQUEST' && !input.req.complete;
       if (cutShort || !(err instanceof KdEdgeError)) spent = false;
+      else refusal = { code: err.code, message: err.message };
       throw err;
     } finally {
-      if (spent) this.#db.prepare('UPDATE adapt_uploads SET used_at = ? WHERE token_sha256 = ?').run(this.#o.now(), row.token_sha256);
+      if (spent) {
+        this.#db.prepare('UPDATE adapt_uploads SET used_at = ?, error_code = ?, error_message = ? WHERE token_sha256 = ?')
+          .run(this.#o.now(), refusal?.code ?? null, refusal?.message ?? null, row.token_sha256);
+      }
       this.#inFlight.delete(row.token_sha256);
       await rm(dir, { recursive: true, force: true });
+      this.#changed(row.device_id, row.job_id);
     }
   }
 
@@ -231,7 +289,9 @@ export class AdaptPulls {
     if (!this.#o.trustedKeys.some((k) => keyIdOf(k) === keyId)) {
       throw new PullError('FLEET_PROMOTE_NO_KEY', `the --sign-key (key ${keyId}) is not among the --trust keys: a package it signs would not verify here, nor on agents that pin those keys`);
     }
-    return this.#o.registry.promote(name, version, { signKey, trustedKeys: this.#o.trustedKeys });
+    const promoted = await this.#o.registry.promote(name, version, { signKey, trustedKeys: this.#o.trustedKeys });
+    this.#changed(record.origin.deviceId, record.origin.jobId);
+    return promoted;
   }
 
   /** Refuse a rollout of a pulled package that was not promoted (PullError FLEET_PACKAGE_NOT_PROMOTED). */

@@ -12,6 +12,8 @@ export const PULL_ERROR_STATUS = {
   FLEET_UPLOAD_EXPIRED: 410,
   /** Pulling a job that has not succeeded (its state is named), or one without an adapted version. */
   FLEET_ADAPT_JOB_STATE: 409,
+  /** Pulling from a device that is offline: the upload command would wait in the broker while its one-time URL expires. */
+  FLEET_DEVICE_OFFLINE: 409,
   /** The device never reported a key, or reported another one that no operator accepted: nothing it signs is trusted. */
   FLEET_DEVICE_KEY_UNTRUSTED: 409,
   /** A rollout of an adapted package that was pulled but not promoted. */

@@ -1,9 +1,9 @@
 // The JSON the dashboard (public/*.js) reads from kd-fleet's REST API and live event stream, for the type
 // checker only: the browser never loads this file. Written by hand from the server's own types, which the
 // browser program cannot import (they pull in Node and @kd-edge/core): devices/device-record.ts,
-// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts, adapt/adapt-job.ts. Only the
-// fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts makes
-// `npm run typecheck` fail when a server type no longer reads as the one here.
+// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts, adapt/adapt-job.ts,
+// adapt/adapt-pulls.ts. Only the fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts
+// makes `npm run typecheck` fail when a server type no longer reads as the one here.
 
 /** A model's identity on a device or in a rollout. */
 export interface ModelRef {
@@ -287,7 +287,34 @@ export interface AdaptJobSnapshot {
   receivedAt: number;
 }
 
-/** An adaptation job: its latest state. */
+/** Where pulling a job's adapted package stands (the fleet's records): asked, accepted by the device, refused, expired, stored. */
+export type AdaptPullState = 'requested' | 'uploading' | 'failed' | 'expired' | 'pulled';
+
+/** A job's pull (adapt/adapt-job.ts AdaptPullInfo). */
+export interface AdaptPullInfo {
+  state: AdaptPullState;
+  commandId: string | null;
+  requestedAt: number | null;
+  expiresAt: number | null;
+  /** Why it failed: the fleet's refusal of the upload, else the device's error. */
+  code: string | null;
+  message: string | null;
+  /** The pulled package: signed by the device until promoted, by the fleet after. */
+  package: { name: string; version: string; sha256: string; keyId: string; promotedAt: number | null } | null;
+}
+
+/** An adaptation job: its latest state, and its pull (null when never pulled). */
 export interface AdaptJobInfo extends AdaptJobSnapshot {
   firstSeenAt: number;
+  pull: AdaptPullInfo | null;
+}
+
+/** POST /api/devices/:id/adapt-jobs/:jobId/pull (202): the adapt-upload command sent. */
+export interface PullStarted {
+  deviceId: string;
+  jobId: string;
+  version: string;
+  commandId: string;
+  url: string;
+  expiresAt: number;
 }

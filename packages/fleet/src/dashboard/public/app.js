@@ -1,18 +1,19 @@
 // @ts-check
 // kd-fleet dashboard entry: loads the fleet's state over the REST API, keeps it live from server-sent events, and
-// wires the device table, latency chart, rollouts panel, adaptation jobs panel and operator controls together.
+// wires the device table, latency chart, rollouts panel, adaptation jobs panel, models view and operator controls together.
 
 import { AdaptPanel } from './adapt-panel.js';
 import { api, ApiError, getToken, onUnauthorized, setToken } from './api.js';
 import { duration, frameBatcher, h } from './dom.js';
 import { DeviceTable } from './device-table.js';
 import { MAX_POINTS, renderLatencyChart } from './latency-chart.js';
+import { ModelsPanel } from './models-panel.js';
 import { FormError, readRolloutForm, splitList } from './rollout-form.js';
 import { RolloutsPanel } from './rollouts-panel.js';
 
 /**
  * @import { AdaptJobInfo, BenchEvent, DeviceDetail, DeviceEvent, DeviceRecord, ExecutionInfo, FleetInfo, LatencyPoint,
- *   PackageSummary, RolloutAction, RolloutDetail, RolloutInfo, WaveInfo } from '../api-types.js'
+ *   PackageSummary, PullStarted, RolloutAction, RolloutDetail, RolloutInfo, WaveInfo } from '../api-types.js'
  */
 
 /**
@@ -30,12 +31,23 @@ const ui = {
 };
 
 let serverControls = true;
+/** The registry's package count as the header last saw it: a change reloads the models view. */
+let packageCount = -1;
 
 /**
  * What a request threw, read as an ApiError: every failure of `api()` is one (an Error from a bug has no code or status).
  * @param {unknown} err
  */
 const failure = (err) => /** @type {Partial<ApiError> & { message: string }} */ (err);
+
+/**
+ * A refusal as shown next to the button that asked: `409 FLEET_DEVICE_OFFLINE: cam-01 is offline …`.
+ * @param {unknown} e
+ */
+const refusalText = (e) => {
+  const err = failure(e);
+  return err.code ? `${err.status ? `${err.status} ` : ''}${err.code}: ${err.message}` : String(err.message ?? e);
+};
 
 // ---- banner and authentication ----
 
@@ -75,9 +87,11 @@ function setAuth(state) {
   ui.token.disabled = state === 'server-read-only';
   rollouts.canControl = can;
   adaptJobs.canControl = can;
+  models.canControl = can;
   if (!can) $('#rollout-form').hidden = true;
   rollouts.render();
   adaptJobs.render();
+  models.render();
 }
 
 onUnauthorized((err) => {
@@ -134,6 +148,11 @@ async function loadInfo() {
       c.rollouts !== undefined ? `${c.rollouts} rollouts` : null,
     ].filter(Boolean);
     ui.info.textContent = parts.join(' · ');
+    if (c.packages !== undefined && c.packages !== packageCount) {
+      // A package pushed (or pulled) meanwhile: the models view and the rollout form follow.
+      if (packageCount !== -1) void loadModels();
+      packageCount = c.packages;
+    }
     const controls = !info.auth || info.auth.controls !== false;
     if (controls !== serverControls) {
       serverControls = controls;
@@ -310,21 +329,64 @@ async function rolloutAction(id, action) {
   }
 }
 
-async function loadModels() {
+// The rollout form offers what a rollout may send: not a teacher (pushed to the devices that adapt, never served), nor
+// an adapted package pulled from a device and not yet promoted (the server refuses both).
+function fillPackageSelect() {
   const sel = /** @type {HTMLSelectElement} */ ($('#rf-package'));
+  const current = sel.value;
+  const rollable = models.rollable();
+  sel.replaceChildren(...rollable.map((m) => h('option', { value: `${m.name}@${m.version}`, text: `${m.name}@${m.version}` })));
+  if (rollable.some((m) => `${m.name}@${m.version}` === current)) sel.value = current;
+  if (rollable.length === 0) sel.append(h('option', { value: '', text: 'no packages pushed yet' }));
+}
+
+// ---- models ----
+
+const models = new ModelsPanel({
+  body: $('#model-body'), empty: $('#model-empty'), count: $('#model-count'),
+  onPromote: (name, version) => void promoteModel(name, version),
+});
+const renderModels = frameBatcher(() => models.render());
+
+async function loadModels() {
   try {
     /** @type {PackageSummary[]} */
     const all = await api('/api/models');
-    const current = sel.value;
-    // A teacher package is never rolled out (the server refuses it): it is pushed to the devices that adapt.
-    const models = all.filter((m) => m.role !== 'teacher');
-    models.sort((a, b) => (b.pushedAt ?? 0) - (a.pushedAt ?? 0));
-    sel.replaceChildren(...models.map((m) => h('option', { value: `${m.name}@${m.version}`, text: `${m.name}@${m.version}` })));
-    if (models.some((m) => `${m.name}@${m.version}` === current)) sel.value = current;
-    if (models.length === 0) sel.append(h('option', { value: '', text: 'no packages pushed yet' }));
+    models.setAll(all);
+    fillPackageSelect();
+    renderModels();
   } catch (err) {
     showBanner('error', `models: ${failure(err).message}`);
   }
+}
+
+// Several job events in a row (a pull's answer, then the stored package) reload the list once.
+let modelsTimer = 0;
+function loadModelsSoon() {
+  if (!modelsTimer) modelsTimer = setTimeout(() => {
+    modelsTimer = 0;
+    void loadModels();
+  }, 200);
+}
+
+/**
+ * Promote a pulled adapted package: re-signed by the server with the fleet's key, then rolled out like any model.
+ * @param {string} name
+ * @param {string} version
+ */
+async function promoteModel(name, version) {
+  models.promoteRequest(name, version, { sending: true });
+  renderModels();
+  try {
+    /** @type {PackageSummary} */
+    const promoted = await api(`/api/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}/promote`, { method: 'POST' });
+    models.promoteRequest(name, version, { sending: false });
+    models.upsert(promoted);
+    fillPackageSelect();
+  } catch (e) {
+    models.promoteRequest(name, version, { sending: false, error: refusalText(e) });
+  }
+  renderModels();
 }
 
 $('#new-rollout-toggle').addEventListener('click', () => {
@@ -369,6 +431,7 @@ $('#rollout-form').addEventListener('submit', async (ev) => {
 const adaptJobs = new AdaptPanel({
   body: $('#adapt-body'), empty: $('#adapt-empty'), count: $('#adapt-count'),
   onCancel: (deviceId, jobId) => void cancelAdapt(deviceId, jobId),
+  onPull: (deviceId, jobId) => void pullAdapt(deviceId, jobId),
 });
 const renderAdapt = frameBatcher(() => adaptJobs.render());
 
@@ -393,6 +456,35 @@ async function cancelAdapt(deviceId, jobId) {
     const err = failure(e);
     if (err.status !== 401) showBanner('error', `cancel ${jobId}: ${err.code}: ${err.message}`);
   }
+}
+
+/**
+ * Ask a device to upload a succeeded job's adapted package. The answer means the command is sent; the job's `pull`
+ * then follows over the live stream (requested, uploading, pulled or failed with the reason).
+ * @param {string} deviceId
+ * @param {string} jobId
+ */
+async function pullAdapt(deviceId, jobId) {
+  adaptJobs.pullRequest(deviceId, jobId, { sending: true });
+  renderAdapt();
+  try {
+    /** @type {PullStarted} */
+    const started = await api(`/api/devices/${encodeURIComponent(deviceId)}/adapt-jobs/${encodeURIComponent(jobId)}/pull`, { method: 'POST' });
+    // Shown as requested until the live stream brings the job's record of this command (which may have come first).
+    adaptJobs.pullRequest(deviceId, jobId, { sending: false, commandId: started.commandId });
+  } catch (e) {
+    adaptJobs.pullRequest(deviceId, jobId, { sending: false, error: refusalText(e) });
+  }
+  renderAdapt();
+}
+
+/**
+ * A job's pull brought a package (or promoted it) that the models view does not show yet.
+ * @param {AdaptJobInfo} j
+ */
+function pullChangesModels(j) {
+  const p = j.pull && j.pull.package;
+  return p !== null && p !== undefined && !models.holds(p);
 }
 
 // ---- live updates ----
@@ -435,6 +527,7 @@ const SSE_EVENTS = {
   /** @param {AdaptJobInfo} j */
   adapt: (j) => {
     if (adaptJobs.upsert(j)) renderAdapt();
+    if (pullChangesModels(j)) loadModelsSoon();
   },
 };
 
@@ -454,7 +547,7 @@ function connectLive() {
     ui.live.dataset.state = 'live';
     ui.live.textContent = 'live';
     // Whatever happened while the stream was down is only in the REST state.
-    if (lost) void Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs(), loadInfo()]);
+    if (lost) void Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs(), loadModels(), loadInfo()]);
     lost = false;
   });
   es.addEventListener('error', () => {
@@ -470,6 +563,6 @@ setAuth('read-only');
 connectLive();
 await loadInfo();
 void checkToken();
-await Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs()]);
+await Promise.all([loadDevices(), loadRollouts(), loadAdaptJobs(), loadModels()]);
 setInterval(() => void loadInfo(), 10_000);
 document.body.dataset.ready = 'true';
