@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canonicalJson, compareSemver, defaultModel, extractTar, manifestRole, verifyCommandSignature, verifyPackage, type DeployCommand, type BenchMessage, type PackageRole,
@@ -6,6 +6,7 @@ import {
 import { AgentError } from '../errors.js';
 import { OrtRuntime } from '../runtime/ort-runtime.js';
 import type { ModelStore, StoredVersion } from '../store/model-store.js';
+import { versionKey } from '../store/version-key.js';
 import { benchmarkModel } from '../model/model-benchmark.js';
 import { onDeviceAccuracy } from '../model/on-device-accuracy.js';
 import { checkSpace } from '../transfer/disk-space.js';
@@ -95,7 +96,7 @@ async function fetchVerifyInstall(
   agent: AgentServices, store: ModelStore, role: PackageRole, cmd: DeployCommand, raw: unknown, ctx: CommandContext,
 ): Promise<StoredVersion> {
   const pkg = cmd.package;
-  checkVersionRule(agent, store, cmd, raw);
+  await checkVersionRule(agent, store, cmd, raw);
   const limit = agent.config.limits.maxPackageBytes;
   if (pkg.size > limit) {
     throw new AgentError('AGENT_PACKAGE_TOO_LARGE', `package ${pkg.name}@${pkg.version} is ${pkg.size} bytes; this device accepts at most ${limit}`);
@@ -133,9 +134,10 @@ async function fetchVerifyInstall(
 /**
  * Versions of a model name only go up over everything that has been active on this device (the store's high-water
  * mark, which survives other names being deployed in between, rollbacks and restarts), unless the command is a
- * signed downgrade; the highest version must be the same bytes.
+ * signed downgrade; the highest version must be the same model: the same bytes, or the same manifest and files signed
+ * again (a fleet promoting a device's adaptation re-signs it with its own key, and may roll it out to that device).
  */
-function checkVersionRule(agent: AgentServices, store: ModelStore, cmd: DeployCommand, raw: unknown): void {
+async function checkVersionRule(agent: AgentServices, store: ModelStore, cmd: DeployCommand, raw: unknown): Promise<void> {
   const { name, version, sha256 } = cmd.package;
   const mark = store.highWater(name);
   if (mark === undefined) return;
@@ -146,6 +148,7 @@ function checkVersionRule(agent: AgentServices, store: ModelStore, cmd: DeployCo
   // (a fleet redeploying its release over a device's adaptation is a return, not a downgrade). Only the same
   // version string with other bytes, or an older release, is refused.
   if (order === 0 && version !== mark.version) return;
+  if (order === 0 && await resignedMark(store, cmd, mark.sha256)) return;
   const what = order === 0
     ? `the same version as ${name}@${mark.version} once active here, with different contents`
     : `older than ${name}@${mark.version}, the highest version of ${name} active on this device so far`;
@@ -156,6 +159,24 @@ function checkVersionRule(agent: AgentServices, store: ModelStore, cmd: DeployCo
     verifyCommandSignature(raw, agent.trustedKeys);
   } catch (err) {
     throw new AgentError('AGENT_DOWNGRADE_REFUSED', `${name}@${version} is ${what}, and the downgrade is not validly signed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Whether the command's package is the marked version signed again: the marked package is still in the store and its
+ * manifest, signature aside, equals the command's (the manifest lists every file with its SHA-256, and the package is
+ * verified against it before install, so the model's bytes are the same).
+ */
+async function resignedMark(store: ModelStore, cmd: DeployCommand, markSha256: string): Promise<boolean> {
+  const { name, version } = cmd.package;
+  const marked = store.get(versionKey({ name, version, sha256: markSha256 }));
+  if (marked === undefined) return false;
+  try {
+    const have = JSON.parse(await readFile(join(marked.dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    const unsigned = ({ signature: _signature, ...rest }: Record<string, unknown>): string => canonicalJson(rest);
+    return unsigned(have) === unsigned(cmd.manifest as unknown as Record<string, unknown>);
+  } catch {
+    return false;
   }
 }
 
