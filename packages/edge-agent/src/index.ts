@@ -113,6 +113,12 @@ export { RssMonitor, vmRssKib, parentPid } from './adapt/rss-monitor.js';
 export type { RssMonitorOptions } from './adapt/rss-monitor.js';
 export { batchForBudget, MAX_ADAPT_BATCH, MIB_PER_IMAGE_AT_640 } from './adapt/adapt-batch.js';
 export type { BatchChoice } from './adapt/adapt-batch.js';
+export { resolveAdaptRecipe, ADAPT_RECIPE_VALUE_KEYS } from './adapt/adapt-recipe.js';
+export type { AdaptRecipeValues, AdaptRecipeKey, AdaptRecipeSource, ResolveAdaptRecipeOptions, ResolvedAdaptRecipe } from './adapt/adapt-recipe.js';
+export { checkAdaptDisk, estimateJobBytes } from './adapt/adapt-disk.js';
+export type { AdaptDiskEstimate, StatfsFn } from './adapt/adapt-disk.js';
+export { readJobLock, processAlive, stopProcess, JOB_LOCK_FILE } from './adapt/job-lock.js';
+export type { JobLockOwner, StopProcessOptions } from './adapt/job-lock.js';
 
 // Runtimes: ONNX Runtime with execution-provider fallback; TensorRT through trtexec (locate, version, build + engine cache, benchmark)
 export { RuntimeError } from './runtime/runtime-error.js';

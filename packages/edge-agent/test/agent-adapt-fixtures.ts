@@ -30,6 +30,8 @@ export interface BuiltPackage {
   size: number;
   name: string;
   version: string;
+  /** For a student package: the export folder and the .kdw it was made from. */
+  work?: { export: string; weights: string };
 }
 
 async function described(dir: string, tar: string): Promise<BuiltPackage> {
@@ -40,9 +42,12 @@ async function described(dir: string, tar: string): Promise<BuiltPackage> {
 
 /**
  * The serving package `name@version`: a random narrow YOLOv5 student (kd-trainer's adapt fixture) exported at 64 px
- * (fp32 only), packaged by kd-trainer package with its .kdw (`weights`) and 3 labelled val/ images, signed with `keyFile`.
+ * (fp32 only), packaged by kd-trainer package with its .kdw (`weights`) and 3 labelled val/ images, signed with `keyFile`;
+ * with `replayImages` a replay/ sample of the val data's train split, with `adaptRecipe` (a YAML file) its adapt.recipe.
  */
-export async function makeStudentPackage(root: string, name: string, version: string, keyFile: string, seed = 7): Promise<BuiltPackage> {
+export async function makeStudentPackage(
+  root: string, name: string, version: string, keyFile: string, seed = 7, extra: { replayImages?: number; adaptRecipe?: string } = {},
+): Promise<BuiltPackage> {
   const work = join(root, `${name}-${version}-work`);
   await mkdir(work, { recursive: true });
   await selectBackend('wasm', silentLogger);
@@ -50,8 +55,11 @@ export async function makeStudentPackage(root: string, name: string, version: st
   const { config } = resolveOptions(EXPORT_SCHEMA, [{ weights, out: join(work, 'export'), imgsz: 64, formats: 'onnx', bench_runs: 1, sensitivity_images: 0, workers: 0 }]);
   await runExport(config, {});
   const val = await labelledVal(work, 3);
-  const r = await runPackage({ from: join(work, 'export'), name, version, sign: keyFile, out: join(root, `${name}-${version}`), weightsFile: weights, valData: val, valImages: 3 });
-  return described(r.dir, r.tar!);
+  const r = await runPackage({
+    from: join(work, 'export'), name, version, sign: keyFile, out: join(root, `${name}-${version}`), weightsFile: weights, valData: val, valImages: 3,
+    ...(extra.replayImages !== undefined ? { replayImages: extra.replayImages } : {}), ...(extra.adaptRecipe !== undefined ? { adaptRecipe: extra.adaptRecipe } : {}),
+  });
+  return { ...(await described(r.dir, r.tar!)), work: { export: join(work, 'export'), weights } };
 }
 
 /** A teacher package (manifest role teacher) of kd-trainer's toy teacher at 64 px, signed with `key`. */

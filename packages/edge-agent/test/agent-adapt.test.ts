@@ -156,6 +156,19 @@ describe('kd-agent adaptation jobs over a real broker, with real kd-trainer chil
 
   it('runs a job end to end: queued, labelling, training, evaluating, exporting, packaging, activating, succeeded; signed by the device; rollback returns to the fleet\'s version', async () => {
     await waitFor('12 captured frames', () => (agent.captureInfo()?.frames ?? 0) >= 12);
+    // A job the data folder cannot hold beside the reserve the agent keeps free is refused, naming the numbers.
+    const limits = agent.config.limits as { reserveDiskBytes: number };
+    const reserve = limits.reserveDiskBytes;
+    limits.reserveDiskBytes = Number.MAX_SAFE_INTEGER;
+    try {
+      await send(adaptCmd('a-disk', 'j-disk'));
+      expect(await settle('a-disk')).toMatchObject({
+        state: 'failed', code: 'AGENT_ADAPT_DISK', message: expect.stringMatching(/MiB free .* the job needs about .* weights .* frames .* under limits\.reserveDiskBytes/),
+      });
+    } finally {
+      limits.reserveDiskBytes = reserve;
+    }
+    expect(agent.adaptJobs.get('j-disk')).toBeUndefined();
     const framesBefore = agent.servingStats()!.frames;
     await send(adaptCmd('a-ok', 'j-ok', { recipe: { minGain: -1 } }));
     expect(await settle('a-ok')).toMatchObject({ state: 'succeeded', result: { jobId: 'j-ok', state: 'queued' } });

@@ -127,6 +127,10 @@ export { KdLossError } from './distill/losses/kd-loss-error.js';
 // On-device adaptation (kd-trainer adapt): label captured frames with a teacher, fine-tune, accept or reject, export
 export { runAdapt } from './adapt/run-adapt.js';
 export type { AdaptRunOptions } from './adapt/run-adapt.js';
+export { acquireJobLock, readJobLock, lockOwnerAlive, processStartTime, JOB_LOCK_FILE } from './adapt/job-lock.js';
+export type { JobLock, JobLockOwner, AcquireJobLockOptions } from './adapt/job-lock.js';
+export { watchParent, parentPidFromEnv, PARENT_PID_ENV } from './adapt/parent-watch.js';
+export type { ParentWatch, ParentWatchOptions } from './adapt/parent-watch.js';
 export { ADAPT_SCHEMA, ADAPT_HYP } from './adapt/adapt-schema.js';
 export type { AdaptConfig } from './adapt/adapt-schema.js';
 export { formatAdaptTable } from './adapt/adapt-report.js';

@@ -15,6 +15,7 @@ import {
   type ManifestTarget,
   type ManifestTensorrt,
   type ManifestReplay,
+  type ManifestAdapt,
   type ManifestVal,
   type ManifestWeights,
   type PackageRole,
@@ -73,6 +74,8 @@ export interface BuildPackageOptions {
   weights?: ManifestWeights;
   /** Images of the original domain for on-device adaptation (already in `dir`, e.g. under {@link PACKAGE_LAYOUT}.replay); default: none. */
   replay?: ManifestReplay;
+  /** The recipe of an on-device adaptation (manifest `adapt`); default: none. */
+  adapt?: ManifestAdapt;
   /** Sign with this Ed25519 key; without one the manifest is written unsigned (which verification refuses). */
   privateKey?: KeyInput;
 }
@@ -163,6 +166,7 @@ export async function buildPackage(options: BuildPackageOptions): Promise<Manife
   }
 
   if (options.replay !== undefined) draft.replay = { ...options.replay };
+  if (options.adapt !== undefined) draft.adapt = { recipe: { ...options.adapt.recipe } };
   const manifest = options.privateKey === undefined ? parseManifest(draft) : signManifest(draft, options.privateKey);
   await writeManifest(options.dir, manifest);
   return manifest;

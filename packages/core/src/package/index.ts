@@ -3,13 +3,13 @@
 
 // Signed model packages
 export {
-  parseManifest, checkManifestVersion, defaultModel, manifestRole, MANIFEST_VERSION, MANIFEST_FILE, TASKS, PRECISIONS, OUTPUT_LAYOUTS,
+  parseManifest, parseManifestAdapt, checkManifestVersion, defaultModel, manifestRole, MANIFEST_VERSION, MANIFEST_FILE, TASKS, PRECISIONS, OUTPUT_LAYOUTS,
   PACKAGE_ROLES, WEIGHTS_FORMATS, TARGET_RUNTIMES, TARGET_ARCHS, INT8_QUANTIZATIONS,
 } from './manifest.js';
 export type {
   Manifest, UnsignedManifest, ManifestInput, ManifestOutput, ManifestModel, ManifestFile, ManifestTensorrt, ManifestVal,
   ManifestSignature, ManifestNormalisation, ManifestLetterbox, ManifestWeights, ManifestReplay, Task, Precision, OutputLayout, Dim, PackageRole, WeightsFormat,
-  ManifestTarget, ManifestTrtVersion, TargetRuntime, TargetArch, Int8Quantization,
+  ManifestTarget, ManifestTrtVersion, TargetRuntime, TargetArch, Int8Quantization, ManifestAdapt, ManifestAdaptRecipe,
 } from './manifest.js';
 export { canonicalJson, canonicalJsonBytes } from './canonical-json.js';
 export { generateKeyPair, loadPrivateKey, loadPublicKey, writeKeyPair, keyIdOf, toPublicKey, toPrivateKey } from './keys.js';

@@ -1,3 +1,4 @@
+import { ADAPT_RECIPE_KEYS, adaptRecipeSchema } from './adapt-recipe.js';
 import { PackageError } from './errors.js';
 import { packagePathProblem } from './package-path.js';
 import { isSemver } from './semver.js';
@@ -179,6 +180,28 @@ export interface ManifestWeights {
   format: WeightsFormat;
 }
 
+/**
+ * The recipe of an on-device adaptation of this model (`adapt.recipe`): `kd-trainer adapt`'s options as the `adapt`
+ * command names them, with the same bounds (core's `adaptRecipeSchema`). An agent takes each value the command does
+ * not set from here, before its own configuration and the trainer's defaults.
+ */
+export interface ManifestAdaptRecipe {
+  epochs?: number;
+  imgsz?: number;
+  lr0?: number;
+  pseudoConf?: number;
+  holdout?: number;
+  timeBudgetSec?: number;
+  memoryBudgetMb?: number;
+  minGain?: number;
+  maxLoss?: number;
+}
+
+/** How the model is adapted on a device (`adapt`): for now, its recipe. */
+export interface ManifestAdapt {
+  recipe: ManifestAdaptRecipe;
+}
+
 /** An Ed25519 signature over the canonical JSON of the manifest without this field. */
 export interface ManifestSignature {
   algorithm: 'ed25519';
@@ -221,6 +244,8 @@ export interface Manifest {
   targets?: ManifestTarget[];
   val?: ManifestVal;
   replay?: ManifestReplay;
+  /** The recipe of an on-device adaptation (see {@link ManifestAdapt}); absent: the agent's and the trainer's defaults. */
+  adapt?: ManifestAdapt;
   signature?: ManifestSignature;
 }
 
@@ -358,7 +383,7 @@ const TOP_REQUIRED = [
   'manifestVersion', 'name', 'version', 'createdAt', 'task', 'input', 'output', 'names',
   'strides', 'anchors', 'precision', 'models', 'files', 'metrics',
 ] as const;
-const TOP_OPTIONAL = ['role', 'weights', 'tensorrt', 'targets', 'val', 'replay', 'signature'] as const;
+const TOP_OPTIONAL = ['role', 'weights', 'tensorrt', 'targets', 'val', 'replay', 'adapt', 'signature'] as const;
 
 function parseInput(value: unknown, task: Task): ManifestInput {
   const v = record(value, 'input', ['name', 'shape', 'layout', 'dtype', 'normalisation'], ['letterbox']);
@@ -542,8 +567,42 @@ export function parseManifest(json: unknown): Manifest {
     if (r.images !== count) fail('replay.images', r.images, `${count}, the number of files listed under ${dir}/`);
     manifest.replay = { dir, images: count };
   }
+  if (m.adapt !== undefined) manifest.adapt = parseManifestAdapt(m.adapt);
   if (m.signature !== undefined) manifest.signature = parseSignature(m.signature);
   return manifest;
+}
+
+/**
+ * Check a manifest's `adapt` field (`{ recipe: {...} }`) alone and return a typed copy: only the recipe's keys, each
+ * within the bounds of the `adapt` command's recipe (core's `adaptRecipeSchema`). A fault throws PackageError
+ * 'PACKAGE_MANIFEST_INVALID' naming the field (`adapt.recipe.epochs`), its value and what is allowed; kd-trainer
+ * package runs it on a recipe file before it writes anything.
+ * @example
+ * parseManifestAdapt({ recipe: { epochs: 5, lr0: 0.001 } }); // { recipe: { epochs: 5, lr0: 0.001 } }
+ */
+export function parseManifestAdapt(value: unknown, field = 'adapt'): ManifestAdapt {
+  const a = record(value, field, ['recipe']);
+  if (!isRecord(a.recipe)) fail(`${field}.recipe`, a.recipe, `an object of recipe values (${ADAPT_RECIPE_KEYS.join(', ')})`);
+  const r = record(a.recipe, `${field}.recipe`, [], ADAPT_RECIPE_KEYS);
+  const parsed = adaptRecipeSchema.safeParse(r);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = String(issue.path[0] ?? '');
+    const shape = adaptRecipeSchema.shape[key as keyof typeof adaptRecipeSchema.shape];
+    fail(`${field}.recipe.${key}`, r[key], recipeBound(issue, shape?.unwrap().isInt === true));
+  }
+  const recipe: ManifestAdaptRecipe = {};
+  for (const key of ADAPT_RECIPE_KEYS) if (parsed.data[key] !== undefined) recipe[key] = parsed.data[key];
+  return { recipe };
+}
+
+/** What a recipe value may be, from the first zod issue, in the manifest's wording: `an integer >= 1`, `a number > 0`. */
+function recipeBound(issue: { code: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean; message: string }, integer: boolean): string {
+  const kind = integer ? 'an integer' : 'a number';
+  if (issue.code === 'too_small') return `${kind} ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}`;
+  if (issue.code === 'too_big') return `${kind} ${issue.inclusive === false ? '<' : '<='} ${String(issue.maximum)}`;
+  if (issue.code === 'invalid_type') return kind;
+  return issue.message;
 }
 
 function parseTensorrt(value: unknown, paths: ReadonlySet<string>): ManifestTensorrt {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { adaptRecipeSchema, MAX_ADAPT_EPOCHS, MAX_ADAPT_TIME_BUDGET_SEC } from '../package/adapt-recipe.js';
 import { PackageError } from '../package/errors.js';
 import { parseManifest, type Manifest } from '../package/manifest.js';
 import { envelopeShape, nonNegativeSchema, timestamp, type DistributiveKnownFields } from './common.js';
@@ -14,10 +15,8 @@ export type CommandName = (typeof COMMANDS)[number];
 /** Largest warm-up and measured iteration counts a command may ask for (a device is not a load generator). */
 export const MAX_BENCH_ITERATIONS = 100_000;
 
-/** Most fine-tuning epochs an `adapt` command may ask for (the trainer's default is 10). */
-export const MAX_ADAPT_EPOCHS = 1000;
-/** Longest training time an `adapt` command may allow, in seconds (a week). */
-export const MAX_ADAPT_TIME_BUDGET_SEC = 7 * 24 * 3600;
+// The recipe is shared with the package manifest's `adapt.recipe`, so it is defined in the package layer.
+export { MAX_ADAPT_EPOCHS, MAX_ADAPT_TIME_BUDGET_SEC, adaptRecipeSchema };
 
 /** Zod schema of a command signature: Ed25519 (base64, 64 bytes) by the key `keyId`; see signCommand. */
 export const commandSignatureSchema = z.looseObject({
@@ -131,30 +130,6 @@ export const benchmarkCommandSchema = z.looseObject({ ...commonShape, command: z
 
 /** A model the device already holds, by name and version (an `adapt` teacher or base). */
 export const modelRefSchema = z.looseObject({ name: modelNameSchema, version: modelVersionSchema });
-
-/**
- * Overrides of the adaptation recipe (`kd-trainer adapt`'s options; absent ones keep the agent's, then the trainer's
- * defaults). Bounded like the trainer's options, and tighter where a fleet should not be able to ask a device
- * for more: epochs, image size, time and memory.
- */
-export const adaptRecipeSchema = z.looseObject({
-  epochs: z.int().min(1).max(MAX_ADAPT_EPOCHS).optional(),
-  /** Labelling, training and evaluation image size in pixels. */
-  imgsz: z.int().min(32).max(2048).optional(),
-  lr0: z.number().gt(0).max(1).optional(),
-  /** The teacher's detections scoring at least this become the frames' labels. */
-  pseudoConf: z.number().min(0).max(1).optional(),
-  /** Share of the frames held out to score the adapted model. */
-  holdout: z.number().gt(0).max(0.9).optional(),
-  /** Seconds of training over every resume; past them training stops and the job is decided on what it has. */
-  timeBudgetSec: z.int().min(1).max(MAX_ADAPT_TIME_BUDGET_SEC).optional(),
-  /** Memory the job may take (MB); the agent picks batch and threads to fit, or refuses the job. */
-  memoryBudgetMb: z.int().min(64).max(1024 * 1024).optional(),
-  /** Accept only when hold-out mAP50-95 rises by at least this. */
-  minGain: z.number().min(-1).max(1).optional(),
-  /** With labelled `val/` images: accept only when their mAP50-95 falls by at most this. */
-  maxLoss: z.number().min(0).max(1).optional(),
-});
 
 /**
  * `adapt`: start adaptation job `jobId` on the serving model (refused unless it is `base`, when given) with the

@@ -105,11 +105,18 @@ export interface AdaptChild {
   signal(sig: NodeJS.Signals): boolean;
 }
 
-/** The environment of the child: the agent's, with the thread pools capped at `threads`. */
-export function adaptChildEnv(threads: number, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+/** The variable that names the process kd-trainer adapt must not outlive (its parent watch; docs/adaptation.md). */
+export const PARENT_PID_ENV = 'KD_PARENT_PID';
+
+/**
+ * The environment of the child: the agent's, with the thread pools capped at `threads` and `KD_PARENT_PID` set to
+ * `parentPid` (this process by default), so a child whose agent is killed stops at its next step instead of training
+ * on as an orphan.
+ */
+export function adaptChildEnv(threads: number, base: NodeJS.ProcessEnv = process.env, parentPid: number = process.pid): NodeJS.ProcessEnv {
   const cap = String(Math.max(1, threads));
   const capped = (v: string | undefined): string => (v !== undefined && Number(v) > 0 && Number(v) < Number(cap) ? v : cap);
-  return { ...base, UV_THREADPOOL_SIZE: capped(base.UV_THREADPOOL_SIZE), OMP_NUM_THREADS: capped(base.OMP_NUM_THREADS) };
+  return { ...base, UV_THREADPOOL_SIZE: capped(base.UV_THREADPOOL_SIZE), OMP_NUM_THREADS: capped(base.OMP_NUM_THREADS), [PARENT_PID_ENV]: String(parentPid) };
 }
 
 /** The code and message of kd-trainer's error line (`kd-trainer: message [CODE]`), searching from the end. */

@@ -21,6 +21,8 @@ export type AdaptJobErrorCode =
   | 'AGENT_ADAPT_UNAVAILABLE'
   /** The memory budget is below what the smallest batch needs. */
   | 'AGENT_ADAPT_MEMORY_TOO_SMALL'
+  /** The data folder's free space less the job's estimate is under `limits.reserveDiskBytes`. */
+  | 'AGENT_ADAPT_DISK'
   /** `adapt-cancel` or `adapt-upload` names a job this device does not know. */
   | 'AGENT_ADAPT_UNKNOWN_JOB'
   /** `adapt-upload` names a job that did not succeed, or whose adapted package the store no longer holds. */

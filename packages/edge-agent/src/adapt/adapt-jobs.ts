@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { copyFile, cp, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   adaptedVersion, defaultModel, extractTar, FINAL_ADAPT_STATES, makeAdapt, manifestRole, packDirectory, parseAdaptedVersion, parseManifest, silentLogger,
@@ -12,10 +12,13 @@ import { onDeviceAccuracy } from '../model/on-device-accuracy.js';
 import type { StoredVersion } from '../store/model-store.js';
 import { batchForBudget } from './adapt-batch.js';
 import { ADAPT_EXIT, adaptChildArgs, startAdaptChild, type AdaptChild, type AdaptChildExit, type AdaptChildRecipe } from './adapt-child.js';
+import { checkAdaptDisk, estimateJobBytes, type StatfsFn } from './adapt-disk.js';
 import { AdaptJobError } from './adapt-error.js';
 import { uploadPackage } from './adapt-upload.js';
 import { buildAdaptedPackage } from './adapt-package.js';
+import { resolveAdaptRecipe, type AdaptRecipeKey, type AdaptRecipeSource } from './adapt-recipe.js';
 import type { DeviceKey } from './device-key.js';
+import { procStat, processAlive, readJobLock, stopProcess } from './job-lock.js';
 import { verifyOwnPackage } from './own-package.js';
 import { RssMonitor } from './rss-monitor.js';
 import { locateTrainer } from './trainer-command.js';
@@ -36,8 +39,13 @@ export interface AdaptJobRecord {
   /** The serving model the job adapts (its store key), and the precision it serves. */
   base: { name: string; version: string; key: string; sha256: string; precision: Precision };
   teacher: { name: string; version: string; key: string };
-  /** The recipe as resolved (command over configuration) and what the agent chose: batch, threads, nice, budget. */
+  /**
+   * The recipe as resolved (command, then the serving package's `adapt.recipe`, then the configuration, then
+   * kd-trainer's defaults, which are not written) and what the agent chose: batch, threads, nice.
+   */
   recipe: AdaptChildRecipe & { memoryBudgetMb?: number; batch: number; threads: number; nice: number };
+  /** Where each resolved recipe value came from (`command`, `package`, `config`, or `model`: the input size). */
+  recipeFrom?: Partial<Record<AdaptRecipeKey, AdaptRecipeSource>>;
   /** kd-trainer adapt's arguments (after the executable); a resume runs the same. */
   args: string[];
   paths: { dir: string; jobDir: string; frames: string; weights: string; teacher: string; val?: string };
@@ -45,6 +53,8 @@ export interface AdaptJobRecord {
   cancelRequested?: boolean;
   /** The last kd-trainer child's pid (a restart after a crash stops it if it still runs). */
   childPid?: number;
+  /** Its start time (field 22 of /proc/<pid>/stat): a pid reused by another process since is left alone. */
+  childStartTime?: string;
   /** Counter of the adapted version and the package's createdAt: fixed before anything is written. */
   n?: number;
   packageCreatedAt?: string;
@@ -80,6 +90,8 @@ export interface AdaptJobsOptions {
   killGraceMs?: number;
   /** Milliseconds between memory samples (default 1000). */
   rssIntervalMs?: number;
+  /** `fs.statfs` for the admission's disk check (tests give another). */
+  statfs?: StatfsFn;
 }
 
 /** Events of {@link AdaptJobs}. */
@@ -131,6 +143,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
   readonly #log: Logger;
   readonly #killGraceMs: number;
   readonly #rssIntervalMs: number;
+  readonly #statfs: StatfsFn | undefined;
   readonly #jobs = new Map<string, AdaptJobRecord>();
   #running: Running | undefined;
   /** Jobs waiting to run (resumed at start, one after the other). */
@@ -148,6 +161,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     this.#log = options.logger ?? silentLogger;
     this.#killGraceMs = options.killGraceMs ?? 30_000;
     this.#rssIntervalMs = options.rssIntervalMs ?? 1000;
+    this.#statfs = options.statfs;
   }
 
   /** Opens the jobs' folder and reads every job's record; one that does not parse is left alone and logged. */
@@ -189,8 +203,14 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     return this.#running?.jobId;
   }
 
-  /** Resumes every job whose record is not final (after a restart), one after the other, oldest first. */
+  /**
+   * Resumes every job whose record is not final (after a restart), one after the other, oldest first. First it
+   * publishes the latest job's state again: a process killed between writing a state and publishing it would
+   * otherwise leave the retained message one state behind the record (a final state never sent, say).
+   */
   resume(): void {
+    const latest = [...this.#jobs.values()].sort((a, b) => a.updatedAt.localeCompare(b.updatedAt)).at(-1);
+    if (latest !== undefined) this.#publish(latest);
     for (const rec of this.list()) {
       if (isFinal(rec.state)) continue;
       this.#log.info(`adapt: resuming job ${rec.jobId} (${rec.state}) cut short by a restart`);
@@ -232,17 +252,21 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
       throw new AdaptJobError('AGENT_ADAPT_TOO_FEW_FRAMES', `the capture holds ${capture.frames} frames (${capture.dir}); a job needs at least ${cfg.minFrames} (adapt.minFrames)`);
     }
     const trainer = locateTrainer({ configured: cfg.trainer });
-    const r = cmd.recipe ?? {};
     const shape = base.input.shape;
     const inputSize = typeof shape[2] === 'number' && typeof shape[3] === 'number' ? Math.max(shape[2], shape[3]) : undefined;
-    const imgsz = r.imgsz ?? cfg.imgsz ?? inputSize;
-    const memoryBudgetMb = r.memoryBudgetMb ?? cfg.memoryBudgetMb;
-    const { batch } = batchForBudget({ budgetMb: memoryBudgetMb, baseMb: cfg.memoryBaseMb, imgsz: imgsz ?? 320 });
-    const recipe: AdaptJobRecord['recipe'] = {
-      ...pick({ epochs: r.epochs ?? cfg.epochs, imgsz, lr0: r.lr0 ?? cfg.lr0, pseudoConf: r.pseudoConf ?? cfg.pseudoConf, holdout: r.holdout ?? cfg.holdout,
-        timeBudgetSec: r.timeBudgetSec ?? cfg.timeBudgetSec, minGain: r.minGain ?? cfg.minGain, maxLoss: r.maxLoss ?? cfg.maxLoss, memoryBudgetMb }),
-      batch, threads: cfg.threads, nice: cfg.nice,
-    };
+    // The command's value, else the serving package's (manifest adapt.recipe), else the configuration's, else kd-trainer's.
+    const resolved = resolveAdaptRecipe({ command: cmd.recipe, package: base.adapt?.recipe, config: cfg, inputSize });
+    const { batch } = batchForBudget({ budgetMb: resolved.recipe.memoryBudgetMb, baseMb: cfg.memoryBaseMb, imgsz: resolved.recipe.imgsz ?? 320 });
+    const recipe: AdaptJobRecord['recipe'] = { ...resolved.recipe, batch, threads: cfg.threads, nice: cfg.nice };
+    // What the job folder will take, against the space the agent always leaves free (limits.reserveDiskBytes).
+    const replayDir = (base as { replay?: { dir?: unknown } }).replay?.dir;
+    const estimate = await estimateJobBytes({
+      weights: join(active.stored.dir, base.weights.path), frames: capture.dir,
+      val: base.val === undefined ? [] : [join(active.stored.dir, base.val.images), join(active.stored.dir, base.val.labels)],
+      ...(typeof replayDir === 'string' ? { replay: join(active.stored.dir, replayDir) } : {}),
+    });
+    await mkdir(this.root, { recursive: true });
+    await checkAdaptDisk({ dir: this.root, estimate, reserveBytes: host.config.limits.reserveDiskBytes, ...(this.#statfs ? { statfs: this.#statfs } : {}) });
 
     // The job's own copy of the student and val/: a deploy meanwhile may collect the base from the store.
     const dir = join(this.root, cmd.jobId);
@@ -261,7 +285,6 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
       else this.#log.warn(`adapt: ${base.name}@${base.version}'s val set (${base.val.images}, ${base.val.labels}) is not an images/ and labels/ pair; the job runs without --val`);
     }
     // Replay images of the base's own domain (manifest `replay`), trained on beside the frames against forgetting.
-    const replayDir = (base as { replay?: { dir?: unknown } }).replay?.dir;
     let replay: string | undefined;
     if (typeof replayDir === 'string') {
       replay = join(dir, 'base', replayDir);
@@ -275,7 +298,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
       activate: cmd.activate ?? true,
       base: { name: base.name, version: base.version, key: active.stored.key, sha256: active.stored.info.sha256, precision: active.model.precision },
       teacher: { name: teacher.manifest.name, version: teacher.manifest.version, key: teacher.stored.key },
-      recipe, args, paths: { dir, jobDir, frames: capture.dir, weights, teacher: teacher.file, ...(val ? { val } : {}) }, msg: {},
+      recipe, recipeFrom: resolved.from, args, paths: { dir, jobDir, frames: capture.dir, weights, teacher: teacher.file, ...(val ? { val } : {}) }, msg: {},
     };
     this.#log.info(`adapt: job ${cmd.jobId} adapts ${base.name}@${base.version} with teacher ${teacher.manifest.name}@${teacher.manifest.version} on ${capture.frames} frames (batch ${batch}; ${trainer.argv.join(' ')})`);
     this.#jobs.set(rec.jobId, rec);
@@ -432,6 +455,8 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     });
     running.child = child;
     rec.childPid = child.pid;
+    const started = child.pid > 0 ? await procStat(child.pid) : undefined;
+    if (started !== undefined) rec.childStartTime = started.startTime;
     rec.serving = { ...(before ? { fpsBefore: before.fps } : {}) };
     await this.#save(rec);
     const monitor = child.pid > 0 ? new RssMonitor({
@@ -462,6 +487,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     }
     if (monitor !== undefined) rec.peakRssMb = Math.max(rec.peakRssMb ?? 0, monitor.peakMb);
     delete rec.childPid;
+    delete rec.childStartTime;
 
     if (overBudget !== undefined) {
       throw new AdaptJobError('ADAPT_MEMORY_BUDGET', `the job's processes took ${Math.max(overBudget, monitor?.peakMb ?? 0)} MiB (peak), over its memory budget of ${budget} MiB; stopped in ${rec.state}`);
@@ -487,19 +513,31 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     throw new AdaptJobError('ADAPT_CHILD_FAILED', `kd-trainer adapt ${how} in ${rec.state}${exit.stderrTail.length ? `: ${exit.stderrTail.slice(-12).join('\n')}` : ''}`.slice(0, 4000));
   }
 
-  /** A child of an earlier agent process that still works on this job (the agent was killed): stopped first. */
+  /**
+   * A kd-trainer of an earlier agent process that still works on this job (the agent was killed): the owner of the job
+   * folder's lock (`job/lock`, written by kd-trainer with its pid and start time) and the child the record names (in
+   * case it died before it took the lock), each stopped (SIGTERM: it saves its checkpoint; SIGKILL after the grace)
+   * and waited for before this start's child begins: never two trainers on one job folder. A lock whose owner is gone,
+   * or whose pid now belongs to another process, is stale: kd-trainer replaces it.
+   */
   async #stopOrphan(rec: AdaptJobRecord): Promise<void> {
-    const pid = rec.childPid;
-    if (pid === undefined) return;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes(rec.paths.jobDir)) return;
-    this.#log.warn(`adapt: job ${rec.jobId}: kd-trainer ${pid} of an earlier start still runs; stopping it before resuming`);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      return;
+    const targets: { pid: number; startTime: string | null; what: string }[] = [];
+    const owner = await readJobLock(rec.paths.jobDir);
+    if (owner !== undefined && owner.pid !== process.pid && (await processAlive(owner.pid, owner.startTime))) {
+      targets.push({ pid: owner.pid, startTime: owner.startTime, what: `holds ${rec.paths.jobDir}/lock` });
     }
-    for (let i = 0; i < 200 && (await stat(`/proc/${pid}`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    const pid = rec.childPid;
+    if (pid !== undefined && !targets.some((t) => t.pid === pid) && (await processAlive(pid, rec.childStartTime ?? null))) {
+      // Without a start time (a record of an older agent), the command line must name this job.
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (rec.childStartTime !== undefined || cmdline.includes(rec.paths.jobDir)) targets.push({ pid, startTime: rec.childStartTime ?? null, what: 'was started by an earlier agent process' });
+    }
+    for (const t of targets) {
+      this.#log.warn(`adapt: job ${rec.jobId}: kd-trainer ${t.pid} ${t.what} and still runs; stopping it before resuming`);
+      const how = await stopProcess(t.pid, { startTime: t.startTime, graceMs: this.#killGraceMs });
+      if (how === 'stuck') throw new AdaptJobError('ADAPT_CHILD_FAILED', `kd-trainer ${t.pid} of an earlier start of job ${rec.jobId} does not stop (not even on SIGKILL); the job cannot go on beside it`);
+      this.#log.info(`adapt: job ${rec.jobId}: kd-trainer ${t.pid} ${how}`);
+    }
   }
 
   #onProgress(rec: AdaptJobRecord, p: Record<string, unknown>): void {

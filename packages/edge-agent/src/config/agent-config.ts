@@ -120,8 +120,9 @@ export const ADAPT_OWN_FLAGS = ['--frames', '--teacher', '--weights', '--out', '
 
 /**
  * On-device adaptation jobs (issue 16, docs/adaptation.md "The agent side"): how kd-trainer is run, the job's budgets,
- * the gates an adapted model passes, and recipe defaults that an `adapt` command's `recipe` overrides (unset ones keep
- * kd-trainer's defaults; `imgsz` defaults to the serving model's input size).
+ * the gates an adapted model passes, and recipe defaults that an `adapt` command's `recipe` and then the serving
+ * package's manifest `adapt.recipe` override (unset ones keep kd-trainer's defaults; `imgsz` defaults to the serving
+ * model's input size). A job is refused (AGENT_ADAPT_DISK) when it would leave less than `limits.reserveDiskBytes` free.
  */
 const adaptSchema = z.object({
   /** The command that runs kd-trainer (an argument array, e.g. [/usr/bin/node, /opt/kd-trainer/dist/bin/kd-trainer.js]); default: the installed @kd-edge/trainer. */

@@ -11,7 +11,9 @@ export type AdaptErrorCode =
   /** The job folder was started with another teacher, student, seed, hold-out share, pseudo-label threshold, image size or replay images. */
   | 'ADAPT_JOB_MISMATCH'
   /** `--weights` is not a kd-trainer detector (.kdw). */
-  | 'ADAPT_WEIGHTS_FORMAT';
+  | 'ADAPT_WEIGHTS_FORMAT'
+  /** Another live process holds the job folder's lock (`<JOBDIR>/lock`): one process per job. */
+  | 'ADAPT_JOB_LOCKED';
 
 /** An adaptation job that cannot start or go on; `code` says why. */
 export class AdaptError extends KdEdgeError {

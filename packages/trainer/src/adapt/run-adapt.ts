@@ -21,6 +21,7 @@ import { ADAPT_HYP, type AdaptConfig } from './adapt-schema.js';
 import { evaluateJob } from './evaluate.js';
 import { exportAdapted } from './export-adapted.js';
 import { fineTune } from './fine-tune.js';
+import { acquireJobLock, type JobLockOwner } from './job-lock.js';
 import { jobPaths, readJobState, readJson, writeJobState, writeJson, type JobPaths, type JobState } from './job-files.js';
 import { frameSources, labelFrames, type LabelInputs, type LabelSummary } from './label-frames.js';
 import { replaySources } from './replay-images.js';
@@ -36,6 +37,10 @@ export interface AdaptRunOptions {
   onProgress?: (p: AdaptProgress) => void;
   /** Hyperparameters over the recipe's (the options lr0, lrf and warmup_epochs win over these). */
   hyp?: Partial<Hyp>;
+  /** How long to wait for another live process holding the job folder's lock before ADAPT_JOB_LOCKED (default 0). */
+  lockWaitMs?: number;
+  /** Called when the wait for that process begins. */
+  onLockWait?: (owner: JobLockOwner) => void;
 }
 
 /** The inputs that make a job what it is: a call on the same folder must bring the same. */
@@ -126,6 +131,32 @@ export async function runAdapt(cfg: AdaptConfig, run: AdaptRunOptions = {}): Pro
   await requireTeacherFile(cfg.teacher);
   const hyp = await jobHyp(job, run, log);
   await mkdir(paths.dir, { recursive: true });
+  // One process per job folder: a second trainer on it (an orphan of a killed agent, a second start) would interleave
+  // its checkpoints and labels with this one's.
+  const lock = await acquireJobLock(paths.dir, { waitMs: run.lockWaitMs ?? 0, ...(run.onLockWait ? { onWait: run.onLockWait } : {}) });
+  try {
+    return await runLocked(cfg, run, { log, paths, desc, plan, names, imgsz, job, hyp, cancelled });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** What {@link runAdapt} resolved before it took the job folder's lock. */
+interface Resolved {
+  log: Logger;
+  paths: JobPaths;
+  desc: YoloDescription;
+  plan: ReturnType<typeof planYolo>;
+  names: string[];
+  imgsz: number;
+  job: AdaptConfig;
+  hyp: Hyp;
+  cancelled: (stage: AdaptStage) => AdaptCancelled;
+}
+
+/** The job's stages, with the folder's lock held. */
+async function runLocked(cfg: AdaptConfig, run: AdaptRunOptions, r: Resolved): Promise<AdaptResult> {
+  const { log, paths, desc, plan, names, imgsz, job, hyp, cancelled } = r;
 
   const specs = cfg.frames.split(',').map((s) => s.trim()).filter(Boolean).map((s) => resolve(s));
   const inputs: LabelInputs = {

@@ -112,10 +112,11 @@ export function buildProgram(): Command {
     .option('--weights-file <kdw>', 'ship these kd-trainer weights (.kdw, same classes) as weights/model.kdw for on-device fine-tuning')
     .option('--replay-images <n>', 'copy n images of --val-data (sampled by content and seed) into replay/, for on-device adaptation to train on so the model keeps its original domain (default 0: none)', (v) => Number(v))
     .addOption(new Option('--replay-from <split>', 'the split of --val-data the replay images come from').choices(REPLAY_SPLITS).default('train'))
-    .option('--replay-seed <n>', 'seed of the replay sample', (v) => Number(v), 0);
+    .option('--replay-seed <n>', 'seed of the replay sample', (v) => Number(v), 0)
+    .option('--adapt-recipe <yaml>', 'recipe of on-device adaptation for the manifest (adapt.recipe): epochs, imgsz, lr0, pseudoConf, holdout, timeBudgetSec, memoryBudgetMb, minGain, maxLoss');
   packageCmd.action(async (o: {
     from: string; name: string; version: string; sign: string; out?: string; valData?: string; valImages?: number; tar: boolean; role: PackageRole; weightsFile?: string;
-    replayImages?: number; replayFrom: ReplaySplit; replaySeed: number;
+    replayImages?: number; replayFrom: ReplaySplit; replaySeed: number; adaptRecipe?: string;
   }) => {
     await runPackage({ ...o, logger: consoleLogger(false) });
   });

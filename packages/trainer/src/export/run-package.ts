@@ -1,6 +1,9 @@
 import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { buildPackage, loadPrivateKey, packDirectory, PACKAGE_LAYOUT, PACKAGE_ROLES, tempSibling, type Manifest, type PackageRole } from '@kd-edge/core';
+import {
+  buildPackage, KdEdgeError, loadPrivateKey, packDirectory, PACKAGE_LAYOUT, PACKAGE_ROLES, parseManifestAdapt, tempSibling, type Manifest, type ManifestAdapt, type PackageRole,
+} from '@kd-edge/core';
+import { readYamlMapping } from '../config.js';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
 import { scanSplit } from '../data/scan.js';
 import { readTensorArchiveMeta } from '../model/weights-io.js';
@@ -37,7 +40,30 @@ export interface PackageOptions {
   replayFrom?: ReplaySplit;
   /** Seed of the replay sample (default 0). */
   replaySeed?: number;
+  /**
+   * A YAML file with the recipe of the model's on-device adaptation (`epochs`, `imgsz`, `lr0`, `pseudoConf`, `holdout`,
+   * `timeBudgetSec`, `memoryBudgetMb`, `minGain`, `maxLoss`; the `adapt` command's keys and bounds), written to the
+   * manifest as `adapt.recipe`. An agent uses each value the command leaves unset, before its own configuration.
+   */
+  adaptRecipe?: string;
   logger?: Logger;
+}
+
+/**
+ * The `--adapt-recipe` file as the manifest's `adapt` field, checked before anything is written: a mapping of the
+ * recipe's keys, each within the `adapt` command's bounds. Throws ExportError 'EXPORT_INVALID' naming the file and the
+ * field at fault (`adapt.recipe.epochs`).
+ */
+export async function readAdaptRecipe(file: string, o: { role?: PackageRole; task?: string } = {}): Promise<ManifestAdapt> {
+  if ((o.role ?? 'model') !== 'model') throw new ExportError('EXPORT_INVALID', `--adapt-recipe: a ${o.role} package is never adapted on a device; give the recipe to the serving model's package`);
+  if (o.task !== undefined && o.task !== 'detect') throw new ExportError('EXPORT_INVALID', `--adapt-recipe: only detectors are adapted on a device; this export is a ${o.task} model`);
+  const recipe = await readYamlMapping(resolve(file), 'adapt-recipe');
+  try {
+    return parseManifestAdapt({ recipe });
+  } catch (err) {
+    if (!(err instanceof KdEdgeError)) throw err;
+    throw new ExportError('EXPORT_INVALID', `--adapt-recipe ${file}: ${err.message}`, { cause: err });
+  }
 }
 
 /** The class names a `.kdw` gives its export: meta names, else the description's, else class0…; as export reads them. */
@@ -103,6 +129,7 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
   if (opts.weightsFile !== undefined) await checkWeightsFile(resolve(opts.weightsFile), report.info.names);
   checkReplayOptions(opts);
   if ((opts.replayImages ?? 0) > 0 && report.info.task !== 'detect') throw new ExportError('EXPORT_INVALID', `--replay-images: only detectors are adapted on a device; this export is a ${report.info.task} model`);
+  const adapt = opts.adaptRecipe === undefined ? undefined : await readAdaptRecipe(opts.adaptRecipe, { role, task: report.info.task });
   const privateKey = await loadPrivateKey(opts.sign);
   const dir = resolve(opts.out ?? join(dirname(from), `${opts.name}-${opts.version}`));
   // Built beside its place and renamed in when whole: a failure leaves no half-written folder, and an
@@ -111,7 +138,7 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
   await mkdir(staging, { recursive: true });
   let manifest: Manifest;
   try {
-    manifest = await fillPackage(staging, from, report, opts, privateKey, log);
+    manifest = await fillPackage(staging, from, report, { ...opts, adapt }, privateKey, log);
     await rm(dir, { recursive: true, force: true });
     await rename(staging, dir);
   } catch (e) {
@@ -128,7 +155,7 @@ export async function runPackage(opts: PackageOptions): Promise<{ dir: string; t
 
 /** Copies the artifacts and val set into `dir`, writes the manifest and signs it. */
 async function fillPackage(
-  dir: string, from: string, report: ExportReport, opts: PackageOptions, privateKey: Awaited<ReturnType<typeof loadPrivateKey>>, log: Logger,
+  dir: string, from: string, report: ExportReport, opts: PackageOptions & { adapt?: ManifestAdapt }, privateKey: Awaited<ReturnType<typeof loadPrivateKey>>, log: Logger,
 ): Promise<Manifest> {
   const present = new Set(await readdir(from));
   // The TensorRT files the export wrote: one plan (and cache) per version, or the single legacy pair.
@@ -209,6 +236,7 @@ async function fillPackage(
     ...((opts.role ?? 'model') === 'model' && targets.length > 0 ? { targets } : {}),
     ...(opts.weightsFile !== undefined ? { weights: { path: PACKAGE_LAYOUT.weights, format: 'kdw' as const } } : {}),
     ...(replay > 0 ? { replay: { dir: PACKAGE_LAYOUT.replay, images: replay } } : {}),
+    ...(opts.adapt !== undefined ? { adapt: opts.adapt } : {}),
     privateKey,
   });
   return manifest;
