@@ -289,7 +289,7 @@ describe('an adaptation job under SIGKILL of its agent', () => {
     expect(store.versions.filter((v) => v.includes('+adapt.'))).toHaveLength(1);
     const current = join(dataDir, 'store', 'versions', store.current!);
     expect((await verifyPackage(current, { trustedKeys: [deviceKey] })).manifest).toMatchObject({
-      version: ADAPTED, replay: { dir: 'replay', images: 1 }, adapt: { recipe: { epochs: 3, minGain: 0.5 } },
+      version: ADAPTED, replay: { dir: 'replay/images', images: 1, labels: 'replay/labels' }, adapt: { recipe: { epochs: 3, minGain: 0.5 } },
     });
     await expect(verifyPackage(current, { trustedKeys: [await loadPublicKey(keyFile)] })).rejects.toMatchObject({ code: 'PACKAGE_KEY_UNTRUSTED' });
     // Nothing of the job runs or holds its folder any more.

@@ -314,6 +314,8 @@ describe('kd-agent adaptation jobs over a real broker, with real kd-trainer chil
     const report = JSON.parse(await readFile(join(root, 'agent', 'adapt', 'j-resume', 'job', 'adapt.json'), 'utf8')) as { training: { resumes: number } };
     expect(report.training.resumes).toBeGreaterThanOrEqual(1);
     expect(agent.active()?.manifest.version).toBe('1.0.0+adapt.cam-01.2');
+    // Every counter issued is on disk, so a pruned job's version string never returns with other bytes.
+    expect(JSON.parse(await readFile(join(root, 'agent', 'adapt', '.adapted-versions.json'), 'utf8'))).toEqual({ 'shapes@1.0.0': 2 });
   });
 
   it('adapt.schedule starts a job with no command inside its window, and not again within everyHours', async () => {

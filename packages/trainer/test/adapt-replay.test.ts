@@ -224,37 +224,37 @@ describe('kd-trainer package --replay-images', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('copies a seeded sample of the train split into replay/, hashed and listed; the manifest says so and verify accepts it', async () => {
+  it('copies a seeded sample of the train split into replay/images, hashed and listed; the manifest says so and verify accepts it', async () => {
     const pkg = join(dir, 'pkg');
     const p = await runCli(['package', '--from', exportDir, '--name', 'shapes', '--version', '1.0.0', '--sign', join(dir, 'fleet.key'), '--out', pkg,
       '--val-data', yaml, '--val-images', '2', '--replay-images', '5']);
     expect(p.code, p.stderr).toBe(0);
     const v = await verifyPackage(`${pkg}.tar`, { trustedKeys: [await loadPublicKey(join(dir, 'fleet.pub'))] });
-    expect(v.manifest.replay).toEqual({ dir: 'replay', images: 5 });
-    const listed = v.manifest.files.filter((f) => f.path.startsWith('replay/'));
-    expect(listed.map((f) => f.path)).toEqual(['replay/0000.jpg', 'replay/0001.jpg', 'replay/0002.jpg', 'replay/0003.jpg', 'replay/0004.jpg']);
+    expect(v.manifest.replay).toEqual({ dir: 'replay/images', images: 5, labels: 'replay/labels' });
+    const listed = v.manifest.files.filter((f) => f.path.startsWith('replay/images/'));
+    expect(listed.map((f) => f.path)).toEqual(['replay/images/0000.jpg', 'replay/images/0001.jpg', 'replay/images/0002.jpg', 'replay/images/0003.jpg', 'replay/images/0004.jpg']);
     for (const f of listed) expect(f.sha256).toBe(sha256(join(pkg, f.path)));
-    // Images of the train split, no labels, none of them one of val/'s.
+    // Images of the train split (their labels beside them: adapt-replay-labels.test.ts), none of them one of val/'s.
     const train = new Set(readdirSync(join(dir, 'data', 'images', 'train')).map((f) => sha256(join(dir, 'data', 'images', 'train', f))));
     const val = new Set(readdirSync(join(pkg, 'val', 'images')).map((f) => sha256(join(pkg, 'val', 'images', f))));
     for (const f of listed) {
       expect(train.has(f.sha256)).toBe(true);
       expect(val.has(f.sha256)).toBe(false);
     }
-    expect(readdirSync(join(pkg, 'replay'))).toHaveLength(5);
+    expect(readdirSync(join(pkg, 'replay', 'images'))).toHaveLength(5);
 
     // The same data and seed give the same sample; another seed another one.
     const base = { from: exportDir, name: 'shapes', version: '1.0.1', sign: join(dir, 'fleet.key'), tar: false, logger: silentLogger, valData: yaml, valImages: 2 };
     const again = await runPackage({ ...base, out: join(dir, 'again'), replayImages: 5 });
-    const hashes = (m: typeof again.manifest) => m.files.filter((f) => f.path.startsWith('replay/')).map((f) => f.sha256);
+    const hashes = (m: typeof again.manifest) => m.files.filter((f) => f.path.startsWith('replay/images/')).map((f) => f.sha256);
     expect(hashes(again.manifest)).toEqual(listed.map((f) => f.sha256));
     const other = await runPackage({ ...base, out: join(dir, 'other'), replayImages: 5, replaySeed: 7 });
     expect(hashes(other.manifest)).not.toEqual(listed.map((f) => f.sha256));
     // More than the split holds: all of it; from val, without val/'s own images.
     const all = await runPackage({ ...base, out: join(dir, 'all'), replayImages: 50 });
-    expect(all.manifest.replay).toEqual({ dir: 'replay', images: 12 });
+    expect(all.manifest.replay).toEqual({ dir: 'replay/images', images: 12, labels: 'replay/labels' });
     const fromVal = await runPackage({ ...base, out: join(dir, 'from-val'), replayImages: 50, replayFrom: 'val' });
-    expect(fromVal.manifest.replay).toEqual({ dir: 'replay', images: 2 });
+    expect(fromVal.manifest.replay).toEqual({ dir: 'replay/images', images: 2, labels: 'replay/labels' });
     const plain = await runPackage({ ...base, out: join(dir, 'plain') });
     expect('replay' in plain.manifest).toBe(false);
     expect(existsSync(join(dir, 'plain', 'replay'))).toBe(false);
@@ -271,8 +271,8 @@ describe('kd-trainer package --replay-images', () => {
     // A manifest whose replay count is not what it lists, or whose folder lists nothing, is refused naming the field.
     const ok = await runPackage({ ...base, out: join(dir, 'p-edit'), replayImages: 3, valData: yaml });
     const { signature: _sig, ...unsigned } = ok.manifest;
-    expect(parseManifest(unsigned).replay).toEqual({ dir: 'replay', images: 3 });
-    expect(() => parseManifest({ ...unsigned, replay: { dir: 'replay', images: 4 } })).toThrow(/invalid manifest field replay\.images: 4 \(allowed: 3, the number of files listed under replay\/\)/);
+    expect(parseManifest(unsigned).replay).toEqual({ dir: 'replay/images', images: 3, labels: 'replay/labels' });
+    expect(() => parseManifest({ ...unsigned, replay: { dir: 'replay/images', images: 4 } })).toThrow(/invalid manifest field replay\.images: 4 \(allowed: 3, the number of files listed under replay\/images\/\)/);
     expect(() => parseManifest({ ...unsigned, replay: { dir: 'val/labels2', images: 1 } })).toThrow(/replay\.dir/);
     expect(() => parseManifest({ ...unsigned, replay: { dir: '../x', images: 1 } })).toThrow(expect.objectContaining({ code: 'PACKAGE_PATH_ESCAPE' }));
     // A manifest without replay (every one before it) still parses, and the field is optional.

@@ -33,6 +33,9 @@ export const PACKAGE_LAYOUT = {
   valLabels: 'val/labels',
   weights: 'weights/model.kdw',
   replay: 'replay',
+  /** Replay images and their ground-truth labels, as siblings (ultralytics' images → labels rule finds the labels). */
+  replayImages: 'replay/images',
+  replayLabels: 'replay/labels',
 } as const;
 
 /** A model entry for {@link buildPackage}; `format` defaults to 'onnx'. */
@@ -72,7 +75,7 @@ export interface BuildPackageOptions {
   role?: PackageRole;
   /** The trainable weights (a `.kdw` already in `dir`, e.g. {@link PACKAGE_LAYOUT}.weights); default: none. */
   weights?: ManifestWeights;
-  /** Images of the original domain for on-device adaptation (already in `dir`, e.g. under {@link PACKAGE_LAYOUT}.replay); default: none. */
+  /** Images of the original domain for on-device adaptation, and their labels (already in `dir`, e.g. under {@link PACKAGE_LAYOUT}.replayImages, .replayLabels); default: none. */
   replay?: ManifestReplay;
   /** The recipe of an on-device adaptation (manifest `adapt`); default: none. */
   adapt?: ManifestAdapt;

@@ -163,14 +163,20 @@ export interface ManifestVal {
 
 /**
  * Images of the domain the model was trained on (`replay`), for on-device adaptation to train on beside the
- * device's frames so the model does not forget it (`kd-trainer adapt --replay`). Images only, no labels; kept
- * apart from `val/`, which must never be trained on (it is the forgetting check of the adaptation's acceptance).
+ * device's frames so the model does not forget it (`kd-trainer adapt --replay`), with their ground-truth YOLO labels
+ * when `labels` is given (older packages: images only, which the device's teacher labels). Kept apart from `val/`,
+ * which must never be trained on (it is the forgetting check of the adaptation's acceptance).
  */
 export interface ManifestReplay {
-  /** Package directory of the images (conventionally `replay`). */
+  /** Package directory of the images (conventionally `replay/images`; `replay` in packages without labels). */
   dir: string;
   /** How many: the number of files listed under `dir`. */
   images: number;
+  /**
+   * Package directory of their label files (conventionally `replay/labels`, beside `dir`): `<stem>.txt` for the image
+   * `<stem>.<ext>` under `dir` (an empty file: an image with nothing on it). Images without one are labelled by the teacher.
+   */
+  labels?: string;
 }
 
 /** The trainable weights the package's models were exported from, so a device can fine-tune the exact serving model. */
@@ -559,17 +565,46 @@ export function parseManifest(json: unknown): Manifest {
     };
     manifest.val = { images: dir(v.images, 'val.images'), labels: dir(v.labels, 'val.labels') };
   }
-  if (m.replay !== undefined) {
-    const r = record(m.replay, 'replay', ['dir', 'images']);
-    const dir = packagePath(r.dir, 'replay.dir');
-    const count = files.filter((f) => f.path.startsWith(`${dir}/`)).length;
-    if (count === 0) fail('replay.dir', dir, 'a directory holding at least one listed file');
-    if (r.images !== count) fail('replay.images', r.images, `${count}, the number of files listed under ${dir}/`);
-    manifest.replay = { dir, images: count };
-  }
+  if (m.replay !== undefined) manifest.replay = parseReplay(m.replay, files);
   if (m.adapt !== undefined) manifest.adapt = parseManifestAdapt(m.adapt);
   if (m.signature !== undefined) manifest.signature = parseSignature(m.signature);
   return manifest;
+}
+
+/** The path without its last extension (`replay/images/0001.jpg` → `replay/images/0001`). */
+function withoutExtension(path: string): string {
+  const slash = path.lastIndexOf('/');
+  const dot = path.lastIndexOf('.');
+  return dot > slash + 1 ? path.slice(0, dot) : path;
+}
+
+/**
+ * `replay`: the images under `dir`, counted, and the optional `labels`: a folder apart from `dir` (neither inside the
+ * other) holding only `.txt` files, each named after an image under `dir` (same path below the folder, `.txt` for the
+ * image's extension), so there are never more label files than images.
+ */
+function parseReplay(value: unknown, files: readonly ManifestFile[]): ManifestReplay {
+  const r = record(value, 'replay', ['dir', 'images'], ['labels']);
+  const dir = packagePath(r.dir, 'replay.dir');
+  const images = files.filter((f) => f.path.startsWith(`${dir}/`));
+  if (images.length === 0) fail('replay.dir', dir, 'a directory holding at least one listed file');
+  if (r.images !== images.length) fail('replay.images', r.images, `${images.length}, the number of files listed under ${dir}/`);
+  const replay: ManifestReplay = { dir, images: images.length };
+  if (r.labels === undefined) return replay;
+  const labels = packagePath(r.labels, 'replay.labels');
+  if (labels === dir || labels.startsWith(`${dir}/`) || dir.startsWith(`${labels}/`)) {
+    fail('replay.labels', labels, `a directory apart from replay.dir ${JSON.stringify(dir)} (neither inside the other), conventionally replay/labels beside replay/images`);
+  }
+  const under = files.filter((f) => f.path.startsWith(`${labels}/`));
+  if (under.length === 0) fail('replay.labels', labels, 'a directory holding at least one listed file');
+  const stems = new Set(images.map((f) => withoutExtension(f.path.slice(dir.length + 1))));
+  for (const f of under) {
+    const rel = f.path.slice(labels.length + 1);
+    if (!rel.endsWith('.txt')) fail('replay.labels', labels, `a directory of .txt label files only; it lists ${f.path}`);
+    if (!stems.has(rel.slice(0, -'.txt'.length))) fail('replay.labels', labels, `label files named after an image under ${dir}/; ${f.path} has no image`);
+  }
+  replay.labels = labels;
+  return replay;
 }
 
 /**

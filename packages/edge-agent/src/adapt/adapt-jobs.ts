@@ -94,6 +94,9 @@ export interface AdaptJobsOptions {
   statfs?: StatfsFn;
 }
 
+/** The jobs' folder's record of the highest adapted-version counter issued per model name and base version. */
+const ISSUED_FILE = '.adapted-versions.json';
+
 /** Events of {@link AdaptJobs}. */
 export interface AdaptJobsEvents {
   /** Every adapt message published, in order. */
@@ -263,6 +266,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     const estimate = await estimateJobBytes({
       weights: join(active.stored.dir, base.weights.path), frames: capture.dir,
       val: base.val === undefined ? [] : [join(active.stored.dir, base.val.images), join(active.stored.dir, base.val.labels)],
+      // The label files are a few bytes an image: the images are what the estimate needs.
       ...(typeof replayDir === 'string' ? { replay: join(active.stored.dir, replayDir) } : {}),
     });
     await mkdir(this.root, { recursive: true });
@@ -284,12 +288,8 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
       if (basename(base.val.images) === 'images' && base.val.labels === join(parent, 'labels')) val = join(dir, 'base', parent);
       else this.#log.warn(`adapt: ${base.name}@${base.version}'s val set (${base.val.images}, ${base.val.labels}) is not an images/ and labels/ pair; the job runs without --val`);
     }
-    // Replay images of the base's own domain (manifest `replay`), trained on beside the frames against forgetting.
-    let replay: string | undefined;
-    if (typeof replayDir === 'string') {
-      replay = join(dir, 'base', replayDir);
-      await cp(join(active.stored.dir, replayDir), replay, { recursive: true });
-    }
+    // Replay images of the base's own domain (manifest `replay`), and their labels, trained on beside the frames against forgetting.
+    const replay = base.replay === undefined ? undefined : await copyJobReplay(active.stored.dir, base.replay, join(dir, 'base'));
     const jobDir = join(dir, 'job');
     const args = adaptChildArgs({ frames: capture.dir, teacher: teacher.file, weights, out: jobDir, val, replay, threads: cfg.threads, batch, recipe, extraArgs: cfg.extraArgs });
     const now = new Date().toISOString();
@@ -620,7 +620,7 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
     if (rec.n === undefined || rec.msg.version === undefined || rec.packageCreatedAt === undefined) {
       // Named and fixed before anything is written, so a rebuild after a crash makes the same package.
       const root = parseAdaptedVersion(rec.base.version)?.base ?? rec.base.version;
-      rec.n = this.#nextN(rec, root);
+      rec.n = await this.#nextN(rec, root);
       rec.msg.version = adaptedVersion(root, host.deviceId, rec.n);
       rec.packageCreatedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
       await this.#save(rec);
@@ -661,7 +661,13 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
   }
 
   /** 1 + the highest adaptation counter of this base on this device, in the store and in every other job. */
-  #nextN(rec: AdaptJobRecord, root: string): number {
+  /**
+   * The next counter of `<root>+adapt.<device>.<n>`: above every adapted version this device still knows (its store,
+   * its high-water mark, its jobs) and above every counter it ever issued (`.adapted-versions.json` in the jobs'
+   * folder, raised durably before the version is used), so a version string never returns with other bytes after its
+   * job and package were pruned.
+   */
+  async #nextN(rec: AdaptJobRecord, root: string): Promise<number> {
     let n = 0;
     const count = (name: string, version: string | undefined): void => {
       if (name !== rec.base.name || version === undefined) return;
@@ -669,8 +675,14 @@ export class AdaptJobs extends EventEmitter<AdaptJobsEvents> {
       if (a !== undefined && a.base === root && a.deviceId === this.#host.deviceId) n = Math.max(n, a.n);
     };
     for (const v of this.#host.store.list()) count(v.info.name, v.info.version);
+    count(rec.base.name, this.#host.store.highWater(rec.base.name)?.version);
     for (const j of this.#jobs.values()) if (j !== rec) count(j.base.name, j.msg.version);
-    return n + 1;
+    const file = join(this.root, ISSUED_FILE);
+    const issued = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => ({} as Record<string, number>));
+    const key = `${rec.base.name}@${root}`;
+    const next = Math.max(n, Number.isSafeInteger(issued[key]) ? issued[key]! : 0) + 1;
+    await writeFileDurable(file, `${JSON.stringify({ ...issued, [key]: next })}\n`);
+    return next;
   }
 
   /** The deploy's gates on the device (accuracy on val/, benchmark, `adapt.gates`), then the activation through the command queue. */
@@ -835,6 +847,20 @@ function figures(v: unknown): { map50: number; map: number } | undefined {
 /** `o` without its undefined fields. */
 function pick<T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+/**
+ * Copies a package's replay images (manifest `replay.dir`) to `<into>/replay/images` and, when it has them, their label
+ * files (`replay.labels`) to `<into>/replay/labels`, siblings whatever the package's own paths, so that kd-trainer adapt
+ * finds each image's labels by the images → labels rule. Returns the images folder: the job's `--replay`.
+ * @example
+ * const replay = await copyJobReplay(stored.dir, manifest.replay, join(jobDir, 'base')); // …/base/replay/images
+ */
+export async function copyJobReplay(packageDir: string, replay: NonNullable<Manifest['replay']>, into: string): Promise<string> {
+  const images = join(into, 'replay', 'images');
+  await cp(join(packageDir, replay.dir), images, { recursive: true });
+  if (replay.labels !== undefined) await cp(join(packageDir, replay.labels), join(into, 'replay', 'labels'), { recursive: true });
+  return images;
 }
 
 /** The teacher of a command: the one it names, else `adapt.teacher`, else the teacher store's current one. */

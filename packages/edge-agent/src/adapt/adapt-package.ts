@@ -55,8 +55,8 @@ async function exists(path: string): Promise<boolean> {
  * Packages an accepted adaptation as kd-trainer package would, signed with the device's own key: the base's name,
  * classes, normalisation and letterbox; the adapted version; the model of the precision the base serves (the int8
  * export when the base serves int8 and export made one, else fp32), its shapes from export.json; the adapted weights
- * (`run/weights/best.kdw`, else `last.kdw`) as `weights/model.kdw`; the base's `val/` when it has one, and its `replay/`
- * images and `adapt.recipe` (manifest `replay`, `adapt`), so an adapted model can be adapted again the same way. Packed to
+ * (`run/weights/best.kdw`, else `last.kdw`) as `weights/model.kdw`; the base's `val/` when it has one, and its replay
+ * images and their labels (as `replay/images`, `replay/labels`) and `adapt.recipe` (manifest `replay`, `adapt`), so an adapted model can be adapted again the same way. Packed to
  * `<dir>.tar`. Deterministic for the same inputs (createdAt is given, Ed25519 signatures are deterministic), so a
  * package rebuilt after a crash is byte for byte the one that may already be installed. Fails with AdaptJobError
  * 'ADAPT_PACKAGE_FAILED' naming what is missing or mismatched.
@@ -91,13 +91,19 @@ export async function buildAdaptedPackage(o: AdaptedPackageOptions): Promise<Ada
     await cp(join(o.base.dir, base.val.images), join(o.dir, PACKAGE_LAYOUT.valImages), { recursive: true });
     await cp(join(o.base.dir, base.val.labels), join(o.dir, PACKAGE_LAYOUT.valLabels), { recursive: true });
   }
-  // The base's replay images go on with it: adapting the adapted model again still trains against forgetting.
+  // The base's replay images and labels go on with it: adapting the adapted model again still trains against forgetting.
   let replay: Manifest['replay'];
   if (base.replay !== undefined) {
     const from = join(o.base.dir, base.replay.dir);
     if (!(await exists(from))) throw fail(`the base's replay images ${from} are missing (manifest replay.dir ${base.replay.dir})`);
-    await cp(from, join(o.dir, PACKAGE_LAYOUT.replay), { recursive: true });
-    replay = { dir: PACKAGE_LAYOUT.replay, images: base.replay.images };
+    await cp(from, join(o.dir, PACKAGE_LAYOUT.replayImages), { recursive: true });
+    replay = { dir: PACKAGE_LAYOUT.replayImages, images: base.replay.images };
+    if (base.replay.labels !== undefined) {
+      const labels = join(o.base.dir, base.replay.labels);
+      if (!(await exists(labels))) throw fail(`the base's replay labels ${labels} are missing (manifest replay.labels ${base.replay.labels})`);
+      await cp(labels, join(o.dir, PACKAGE_LAYOUT.replayLabels), { recursive: true });
+      replay.labels = PACKAGE_LAYOUT.replayLabels;
+    }
   }
   const row = report.rows.find((r) => r.file === modelFile);
   const metrics: Record<string, number> = {};

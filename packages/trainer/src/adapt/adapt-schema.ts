@@ -38,7 +38,7 @@ export const ADAPT_SCHEMA = {
   teacher: { type: 'string', required: true, help: 'the teacher that labels the frames and distils: an ONNX file (ultralytics or kd-trainer export), kd-trainer weights (.kdw) or an ultralytics YOLOv5 checkpoint (.pt)' },
   weights: { type: 'string', required: true, help: 'the serving student to adapt (.kdw, kd-trainer weights)' },
   out: { type: 'string', required: true, help: 'job folder (data/, run/, adapt.json, export/); the same folder again resumes the job' },
-  replay: { type: 'string', default: '', help: "images of the original domain to train on beside the frames so the student does not forget it (e.g. a package's replay/): a folder, a .txt list of image paths, or several joined by commas; labelled by the teacher like the frames, never held out or scored, no labels read" },
+  replay: { type: 'string', default: '', help: "images of the original domain to train on beside the frames so the student does not forget it (e.g. a package's replay/images): a folder, a .txt list of image paths, or several joined by commas; an image with a label file (ultralytics' images/ → labels/ rule, e.g. replay/labels) is trained on its ground truth, one without is labelled by the teacher like the frames; never held out or scored" },
   replay_max: { type: 'int', default: 0, min: 0, help: 'most replay images used, chosen by content and seed (0: all)' },
   val: { type: 'string', default: '', help: "labelled images the adapted model must not get worse on: a dataset YAML (its val split) or a folder with images/ and labels/ (a model package's val/)" },
   epochs: { type: 'int', default: 10, min: 1, help: 'fine-tuning epochs' },

@@ -4,7 +4,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { fsyncTree } from '@kd-edge/core';
 import { stringify } from 'yaml';
 import { evalLoader } from '../data/eval-loader.js';
-import { scanSplit } from '../data/scan.js';
+import { imageToLabelPath, scanSplit } from '../data/scan.js';
 import type { DatasetItem } from '../data/types.js';
 import { DatasetError } from '../errors.js';
 import { pseudoDetections } from '../distill/pseudo-labels.js';
@@ -29,7 +29,10 @@ export interface LabelInputs {
   pseudoConf: number;
   holdout: number;
   seed: number;
-  /** `--replay` sources: images of the original domain, labelled by the teacher and trained on beside the frames (absent in jobs from before replay: none). */
+  /**
+   * `--replay` sources: images of the original domain trained on beside the frames, with their own label files where
+   * they have them (ultralytics' images → labels rule), else labelled by the teacher (absent in jobs from before replay: none).
+   */
   replay?: string[];
   /** `--replay-max`: most replay images used (0: all). */
   replayMax?: number;
@@ -45,6 +48,8 @@ export interface LabelledFrame {
   /** `replay`: an image of the original domain (`--replay`), in images/train only, never scored. */
   split: 'adapt' | 'holdout' | 'replay';
   boxes: number;
+  /** A replay image labelled by its own label file (ground truth), not by the teacher. */
+  groundTruth?: true;
 }
 
 /** What labels.json says of the replay images (`--replay`): all zero when none were given. */
@@ -58,9 +63,16 @@ export interface ReplaySummary {
   skippedFiles: string[];
   duplicates: number;
   used: number;
-  /** The teacher's boxes on the used replay images, and those it found nothing on. */
+  /** The teacher's boxes on the used replay images it labelled (those without a label file), and those it found nothing on. */
   boxes: number;
   backgrounds: number;
+  /**
+   * Used replay images that came with a label file and were labelled by it, not by the teacher (`used − labelled` were
+   * teacher-labelled); absent in jobs labelled before ground-truth replay: none.
+   */
+  labelled?: number;
+  /** The boxes of their label files (rows the dataset scan accepts). */
+  labelBoxes?: number;
 }
 
 /** data/labels.json: the labelling's inputs, counts and frames. Written last, so it marks data/ complete. */
@@ -159,17 +171,20 @@ async function linkOrCopy(src: string, dst: string): Promise<boolean> {
 
 /** The replay images a job links into images/train, and what was left out. */
 interface ReplayPick {
-  images: { source: string; name: string; sha256: string; size?: [number, number] }[];
+  /** `labels`: the rows of the image's own label file (cls, cx, cy, w, h), when it has one. */
+  images: { source: string; name: string; sha256: string; size?: [number, number]; labels?: Float32Array }[];
   found: number;
   skippedFiles: string[];
   duplicates: number;
 }
 
 /**
- * The `--replay` images: scanned as frames are (unusable ones skipped and counted), hashed, those
+ * The `--replay` images: scanned as a dataset split is (unusable ones skipped and counted; each image's label file
+ * found by ultralytics' images → labels rule and its rows checked as training checks them), hashed, those
  * byte-identical to a frame left out (a hold-out frame must never be trained on), `replayMax` of the rest
  * chosen by content and seed ({@link replayChoice}) and linked (or copied) into images/train under
- * `replay-<name>`. Throws AdaptError 'ADAPT_REPLAY_NOT_FOUND' when replay was asked for and no image is usable.
+ * `replay-<name>`; those with a label file carry its rows. Throws AdaptError 'ADAPT_REPLAY_NOT_FOUND' when replay
+ * was asked for and no image is usable.
  */
 async function addReplay(o: LabelFramesOptions, frameHashes: string[], stems: Set<string>): Promise<ReplayPick> {
   const sources = o.inputs.replay ?? [];
@@ -177,7 +192,7 @@ async function addReplay(o: LabelFramesOptions, frameHashes: string[], stems: Se
   if (sources.length === 0) return pick;
   let items: DatasetItem[] = [];
   try {
-    items = await scanSplit(sources, o.names.length, o.logger, { split: 'replay', imagesOnly: true, onSkipped: (f) => { pick.skippedFiles = f; } });
+    items = await scanSplit(sources, o.names.length, o.logger, { split: 'replay', onSkipped: (f) => { pick.skippedFiles = f; } });
   } catch (err) {
     if (!(err instanceof DatasetError)) throw err;
   }
@@ -202,9 +217,27 @@ async function addReplay(o: LabelFramesOptions, frameHashes: string[], stems: Se
       pick.skippedFiles.push(item.image);
       continue;
     }
-    pick.images.push({ source: item.image, name, sha256, ...(item.size ? { size: item.size } : {}) });
+    // The scan gives a missing label file and an empty one alike (both background): only an existing file is ground truth.
+    const labelled = existsSync(imageToLabelPath(item.image));
+    pick.images.push({ source: item.image, name, sha256, ...(item.size ? { size: item.size } : {}), ...(labelled ? { labels: item.labels } : {}) });
   }
   return pick;
+}
+
+/** A float32 as the shortest decimal that reads back as it (`0.3`, not `0.30000001192092896`). */
+function shortFloat32(v: number): string {
+  for (let p = 1; p < 9; p++) {
+    const t = Number(v.toPrecision(p));
+    if (Math.fround(t) === v) return String(t);
+  }
+  return String(v);
+}
+
+/** YOLO label lines of scanned label rows ([cls, cx, cy, w, h] × n). */
+function labelRowLines(rows: Float32Array): string[] {
+  const lines: string[] = [];
+  for (let r = 0; r + 5 <= rows.length; r += 5) lines.push([String(rows[r]), ...Array.from(rows.subarray(r + 1, r + 5), shortFloat32)].join(' '));
+  return lines;
 }
 
 /**
@@ -215,7 +248,8 @@ async function addReplay(o: LabelFramesOptions, frameHashes: string[], stems: Se
  * scoring at least the pseudo-label threshold (decoded and suppressed as ultralytics' predict,
  * {@link pseudoDetections}) are written as `labels/<split>/<stem>.txt` in the frame's own coordinates
  * (rows that clipping made identical once), an empty file where it found nothing (a background frame).
- * The replay images (`inputs.replay`) are labelled the same way into `train` only. data.yaml names the student's classes;
+ * The replay images (`inputs.replay`) go into `train` only: those with a label file of their own (ground truth, e.g. a
+ * package's `replay/labels`) keep its rows, checked as a dataset's are, and the teacher labels the others. data.yaml names the student's classes;
  * labels.json comes last and marks the folder complete. Throws AdaptError 'ADAPT_TOO_FEW_FRAMES' naming
  * the count and the folders when fewer than `minFrames` are usable or a split would be empty.
  * @returns the summary, or undefined when `signal` stopped it (the folder is then redone next time)
@@ -267,16 +301,28 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
   }
   await rm(staging, { recursive: true, force: true });
   const replay = await addReplay(o, frames.map((f) => f.sha256), stems);
+  const boxesOf = new Map<string, number>();
+  const truth = new Set<string>();
+  let labelBoxes = 0;
   for (const r of replay.images) {
     const image = join(paths.data, 'images', 'train', r.name);
     byPath.set(image, { frame: r, split: 'train', replay: true });
-    toLabel.push({ image, labels: new Float32Array(0), ...(r.size ? { size: r.size } : {}) });
+    if (r.labels === undefined) {
+      toLabel.push({ image, labels: new Float32Array(0), ...(r.size ? { size: r.size } : {}) });
+      continue;
+    }
+    // Ground truth of the original domain: better than any teacher's guess, so the teacher does not label it.
+    const lines = labelRowLines(r.labels);
+    await writeFile(join(paths.data, 'labels', 'train', `${basename(r.name, extname(r.name))}.txt`), lines.length > 0 ? `${lines.join('\n')}\n` : '');
+    boxesOf.set(r.name, lines.length);
+    truth.add(r.name);
+    labelBoxes += lines.length;
   }
-  log.info(`frames: ${frames.length} used (${frames.length - nHeld} to adapt on, ${nHeld} held out), ${skippedFiles.length} skipped${replay.images.length > 0 ? `; ${replay.images.length} replay images trained on beside them` : ''}; labelling with ${inputs.teacher} at ${inputs.imgsz} px, conf ≥ ${inputs.pseudoConf}`);
+  const replayNote = replay.images.length === 0 ? '' : `; ${replay.images.length} replay images trained on beside them (${truth.size} with their own labels)`;
+  log.info(`frames: ${frames.length} used (${frames.length - nHeld} to adapt on, ${nHeld} held out), ${skippedFiles.length} skipped${replayNote}; labelling with ${inputs.teacher} at ${inputs.imgsz} px, conf ≥ ${inputs.pseudoConf}`);
 
   const head = o.teacher.head;
   if (head === undefined) throw new RangeError(`teacher ${o.teacher.source} is not a detector`);
-  const boxesOf = new Map<string, number>();
   const perClass: Record<string, number> = Object.fromEntries(o.names.map((n) => [n, 0]));
   let total = 0;
   let replayBoxes = 0;
@@ -307,7 +353,7 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
         }
         total += lines.length;
       }
-      o.onProgress?.({ stage: 'label', done: boxesOf.size, total: toLabel.length, boxes: total + replayBoxes });
+      o.onProgress?.({ stage: 'label', done: boxesOf.size, total: toLabel.length + truth.size, boxes: total + replayBoxes + labelBoxes });
     }
   } finally {
     await loader.close();
@@ -322,7 +368,7 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
       (isReplay ? replay.skippedFiles : skippedFiles).push(frame.source);
       continue;
     }
-    if (isReplay) replayed.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: 'replay', boxes });
+    if (isReplay) replayed.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: 'replay', boxes, ...(truth.has(frame.name) ? { groundTruth: true as const } : {}) });
     else labelled.push({ name: frame.name, source: frame.source, sha256: frame.sha256, split: split === 'val' ? 'holdout' : 'adapt', boxes });
   }
   const histogram: Record<string, number> = {};
@@ -339,7 +385,7 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
     replay: {
       sources: inputs.replay ?? [], max: inputs.replayMax ?? 0, found: replay.found, skipped: replay.skippedFiles.length,
       skippedFiles: replay.skippedFiles.slice(0, NAMED_SKIPS), duplicates: replay.duplicates, used: replayed.length, boxes: replayBoxes,
-      backgrounds: replayed.filter((f) => f.boxes === 0).length,
+      backgrounds: replayed.filter((f) => f.boxes === 0 && f.groundTruth !== true).length, labelled: truth.size, labelBoxes,
     },
     boxes: { total, perFrame: labelled.length > 0 ? total / labelled.length : 0, backgrounds: histogram['0'] ?? 0, histogram, perClass },
     names: o.names,
@@ -349,6 +395,6 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
   // labels.json marks the data complete: what it describes must be on disk first, not in the page cache.
   await fsyncTree(paths.data);
   await writeJson(paths.labels, summary);
-  log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds)${replayed.length > 0 ? `, ${replayBoxes} on ${replayed.length} replay images` : ''} in ${summary.seconds.toFixed(1)} s`);
+  log.info(`labels: ${total} boxes on ${labelled.length} frames (${(summary.boxes.perFrame).toFixed(2)} a frame, ${summary.boxes.backgrounds} backgrounds)${replayed.length > 0 ? `; replay images: ${replayBoxes} teacher's boxes on ${replayed.length - truth.size}, ${labelBoxes} ground-truth boxes on ${truth.size}` : ''} in ${summary.seconds.toFixed(1)} s`);
   return summary;
 }

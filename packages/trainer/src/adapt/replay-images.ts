@@ -5,10 +5,10 @@ import { AdaptError } from './adapt-error.js';
 
 /**
  * `--replay` as absolute sources (folders of images, .txt lists of image paths, or images), each checked to
- * exist; an empty spec is no replay. Throws AdaptError 'ADAPT_REPLAY_NOT_FOUND' naming the path that is
+ * exist; an empty spec is no replay. Label files are not named here: each image's is found beside it (images/ → labels/). Throws AdaptError 'ADAPT_REPLAY_NOT_FOUND' naming the path that is
  * missing or is neither a folder, a .txt list nor a file.
  * @example
- * replaySources('package/replay,extra.txt'); // ['/abs/package/replay', '/abs/extra.txt']
+ * replaySources('package/replay/images,extra.txt'); // ['/abs/package/replay/images', '/abs/extra.txt']
  */
 export function replaySources(spec: string): string[] {
   const sources = spec.split(',').map((s) => s.trim()).filter(Boolean).map((s) => resolve(s));
@@ -17,7 +17,7 @@ export function replaySources(spec: string): string[] {
     const st = statSync(s);
     if (!st.isDirectory() && !st.isFile()) throw new AdaptError('ADAPT_REPLAY_NOT_FOUND', `--replay: ${s} is neither a folder nor a file`);
     if (st.isFile() && extname(s).toLowerCase() === '.yaml') {
-      throw new AdaptError('ADAPT_REPLAY_NOT_FOUND', `--replay: ${s} is a YAML file; give its images folder (e.g. images/train) or a .txt list: replay reads images only, no labels`);
+      throw new AdaptError('ADAPT_REPLAY_NOT_FOUND', `--replay: ${s} is a YAML file; give its images folder (e.g. images/train) or a .txt list: each image's labels are found beside it (images/ → labels/)`);
     }
   }
   return sources;

@@ -94,7 +94,8 @@ async function jobHyp(cfg: AdaptConfig, run: AdaptRunOptions, log: Logger): Prom
  * `kd-trainer adapt`: fine-tunes a serving detector to the frames its own camera captured, with no labels
  * (issue 16). Four stages, each skipped when an earlier call on the same job folder finished it:
  * 1. label ({@link labelFrames}): the teacher labels every frame; a deterministic split into adaptation and
- *    hold-out frames; the replay images (`replay`), labelled alike, join the adaptation frames only; a YOLO
+ *    hold-out frames; the replay images (`replay`), with their own label files when they have them (else the
+ *    teacher's), join the adaptation frames only; a YOLO
  *    dataset in `data/`;
  * 2. train ({@link fineTune}): distillation from the serving weights with the fine-tuning recipe into
  *    `run/`, resumed from its last.kdw, within the time budget (a job the budget stopped trains on when

@@ -110,7 +110,7 @@ export function buildProgram(): Command {
     .option('--no-tar', 'do not write <out>.tar')
     .addOption(new Option('--role <role>', 'model: the package serves; teacher: it only labels frames for on-device adaptation').choices(PACKAGE_ROLES).default('model'))
     .option('--weights-file <kdw>', 'ship these kd-trainer weights (.kdw, same classes) as weights/model.kdw for on-device fine-tuning')
-    .option('--replay-images <n>', 'copy n images of --val-data (sampled by content and seed) into replay/, for on-device adaptation to train on so the model keeps its original domain (default 0: none)', (v) => Number(v))
+    .option('--replay-images <n>', 'copy n images of --val-data (sampled by content and seed) into replay/images, their label files into replay/labels, for on-device adaptation to train on so the model keeps its original domain (default 0: none)', (v) => Number(v))
     .addOption(new Option('--replay-from <split>', 'the split of --val-data the replay images come from').choices(REPLAY_SPLITS).default('train'))
     .option('--replay-seed <n>', 'seed of the replay sample', (v) => Number(v), 0)
     .option('--adapt-recipe <yaml>', 'recipe of on-device adaptation for the manifest (adapt.recipe): epochs, imgsz, lr0, pseudoConf, holdout, timeBudgetSec, memoryBudgetMb, minGain, maxLoss');

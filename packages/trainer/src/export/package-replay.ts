@@ -1,9 +1,9 @@
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PACKAGE_LAYOUT } from '@kd-edge/core';
 import { replayChoice } from '../adapt/replay-images.js';
 import { loadDatasetConfig } from '../data/dataset-yaml.js';
-import { scanSplit } from '../data/scan.js';
+import { imageToLabelPath, scanSplit } from '../data/scan.js';
 import { sha256File } from '../distill/teacher/teacher-file.js';
 import { DatasetError, ExportError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
@@ -43,19 +43,23 @@ export function checkReplayOptions(o: { replayImages?: number; replayFrom?: stri
 }
 
 /**
- * Copies a deterministic sample of a dataset split's images into the package's `replay/` folder, for
- * on-device adaptation to train on beside the device's frames (`kd-trainer adapt --replay`): images only,
- * no labels (the device's teacher labels them as it labels the frames). The sample is chosen by content
- * and seed ({@link replayChoice}), so the same data and seed give the same images wherever the dataset is;
- * images byte-identical to one of the package's `val/images` are left out, since `val/` is the forgetting
- * check of the adaptation's acceptance and must never be trained on. Files are numbered (`replay/0000.jpg`).
- * @returns how many images were copied
+ * Copies a deterministic sample of a dataset split's images into the package's `replay/images/`, each with its
+ * ground-truth label file in `replay/labels/`, for on-device adaptation to train on beside the device's frames
+ * (`kd-trainer adapt --replay`, which trains on these labels rather than the device teacher's guesses). The label
+ * file is the dataset's own, copied byte for byte (the adaptation validates its rows as the dataset scan does); an
+ * image without one gets an empty file, since the scan, and so the training, took it as a background image. The
+ * sample is chosen by content and seed ({@link replayChoice}), so the same data and seed give the same images
+ * wherever the dataset is; images byte-identical to one of the package's `val/images` are left out, since `val/` is
+ * the forgetting check of the adaptation's acceptance and must never be trained on. Files are numbered
+ * (`replay/images/0000.jpg`, `replay/labels/0000.txt`).
+ * @returns how many images were copied (as many label files were written)
  */
 export async function copyReplaySet(o: ReplaySetOptions): Promise<number> {
   const data = await loadDatasetConfig(o.data);
   const sources = data[o.split];
   if (sources === undefined || sources.length === 0) throw new DatasetError(`--replay-from ${o.split}: ${data.file} has no ${o.split} split`);
-  const items = await scanSplit(sources, data.nc, o.logger, { split: `replay (${o.split})`, imagesOnly: true });
+  // With labels, as training read the split: an image whose label file cannot be read is skipped there and here.
+  const items = await scanSplit(sources, data.nc, o.logger, { split: `replay (${o.split})` });
   const valDir = join(o.dir, PACKAGE_LAYOUT.valImages);
   const valHashes = new Set<string>();
   for (const f of await readdir(valDir).catch(() => [] as string[])) valHashes.add(await sha256File(join(valDir, f)));
@@ -69,13 +73,24 @@ export async function copyReplaySet(o: ReplaySetOptions): Promise<number> {
   const used = replayChoice(candidates.map((c) => c.sha256), o.images, o.seed);
   const chosen = candidates.filter((_, i) => used[i]);
   if (chosen.length === 0) throw new DatasetError(`--replay-images: no image of ${data.file}'s ${o.split} split is left (${items.length} found, ${inVal} also in val/)`);
-  const out = join(o.dir, PACKAGE_LAYOUT.replay);
-  await mkdir(out, { recursive: true });
+  const imagesDir = join(o.dir, PACKAGE_LAYOUT.replayImages);
+  const labelsDir = join(o.dir, PACKAGE_LAYOUT.replayLabels);
+  await mkdir(imagesDir, { recursive: true });
+  await mkdir(labelsDir, { recursive: true });
+  let unlabelled = 0;
   for (const [i, c] of chosen.entries()) {
-    const ext = c.image.slice(c.image.lastIndexOf('.')).toLowerCase();
-    await copyFile(c.image, join(out, `${String(i).padStart(4, '0')}${ext}`));
+    const stem = String(i).padStart(4, '0');
+    await copyFile(c.image, join(imagesDir, `${stem}${c.image.slice(c.image.lastIndexOf('.')).toLowerCase()}`));
+    const label = join(labelsDir, `${stem}.txt`);
+    try {
+      await copyFile(imageToLabelPath(c.image), label);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ExportError('EXPORT_INVALID', `--replay-images: cannot copy the label file of ${c.image}: ${(err as Error).message}`, { cause: err });
+      await writeFile(label, '');
+      unlabelled++;
+    }
   }
   const short = chosen.length < o.images ? ` (the split has only ${candidates.length} usable${inVal > 0 ? ` outside val/` : ''})` : '';
-  o.logger.info(`replay/: ${chosen.length} images of ${data.file}'s ${o.split} split${short}${inVal > 0 ? `; ${inVal} left out as copies of val/ images` : ''}`);
+  o.logger.info(`replay/: ${chosen.length} images of ${data.file}'s ${o.split} split with their labels${unlabelled > 0 ? ` (${unlabelled} without a label file: empty, background)` : ''}${short}${inVal > 0 ? `; ${inVal} left out as copies of val/ images` : ''}`);
   return chosen.length;
 }

@@ -34,7 +34,7 @@ export interface PackageOptions {
   role?: PackageRole;
   /** A kd-trainer `.kdw` whose class names match the export's: shipped as `weights/model.kdw` so a device can fine-tune it. */
   weightsFile?: string;
-  /** Images of the training data to copy into `replay/` for on-device adaptation (`kd-trainer adapt --replay`); needs `valData`. Default 0: none. */
+  /** Images of the training data to copy, with their labels, into `replay/images` and `replay/labels` for on-device adaptation (`kd-trainer adapt --replay`); needs `valData`. Default 0: none. */
   replayImages?: number;
   /** The split of `valData` they are sampled from (default 'train'). */
   replayFrom?: ReplaySplit;
@@ -235,7 +235,7 @@ async function fillPackage(
     // A teacher is never served, so it has no serving targets.
     ...((opts.role ?? 'model') === 'model' && targets.length > 0 ? { targets } : {}),
     ...(opts.weightsFile !== undefined ? { weights: { path: PACKAGE_LAYOUT.weights, format: 'kdw' as const } } : {}),
-    ...(replay > 0 ? { replay: { dir: PACKAGE_LAYOUT.replay, images: replay } } : {}),
+    ...(replay > 0 ? { replay: { dir: PACKAGE_LAYOUT.replayImages, images: replay, labels: PACKAGE_LAYOUT.replayLabels } } : {}),
     ...(opts.adapt !== undefined ? { adapt: opts.adapt } : {}),
     privateKey,
   });
