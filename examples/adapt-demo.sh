@@ -8,7 +8,7 @@
 # (rm -rf runs/demo-adapt starts over).
 #
 # Sizes (environment): STUDENT_EPOCHS (12), TEACHER_EPOCHS (5), ADAPT_EPOCHS (5), FRAMES (160: frames the device
-# captures and adapts on), TRAIN_IMAGES (512 domain-a training images), REPLAY (64 domain-a images shipped in the
+# captures and adapts on), TRAIN_IMAGES (512 domain-a training images), REPLAY (256 domain-a images with their labels, shipped in the
 # package for the job to replay), ADAPT_LR0 (0.001), PSEUDO_CONF (0.1: this short-trained teacher is rarely more
 # confident than 0.3, which left 17 boxes on 158 frames), MAX_LOSS (0.02).
 set -euo pipefail
@@ -18,7 +18,7 @@ TEACHER_EPOCHS="${TEACHER_EPOCHS:-5}"
 ADAPT_EPOCHS="${ADAPT_EPOCHS:-5}"
 FRAMES="${FRAMES:-160}"
 TRAIN_IMAGES="${TRAIN_IMAGES:-512}"
-REPLAY="${REPLAY:-64}"
+REPLAY="${REPLAY:-256}"
 R=runs/demo-adapt
 D="$R/data"
 kd() { node --conditions=source --import tsx packages/trainer/src/bin/kd-trainer.ts "$@"; }
@@ -31,12 +31,24 @@ have "$D/a/data.yaml" || kd data synth --out "$D/a" --difficulty easy --train "$
 have "$D/b-train/data.yaml" || kd data synth --out "$D/b-train" --difficulty easy --domain b --train 256 --val 32 --imgsz 128 --classes 6 --seed 1
 have "$D/b-camera/data.yaml" || kd data synth --out "$D/b-camera" --difficulty easy --domain b --train "${FRAMES}" --val 1 --imgsz 128 --classes 6 --seed 2
 have "$D/b-holdout/data.yaml" || kd data synth --out "$D/b-holdout" --difficulty easy --domain b --train 1 --val 128 --imgsz 128 --classes 6 --seed 3
+# The package's own val/ (the forgetting check the device runs): 64 more domain-a images, apart from a's val split, so
+# the "a val" column below stays a set the device never saw. 16 images were too few: one image moved the check by ~0.03.
+have "$D/a-check/data.yaml" || kd data synth --out "$D/a-check" --difficulty easy --train 1 --val 64 --imgsz 128 --classes 6 --seed 4
 # The teacher trains on labelled a and b together (a data YAML's train and val may each list folders).
 cat > "$D/ab.yaml" <<EOF
 # domain a and domain b together, for the teacher (written by examples/adapt-demo.sh)
 path: .
 train: [a/images/train, b-train/images/train]
 val: [a/images/val, b-train/images/val]
+nc: 6
+names: [circle, square, triangle, star, cross, ring]
+EOF
+# What the student's package is built from: a's training split (replay images are sampled from it) and a-check's val.
+cat > "$D/a-package.yaml" <<EOF
+# domain a's training images and the package's val/ images (written by examples/adapt-demo.sh)
+path: .
+train: a/images/train
+val: a-check/images/val
 nc: 6
 names: [circle, square, triangle, star, cross, ring]
 EOF
@@ -57,7 +69,7 @@ step "4/5 export and sign: the student's package (with its .kdw, val/ of domain 
 have "$R/packages/shapes-1.0.0.tar" || {
   kd export --weights "$R/runs/student/weights/best.kdw" --imgsz 128 --formats onnx --out "$R/runs/student/export"
   kd package --from "$R/runs/student/export" --name shapes --version 1.0.0 --sign "$R/keys/fleet.key" \
-    --weights-file "$R/runs/student/weights/best.kdw" --val-data "$D/a/data.yaml" --val-images 16 --replay-images "${REPLAY}" \
+    --weights-file "$R/runs/student/weights/best.kdw" --val-data "$D/a-package.yaml" --val-images 64 --replay-images "${REPLAY}" \
     --out "$R/packages/shapes-1.0.0"
 }
 have "$R/packages/shapes-teacher-1.0.0.tar" || {

@@ -299,7 +299,7 @@ try {
     try {
       return JSON.parse(readFileSync(join(device, 'data', 'adapt', JOB, 'job', 'adapt.json'), 'utf8')) as {
         evaluation?: { holdout?: { instances?: number }; val?: { teacher?: Figures } };
-        boxes?: { total?: number }; frames?: { used?: number }; replay?: { used?: number; boxes?: number }; pseudoConf?: number;
+        boxes?: { total?: number }; frames?: { used?: number }; replay?: { used?: number; boxes?: number; labelled?: number; labelBoxes?: number }; pseudoConf?: number;
       };
     } catch {
       return undefined;
@@ -323,7 +323,8 @@ try {
   if (report?.boxes?.total !== undefined) {
     console.log(`teacher's pseudo-labels (score ≥ ${report.pseudoConf ?? '?'}): ${report.boxes.total} boxes on ${report.frames?.used ?? '?'} frames`
       + `${report.evaluation?.holdout?.instances !== undefined ? ` (${report.evaluation.holdout.instances} on the hold-out)` : ''}`
-      + `${report.replay?.used ? `, ${report.replay.boxes ?? '?'} on ${report.replay.used} replay images` : ''}`);
+      + `${report.replay?.used ? `; replay: ${report.replay.used} images of domain a, ${report.replay.labelled ? `${report.replay.labelled} with their own labels (${report.replay.labelBoxes ?? '?'} boxes)` : ''}`
+        + `${report.replay.used - (report.replay.labelled ?? 0) > 0 ? `${report.replay.labelled ? ', ' : ''}${report.replay.boxes ?? '?'} teacher boxes on the others` : ''}` : ''}`);
   }
   console.log('');
   console.log(`${job.accepted ? 'accepted' : 'not accepted'}${job.activated === true ? ' and activated' : job.activated === false ? ', not activated' : ''}:`);
