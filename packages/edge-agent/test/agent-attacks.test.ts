@@ -120,7 +120,7 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
     const broker = await startMosquitto();
     const origin = new PackageOrigin();
     await origin.start(broker.url, FLEET, 5);
-    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'rs');
+    const fleet = await FleetStandIn.connect(broker.url, FLEET, 'rsg');
     const http = (p: DetectorPackage) => ({ http: { url: origin.add(p.tar, p.sha256) } });
     // The same model, files and manifest as s2, signed by a second key the device also trusts.
     const second = generateKeyPair();
@@ -128,19 +128,19 @@ describe.skipIf(!existsMosquitto())('kd-agent under attack (Mosquitto, MQTT 5)',
     await writeKeyPair(second, { privateKeyPath: join(root, 'second.key'), publicKeyPath: secondFile });
     const resigned = await makeDetectorPackage(join(root, 'pkgs-resigned'), 'shapes', '2.0.0', second.privateKeyPem, 33);
     expect(resigned.sha256).not.toBe(pkgs.s2!.sha256);
-    const agent = await Agent.start(agentConfig('rs', broker.url, { keys: [keyFile, secondFile] }));
+    const agent = await Agent.start(agentConfig('rsg', broker.url, { keys: [keyFile, secondFile] }));
     try {
       await agent.online;
-      await fleet.send(deployOf('rs', pkgs.s2!, 'rs-1', http(pkgs.s2!)));
-      expect((await fleet.settle('rs-1')).state).toBe('succeeded');
-      await fleet.send(deployOf('rs', resigned, 'rs-2', http(resigned)));
-      expect((await fleet.settle('rs-2')).state).toBe('succeeded');
+      await fleet.send(deployOf('rsg', pkgs.s2!, 'rsg-1', http(pkgs.s2!)));
+      expect((await fleet.settle('rsg-1')).state).toBe('succeeded');
+      await fleet.send(deployOf('rsg', resigned, 'rsg-2', http(resigned)));
+      expect((await fleet.settle('rsg-2')).state).toBe('succeeded');
       expect(agent.active()?.stored.info.sha256).toBe(resigned.sha256);
       expect(agent.store.highWater('shapes')).toEqual({ version: '2.0.0', sha256: resigned.sha256 });
       // Other contents under the marked version are still refused, signed by either key.
       const other = await makeDetectorPackage(join(root, 'pkgs-other'), 'shapes', '2.0.0', second.privateKeyPem, 35);
-      await fleet.send(deployOf('rs', other, 'rs-3', http(other)));
-      const refused = await fleet.settle('rs-3');
+      await fleet.send(deployOf('rsg', other, 'rsg-3', http(other)));
+      const refused = await fleet.settle('rsg-3');
       expect(refused).toMatchObject({ state: 'failed', code: 'AGENT_DOWNGRADE_REFUSED' });
       expect(refused.message).toContain('with different contents');
     } finally {
