@@ -185,7 +185,9 @@ export class AdaptPanel {
       : h('button', { type: 'button', 'data-action': 'cancel', 'data-testid': 'adapt-cancel', 'data-control': true, disabled: !this.canControl, text: 'Cancel' });
     const sending = this.pulling.has(key);
     const state = this.pullOf(j);
-    const pull = canPull({ ...j, pull: state }) || sending
+    // While the request is on its way the button says so, unless the live stream already brought the fleet's record of
+    // the pull (the answer and the event race): then the record shows, as after the answer.
+    const pull = canPull({ ...j, pull: state }) || (sending && !state)
       ? h('button', {
         type: 'button', 'data-action': 'pull', 'data-testid': 'adapt-pull', 'data-control': true, disabled: !this.canControl || sending,
         'aria-busy': sending ? 'true' : null, text: sending ? 'Pulling…' : 'Pull',
