@@ -160,7 +160,8 @@ describe('kd-trainer CLI', () => {
     const teacher = join(dir, 'teacher.onnx');
     writeFileSync(teacher, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
     t.dispose();
-    const { code, out } = await interruptedRun(['distill', '--teacher', teacher, '--kd-loss', 'yolo-kd+feature', '--data', join(dir, 'data.yaml')], dir);
+    // --kd-stop never: α must stay 0.5 after the resume however many epochs ran before the interrupt.
+    const { code, out } = await interruptedRun(['distill', '--teacher', teacher, '--kd-loss', 'yolo-kd+feature', '--kd-stop', 'never', '--data', join(dir, 'data.yaml')], dir);
     expect(code).toBe(130);
     expect(out).toContain('Interrupted');
     const { loadModel } = await import('../src/model/weights-io.js');

@@ -106,7 +106,8 @@ export async function fineTune(o: FineTuneOptions): Promise<TrainingRecord | und
     data: paths.dataYaml, teacher: cfg.teacher, weights: cfg.weights, epochs: cfg.epochs, imgsz: cfg.imgsz, batch_size: cfg.batch_size, nbs: cfg.nbs || cfg.batch_size,
     backend: cfg.backend, device: cfg.device, project: paths.dir, name: 'run', exist_ok: true, resume: resume ? paths.last : '', seed: cfg.seed,
     patience: cfg.patience, workers: cfg.workers, threads: cfg.threads, augment: cfg.augment, noautoanchor: true, noplots: !cfg.plots,
-    kd_loss: cfg.kd_loss, kd_alpha: cfg.kd_alpha, kd_temperature: cfg.kd_temperature,
+    // The holdout's labels are the teacher's own, so the student cannot be seen to pass it: distil to the end.
+    kd_loss: cfg.kd_loss, kd_alpha: cfg.kd_alpha, kd_temperature: cfg.kd_temperature, kd_stop: 'never',
   }]).config;
   const epochs = resume ? (await readCheckpointMeta(paths.last)).meta.opt.epochs : cfg.epochs;
 

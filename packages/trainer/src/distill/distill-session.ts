@@ -4,6 +4,7 @@ import type { Batch } from '../data/types.js';
 import type { LossHyp } from '../loss/yolo-loss.js';
 import type { BatchExtraLoss, BatchPosition, EpochEnd, EpochLogs, ExtraLossHook, TrainHooks, TrainStart } from '../train/hooks.js';
 import type { StepInfo } from '../train/types.js';
+import type { Logger } from '../util/logger.js';
 import { findWorkerEntry } from '../util/spawn-worker.js';
 import { classProbabilities } from './class-probabilities.js';
 import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES, type DistillJob, type DistillSpec, type FeatureDistillPair } from './distill-loss.js';
@@ -31,7 +32,18 @@ export interface DistillSettings extends AlphaSchedule {
   cwd?: { weight: number; temperature: number };
   /** Unlabelled images in the batches: the teacher's detections scoring at least `conf` become their targets. */
   pseudo?: { conf: number };
+  /**
+   * `--kd-stop teacher`: α is 0 for the rest of the run once the student's val mAP50-95 has reached the
+   * teacher's ({@link DistillSession.teacherMetrics}) on {@link STOP_EPOCHS} validated epochs in a row.
+   */
+  stopAtTeacher?: boolean;
 }
+
+/**
+ * Validated epochs in a row at or above the teacher's mAP50-95 before `--kd-stop teacher` stops
+ * distilling: one epoch on a small val split can pass the teacher by noise alone.
+ */
+export const STOP_EPOCHS = 2;
 
 /** A training step's info as distillation reports it: with the step's α (absent in a `--compare` baseline). */
 export interface DistillStepInfo extends StepInfo {
@@ -51,6 +63,11 @@ export class DistillSession implements TrainHooks {
   teacherMetrics?: { map50: number; map: number };
   /** α of the latest step. */
   alpha = 0;
+  /** With {@link DistillSettings.stopAtTeacher}: the 0-based epoch from which α is 0 (the student reached the teacher). */
+  stoppedFrom?: number;
+  // Validated epochs in a row with the student at or above the teacher (toward STOP_EPOCHS).
+  private aboveTeacher = 0;
+  private log?: Logger;
   private teacherMs = 0;
   private waitMs = 0;
   private pseudoBoxes = 0;
@@ -70,11 +87,19 @@ export class DistillSession implements TrainHooks {
 
   /** α at a fractional epoch. */
   alphaAt(epoch: number): number {
+    if (this.stoppedFrom !== undefined && epoch >= this.stoppedFrom) return 0;
     return alphaAt(epoch, this.settings);
   }
 
   /** The feature adapters, trained with the student but kept out of its EMA (so out of best.kdw and exports). */
-  onTrainStart({ cfg }: TrainStart): Map<string, tf.Variable> {
+  onTrainStart({ cfg, log, resumedState }: TrainStart): Map<string, tf.Variable> {
+    this.log = log;
+    const stop = resumedState?.kdStop as { aboveTeacher?: number; stoppedFrom?: number } | undefined;
+    this.aboveTeacher = stop?.aboveTeacher ?? 0;
+    if (stop?.stoppedFrom !== undefined) {
+      this.stoppedFrom = stop.stoppedFrom;
+      log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stop.stoppedFrom + 1} on`);
+    }
     this.adapters = createFeatureAdapters(this.settings.features?.pairs ?? [], cfg.seed);
     const vars = new Map<string, tf.Variable>();
     for (const a of this.adapters.values()) {
@@ -111,6 +136,7 @@ export class DistillSession implements TrainHooks {
 
   /** Each KD term, α, T, the teacher's time, wait share and mAP, peak RSS; class-probability histograms of a validated epoch. */
   async onEpochEnd(end: EpochEnd): Promise<EpochLogs> {
+    this.watchTeacher(end);
     const scalars: Record<string, number> = {
       'kd/alpha': this.alpha, 'kd/temperature': this.settings.temperature,
       'kd/teacher_wait_share': this.stepMs > 0 ? this.waitMs / this.stepMs : 0,
@@ -125,6 +151,11 @@ export class DistillSession implements TrainHooks {
     if (end.images > 0) scalars['kd/teacher_ms_per_image'] = this.teacherMs / end.images;
     if (this.pseudoImages > 0) scalars['kd/pseudo_boxes_per_image'] = this.pseudoBoxes / this.pseudoImages;
     return { scalars, ...(end.valBatch ? { histograms: await this.classHistograms(end.valBatch, end) } : {}) };
+  }
+
+  /** The `--kd-stop teacher` count and decision, which a resumed run continues from. */
+  checkpointState(): Record<string, unknown> {
+    return { kdStop: { aboveTeacher: this.aboveTeacher, ...(this.stoppedFrom !== undefined ? { stoppedFrom: this.stoppedFrom } : {}) } };
   }
 
   onFitEnd(): void {
@@ -150,7 +181,17 @@ export class DistillSession implements TrainHooks {
     return { spec, teacher, n };
   }
 
-  /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up). */
+  /** `--kd-stop teacher`: counts validated epochs with the student at or above the teacher (a lower one restarts the count). */
+  private watchTeacher(end: EpochEnd): void {
+    const t = this.teacherMetrics;
+    if (!this.settings.stopAtTeacher || !t || !end.metrics || this.stoppedFrom !== undefined) return;
+    this.aboveTeacher = end.metrics.map >= t.map ? this.aboveTeacher + 1 : 0;
+    if (this.aboveTeacher < STOP_EPOCHS) return;
+    this.stoppedFrom = end.epoch + 1;
+    this.log?.info(`kd-stop: the student's val mAP50-95 (${end.metrics.map.toFixed(3)}) has reached the teacher's (${t.map.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${end.epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+  }
+
+  /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up, or stopped). */
   private start(batch: Batch, epoch: number): Promise<TeacherOutput> | undefined {
     // Unlabelled images need the teacher's labels even while α is still 0.
     if (this.alphaAt(epoch) === 0 && !batch.unlabeled?.length) return undefined;

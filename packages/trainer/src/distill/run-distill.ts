@@ -19,7 +19,7 @@ import type { TrainHooks } from '../train/hooks.js';
 import type { TrainResult, TrainRunOptions } from '../train/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { OnnxDetectionPredictor } from '../val/onnx-predictor.js';
-import { validateWith } from '../val/validator.js';
+import { validate, validateWith } from '../val/validator.js';
 import { kdSettingsOf, resumedDistillConfig, trainConfigOf } from './distill-config.js';
 import type { DistillConfig } from './distill-schema.js';
 import { DistillSession, type DistillStepInfo } from './distill-session.js';
@@ -27,6 +27,7 @@ import { parseKdLosses } from './losses/registry.js';
 import { checkCompatibility } from './teacher/compat.js';
 import { openTeacher, type OpenTeacherOptions } from './teacher/open-teacher.js';
 import { TeacherCache } from './teacher/teacher-cache.js';
+import { TfjsTeacher } from './teacher/tfjs-teacher.js';
 import type { Teacher } from './types.js';
 
 /** One row of the comparison: a model's accuracy, size and speed. */
@@ -45,6 +46,8 @@ export interface DistillResult {
   baseline?: TrainResult;
   teacher?: { map50: number; map: number };
   rows?: CompareRow[];
+  /** With `--kd-stop teacher`: the 0-based epoch from which α was 0, the student having reached the teacher. */
+  kdStoppedFrom?: number;
   /** Share of the teacher–student gap in mAP50-95 the distillation recovered. */
   gapRecovered?: number;
   /** Whether the distilled run was stopped before its last epoch (`signal`, `maxSteps`). */
@@ -68,12 +71,18 @@ async function studentDescription(cfg: TrainConfig, nc: number): Promise<YoloDes
 }
 
 async function teacherMetrics(teacher: Teacher, val: readonly DatasetItem[], cfg: TrainConfig, log: Logger): Promise<{ map50: number; map: number } | undefined> {
-  if (teacher.kind !== 'onnx') return undefined;
+  const detector = teacher instanceof TfjsTeacher ? teacher.detector : undefined;
+  if (teacher.kind !== 'onnx' && !detector) return undefined;
   const loader = evalLoader(val, { imgsz: cfg.imgsz, batchSize: cfg.batch_size * 2, workers: cfg.workers, logger: log });
+  const opts = { confThres: cfg.conf_thres, iouThres: cfg.iou_thres };
   try {
+    if (detector) {
+      const r = await validate(detector, loader.epoch(0), opts);
+      return { map50: r.map50, map: r.map };
+    }
     const predictor = await OnnxDetectionPredictor.open(teacher.source, teacher.nc);
     try {
-      const r = await validateWith(predictor, loader.epoch(0), { confThres: cfg.conf_thres, iouThres: cfg.iou_thres });
+      const r = await validateWith(predictor, loader.epoch(0), opts);
       return { map50: r.map50, map: r.map };
     } finally {
       await predictor.close();
@@ -168,9 +177,12 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       log.warn(w.message);
       if (w.disablesBoxDistillation) boxWeight = 0;
     }
-    log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}`);
-    const tMetrics = run.teacherMetrics === false ? undefined : await teacherMetrics(teacher, dataset.val, trainCfg, log);
+    log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}, stop ${cfg.kd_stop}`);
+    const tMetrics = run.teacherMetrics === false ? undefined : await teacherMetrics(opened, dataset.val, trainCfg, log);
     if (tMetrics) log.info(`teacher on val: mAP50 ${tMetrics.map50.toFixed(3)}, mAP50-95 ${tMetrics.map.toFixed(3)}`);
+    const stopAtTeacher = cfg.kd_stop === 'teacher' && run.teacherMetrics !== false;
+    if (stopAtTeacher && !tMetrics) log.warn("--kd-stop teacher: the teacher's val mAP was not measured, so distillation goes on to the last epoch");
+    else if (stopAtTeacher && trainCfg.noval) log.warn('--kd-stop teacher: with --noval the student is validated only after its last epoch, so distillation goes on to the last epoch');
 
     const { onStep, hooks: extraHooks = [], teacherOptions: _t, teacherMetrics: _m, ...common } = run;
     let baseline: TrainResult | undefined;
@@ -188,6 +200,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       ...(featurePairs ? { features: { pairs: featurePairs, weight: cfg.kd_feature } } : {}),
       ...(losses.includes('cwd') ? { cwd: { weight: cfg.kd_cwd, temperature: cfg.kd_cwd_temperature } } : {}),
       ...(unlabeled ? { pseudo: { conf: cfg.pseudo_conf } } : {}),
+      ...(stopAtTeacher && tMetrics ? { stopAtTeacher: true } : {}),
     }, { nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);
@@ -199,7 +212,10 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       const c = teacher.stats();
       log.info(`teacher cache: ${c.hits} hits, ${c.misses} misses, ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(c.bytesWritten / 2 ** 20).toFixed(1)} MiB written`);
     }
-    const result: DistillResult = { distilled, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}) };
+    const result: DistillResult = {
+      distilled, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}),
+      ...(session.stoppedFrom !== undefined ? { kdStoppedFrom: session.stoppedFrom } : {}),
+    };
     if (baseline && !distilled.interrupted) {
       const rows: CompareRow[] = [];
       if (tMetrics) {

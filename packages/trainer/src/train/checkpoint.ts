@@ -98,6 +98,8 @@ export interface CheckpointState {
   hyp: Hyp;
   names: string[];
   extraMeta?: Record<string, unknown>;
+  /** The plug-ins, whose state is saved as `hookState`. */
+  hooks?: { checkpointState(): Record<string, unknown> };
 }
 
 /** Where a run stands when a checkpoint is written. */
@@ -118,6 +120,7 @@ export function saveCheckpoint(file: string, s: CheckpointState, at: CheckpointA
     ...s.extraMeta,
     kind: 'kd-trainer-checkpoint', epoch: at.epoch, epochComplete: at.complete, bestFitness: at.bestFitness,
     emaUpdates: s.ema.updates, opt: s.cfg, hyp: s.hyp, names: s.names, date: new Date().toISOString(),
+    ...(s.hooks ? { hookState: s.hooks.checkpointState() } : {}),
   };
   return saveWeights(file, s.ema.ema as DetectionModel, { meta, tensors: Object.fromEntries(extra) });
 }

@@ -57,6 +57,11 @@ export class HookList {
     return out;
   }
 
+  /** Every plug-in's checkpoint state, merged (saved in the checkpoint's meta as `hookState`). */
+  checkpointState(): Record<string, unknown> {
+    return Object.assign({}, ...this.hooks.map((h) => h.checkpointState?.() ?? {})) as Record<string, unknown>;
+  }
+
   async fitEnd(result: TrainResult): Promise<void> {
     for (const h of this.hooks) await h.onFitEnd?.(result);
   }

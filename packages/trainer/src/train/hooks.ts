@@ -22,6 +22,8 @@ export interface TrainStart {
   cfg: TrainConfig;
   model: DetectionModel;
   log: Logger;
+  /** What the plug-ins' {@link TrainHooks.checkpointState} saved in the checkpoint a resumed run continues. */
+  resumedState?: Record<string, unknown>;
 }
 
 /** What {@link TrainHooks.onEpochEnd} is given, once an epoch's steps and validation are done. */
@@ -97,6 +99,11 @@ export interface TrainHooks {
   progress?(meanLoss: readonly number[]): Record<string, number>;
   /** After an epoch's validation, before its checkpoints: what to log for it. */
   onEpochEnd?(end: EpochEnd): EpochLogs | void | Promise<EpochLogs | void>;
+  /**
+   * State a resumed run needs (a decision taken at an epoch's end), saved in every checkpoint after
+   * onEpochEnd and handed back in {@link TrainStart.resumedState}; keys must differ between plug-ins.
+   */
+  checkpointState?(): Record<string, unknown>;
   /** Once the run is over (not after a failure); free what onTrainStart made here. */
   onFitEnd?(result: TrainResult): void | Promise<void>;
 }

@@ -105,7 +105,8 @@ export async function setupRun(cfgIn: TrainConfig, hypIn: Hyp, run: TrainRunOpti
   cfg = { ...cfg, imgsz: checkImgSize(cfg.imgsz, Math.max(...model.strides), log) };
   writeFileSync(join(saveDir, 'opt.yaml'), toYaml(cfg));
   writeFileSync(join(saveDir, 'hyp.yaml'), toYaml(hyp));
-  for (const [name, v] of await hooks.trainStart({ cfg, model, log })) model.params.set(name, v);
+  const resumedState = resumed?.meta.hookState as Record<string, unknown> | undefined;
+  for (const [name, v] of await hooks.trainStart({ cfg, model, log, ...(resumedState ? { resumedState } : {}) })) model.params.set(name, v);
   log.info(`model: ${model.description.scale === 'custom' ? 'custom' : `yolov5${model.description.scale}`}, ${model.paramCount().toLocaleString('en-US')} parameters, ${model.nl} levels, strides ${model.strides.join('/')}`);
 
   const bs = cfg.batch_size;

@@ -72,6 +72,11 @@ export class TfjsTeacher implements Teacher {
     return m.kind === 'detect' ? { nc: m.nc, strides: [...m.strides], anchors: m.anchors.map((a) => [...a]) } : undefined;
   }
 
+  /** The detector itself (frozen), for validating the teacher; undefined for a classifier. */
+  get detector(): DetectionModel | undefined {
+    return this.model.kind === 'detect' ? this.model : undefined;
+  }
+
   /** Trainable parameters of the model (BatchNorm unfolded, so more than its ONNX export counts). */
   get paramCount(): number {
     return this.model.paramCount();

@@ -1,0 +1,156 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../src/backend/select.js';
+import { resolveOptions } from '../src/config.js';
+import { synthesizeDataset } from '../src/data/synth.js';
+import { DISTILL_SCHEMA } from '../src/distill/distill-schema.js';
+import { DistillSession, STOP_EPOCHS, type DistillStepInfo } from '../src/distill/distill-session.js';
+import { runDistill } from '../src/distill/run-distill.js';
+import { openTeacher } from '../src/distill/teacher/open-teacher.js';
+import type { Teacher } from '../src/distill/types.js';
+import { modelWeights } from '../src/export/model-weights.js';
+import { loadModel, saveWeights } from '../src/model/weights-io.js';
+import { createYoloModel } from '../src/model/yolo.js';
+import type { DetectionModel } from '../src/model/types.js';
+import type { EpochEnd } from '../src/train/hooks.js';
+import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
+import { memoryLogger, silentLogger } from '../src/util/logger.js';
+import type { ValResult } from '../src/val/validator.js';
+
+// --kd-stop teacher: distillation stops once the student has reached its teacher on val.
+describe('kd-trainer distill --kd-stop', () => {
+  const root = mkdtempSync(join(tmpdir(), 'kd-stop-'));
+  let yaml = '';
+  let teacherFile = '';
+  let teacher: Teacher;
+
+  beforeAll(async () => {
+    ({ yaml } = await synthesizeDataset({ out: join(root, 'shapes'), train: 16, val: 8, imgsz: 64, classes: 2, seed: 4 }));
+    await selectBackend('cpu', silentLogger);
+    // An untrained teacher: its val mAP is about 0, so any student reaches it.
+    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
+    teacherFile = join(root, 'teacher.onnx');
+    writeFileSync(teacherFile, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
+    await saveWeights(join(root, 'teacher.kdw'), t);
+    t.dispose();
+    teacher = await openTeacher(teacherFile);
+  });
+  afterAll(async () => {
+    await teacher.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const geometry = { nc: 2, strides: [8, 16, 32], anchors: yoloDescription('n', 2).anchors };
+  const session = (stopAtTeacher: boolean) => {
+    const s = new DistillSession({
+      teacher, losses: ['yolo-kd'], temperature: 2, alpha: 0.5, lambda: 1, warmup: 0, ramp: 0, clsMode: 'sigmoid', boxMode: 'ciou',
+      termWeights: { obj: 1, cls: 1, box: 1 }, ...(stopAtTeacher ? { stopAtTeacher } : {}),
+    }, geometry);
+    s.teacherMetrics = { map50: 0.4, map: 0.2 };
+    return s;
+  };
+  const epochEnd = (epoch: number, map?: number): EpochEnd => ({
+    epoch, meanLoss: [0, 0, 0, 0, 0, 0], images: 16, model: undefined as unknown as DetectionModel,
+    ...(map === undefined ? {} : { metrics: { map, map50: 2 * map } as ValResult }),
+  });
+  const start = (s: DistillSession, resumedState?: Record<string, unknown>) =>
+    s.onTrainStart({ cfg: { seed: 0 } as never, model: undefined as unknown as DetectionModel, log: silentLogger, ...(resumedState ? { resumedState } : {}) });
+
+  it(`stops after ${STOP_EPOCHS} validated epochs in a row at or above the teacher; a lower epoch restarts the count`, async () => {
+    const s = session(true);
+    start(s);
+    await s.onEpochEnd(epochEnd(0, 0.25)); // above
+    await s.onEpochEnd(epochEnd(1, 0.19)); // below: the count starts again
+    await s.onEpochEnd(epochEnd(2, 0.2)); // level counts as reached
+    await s.onEpochEnd(epochEnd(3)); // not validated (--noval): counts neither way
+    expect(s.alphaAt(4)).toBe(0.5);
+    await s.onEpochEnd(epochEnd(4, 0.21));
+    expect(s.stoppedFrom).toBe(5);
+    expect([s.alphaAt(4.99), s.alphaAt(5), s.alphaAt(9.5)]).toEqual([0.5, 0, 0]);
+    // Once stopped it stays stopped, whatever later epochs measure.
+    await s.onEpochEnd(epochEnd(5, 0.1));
+    expect(s.alphaAt(6)).toBe(0);
+    expect(s.checkpointState()).toEqual({ kdStop: { aboveTeacher: 2, stoppedFrom: 5 } });
+  });
+
+  it('a resumed session continues from the checkpoint state: the count, or the stop', async () => {
+    const counting = session(true);
+    start(counting, { kdStop: { aboveTeacher: 1 } });
+    await counting.onEpochEnd(epochEnd(7, 0.3));
+    expect(counting.stoppedFrom).toBe(8);
+    const stopped = session(true);
+    start(stopped, { kdStop: { aboveTeacher: 2, stoppedFrom: 3 } });
+    expect([stopped.alphaAt(2.5), stopped.alphaAt(3)]).toEqual([0.5, 0]);
+  });
+
+  it('never stops without stopAtTeacher (--kd-stop never)', async () => {
+    const s = session(false);
+    start(s);
+    for (let e = 0; e < 4; e++) await s.onEpochEnd(epochEnd(e, 0.9));
+    expect(s.stoppedFrom).toBeUndefined();
+    expect(s.alphaAt(5)).toBe(0.5);
+  });
+
+  const config = (over: Record<string, unknown>) => resolveOptions(DISTILL_SCHEMA, [{
+    data: yaml, model: 'yolov5n', teacher: teacherFile, imgsz: 64, batch_size: 8, epochs: 4, backend: 'wasm',
+    project: join(root, 'runs'), workers: 1, threads: 1, seed: 1, ...over,
+  }]).config;
+
+  it('in a run: the student reaches an untrained teacher, α is 0 from the third epoch, the teacher stops running, and --resume keeps it off', async () => {
+    const log = memoryLogger();
+    const steps: DistillStepInfo[] = [];
+    // 16 images in batches of 8: 2 steps an epoch; stop in the third epoch, after its first step.
+    const first = await runDistill(config({ name: 'stop' }), HYP_SCRATCH_LOW, {
+      logger: log, maxSteps: 5, onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    expect(first.interrupted).toBe(true);
+    expect(first.teacher!.map).toBeLessThan(0.01);
+    const csv = readFileSync(join(first.distilled.saveDir, 'results.csv'), 'utf8').trim().split('\n').slice(1)
+      .map((row) => Number(row.split(',')[8]));
+    expect(csv).toHaveLength(2);
+    expect(csv.every((m) => m >= first.teacher!.map)).toBe(true);
+    expect(first.kdStoppedFrom).toBe(2);
+    expect(steps.map((s) => s.alpha)).toEqual([0.5, 0.5, 0.5, 0.5, 0]);
+    // The step after the stop has no KD loss at all: the teacher did not run for it.
+    expect(steps[4]!.loss.slice(3).every((v) => v === 0)).toBe(true);
+    expect(log.lines.some((l) => /kd-stop: the student's val mAP50-95 .* has reached the teacher's .* α is 0 from epoch 3 on/.test(l.msg))).toBe(true);
+    const ck = await loadModel(join(first.distilled.saveDir, 'weights', 'last.kdw'));
+    expect(ck.meta.hookState).toEqual({ kdStop: { aboveTeacher: 2, stoppedFrom: 2 } });
+    ck.model.dispose();
+
+    const resumedSteps: DistillStepInfo[] = [];
+    const relog = memoryLogger();
+    const { config: rc } = resolveOptions(DISTILL_SCHEMA, [{ data: yaml, teacher: 'ignored.onnx', resume: first.distilled.saveDir, backend: 'wasm' }]);
+    const second = await runDistill(rc, HYP_SCRATCH_LOW, { logger: relog, onStep: (s) => resumedSteps.push(s), progress: { write: () => true } });
+    expect(second.interrupted).toBe(false);
+    expect(resumedSteps.map((s) => [s.epoch, s.alpha])).toEqual([[2, 0], [2, 0], [3, 0], [3, 0]]);
+    expect(second.kdStoppedFrom).toBe(2);
+    expect(relog.lines.some((l) => /before this resume; α stays 0 from epoch 3/.test(l.msg))).toBe(true);
+  });
+
+  it('--kd-stop never distils every epoch of the same run', async () => {
+    const steps: DistillStepInfo[] = [];
+    const r = await runDistill(config({ name: 'never', kd_stop: 'never', epochs: 3 }), HYP_SCRATCH_LOW, {
+      onStep: (s) => steps.push(s), progress: { write: () => true },
+    });
+    expect(r.kdStoppedFrom).toBeUndefined();
+    expect(steps.map((s) => s.alpha)).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
+  });
+
+  it('a .kdw teacher is validated too (on TensorFlow.js), so --kd-stop and --compare's gap share work with it', async () => {
+    const log = memoryLogger();
+    const onnx = await runDistill(config({ name: 'vonnx', epochs: 1 }), HYP_SCRATCH_LOW, { maxSteps: 1, progress: { write: () => true } });
+    const kdw = await runDistill(config({ name: 'vkdw', epochs: 1, teacher: join(root, 'teacher.kdw') }), HYP_SCRATCH_LOW, { logger: log, maxSteps: 1, progress: { write: () => true } });
+    expect(kdw.teacher).toBeDefined();
+    // An untrained teacher finds nothing in either form: both measure 0 (export parity is tested elsewhere).
+    expect(kdw.teacher).toEqual(onnx.teacher);
+    expect(log.lines.some((l) => l.msg.startsWith('teacher on val: mAP50'))).toBe(true);
+  });
+
+  it('refuses an unknown --kd-stop value, naming the choices', () => {
+    expect(() => config({ kd_stop: 'sometimes' })).toThrow(/kd_stop.*teacher.*never|teacher.*never.*sometimes|sometimes.*teacher/);
+  });
+});
