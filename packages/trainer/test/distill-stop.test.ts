@@ -129,6 +129,7 @@ describe('kd-trainer distill --kd-stop', () => {
     expect(resumedSteps.map((s) => [s.epoch, s.alpha])).toEqual([[2, 0], [2, 0], [3, 0], [3, 0]]);
     expect(second.kdStoppedFrom).toBe(2);
     expect(relog.lines.some((l) => /before this resume; α stays 0 from epoch 3/.test(l.msg))).toBe(true);
+    expect(relog.lines.some((l) => /kd-stop: distilled in epochs 1–2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
   });
 
   it('--kd-stop never distils every epoch of the same run', async () => {
@@ -140,7 +141,7 @@ describe('kd-trainer distill --kd-stop', () => {
     expect(steps.map((s) => s.alpha)).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
   });
 
-  it('a .kdw teacher is validated too (on TensorFlow.js), so --kd-stop and --compare's gap share work with it', async () => {
+  it('a .kdw teacher is validated too (on TensorFlow.js), so --kd-stop and the --compare gap share work with it', async () => {
     const log = memoryLogger();
     const onnx = await runDistill(config({ name: 'vonnx', epochs: 1 }), HYP_SCRATCH_LOW, { maxSteps: 1, progress: { write: () => true } });
     const kdw = await runDistill(config({ name: 'vkdw', epochs: 1, teacher: join(root, 'teacher.kdw') }), HYP_SCRATCH_LOW, { logger: log, maxSteps: 1, progress: { write: () => true } });
