@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import { copyFile, cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
-  adaptedVersion, defaultModel, extractTar, FINAL_ADAPT_STATES, makeAdapt, manifestRole, packDirectory, parseAdaptedVersion, parseManifest, silentLogger,
-  writeFileDurable, type AdaptCommand, type AdaptMessage, type AdaptState, type BenchMessage, type Logger, type Manifest, type Precision,
+  adaptedVersion, defaultModel, extractTar, FINAL_ADAPT_STATES, makeAdapt, manifestRole, packDirectory, parseAdaptedVersion, parseManifest, procStat,
+  processAlive, readJobLock, silentLogger, writeFileDurable, type AdaptCommand, type AdaptMessage, type AdaptState, type BenchMessage, type Logger,
+  type Manifest, type Precision,
 } from '@kd-edge/core';
 import type { AgentServices } from '../commands/agent-services.js';
 import { AgentError, errorCode } from '../errors.js';
@@ -18,7 +19,7 @@ import { uploadPackage } from './adapt-upload.js';
 import { buildAdaptedPackage } from './adapt-package.js';
 import { resolveAdaptRecipe, type AdaptRecipeKey, type AdaptRecipeSource } from './adapt-recipe.js';
 import type { DeviceKey } from './device-key.js';
-import { procStat, processAlive, readJobLock, stopProcess } from './job-lock.js';
+import { stopProcess } from './job-lock.js';
 import { verifyOwnPackage } from './own-package.js';
 import { RssMonitor } from './rss-monitor.js';
 import { locateTrainer } from './trainer-command.js';

@@ -1,54 +1,17 @@
-import { readFileSync } from 'node:fs';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { JOB_LOCK_FILE, procStatSync, processAliveSync, readJobLock, type JobLockOwner, type ReadProcSync } from '@kd-edge/core';
 import { AdaptError } from './adapt-error.js';
 
-/** The lock file of a job folder: `<JOBDIR>/lock`. */
-export const JOB_LOCK_FILE = 'lock';
-
-/**
- * What the lock file holds (JSON): the owner's pid and its start time, field 22 of `/proc/<pid>/stat` (clock ticks
- * since boot), so that a pid the kernel gave to another process since is not taken for the owner. kd-agent reads the
- * same file (its `adapt/job-lock.ts`) to stop a trainer an earlier agent process left running.
- */
-export interface JobLockOwner {
-  pid: number;
-  /** Null where there is no /proc (the pid alone is checked then). */
-  startTime: string | null;
-  /** When the lock was taken (ISO 8601), for people. */
-  since: string;
-  /** The command that took it (`kd-trainer adapt`), for people. */
-  by: string;
-}
-
-/** The fields of /proc/<pid>/stat after the command name: [0] is the state (field 3), [19] the start time (field 22). */
-function statFields(pid: number, readProc: (path: string) => string): string[] | undefined {
-  let stat: string;
-  try {
-    stat = readProc(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is parenthesised and may hold spaces and parentheses: count from the last ')'.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
-const readProcFile = (p: string): string => readFileSync(p, 'utf8');
+// The lock's contract (file name, owner JSON, /proc reads) is @kd-edge/core's, shared with kd-agent, which reads the
+// lock to stop a trainer an earlier agent process left running; kd-trainer is the one that takes it.
+export { JOB_LOCK_FILE, readJobLock } from '@kd-edge/core';
+export type { JobLockOwner } from '@kd-edge/core';
 
 /** The start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined when it is gone or there is no /proc. */
-export function processStartTime(pid: number, readProc: (path: string) => string = readProcFile): string | undefined {
-  return statFields(pid, readProc)?.[19];
-}
-
-/** Whether a process with this pid exists (signal 0 checks without sending anything; EPERM: it exists, not ours). */
-export function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function processStartTime(pid: number, readProc?: ReadProcSync): string | undefined {
+  return procStatSync(pid, readProc)?.startTime;
 }
 
 /**
@@ -56,23 +19,8 @@ export function pidExists(pid: number): boolean {
  * yet still answers signal 0), and, where /proc tells, was started when the lock says (a reused pid is another
  * process, and its lock is stale).
  */
-export function lockOwnerAlive(owner: Pick<JobLockOwner, 'pid' | 'startTime'>, readProc: (path: string) => string = readProcFile): boolean {
-  if (!Number.isSafeInteger(owner.pid) || owner.pid <= 0 || !pidExists(owner.pid)) return false;
-  const fields = statFields(owner.pid, readProc);
-  if (fields === undefined) return true;
-  if (fields[0] === 'Z' || fields[0] === 'X') return false;
-  return owner.startTime === null || fields[19] === owner.startTime;
-}
-
-/** The lock file's owner, or undefined when there is none or it does not parse (a torn write: stale). */
-export async function readJobLock(dir: string): Promise<JobLockOwner | undefined> {
-  try {
-    const o = JSON.parse(await readFile(join(dir, JOB_LOCK_FILE), 'utf8')) as Partial<JobLockOwner>;
-    if (!Number.isSafeInteger(o.pid) || (o.startTime !== null && typeof o.startTime !== 'string')) return undefined;
-    return { pid: o.pid!, startTime: o.startTime ?? null, since: String(o.since ?? ''), by: String(o.by ?? '') };
-  } catch {
-    return undefined;
-  }
+export function lockOwnerAlive(owner: Pick<JobLockOwner, 'pid' | 'startTime'>, readProc?: ReadProcSync): boolean {
+  return processAliveSync(owner.pid, owner.startTime, readProc);
 }
 
 /** A held job lock; {@link release} removes the file when it is still this process's. */

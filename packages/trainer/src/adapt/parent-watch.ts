@@ -1,4 +1,4 @@
-import { lockOwnerAlive, processStartTime } from './job-lock.js';
+import { procStatSync, processAliveSync, type ReadProcSync } from '@kd-edge/core';
 
 /**
  * The environment variable a parent process (kd-agent) sets to the pid that `kd-trainer adapt` must not outlive: when
@@ -26,7 +26,7 @@ export interface ParentWatchOptions {
   /** This process's parent pid now (default `process.ppid`, which changes when the parent dies and this one is re-parented). */
   ppid?: () => number;
   /** Reads /proc files (default fs.readFileSync); tests point it elsewhere. */
-  readProc?: (path: string) => string;
+  readProc?: ReadProcSync;
 }
 
 /** A running {@link watchParent}. */
@@ -49,10 +49,10 @@ export function watchParent(o: ParentWatchOptions): ParentWatch {
   if (!Number.isSafeInteger(o.pid) || o.pid <= 0) throw new RangeError(`pid must be a positive integer, got ${String(o.pid)}`);
   const ppid = o.ppid ?? (() => process.ppid);
   const direct = ppid() === o.pid;
-  const startTime = processStartTime(o.pid, o.readProc) ?? null;
+  const startTime = procStatSync(o.pid, o.readProc)?.startTime ?? null;
   const check = (): string | undefined => {
     if (direct && ppid() !== o.pid) return `its parent process ${o.pid} exited (re-parented to ${ppid()})`;
-    if (!lockOwnerAlive({ pid: o.pid, startTime }, o.readProc)) return `process ${o.pid} (${PARENT_PID_ENV}) is gone`;
+    if (!processAliveSync(o.pid, startTime, o.readProc)) return `process ${o.pid} (${PARENT_PID_ENV}) is gone`;
     return undefined;
   };
   let timer: NodeJS.Timeout | undefined;
