@@ -3,11 +3,6 @@
 // loads onnxruntime-node, which only `quant` and `runtime` need.
 
 export * from './util/index.js';
-// The on-device adaptation job's lock (`<JOBDIR>/lock`): kd-trainer adapt takes it, kd-agent reads it
-export {
-  JOB_LOCK_FILE, parseJobLock, readJobLock, parseProcStat, procStat, procStatSync, processAlive, processAliveSync,
-} from './util/job-lock.js';
-export type { JobLockOwner, ProcStat, ReadProc, ReadProcSync } from './util/job-lock.js';
 export * from './detect/index.js';
 export * from './model/index.js';
 export * from './export/index.js';

@@ -13,3 +13,9 @@ export { seededRandom } from './seeded-random.js';
 
 // Durable file replacement (temporary sibling, fsync, rename, fsync of the folder)
 export { writeFileDurable, fsyncDir, fsyncTree, tempSibling, TMP_TAG } from './durable-write.js';
+
+// The on-device adaptation job's lock (`<JOBDIR>/lock`): kd-trainer adapt takes it, kd-agent reads it
+export {
+  JOB_LOCK_FILE, parseJobLock, readJobLock, parseProcStat, procStat, procStatSync, processAlive, processAliveSync,
+} from './job-lock.js';
+export type { JobLockOwner, ProcStat, ReadProc, ReadProcSync } from './job-lock.js';
