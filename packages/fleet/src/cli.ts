@@ -379,6 +379,51 @@ interface AdaptJobJson {
   code: string | null;
   message: string | null;
   ts: number;
+  /** The fleet's pull of the adapted package; null when never pulled. */
+  pull: AdaptPullJson | null;
+}
+
+/** A job's `pull` as the API gives it (adapt/adapt-job.ts AdaptPullInfo). */
+interface AdaptPullJson {
+  state: 'requested' | 'uploading' | 'failed' | 'expired' | 'pulled';
+  commandId: string | null;
+  requestedAt: number | null;
+  expiresAt: number | null;
+  code: string | null;
+  message: string | null;
+  package: { name: string; version: string; sha256: string; keyId: string; promotedAt: number | null } | null;
+}
+
+/**
+ * `adapt show`'s pull line: where pulling the job's package stands, why it failed, the package it brought and what to
+ * do next; none for a job that was never pulled and cannot be (not succeeded).
+ */
+function pullLine(device: string, j: AdaptJobJson): string[] {
+  const p = j.pull;
+  const iso = (ms: number | null): string => (ms === null ? '?' : new Date(ms).toISOString());
+  const again = `pull again with kd-fleet adapt pull ${device} ${j.jobId}`;
+  const command = p?.commandId ? ` (command ${p.commandId})` : '';
+  if (p === null) return j.state === 'succeeded' ? [`  pull: not pulled (kd-fleet adapt pull ${device} ${j.jobId})`] : [];
+  switch (p.state) {
+    case 'requested':
+      return [`  pull: requested at ${iso(p.requestedAt)}${command}, waiting for the device; its upload URL expires at ${iso(p.expiresAt)}`];
+    case 'uploading':
+      return [`  pull: uploading${command}: the device accepted; its upload URL expires at ${iso(p.expiresAt)}`];
+    case 'failed':
+      return [`  pull: failed ${p.code ?? ''}: ${p.message ?? ''}${command}; ${again}`];
+    case 'expired':
+      return [`  pull: expired at ${iso(p.expiresAt)} unused${command}; ${again}`];
+    case 'pulled': {
+      const k = p.package;
+      if (k === null) return [`  pull: pulled${command}`];
+      const promoted = k.promotedAt === null
+        ? `signed by the device's key ${k.keyId}, not promoted (kd-fleet models promote ${k.name} ${k.version})`
+        : `promoted at ${iso(k.promotedAt)}, signed by the fleet's key ${k.keyId}`;
+      return [`  pull: pulled ${k.name}@${k.version} sha256 ${k.sha256.slice(0, 16)}, ${promoted}`];
+    }
+    default:
+      return [`  pull: ${String((p as { state: unknown }).state)}${command}`];
+  }
 }
 
 /** `0.412 → 0.455` for a set's mAP50-95 before and after, `—` when unknown. */
@@ -406,7 +451,7 @@ function recipeOf(o: Record<string, unknown>): Record<string, number> {
   return recipe;
 }
 
-/** `adapt start|list|show|cancel`: on-device adaptation jobs (issue 16). */
+/** `adapt start|list|show|cancel|pull`: on-device adaptation jobs (issue 16). */
 function addAdaptCommands(program: Command, run: Run): void {
   const adapt = program.command('adapt').description('on-device adaptation jobs: a device fine-tunes its model on its own frames, taught by a teacher package');
   clientOptions(adapt.command('start <device>').description('start an adaptation job on a device (the adapt command)')
@@ -440,7 +485,7 @@ function addAdaptCommands(program: Command, run: Run): void {
           `${pad(beforeAfter(j.holdout), 14)}${pad(beforeAfter(j.val), 14)}${j.version ?? '—'}${j.activated ? ' (active)' : ''}`),
       ]);
     }));
-  clientOptions(adapt.command('show <device> <jobId>').description('one job: its state, figures, reasons, and the states it went through'))
+  clientOptions(adapt.command('show <device> <jobId>').description('one job: its state, figures, reasons, the pull of its package, and the states it went through'))
     .action(run(async (device: string, jobId: string, o: ClientOpts) => {
       const d = await api(o, 'GET', `/api/devices/${encodeURIComponent(device)}/adapt-jobs/${encodeURIComponent(jobId)}`) as { job: AdaptJobJson; history: AdaptJobJson[] };
       const j = d.job;
@@ -451,6 +496,7 @@ function addAdaptCommands(program: Command, run: Run): void {
         `  hold-out mAP50-95 ${beforeAfter(j.holdout)}, val mAP50-95 ${beforeAfter(j.val)}`,
         ...(j.accepted !== null ? [`  ${j.accepted ? 'accepted' : 'not accepted'}${j.activated !== null ? `, ${j.activated ? 'activated' : 'not activated'}` : ''}`] : []),
         ...j.reasons.map((r) => `  - ${r}`),
+        ...pullLine(device, j),
         `  states: ${d.history.map((h) => h.state).filter((s, i, all) => i === 0 || all[i - 1] !== s).join(' → ')}`,
       ]);
     }));

@@ -51,8 +51,8 @@ export type { GateCode } from './rollout/rollout-gates.js';
 export { currentRate } from './rollout/rollout-rate.js';
 export { checkRolloutTrtCoverage, packageTrtCoverage, trtCoverageWarnings } from './rollout/trt-coverage.js';
 export type { PackageTrtCoverage, TrtCoverageDeps } from './rollout/trt-coverage.js';
-export { RolloutWarningStore, ROLLOUT_WARNING_MIGRATIONS } from './rollout/rollout-warnings.js';
-export type { RolloutWarning, RolloutWarningCode } from './rollout/rollout-warnings.js';
+export { RolloutWarningStore, ROLLOUT_WARNING_MIGRATIONS, rolloutWithWarnings } from './rollout/rollout-warnings.js';
+export type { RolloutWarning, RolloutWarningCode, RolloutWarningStoreEvents, RolloutWithWarnings } from './rollout/rollout-warnings.js';
 
 // On-device adaptation (issue 16): teacher pushes, adapt commands, the jobs devices report
 export { AdaptJobStore } from './adapt/adapt-job-store.js';
@@ -69,12 +69,14 @@ export type { AdaptErrorCode } from './adapt/adapt-error.js';
 export { createApiHandler } from './http/api-handler.js';
 export type { ApiHandler, ApiHandlerOptions } from './http/api-handler.js';
 export { LiveEvents } from './http/live-events.js';
-export type { LiveEventsOptions, LiveEventSources, LiveEventsStats, LiveDeviceEvent } from './http/live-events.js';
+export type { LiveEventsOptions, LiveEventSources, LiveEventsStats, LiveDeviceEvent, LiveBenchEvent } from './http/live-events.js';
 export { ApiError } from './http/api-error.js';
 export type { ApiErrorCode } from './http/api-error.js';
 export { ERROR_STATUS, errorResponse } from './http/error-response.js';
 export type { ApiErrorBody, ErrorResponse } from './http/error-response.js';
 export type { PackageSummary, PackageDetail } from './http/model-routes.js';
+export type { DeviceListEntry, DeviceDetail, LatencyPoint } from './http/device-routes.js';
+export type { RolloutDetail, RolloutAction } from './http/rollout-routes.js';
 
 // Dashboard
 export { serveDashboard } from './dashboard/serve-dashboard.js';

@@ -4,7 +4,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  fleetTopics, generateKeyPair, makeAdapt, makeStatus, parseMessage, verifyCommandSignature, verifyPackage, writeKeyPair,
+  fleetTopics, generateKeyPair, makeAdapt, makeEvent, makeStatus, parseMessage, verifyCommandSignature, verifyPackage, writeKeyPair,
   type AdaptFields, type CommandMessage, type KeyPair,
 } from '@kd-edge/core';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -224,6 +224,12 @@ describe('pull an adapted package and promote it', () => {
       expect(server.context.registry.get('shapes', '1.0.0+adapt.cam-01.2')).toBeUndefined();
     }
     expect((await storedTars()).filter((f) => !f.startsWith('1.0.0+adapt.cam-01.1'))).toEqual([]);
+    // kd-fleet adapt show names the refusal, and its JSON carries it.
+    const show = await cli('adapt', 'show', 'cam-01', 'job-other-key');
+    expect(show.code, show.err).toBe(0);
+    expect(show.out).toMatch(/^ {2}pull: failed FLEET_PACKAGE_REFUSED: .*PACKAGE_KEY_UNTRUSTED.* \(command adapt-upload-[0-9a-f]+\); pull again with kd-fleet adapt pull cam-01 job-other-key$/m);
+    const json = JSON.parse((await cli('adapt', 'show', 'cam-01', 'job-other-key', '--json')).out);
+    expect(json.job.pull).toMatchObject({ state: 'failed', code: 'FLEET_PACKAGE_REFUSED', message: expect.stringContaining('PACKAGE_KEY_UNTRUSTED'), package: null });
   });
 
   it('refuses a wrong x-kd-sha256 and a package over the size limit, storing nothing', async () => {
@@ -256,20 +262,48 @@ describe('pull an adapted package and promote it', () => {
     expect([again.status, again.body.error.code]).toEqual([409, 'FLEET_DEVICE_KEY_UNTRUSTED']);
   });
 
-  it('pulls and promotes with the CLI', async () => {
+  it('pulls and promotes with the CLI; kd-fleet adapt show follows the pull', async () => {
+    /** `adapt show`'s pull line, and the pull its JSON carries. */
+    const shown = async (): Promise<{ line: string | undefined; pull: any }> => {
+      const text = await cli('adapt', 'show', 'cam-01', 'job-cli');
+      expect(text.code, text.err).toBe(0);
+      const json = JSON.parse((await cli('adapt', 'show', 'cam-01', 'job-cli', '--json')).out);
+      return { line: text.out.split('\n').find((l) => l.startsWith('  pull:')), pull: json.job.pull };
+    };
     await cam1.job('job-cli', succeeded(5));
+    expect(await shown()).toEqual({ line: '  pull: not pulled (kd-fleet adapt pull cam-01 job-cli)', pull: null });
     const before = cam1.commands.length;
     const pulled = await cli('adapt', 'pull', 'cam-01', 'job-cli');
     expect(pulled.code, pulled.err).toBe(0);
     expect(pulled.out).toMatch(/cam-01: upload of 1\.0\.0\+adapt\.cam-01\.5 \(job job-cli\) requested/);
     await waitFor('the command', () => cam1.commands.length > before);
-    await uploadPackage(pkgs.cli!.tar, (cam1.commands[cam1.commands.length - 1] as { url: string }).url, fast);
+    const cmd = cam1.commands[cam1.commands.length - 1] as CommandMessage & { command: 'adapt-upload' };
+    const requested = await shown();
+    expect(requested.pull).toMatchObject({ state: 'requested', commandId: cmd.id, code: null, package: null });
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    expect(requested.line).toBe(`  pull: requested at ${iso(requested.pull.requestedAt)} (command ${cmd.id}), waiting for the device; its upload URL expires at ${iso(requested.pull.expiresAt)}`);
+
+    // The device accepts the command (as kd-agent does before it uploads).
+    const accepted = makeEvent({ deviceId: 'cam-01', commandId: cmd.id, command: 'adapt-upload', state: 'accepted' });
+    await cam1.client.publishAsync(topics.events('cam-01'), JSON.stringify(accepted), { qos: 1 });
+    await waitFor('the pull uploading', () => server.context.adaptJobs.get('cam-01', 'job-cli')?.pull?.state === 'uploading');
+    expect((await shown()).line).toBe(`  pull: uploading (command ${cmd.id}): the device accepted; its upload URL expires at ${iso(requested.pull.expiresAt)}`);
+
+    await uploadPackage(pkgs.cli!.tar, cmd.url, fast);
     const ls = await cli('models', 'ls');
     expect(ls.out).toMatch(/1\.0\.0\+adapt\.cam-01\.5 .*device:cam-01 job job-cli \(pulled, not promoted\)/);
+    const stored = await shown();
+    expect(stored.pull).toMatchObject({ state: 'pulled', package: { name: 'shapes', version: '1.0.0+adapt.cam-01.5', keyId: keys.cam1.keyId, promotedAt: null } });
+    expect(stored.line).toBe(`  pull: pulled shapes@1.0.0+adapt.cam-01.5 sha256 ${pkgs.cli!.info.sha256.slice(0, 16)}, ` +
+      `signed by the device's key ${keys.cam1.keyId}, not promoted (kd-fleet models promote shapes 1.0.0+adapt.cam-01.5)`);
     const promoted = await cli('models', 'promote', 'shapes', '1.0.0+adapt.cam-01.5');
     expect(promoted.code, promoted.err).toBe(0);
     expect(promoted.out).toContain(`signed by key ${keys.fleet.keyId}`);
     expect((await cli('models', 'ls')).out).toMatch(/1\.0\.0\+adapt\.cam-01\.5 .*device:cam-01 job job-cli \(promoted\)/);
+    const after = await shown();
+    expect(after.pull.package).toMatchObject({ keyId: keys.fleet.keyId, promotedAt: expect.any(Number) });
+    expect(after.line).toBe(`  pull: pulled shapes@1.0.0+adapt.cam-01.5 sha256 ${after.pull.package.sha256.slice(0, 16)}, ` +
+      `promoted at ${iso(after.pull.package.promotedAt)}, signed by the fleet's key ${keys.fleet.keyId}`);
     const refused = await cli('adapt', 'pull', 'cam-01', 'job-running');
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/409 FLEET_ADAPT_JOB_STATE/);

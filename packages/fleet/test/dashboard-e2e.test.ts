@@ -15,6 +15,7 @@ import { FleetServer } from '../src/server/fleet-server.js';
 import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
 import { makeTeacherPackage } from './adapt-helpers.js';
 import { makeDetectorPackage, type DetectorPackage } from './simulator-helpers.js';
+import { makeTrtPackage } from './trt-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
@@ -304,5 +305,60 @@ describe.skipIf(!hasChromium)('dashboard in Chromium against a real fleet', () =
     } finally {
       await client.endAsync();
     }
+  });
+
+  it('shows a rollout\'s warnings as they come live, in the list and in the rollout\'s detail, through an abort', async () => {
+    // A device on TensorRT 8.2.1 (a retained status, no agent) and a package with a calibration cache for 10.3.0 only.
+    const id = 'paper-0002';
+    const client = await mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      await client.publishAsync(fleetTopics(FLEET).status(id), JSON.stringify(makeStatus({
+        deviceId: id, online: true, agentVersion: '0.2.0', activeModel: null, freeDiskMb: 1000,
+        hardware: {
+          arch: 'arm64', platform: 'linux', cpus: 4, memTotalMb: 4096, tensorrt: '8.2.1',
+          jetson: { model: 'NVIDIA Jetson Nano Developer Kit', l4t: '32.7.1' }, ort: { version: '1.18.0', executionProviders: ['CPUExecutionProvider'] },
+        },
+      })), { qos: 1, retain: true });
+    } finally {
+      await client.endAsync();
+    }
+    await expect.poll(() => server.context.devices.get(id)?.status?.hardware?.tensorrt).toBe('8.2.1');
+    await server.context.pushPackage(await makeTrtPackage(join(root, 'pkgs'), 'shapes', '2.0.0', ['10.3.0'], key.privateKeyPem));
+
+    // Started through the API, not the page: the list learns of it, and of its warning, from the live stream alone.
+    const res = await fetch(`${server.httpUrl}/api/rollouts`, {
+      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ package: { name: 'shapes', version: '2.0.0' }, target: { deviceIds: [id] }, waves: { canary: { count: 1 }, percents: [100] } }),
+    });
+    expect(res.status).toBe(201);
+    const started = await res.json() as { id: string; warnings: Array<{ code: string; message: string }> };
+    expect(started.warnings.map((w) => w.code)).toEqual(['FLEET_TRT_NO_CACHE']);
+    const line = `warning FLEET_TRT_NO_CACHE: ${started.warnings[0]!.message}`;
+    const item = page.locator(`${byTestId('rollout-item')}[data-rollout-id="${started.id}"]`);
+    await expect.poll(() => item.locator(byTestId('rollout-item-warnings')).textContent()).toBe('warning FLEET_TRT_NO_CACHE');
+    // Rollouts without warnings show none.
+    expect(await page.locator(byTestId('rollout-item-warnings')).count()).toBe(1);
+
+    await item.click();
+    await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-rollout-id')).toBe(started.id);
+    const shown = page.locator(`${byTestId('rollout-warnings')}:visible ${byTestId('rollout-warning')}`);
+    await expect.poll(() => shown.allTextContents()).toEqual([line]);
+    expect(await shown.getAttribute('data-code')).toBe('FLEET_TRT_NO_CACHE');
+    expect(line).toContain(`(${id})`);
+    await page.locator(byTestId('rollout-detail')).scrollIntoViewIfNeeded();
+    await shot('8-rollout-warning');
+
+    // An abort from the page: its answer and the live events keep the warning on the rollout.
+    await page.click(byTestId('rollout-abort'));
+    await page.click(byTestId('rollout-abort'));
+    await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-state')).toBe('aborted');
+    expect(await shown.allTextContents()).toEqual([line]);
+    expect(await item.locator(byTestId('rollout-item-warnings')).textContent()).toBe('warning FLEET_TRT_NO_CACHE');
+
+    // Another rollout's detail has no warnings to show.
+    await page.locator(byTestId('rollout-item')).nth(1).click();
+    await expect.poll(() => page.getAttribute(byTestId('rollout-detail'), 'data-rollout-id')).not.toBe(started.id);
+    expect(await page.locator(byTestId('rollout-warnings')).evaluate((el) => el.hidden)).toBe(true);
+    expect(await page.locator(byTestId('rollout-warning')).count()).toBe(0);
   });
 });

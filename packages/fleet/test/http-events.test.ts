@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { ADAPT_MIGRATIONS } from '../src/adapt/adapt-migrations.js';
+import { coreMigrations } from '../src/db/core-migrations.js';
+import { migrate } from '../src/db/migrate.js';
+import { ROLLOUT_MIGRATIONS } from '../src/rollout/rollout-migrations.js';
 import type { ExecutionInfo } from '../src/rollout/rollout-types.js';
+import { ROLLOUT_WARNING_MIGRATIONS, RolloutWarningStore, type RolloutWarning } from '../src/rollout/rollout-warnings.js';
 import { call, openEvents, startApi, waitFor, type ApiFixture, type SseClient } from './http-helpers.js';
 
 let fx: ApiFixture;
@@ -65,6 +70,47 @@ describe('GET /api/events', () => {
     await call(fx, 'PUT', '/api/devices/cam-1/tags', { body: { tags: ['orin'] } });
     await waitFor('tags on both', () => [sse, second].every((c) => c.of('device').some((d) => d.kind === 'tags')));
     expect(second.of('device').find((d) => d.kind === 'tags').device.tags).toEqual(['orin']);
+  });
+
+  it('carries each rollout\'s warnings, and sends the rollout again once they are recorded', async () => {
+    fx = await startApi();
+    // As FleetServer has it: the warnings found when a rollout starts are kept beside it.
+    migrate(fx.db, [...coreMigrations, ...ROLLOUT_MIGRATIONS, ...ROLLOUT_WARNING_MIGRATIONS, ...ADAPT_MIGRATIONS]);
+    const store = new RolloutWarningStore(fx.db);
+    fx.ctx.rolloutWarnings = store;
+    fx.status('cam-1');
+    fx.status('cam-2');
+    await fx.ctx.pushPackage((await fx.makePackage('pets', '1.0.0')).tar);
+    const sse = await connect();
+    expect(store.listenerCount('set')).toBe(1);
+
+    // A package without TensorRT files: the check at the start records no warning, and the stream says so twice.
+    const started = await call(fx, 'POST', '/api/rollouts', {
+      body: { package: { name: 'pets', version: '1.0.0' }, target: { deviceIds: ['cam-1', 'cam-2'] }, waves: { canary: { count: 1 } }, approval: 'manual' },
+    });
+    expect([started.status, started.body.warnings]).toEqual([201, []]);
+    const id = started.body.id as string;
+    await waitFor('the rollout and its (empty) warnings', () => sse.of('rollout').length === 2);
+    expect(sse.of('rollout')).toEqual([expect.objectContaining({ id, state: 'running', warnings: [] }), expect.objectContaining({ id, state: 'running', warnings: [] })]);
+
+    // Recorded warnings go out at once with the rollout, and every later rollout event carries them.
+    const warning: RolloutWarning = {
+      code: 'FLEET_TRT_NO_CACHE', tensorrt: '8.2.1', devices: ['cam-2'],
+      message: '1 target device reports TensorRT 8.2.1 (cam-2), for which pets@1.0.0 has no int8 calibration cache (it has 10.3.0): its engine will build fp16',
+    };
+    store.set(id, [warning]);
+    await waitFor('the rollout with its warning', () => sse.of('rollout').length === 3);
+    expect(sse.of('rollout')[2]).toMatchObject({ id, state: 'running', package: { name: 'pets', version: '1.0.0' }, warnings: [warning] });
+    const paused = await call(fx, 'POST', `/api/rollouts/${id}/pause`, { body: { reason: 'lab closed' } });
+    // The action's answer carries them too: the dashboard keeps it in place of the rollout it had.
+    expect(paused.body).toMatchObject({ id, state: 'paused', warnings: [warning] });
+    await waitFor('the paused rollout', () => sse.of('rollout').some((r) => r.state === 'paused'));
+    expect(sse.of('rollout').find((r) => r.state === 'paused')).toMatchObject({ reason: 'lab closed', warnings: [warning] });
+    expect((await call(fx, 'GET', `/api/rollouts/${id}`)).body.rollout.warnings).toEqual([warning]);
+
+    clients.splice(0)[0]!.close();
+    await waitFor('no client left', () => fx.api.events.clientCount === 0);
+    expect(store.listenerCount('set')).toBe(0);
   });
 
   it('sends a heartbeat comment while idle', async () => {

@@ -2,18 +2,18 @@
 // `kd-trainer export --trt-versions`), and a rollout whose package has no int8 calibration cache for some targets'
 // TensorRT answers with a warning naming them (they build fp16) instead of being refused. A real FleetServer (SQLite,
 // HTTP, embedded broker); the devices are MQTT clients that publish retained statuses as kd-agent does.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  buildPackage, buildTrtPlan, fleetTopics, generateKeyPair, makeStatus, packDirectory, writeCalibCaches, writeKeyPair, type KeyPair, type ManifestTensorrt,
-} from '@kd-edge/core';
+import { fleetTopics, generateKeyPair, makeStatus, writeKeyPair, type KeyPair } from '@kd-edge/core';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { main } from '../src/cli.js';
 import { FleetServer } from '../src/server/fleet-server.js';
 import { webHandlers } from '../src/server/web-handlers.js';
 import { connect, waitFor } from './devices-broker.js';
+import { openEvents, type ApiFixture } from './http-helpers.js';
+import { makeTrtPackage } from './trt-helpers.js';
 
 const FLEET = 'trt';
 const TOKEN = 'trt-t0ken';
@@ -65,34 +65,9 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   return { status: res.status, body: await res.json() };
 }
 
-/**
- * A signed package whose TensorRT files are those `kd-trainer export --trt-versions` writes: a plan and an int8
- * calibration cache (one body, a header per version) for each of `versions`, listed in `tensorrt.versions`; with
- * `single`, the legacy pair `trt-plan.json` and `calib.cache` for the one version, which the manifest does not name.
- */
+/** `shapes@version` with TensorRT files for `versions` (see makeTrtPackage), pushed to the fleet. */
 async function trtPackage(version: string, versions: string[], single = false): Promise<string> {
-  const dir = join(root, 'pkgs', `shapes-${version}`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'model.onnx'), Buffer.alloc(4096, version));
-  const caches = writeCalibCaches(new Map([['images', 1], ['output', 4]]), versions);
-  const entries: NonNullable<ManifestTensorrt['versions']> = [];
-  for (const v of versions) {
-    const names = single ? { plan: 'trt-plan.json', calibCache: 'calib.cache' } : { plan: `trt-plan.${v}.json`, calibCache: `calib.${v}.cache` };
-    const plan = buildTrtPlan({ trtVersion: v, precision: 'best', input: { name: 'images', shape: [1, 3, 32, 32] }, onnxFile: 'model.onnx', calibCacheFile: names.calibCache });
-    await writeFile(join(dir, names.plan), JSON.stringify(plan, null, 2));
-    await writeFile(join(dir, names.calibCache), caches.get(v)!);
-    entries.push({ trtVersion: v, ...names });
-  }
-  await buildPackage({
-    dir, name: 'shapes', version, task: 'classify', createdAt: '2026-11-01T12:00:00Z',
-    input: { name: 'images', shape: [1, 3, 32, 32], layout: 'NCHW', dtype: 'float32', normalisation: { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] } },
-    output: { name: 'logits', layout: 'logits', shape: [1, 2] }, names: ['circle', 'square'],
-    // The single pair is found by buildPackage; per-version files are listed with their versions, first one also as plan/calibCache.
-    ...(single ? {} : { tensorrt: { plan: entries[0]!.plan, calibCache: entries[0]!.calibCache!, versions: entries } }),
-    privateKey: key.privateKeyPem,
-  });
-  await packDirectory(dir, `${dir}.tar`);
-  await server.context.pushPackage(`${dir}.tar`);
+  await server.context.pushPackage(await makeTrtPackage(join(root, 'pkgs'), 'shapes', version, versions, key.privateKeyPem, single));
   return version;
 }
 
@@ -193,6 +168,8 @@ describe('a rollout compares the package\'s calibration caches with its targets\
 
   it('warns, naming the 8.2.1 devices, when the package covers only 10.3.0; starts the rollout all the same', async () => {
     await trtPackage('1.0.0', ['10.3.0']);
+    const sse = await openEvents({ url: server.httpUrl } as ApiFixture);
+    onTestFinished(() => sse.close());
     const started = await api('POST', '/api/rollouts', spec('1.0.0'));
     expect(started.status).toBe(201);
     expect(started.body.warnings).toHaveLength(1);
@@ -204,7 +181,12 @@ describe('a rollout compares the package\'s calibration caches with its targets\
     const shown = await api('GET', `/api/rollouts/${started.body.id as string}`);
     expect(shown.body.rollout).toMatchObject({ state: 'running', warnings: [w] });
     expect((await api('GET', '/api/rollouts')).body.find((r: { id: string }) => r.id === started.body.id).warnings).toEqual([w]);
+    // The live stream (the dashboard's) sends the rollout again with it once recorded, and keeps it on later changes.
+    await waitFor('the rollout event with its warning', () => sse.of('rollout').some((r) => r.id === started.body.id && r.warnings.length === 1));
+    expect(sse.of('rollout').find((r) => r.warnings.length === 1)).toMatchObject({ id: started.body.id, state: 'running', warnings: [w] });
     await abort(started.body.id);
+    await waitFor('the aborted rollout event', () => sse.of('rollout').some((r) => r.state === 'aborted'));
+    expect(sse.of('rollout').find((r) => r.state === 'aborted').warnings).toEqual([w]);
 
     // The CLI prints it.
     const out = await cli('rollout', 'start', 'shapes', '1.0.0', '--device', ...targets);

@@ -1,9 +1,11 @@
 // The JSON the dashboard (public/*.js) reads from kd-fleet's REST API and live event stream, for the type
 // checker only: the browser never loads this file. Written by hand from the server's own types, which the
 // browser program cannot import (they pull in Node and @kd-edge/core): devices/device-record.ts,
-// rollout/rollout-types.ts, rollout/rollout-spec.ts, http/live-events.ts, http/model-routes.ts, adapt/adapt-job.ts,
-// adapt/adapt-pulls.ts. Only the fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts
-// makes `npm run typecheck` fail when a server type no longer reads as the one here.
+// rollout/rollout-types.ts, rollout/rollout-spec.ts, rollout/rollout-warnings.ts, http/live-events.ts,
+// http/device-routes.ts, http/model-routes.ts, http/rollout-routes.ts, adapt/adapt-job.ts, adapt/adapt-pulls.ts.
+// Only the fields the dashboard reads are required to match: test/dashboard-api-types.typecheck.ts makes
+// `npm run typecheck` fail when a server type no longer reads as the one here (each type here with a server
+// counterpart is listed there).
 
 /** A model's identity on a device or in a rollout. */
 export interface ModelRef {
@@ -180,7 +182,20 @@ export type ExecutionState =
   | 'queued' | 'sent' | 'accepted' | 'downloading' | 'verifying' | 'activating' | 'benchmarking'
   | 'succeeded' | 'failed' | 'timed_out' | 'rolled_back';
 
-/** A rollout (GET /api/rollouts entries, the `rollout` event). */
+/**
+ * Something an operator should know about a rollout that started all the same (rollout/rollout-warnings.ts), e.g.
+ * `FLEET_TRT_NO_CACHE`: target devices whose TensorRT version has no int8 calibration cache build fp16.
+ */
+export interface RolloutWarning {
+  code: string;
+  message: string;
+  /** The target devices concerned. */
+  devices: string[];
+  /** The TensorRT version concerned, for `FLEET_TRT_NO_CACHE`. */
+  tensorrt?: string;
+}
+
+/** A rollout (GET /api/rollouts entries, GET /api/rollouts/:id's `rollout`, an action's answer, the `rollout` event). */
 export interface RolloutInfo {
   id: string;
   package: { name: string; version: string; sha256: string };
@@ -191,6 +206,8 @@ export interface RolloutInfo {
   currentWave: number;
   waveCount: number;
   reason: string | null;
+  /** The warnings recorded when it started; [] when none (or until they are: a later `rollout` event brings them). */
+  warnings: RolloutWarning[];
 }
 
 /** A wave (the `wave` event); `results` is set when the wave ends. */

@@ -1,6 +1,6 @@
 import { KEY_ID_RE } from '@kd-edge/core/protocol';
 import { normaliseTags } from '../devices/device-tags.js';
-import { benchSummary, type DeviceRecord } from '../devices/device-record.js';
+import { benchSummary, type BenchRecord, type BenchSummary, type DeviceRecord } from '../devices/device-record.js';
 import type { FleetContext } from '../server/fleet-context.js';
 import { ApiError } from './api-error.js';
 import { ok, type ApiRouteHandler } from './api-route.js';
@@ -10,6 +10,20 @@ import type { Router } from './router.js';
 
 /** Most latency points one request may ask for. */
 export const MAX_LATENCY_POINTS = 1000;
+
+/** An entry of GET /api/devices: the device with its latest bench report's figures, null before its first report. */
+export interface DeviceListEntry extends DeviceRecord {
+  bench: BenchSummary | null;
+}
+
+/** GET /api/devices/:id: the device and its latest stored bench report. */
+export interface DeviceDetail {
+  device: DeviceRecord;
+  bench: BenchRecord | null;
+}
+
+/** One point of GET /api/devices/:id/latency (oldest first). */
+export type LatencyPoint = Pick<BenchRecord, 'ts' | 'p50' | 'p95' | 'fps'>;
 
 function requireDevice(ctx: FleetContext, id: string): DeviceRecord {
   const device = ctx.devices.get(id);
@@ -22,7 +36,7 @@ const listDevices: ApiRouteHandler = ({ ctx, query }) => {
   const online = queryBoolean(query, 'online');
   const devices = ctx.devices.list({ ...(tag !== undefined ? { tag } : {}), ...(online !== undefined ? { online } : {}) });
   const latest = ctx.devices.latestBenches();
-  return ok(devices.map((d) => {
+  return ok(devices.map((d): DeviceListEntry => {
     const bench = latest.get(d.id);
     return { ...d, bench: bench === undefined ? null : benchSummary(bench) };
   }));
@@ -30,13 +44,14 @@ const listDevices: ApiRouteHandler = ({ ctx, query }) => {
 
 const getDevice: ApiRouteHandler = ({ ctx, params }) => {
   const device = requireDevice(ctx, params.id!);
-  return ok({ device, bench: ctx.devices.latestBench(device.id) ?? null });
+  const detail: DeviceDetail = { device, bench: ctx.devices.latestBench(device.id) ?? null };
+  return ok(detail);
 };
 
 const getLatency: ApiRouteHandler = ({ ctx, params, query }) => {
   const limit = queryInteger(query, 'limit', 100, 1, MAX_LATENCY_POINTS);
   const device = requireDevice(ctx, params.id!);
-  return ok(ctx.devices.latencyHistory(device.id, limit).map((b) => ({ ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps })));
+  return ok(ctx.devices.latencyHistory(device.id, limit).map((b): LatencyPoint => ({ ts: b.ts, p50: b.p50, p95: b.p95, fps: b.fps })));
 };
 
 const putTags: ApiRouteHandler = async ({ ctx, params, req, limits }) => {

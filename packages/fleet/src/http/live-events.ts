@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '@kd-edge/core/util';
 import type { AdaptJobInfo } from '../adapt/adapt-job.js';
 import type { AdaptJobStore } from '../adapt/adapt-job-store.js';
-import { benchSummary, type BenchRecord } from '../devices/device-record.js';
+import { benchSummary, type BenchRecord, type BenchSummary } from '../devices/device-record.js';
 import type { DeviceChange, DeviceChangeKind, DeviceRegistry } from '../devices/device-registry.js';
 import type { RolloutEngine } from '../rollout/rollout-engine.js';
 import type { ExecutionInfo, RolloutInfo, WaveInfo } from '../rollout/rollout-types.js';
+import { rolloutWithWarnings, type RolloutWarningStore } from '../rollout/rollout-warnings.js';
 
 /** Options of {@link LiveEvents}. */
 export interface LiveEventsOptions {
@@ -27,6 +28,16 @@ export interface LiveEventSources {
   rollouts: RolloutEngine;
   /** Adaptation jobs: each new latest state is an `adapt` event (not coalesced, so a client sees every stage in order). */
   adaptJobs?: AdaptJobStore;
+  /**
+   * The warnings found when each rollout started: every `rollout` event carries the rollout's, and their record (just
+   * after the rollout's first event) is a `rollout` event of its own. Absent: `warnings` is always [].
+   */
+  rolloutWarnings?: RolloutWarningStore;
+}
+
+/** The payload of a `bench` event: the device and its report's figures. */
+export interface LiveBenchEvent extends BenchSummary {
+  deviceId: string;
 }
 
 /** The payload of a `device` event: the last change in the window, every kind seen in it, and the device as it is now. */
@@ -52,7 +63,7 @@ interface Pending {
 
 /**
  * The dashboard's live feed (`GET /api/events`, Server-Sent Events): device changes, bench reports,
- * rollouts, waves, executions and adaptation job states fanned out to every connected client as they happen. Each event is
+ * rollouts (with their warnings), waves, executions and adaptation job states fanned out to every connected client as they happen. Each event is
  * serialised once; a device's changes are coalesced to at most one `device` event per `coalesceMs` (the
  * first at once, the latest at the end of the window), so a thousand devices reporting together cost a
  * thousand events, not ten thousand; a client that stops reading is dropped once its unsent bytes pass
@@ -143,6 +154,7 @@ export class LiveEvents {
     rollouts.on('wave', this.#onWave);
     rollouts.on('execution', this.#onExecution);
     this.#sources.adaptJobs?.on('job', this.#onAdapt);
+    this.#sources.rolloutWarnings?.on('set', this.#onWarnings);
     this.#heartbeat = setInterval(() => this.#ping(), this.#o.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -157,6 +169,7 @@ export class LiveEvents {
     rollouts.off('wave', this.#onWave);
     rollouts.off('execution', this.#onExecution);
     this.#sources.adaptJobs?.off('job', this.#onAdapt);
+    this.#sources.rolloutWarnings?.off('set', this.#onWarnings);
     clearInterval(this.#heartbeat);
     clearTimeout(this.#flushTimer);
     this.#heartbeat = this.#flushTimer = undefined;
@@ -173,8 +186,12 @@ export class LiveEvents {
   // The emitters call these synchronously from their own work (a message handler, a tick): never throw back into them.
   readonly #onChange = (change: DeviceChange): void => this.#guard(() => this.#deviceChange(change));
   readonly #onBench = (_msg: unknown, r: BenchRecord): void =>
-    this.#guard(() => this.#broadcast('bench', { deviceId: r.deviceId, ...benchSummary(r) }));
-  readonly #onRollout = (r: RolloutInfo): void => this.#guard(() => this.#broadcast('rollout', r));
+    this.#guard(() => this.#broadcast('bench', { deviceId: r.deviceId, ...benchSummary(r) } satisfies LiveBenchEvent));
+  readonly #onRollout = (r: RolloutInfo): void => this.#guard(() => this.#broadcast('rollout', rolloutWithWarnings(r, this.#sources.rolloutWarnings)));
+  readonly #onWarnings = (rolloutId: string): void => this.#guard(() => {
+    const r = this.#sources.rollouts.get(rolloutId);
+    if (r !== undefined) this.#broadcast('rollout', rolloutWithWarnings(r, this.#sources.rolloutWarnings));
+  });
   readonly #onWave = (w: WaveInfo): void => this.#guard(() => this.#broadcast('wave', w));
   readonly #onExecution = (e: ExecutionInfo): void => this.#guard(() => this.#broadcast('execution', e));
   readonly #onAdapt = (j: AdaptJobInfo): void => this.#guard(() => this.#broadcast('adapt', j));

@@ -1,6 +1,6 @@
 import { checkRolloutTrtCoverage } from '../rollout/trt-coverage.js';
-import { ROLLOUT_STATES, type RolloutInfo, type RolloutState } from '../rollout/rollout-types.js';
-import type { RolloutWarning } from '../rollout/rollout-warnings.js';
+import { ROLLOUT_STATES, type ExecutionInfo, type RolloutInfo, type RolloutState, type WaveInfo } from '../rollout/rollout-types.js';
+import { rolloutWithWarnings, type RolloutWithWarnings } from '../rollout/rollout-warnings.js';
 import type { FleetContext } from '../server/fleet-context.js';
 import { ApiError } from './api-error.js';
 import { ok, type ApiRequest, type ApiRouteHandler } from './api-route.js';
@@ -11,9 +11,16 @@ import type { Router } from './router.js';
 /** Longest reason an operator may give for a pause or abort. */
 export const MAX_REASON_LENGTH = 500;
 
+/** GET /api/rollouts/:id: the rollout with its warnings, its waves and its devices. */
+export interface RolloutDetail {
+  rollout: RolloutWithWarnings;
+  waves: WaveInfo[];
+  executions: ExecutionInfo[];
+}
+
 /** A rollout as the API shows it: its record and the warnings recorded when it started ([] when none). */
-function withWarnings(ctx: FleetContext, r: RolloutInfo): RolloutInfo & { warnings: RolloutWarning[] } {
-  return { ...r, warnings: ctx.rolloutWarnings?.get(r.id) ?? [] };
+function withWarnings(ctx: FleetContext, r: RolloutInfo): RolloutWithWarnings {
+  return rolloutWithWarnings(r, ctx.rolloutWarnings);
 }
 
 function requireRollout(ctx: FleetContext, id: string): RolloutInfo {
@@ -33,7 +40,8 @@ const listRollouts: ApiRouteHandler = ({ ctx, query }) => {
 
 const getRollout: ApiRouteHandler = ({ ctx, params }) => {
   const rollout = requireRollout(ctx, params.id!);
-  return ok({ rollout: withWarnings(ctx, rollout), waves: ctx.rollouts.waves(rollout.id), executions: ctx.rollouts.executions(rollout.id) });
+  const detail: RolloutDetail = { rollout: withWarnings(ctx, rollout), waves: ctx.rollouts.waves(rollout.id), executions: ctx.rollouts.executions(rollout.id) };
+  return ok(detail);
 };
 
 const startRollout: ApiRouteHandler = async ({ ctx, req, limits }) => {
@@ -57,7 +65,10 @@ async function reasonOf({ req, limits }: ApiRequest): Promise<string | undefined
 
 type Action = (ctx: FleetContext, id: string, reason: string | undefined) => void | Promise<void>;
 
-const ACTIONS: Record<'pause' | 'resume' | 'approve' | 'abort', Action> = {
+/** An operator's action on a rollout: POST /api/rollouts/:id/<action>. */
+export type RolloutAction = 'pause' | 'resume' | 'approve' | 'abort';
+
+const ACTIONS: Record<RolloutAction, Action> = {
   pause: (ctx, id, reason) => ctx.rollouts.pause(id, reason),
   resume: (ctx, id) => ctx.rollouts.resume(id),
   approve: (ctx, id) => ctx.rollouts.approve(id),
@@ -70,7 +81,8 @@ function action(act: Action): ApiRouteHandler {
     const reason = await reasonOf(r);
     const id = requireRollout(r.ctx, r.params.id!).id;
     await act(r.ctx, id, reason);
-    return ok(requireRollout(r.ctx, id));
+    // With its warnings, as every other answer and event that carries a rollout: a client may keep the answer.
+    return ok(withWarnings(r.ctx, requireRollout(r.ctx, id)));
   };
 }
 

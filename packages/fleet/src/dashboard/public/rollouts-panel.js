@@ -1,12 +1,12 @@
 // @ts-check
-// The rollouts panel: the list of rollouts, and for the selected one its waves (progress bars from its
+// The rollouts panel: the list of rollouts, and for the selected one its warnings, waves (progress bars from its
 // executions), gate results, failures with their reasons and rollbacks, and the operator's buttons.
 
 import { closestTarget, clock, h, num } from './dom.js';
 
 /**
  * @import { BenchMessage, ExecutionInfo, RolloutAction, RolloutDetail, RolloutGates, RolloutInfo, RolloutSpec,
- *   WaveInfo } from '../api-types.js'
+ *   RolloutWarning, WaveInfo } from '../api-types.js'
  */
 
 const IN_FLIGHT = new Set(['sent', 'accepted', 'downloading', 'verifying', 'activating', 'benchmarking']);
@@ -98,6 +98,15 @@ function specSummary(spec) {
     `approval ${spec.approval}`, `success ≥ ${Math.round(spec.successThreshold * 100)} %`, `abort at ${Math.round(spec.errorThreshold * 100)} % failed`,
     `${spec.rate.perMinute}/min`, `timeout ${spec.deviceTimeoutSec} s`,
   ].join(' · ');
+}
+
+/**
+ * A rollout's warnings (FLEET_TRT_NO_CACHE: devices that will build fp16), [] when it has none or they are not known yet.
+ * @param {RolloutInfo} r
+ * @returns {RolloutWarning[]}
+ */
+function warningsOf(r) {
+  return Array.isArray(r.warnings) ? r.warnings : [];
 }
 
 /**
@@ -217,6 +226,9 @@ export class RolloutsPanel {
     },
     h('span', { class: 'pkg', text: `${r.package.name}@${r.package.version}` }),
     h('span', { class: `state s-${r.state}`, text: r.state.replace('_', ' ') }),
+    warningsOf(r).length > 0
+      ? h('span', { class: 'warning-note', 'data-testid': 'rollout-item-warnings', text: `warning ${warningsOf(r).map((w) => w.code).join(', ')}` })
+      : null,
     h('span', { class: 'muted', text: `wave ${Math.min(r.currentWave + 1, r.waveCount)}/${r.waveCount} · ${clock(r.createdAt)} · ${r.id}` }))));
     if (items.length === 0) this.o.list.append(h('li', { class: 'muted', text: 'No rollouts yet.' }));
   }
@@ -250,6 +262,12 @@ export class RolloutsPanel {
     const reason = part(d, '[data-testid="rollout-reason"]');
     reason.hidden = !r.reason;
     reason.textContent = r.reason ? `Reason: ${r.reason}` : '';
+    // As `kd-fleet rollout status` prints them: `warning FLEET_TRT_NO_CACHE: …`, in plain text.
+    const warnings = part(d, '[data-testid="rollout-warnings"]');
+    warnings.replaceChildren(...warningsOf(r).map((w) => h('li', {
+      'data-testid': 'rollout-warning', 'data-code': w.code, text: `warning ${w.code}: ${w.message}`,
+    })));
+    warnings.hidden = warnings.childElementCount === 0;
     part(d, '[data-testid="rollout-spec"]').textContent = specSummary(r.spec);
     this.#renderButtons();
 
