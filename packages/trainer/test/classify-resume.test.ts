@@ -181,7 +181,8 @@ describe('classify --resume', () => {
     const teacher = join(dir, 'teacher.kdw');
     await saveWeights(teacher, t);
     t.dispose();
-    const kd = { teacher, kd_alpha: 0.5, kd_temperature: 2, kd_warmup: 1 };
+    // At chance, the untrained teacher is reached at once: --kd-stop never keeps it distilling (the stop is tested in classify-kd-stop).
+    const kd = { teacher, kd_alpha: 0.5, kd_temperature: 2, kd_warmup: 1, kd_stop: 'never' };
     const cfg = (name: string) => resolveOptions(CLASSIFY_DISTILL_SCHEMA, [{ ...base(), ...kd, name }]).config;
     const straight = await runClassifyDistill(cfg('kd-full'), quiet);
     const first = await runClassifyDistill(cfg('kd-int'), { ...quiet, ...stopAt(1, 1) });

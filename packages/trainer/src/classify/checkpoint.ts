@@ -5,6 +5,7 @@ import { checkpointCommand, checkpointFile, notACheckpointError } from '../train
 import type { ModelEma } from '../train/ema.js';
 import * as tf from '../tf.js';
 import { CLASSIFY_TRAIN_SCHEMA, type ClassifyDistillConfig, type ClassifyTrainConfig } from './classify-schema.js';
+import type { ClassifyKdStopState } from './kd-stop.js';
 import type { Normalisation } from './normalisation.js';
 import type { ClassifyOptimizer, StepLoss } from './step.js';
 
@@ -14,6 +15,8 @@ export interface ClassifyKdSettings {
   kd_alpha: number;
   kd_temperature: number;
   kd_warmup: number;
+  /** Absent in checkpoints from before `--kd-stop`: they distilled to the last epoch, and resume so ('never'). */
+  kd_stop?: ClassifyDistillConfig['kd_stop'];
 }
 
 /**
@@ -39,6 +42,8 @@ export interface ClassifyCheckpointMeta {
   optimizerSteps: number;
   opt: ClassifyTrainConfig;
   distill?: ClassifyKdSettings;
+  /** With `--kd-stop teacher`: the count toward the stop, or the stop. */
+  kdStop?: ClassifyKdStopState;
   names: string[];
   imgsz: number;
   normalisation: Normalisation;
@@ -106,10 +111,12 @@ export function resumedClassifyConfig(ck: ClassifyCheckpoint, cfg: ClassifyTrain
 /**
  * The options a resumed distillation continues with: the checkpoint's own, its teacher and KD settings
  * included, with this command's backend, device and threads. It goes on with the distilled run only
- * (`compare` off: a `--compare` baseline was finished before the distilled run started).
+ * (`compare` off: a `--compare` baseline was finished before the distilled run started). A checkpoint
+ * from before `--kd-stop` goes on distilling to the last epoch, as it was started to.
  */
 export function resumedClassifyDistillConfig(ck: ClassifyCheckpoint, cfg: ClassifyDistillConfig): ClassifyDistillConfig {
-  return { ...cfg, ...resumedClassifyConfig(ck, cfg), ...ck.meta.distill!, compare: false };
+  const kd = ck.meta.distill!;
+  return { ...cfg, ...resumedClassifyConfig(ck, cfg), ...kd, kd_stop: kd.kd_stop ?? 'never', compare: false };
 }
 
 /** What {@link saveClassifyCheckpoint} stores besides the position. */
@@ -119,6 +126,7 @@ export interface ClassifyCheckpointState {
   opt: ClassifyOptimizer;
   cfg: ClassifyTrainConfig;
   kd?: ClassifyKdSettings;
+  kdStop?: ClassifyKdStopState;
   names: string[];
   imgsz: number;
   normalisation: Normalisation;
@@ -150,7 +158,7 @@ export function saveClassifyCheckpoint(file: string, s: ClassifyCheckpointState,
     ...s.extraMeta,
     kind: 'kd-trainer-checkpoint', task: 'classify', epoch: at.epoch, epochComplete: at.complete, step: at.complete ? 0 : at.step,
     meanLoss: [...at.meanLoss], bestFitness: at.bestFitness, emaUpdates: s.ema.updates, optimizerSteps: s.opt.steps,
-    opt: classifyTrainOptions(s.cfg), ...(s.kd ? { distill: s.kd } : {}),
+    opt: classifyTrainOptions(s.cfg), ...(s.kd ? { distill: s.kd } : {}), ...(s.kdStop ? { kdStop: s.kdStop } : {}),
     names: s.names, imgsz: s.imgsz, normalisation: { ...s.normalisation, mean: [...s.normalisation.mean], std: [...s.normalisation.std] },
     date: new Date().toISOString(),
   };

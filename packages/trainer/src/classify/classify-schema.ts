@@ -1,5 +1,6 @@
 import { BACKEND_NAMES } from '../backend/select.js';
 import type { OptionsSchema, Resolved } from '../config.js';
+import { STOP_EPOCHS } from '../distill/distill-session.js';
 
 // Shared by the three commands.
 const RUNTIME = {
@@ -51,6 +52,7 @@ export const CLASSIFY_DISTILL_SCHEMA = {
   kd_temperature: { type: 'number', default: 4, min: 0.01, help: 'temperature T of the soft targets (KL·T²; Hinton et al. 2015)' },
   kd_alpha: { type: 'number', default: 0.7, min: 0, max: 1, help: 'α: loss = α·KD + (1−α)·CE' },
   kd_warmup: { type: 'number', default: 0, min: 0, help: 'epochs on the cross-entropy alone before distilling (the teacher does not run meanwhile)' },
+  kd_stop: { type: 'enum', choices: ['teacher', 'never'], default: 'teacher', help: `when distillation stops: 'teacher' sets α to 0 once the student's val top-1 has reached the teacher's on ${STOP_EPOCHS} epochs in a row (the teacher no longer leads; the cross-entropy trains on alone), 'never' distils to the last epoch` },
   compare: { type: 'boolean', default: false, help: 'first train the same student without the teacher (same seed, data order, schedule) and print teacher, baseline and distilled accuracy' },
 } as const satisfies OptionsSchema;
 

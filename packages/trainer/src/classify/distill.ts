@@ -6,6 +6,7 @@ import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
 import { checkCompatibility } from '../distill/teacher/compat.js';
 import { openTeacher } from '../distill/teacher/open-teacher.js';
 import { TeacherError } from '../distill/teacher/teacher-error.js';
+import { STOP_EPOCHS } from '../distill/distill-session.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError } from '../errors.js';
 import { onnxModelInfo } from '../export/model-info.js';
@@ -36,6 +37,8 @@ export interface ClassifyDistillResult {
   teacher: ClassifyValResult & { params: number };
   /** Share of the teacher–baseline top-1 gap the distilled student closed (with `compare`, when the teacher is ahead). */
   gapRecovered?: number;
+  /** With `--kd-stop teacher`: the 0-based epoch from which α was 0, the student having reached the teacher's val top-1. */
+  kdStoppedFrom?: number;
   interrupted: boolean;
 }
 
@@ -90,12 +93,22 @@ export function formatClassifyCompare(rows: readonly ClassifyCompareRow[], gapRe
   return lines;
 }
 
+/** The end-of-run line of a `--kd-stop`: the (1-based) epochs that distilled, after the warm-up and before the stop. */
+function kdStopSummary(stoppedFrom: number, warmup: number): string {
+  const first = Math.ceil(warmup);
+  if (stoppedFrom <= first) return `kd-stop: the student reached the teacher's val top-1 during the warm-up, so it never distilled: the labels alone trained it`;
+  const epochs = first + 1 === stoppedFrom ? `epoch ${stoppedFrom}` : `epochs ${first + 1}–${stoppedFrom}`;
+  return `kd-stop: distilled in ${epochs}, trained on the labels alone from epoch ${stoppedFrom + 1} (the student had reached the teacher's val top-1)`;
+}
+
 /**
  * `kd-trainer classify distill`: opens the teacher (ONNX or .kdw), checks it against the student,
  * measures its accuracy on the val split, and trains the student with Hinton's loss α·KD + (1−α)·CE
  * (the teacher sees the same augmented pixels). With `compare` the same student is first trained without
  * the teacher (same seed, data order and schedule) into `<name>-baseline`, the distilled one into
- * `<name>-kd`, and the three accuracies are printed with the share of the gap recovered. `resume` continues
+ * `<name>-kd`, and the three accuracies are printed with the share of the gap recovered. With `kd_stop`
+ * 'teacher' (the default) α is 0 for the rest of the run once the student's val top-1 has reached the
+ * teacher's on STOP_EPOCHS epochs in a row; the decision is kept in the checkpoint. `resume` continues
  * an interrupted distilled run with the options, teacher and KD settings in its checkpoint.
  * @example
  * await runClassifyDistill(resolveOptions(CLASSIFY_DISTILL_SCHEMA, [{ data: 'shapes-cls', teacher: 's.onnx', compare: true }]).config);
@@ -126,10 +139,18 @@ export async function runClassifyDistill(cfgIn: ClassifyDistillConfig, run: Clas
       }
       log.info('== distilled: the same student with the teacher');
     }
-    const kd = { teacher, alpha: cfg.kd_alpha, temperature: cfg.kd_temperature, warmup: cfg.kd_warmup };
-    log.info(`distillation: loss = ${cfg.kd_alpha}·KD(T=${cfg.kd_temperature}) + ${(1 - cfg.kd_alpha).toFixed(2)}·CE${cfg.kd_warmup > 0 ? ` after ${cfg.kd_warmup} epoch(s) of CE alone` : ''}`);
+    const kd = {
+      teacher, alpha: cfg.kd_alpha, temperature: cfg.kd_temperature, warmup: cfg.kd_warmup, teacherTop1: t.top1,
+      ...(cfg.kd_stop === 'teacher' ? { stopAtTeacher: true } : {}),
+    };
+    log.info(`distillation: loss = ${cfg.kd_alpha}·KD(T=${cfg.kd_temperature}) + ${(1 - cfg.kd_alpha).toFixed(2)}·CE${cfg.kd_warmup > 0 ? ` after ${cfg.kd_warmup} epoch(s) of CE alone` : ''}`
+      + (cfg.kd_stop === 'teacher' ? `, until the student's val top-1 reaches the teacher's on ${STOP_EPOCHS} epochs in a row (--kd-stop teacher)` : ', to the last epoch (--kd-stop never)'));
     const distilled = await trainClassifier(cfg.compare ? { ...cfg, name: `${cfg.name}-kd` } : cfg, { ...common, kd, ...(resumeFrom ? { resumeFrom } : {}) });
-    const result: ClassifyDistillResult = { distilled, teacher: t, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}) };
+    const stoppedFrom = distilled.kdStoppedFrom;
+    if (stoppedFrom !== undefined) log.info(kdStopSummary(stoppedFrom, cfg.kd_warmup));
+    const result: ClassifyDistillResult = {
+      distilled, teacher: t, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(stoppedFrom !== undefined ? { kdStoppedFrom: stoppedFrom } : {}),
+    };
     if (baseline && !distilled.interrupted) {
       if (t.top1 > baseline.final.top1) result.gapRecovered = (distilled.final.top1 - baseline.final.top1) / (t.top1 - baseline.final.top1);
       const rows: ClassifyCompareRow[] = [

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { backendForDevice } from '../backend/device.js';
 import { selectBackend } from '../backend/select.js';
 import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
+import { STOP_EPOCHS } from '../distill/distill-session.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError, DatasetError } from '../errors.js';
 import { formatG } from '../log/results-csv.js';
@@ -22,6 +23,7 @@ import {
 } from './checkpoint.js';
 import type { ClassifyTrainConfig } from './classify-schema.js';
 import { loadClassifyDataset, type ClassifyDataset } from './dataset.js';
+import { ClassifyKdStop } from './kd-stop.js';
 import { ClassifyLoader, type ClassifyBatch } from './loader.js';
 import { IMAGENET_NORMALISATION } from './normalisation.js';
 import { TfjsClassifier } from './predictor.js';
@@ -39,6 +41,13 @@ export interface ClassifyKd {
   temperature: number;
   /** Epochs on the cross-entropy alone first (the teacher does not run). */
   warmup: number;
+  /** The teacher's val top-1, measured before training (logged every epoch as `kd/teacher_accuracy_top1`). */
+  teacherTop1?: number;
+  /**
+   * `--kd-stop teacher` (needs `teacherTop1`): α is 0, and the teacher no longer runs, for the rest of the
+   * run once the student's val top-1 has reached the teacher's on STOP_EPOCHS epochs in a row.
+   */
+  stopAtTeacher?: boolean;
 }
 
 /** What {@link ClassifyRunOptions.onStep} is told after each step. */
@@ -81,6 +90,8 @@ export interface ClassifyTrainResult {
   paramCount: number;
   /** Validation of best.kdw at the end (of the last EMA when interrupted). */
   final: ClassifyValResult;
+  /** With {@link ClassifyKd.stopAtTeacher}: the 0-based epoch from which α was 0, the student having reached the teacher. */
+  kdStoppedFrom?: number;
 }
 
 /** Where a run starts: epoch 0, or where its checkpoint stopped. */
@@ -108,6 +119,8 @@ interface Run {
   start: StartAt;
   /** Best top-1 so far (-1 before the first validation). */
   best: { top1: number };
+  /** With `--kd-stop teacher`. */
+  kdStop?: ClassifyKdStop;
 }
 
 const g3 = (v: number): string => formatG(v, 3).padStart(12);
@@ -127,7 +140,8 @@ export function classifyImgSize(imgsz: number, stride: number, log: Logger = sil
  * cross-entropy, Adam (or AdamW, SGD) with a per-epoch linear (or cosine) decay to lrf, gradient
  * clipping at norm 10, EMA of the weights (validated and saved), top-1 as fitness; `best.kdw` and
  * `last.kdw` in runs/train-cls/exp*, and results.png at the end. With `run.kd` the loss is Hinton's
- * α·KD + (1−α)·CE against the teacher's logits on the same augmented pixels. `last.kdw` is a training
+ * α·KD + (1−α)·CE against the teacher's logits on the same augmented pixels, and with `kd.stopAtTeacher`
+ * α is 0 once the student's val top-1 has reached the teacher's (kept in the checkpoint). `last.kdw` is a training
  * checkpoint: `cfg.resume` (a run folder or its last.kdw) continues a run where it stopped, as the
  * uninterrupted run would have gone on.
  * @example
@@ -167,11 +181,27 @@ const resumeHint = (s: Run): string => `continue with: kd-trainer classify ${s.r
 /** The distillation settings as a checkpoint keeps them. */
 function kdSettings(run: ClassifyRunOptions): ClassifyKdSettings | undefined {
   const kd = run.kd;
-  return kd ? { teacher: kd.teacher.source, kd_alpha: kd.alpha, kd_temperature: kd.temperature, kd_warmup: kd.warmup } : undefined;
+  return kd ? { teacher: kd.teacher.source, kd_alpha: kd.alpha, kd_temperature: kd.temperature, kd_warmup: kd.warmup, kd_stop: kd.stopAtTeacher ? 'teacher' : 'never' } : undefined;
+}
+
+/** The teacher's settings where `epoch` distils: after the warm-up, before a `--kd-stop`. */
+function kdIn(s: Run, epoch: number): ClassifyKd | undefined {
+  const kd = s.run.kd;
+  return kd !== undefined && epoch >= kd.warmup && !s.kdStop?.stopped(epoch) ? kd : undefined;
+}
+
+/** The `--kd-stop teacher` rule of a distillation, continued from a resumed checkpoint's count or stop. */
+function kdStopOf(run: ClassifyRunOptions, ck: ClassifyCheckpoint | undefined, log: Logger): ClassifyKdStop | undefined {
+  const kd = run.kd;
+  if (!kd?.stopAtTeacher) return undefined;
+  const stop = new ClassifyKdStop(kd.teacherTop1!, ck?.meta.kdStop);
+  if (stop.stoppedFrom !== undefined) log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stop.stoppedFrom + 1} on`);
+  return stop;
 }
 
 async function setup(cfgIn: ClassifyTrainConfig, run: ClassifyRunOptions): Promise<Run> {
   const log = run.logger ?? silentLogger;
+  if (run.kd?.stopAtTeacher && run.kd.teacherTop1 === undefined) throw new TypeError("kd.stopAtTeacher needs kd.teacherTop1, the teacher's val top-1 to reach");
   const ck = run.resumeFrom ?? (cfgIn.resume ? await openClassifyCheckpoint(cfgIn.resume, run.kd ? 'distill' : 'train') : undefined);
   // A run continues with its own options; only where it computes may change.
   const cfg = ck ? resumedClassifyConfig(ck, cfgIn) : cfgIn;
@@ -188,6 +218,7 @@ async function setup(cfgIn: ClassifyTrainConfig, run: ClassifyRunOptions): Promi
   // Resumed: the raw weights go into a model of the checkpoint's architecture, the EMA is its model.
   const model = ck ? buildFromArchive(ck.archive).model as ClassificationModel : await buildStudent(cfg, nc, data.names, log);
   const imgsz = classifyImgSize(cfg.imgsz, planClassifier(model.description).maxStride, log);
+  const kdStop = kdStopOf(run, ck, log);
   const kd = kdSettings(run);
   const files = openRunFiles(cfg, { ...cfg, imgsz, ...kd }, data.valSplit, run.kd !== undefined, ck ? resolve(ck.file, '..', '..') : undefined);
   const ema = new ModelEma(ck ? buildFromArchive(ck.archive).model : createClassifier(model.description, { seed: cfg.seed }));
@@ -213,6 +244,7 @@ async function setup(cfgIn: ClassifyTrainConfig, run: ClassifyRunOptions): Promi
   return {
     cfg, run, log, data, files, model, ema, opt, varNames: [...model.params.keys()], train, val, imgsz,
     lf: lrLambda(cfg.cos_lr ? 'cosine' : 'linear', cfg.epochs, cfg.lrf), start, best: { top1: ck ? ck.meta.bestFitness : -1 },
+    ...(kdStop ? { kdStop } : {}),
   };
 }
 
@@ -251,7 +283,7 @@ async function* lookahead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
 async function trainEpoch(s: Run, epoch: number, from: StartAt): Promise<{ loss: StepLoss; steps: number }> {
   const { cfg, run, opt } = s;
   opt.lr = cfg.lr0 * s.lf(epoch);
-  const kd = run.kd !== undefined && epoch >= run.kd.warmup ? run.kd : undefined;
+  const kd = kdIn(s, epoch);
   const mean: StepLoss = [...from.meanLoss];
   let i = from.step;
   if (run.signal?.aborted) return { loss: mean, steps: i };
@@ -292,7 +324,7 @@ function saveCheckpoint(s: Run, at: ClassifyCheckpointAt, r?: ClassifyValResult)
   const kd = kdSettings(s.run);
   return saveClassifyCheckpoint(s.files.lastPath, {
     model: s.model, ema: s.ema, opt: s.opt, cfg: s.cfg, names: s.data.names, imgsz: s.imgsz, normalisation: IMAGENET_NORMALISATION,
-    ...(kd ? { kd } : {}), ...(r ? { extraMeta: { fitness: r.top1, top1: r.top1, top5: r.top5 } } : {}),
+    ...(kd ? { kd } : {}), ...(s.kdStop ? { kdStop: s.kdStop.state() } : {}), ...(r ? { extraMeta: { fitness: r.top1, top1: r.top1, top5: r.top5 } } : {}),
   }, at);
 }
 
@@ -306,9 +338,16 @@ async function endEpoch(s: Run, epoch: number, loss: StepLoss): Promise<void> {
     ...(run.kd ? { 'train/ce_loss': loss[1], 'train/kd_loss': loss[2] } : {}),
   };
   files.csv.append({ epoch, ...metrics });
-  const kdOn = run.kd !== undefined && epoch >= run.kd.warmup;
-  files.tb.addScalars({ ...metrics, ...(run.kd ? { 'kd/alpha': kdOn ? run.kd.alpha : 0, 'kd/temperature': run.kd.temperature } : {}) }, epoch);
+  const kd = run.kd === undefined ? {} : {
+    'kd/alpha': kdIn(s, epoch) ? run.kd.alpha : 0, 'kd/temperature': run.kd.temperature,
+    ...(run.kd.teacherTop1 !== undefined ? { 'kd/teacher_accuracy_top1': run.kd.teacherTop1 } : {}),
+  };
+  files.tb.addScalars({ ...metrics, ...kd }, epoch);
   files.tb.flush();
+  // After the last epoch there is nothing left to stop distilling.
+  if (epoch + 1 < cfg.epochs && s.kdStop?.observe(epoch, r.top1)) {
+    s.log.info(`kd-stop: the student's val top-1 (${r.top1.toFixed(3)}) has reached the teacher's (${s.kdStop.teacherTop1.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+  }
   // ultralytics' fitness is top-1; the first epoch is always saved, so best.kdw exists.
   const gain = r.top1 > s.best.top1;
   if (gain) s.best.top1 = r.top1;
@@ -348,5 +387,9 @@ async function finish(s: Run, epochs: number, interrupted: boolean): Promise<Cla
   const paramCount = s.model.paramCount();
   s.model.dispose();
   log.info(`Results saved to ${files.saveDir}`);
-  return { saveDir: files.saveDir, best: files.bestPath, last: files.lastPath, epochs, interrupted, names: data.names, paramCount, final };
+  const kdStoppedFrom = s.kdStop?.stoppedFrom;
+  return {
+    saveDir: files.saveDir, best: files.bestPath, last: files.lastPath, epochs, interrupted, names: data.names, paramCount, final,
+    ...(kdStoppedFrom !== undefined ? { kdStoppedFrom } : {}),
+  };
 }
