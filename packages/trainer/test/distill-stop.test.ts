@@ -57,7 +57,7 @@ describe('kd-trainer distill --kd-stop', () => {
     ...(map === undefined ? {} : { metrics: { map, map50: 2 * map } as ValResult }),
   });
   const start = (s: DistillSession, resumedState?: Record<string, unknown>) =>
-    s.onTrainStart({ cfg: { seed: 0 } as never, model: undefined as unknown as DetectionModel, log: silentLogger, ...(resumedState ? { resumedState } : {}) });
+    s.onTrainStart({ cfg: { seed: 0, epochs: 10 } as never, model: undefined as unknown as DetectionModel, log: silentLogger, ...(resumedState ? { resumedState } : {}) });
 
   it(`stops after ${STOP_EPOCHS} validated epochs in a row at or above the teacher; a lower epoch restarts the count`, async () => {
     const s = session(true);
@@ -74,6 +74,13 @@ describe('kd-trainer distill --kd-stop', () => {
     await s.onEpochEnd(epochEnd(5, 0.1));
     expect(s.alphaAt(6)).toBe(0);
     expect(s.checkpointState()).toEqual({ kdStop: { aboveTeacher: 2, stoppedFrom: 5 } });
+  });
+
+  it('takes no decision after the last epoch (nothing is left to stop)', async () => {
+    const s = session(true);
+    start(s);
+    for (let e = 7; e < 10; e++) await s.onEpochEnd(epochEnd(e, e === 7 ? 0.1 : 0.3));
+    expect(s.stoppedFrom).toBeUndefined();
   });
 
   it('a resumed session continues from the checkpoint state: the count, or the stop', async () => {
@@ -130,6 +137,15 @@ describe('kd-trainer distill --kd-stop', () => {
     expect(second.kdStoppedFrom).toBe(2);
     expect(relog.lines.some((l) => /before this resume; α stays 0 from epoch 3/.test(l.msg))).toBe(true);
     expect(relog.lines.some((l) => /kd-stop: distilled in epochs 1–2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
+  });
+
+  it('with a warm-up, the epochs it distilled start after it; warm-up epochs count toward the stop', async () => {
+    const log = memoryLogger();
+    const steps: DistillStepInfo[] = [];
+    const r = await runDistill(config({ name: 'warm', kd_warmup: 1, epochs: 3 }), HYP_SCRATCH_LOW, { logger: log, onStep: (s) => steps.push(s), progress: { write: () => true } });
+    expect(r.kdStoppedFrom).toBe(2);
+    expect(steps.map((s) => s.alpha)).toEqual([0, 0, 0.5, 0.5, 0, 0]);
+    expect(log.lines.some((l) => /kd-stop: distilled in epochs 2–2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
   });
 
   it('--kd-stop never distils every epoch of the same run', async () => {

@@ -67,6 +67,7 @@ export class DistillSession implements TrainHooks {
   stoppedFrom?: number;
   // Validated epochs in a row with the student at or above the teacher (toward STOP_EPOCHS).
   private aboveTeacher = 0;
+  private epochs = Infinity;
   private log?: Logger;
   private teacherMs = 0;
   private waitMs = 0;
@@ -94,6 +95,7 @@ export class DistillSession implements TrainHooks {
   /** The feature adapters, trained with the student but kept out of its EMA (so out of best.kdw and exports). */
   onTrainStart({ cfg, log, resumedState }: TrainStart): Map<string, tf.Variable> {
     this.log = log;
+    this.epochs = cfg.epochs;
     const stop = resumedState?.kdStop as { aboveTeacher?: number; stoppedFrom?: number } | undefined;
     this.aboveTeacher = stop?.aboveTeacher ?? 0;
     if (stop?.stoppedFrom !== undefined) {
@@ -184,7 +186,8 @@ export class DistillSession implements TrainHooks {
   /** `--kd-stop teacher`: counts validated epochs with the student at or above the teacher (a lower one restarts the count). */
   private watchTeacher(end: EpochEnd): void {
     const t = this.teacherMetrics;
-    if (!this.settings.stopAtTeacher || !t || !end.metrics || this.stoppedFrom !== undefined) return;
+    // After the last epoch there is nothing left to stop.
+    if (!this.settings.stopAtTeacher || !t || !end.metrics || this.stoppedFrom !== undefined || end.epoch + 1 >= this.epochs) return;
     this.aboveTeacher = end.metrics.map >= t.map ? this.aboveTeacher + 1 : 0;
     if (this.aboveTeacher < STOP_EPOCHS) return;
     this.stoppedFrom = end.epoch + 1;

@@ -213,7 +213,8 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       log.info(`teacher cache: ${c.hits} hits, ${c.misses} misses, ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(c.bytesWritten / 2 ** 20).toFixed(1)} MiB written`);
     }
     if (session.stoppedFrom !== undefined) {
-      log.info(`kd-stop: distilled in epochs 1–${session.stoppedFrom}, trained on the labels alone from epoch ${session.stoppedFrom + 1} (the student had reached the teacher's val mAP50-95)`);
+      const first = Math.floor(cfg.kd_warmup) + 1;
+      log.info(`kd-stop: distilled in epochs ${first}–${session.stoppedFrom}, trained on the labels alone from epoch ${session.stoppedFrom + 1} (the student had reached the teacher's val mAP50-95)`);
     }
     const result: DistillResult = {
       distilled, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}),
