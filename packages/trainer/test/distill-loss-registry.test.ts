@@ -56,6 +56,17 @@ describe('alphaAt', () => {
     expect(alphaAt(40, schedule)).toBeCloseTo(0.7, 12);
   });
 
+  it('with decayTo, falls linearly from α after the ramp to 0 at that epoch', () => {
+    const decay = { ...schedule, decayTo: 16 };
+    expect(alphaAt(4.5, decay)).toBeCloseTo(0.4375, 12);
+    expect(alphaAt(6, decay)).toBeCloseTo(0.7, 12);
+    expect(alphaAt(11, decay)).toBeCloseTo(0.35, 12);
+    expect(alphaAt(15.5, decay)).toBeCloseTo(0.035, 12);
+    expect(alphaAt(16, decay)).toBe(0);
+    expect(alphaAt(0.5, { alpha: 0.5, warmup: 0, ramp: 0, decayTo: 2 })).toBeCloseTo(0.375, 12);
+    expect(() => alphaAt(1, { ...schedule, decayTo: 6 })).toThrow(/decayTo/);
+  });
+
   it('jumps to α without a ramp, and checks its arguments', () => {
     expect(alphaAt(0, { alpha: 0.5, warmup: 0, ramp: 0 })).toBe(0.5);
     expect(alphaAt(0.5, { alpha: 0.5, warmup: 1, ramp: 0 })).toBe(0);

@@ -115,8 +115,10 @@ describe('kd-trainer distill --kd-stop', () => {
     });
     expect(first.interrupted).toBe(true);
     expect(first.teacher!.map).toBeLessThan(0.01);
-    const csv = readFileSync(join(first.distilled.saveDir, 'results.csv'), 'utf8').trim().split('\n').slice(1)
-      .map((row) => Number(row.split(',')[8]));
+    const [head, ...rows] = readFileSync(join(first.distilled.saveDir, 'results.csv'), 'utf8').trim().split('\n').map((l) => l.split(',').map((c) => c.trim()));
+    const col = head!.indexOf('metrics/mAP_0.5:0.95');
+    expect(col).toBeGreaterThan(0);
+    const csv = rows.map((r) => Number(r[col]));
     expect(csv).toHaveLength(2);
     expect(csv.every((m) => m >= first.teacher!.map)).toBe(true);
     expect(first.kdStoppedFrom).toBe(2);
@@ -146,6 +148,13 @@ describe('kd-trainer distill --kd-stop', () => {
     expect(r.kdStoppedFrom).toBe(2);
     expect(steps.map((s) => s.alpha)).toEqual([0, 0, 0.5, 0.5, 0, 0]);
     expect(log.lines.some((l) => /kd-stop: distilled in epochs 2–2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
+  });
+
+  it('--kd-decay linear: α falls step by step to 0 at the end of the run', async () => {
+    const steps: DistillStepInfo[] = [];
+    await runDistill(config({ name: 'decay', kd_decay: 'linear', kd_stop: 'never', epochs: 2 }), HYP_SCRATCH_LOW, { onStep: (s) => steps.push(s), progress: { write: () => true } });
+    // Two steps an epoch: progress 0, 0.5, 1, 1.5 of 2 epochs.
+    expect(steps.map((s) => s.alpha)).toEqual([0.5, 0.375, 0.25, 0.125]);
   });
 
   it('--kd-stop never distils every epoch of the same run', async () => {

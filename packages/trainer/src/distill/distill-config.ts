@@ -28,7 +28,7 @@ export function resumedDistillConfig(ck: Checkpoint, cfg: DistillConfig): Distil
   if (typeof kd !== 'object' || kd === null) {
     throw new WeightsError(`${ck.file} is a checkpoint of kd-trainer train, not distill: resume it with kd-trainer train --resume`);
   }
-  // Checkpoints from before --kd-stop distilled to the last epoch, and go on doing so.
-  const settings = kd as Partial<KdSettings> & Omit<KdSettings, 'kd_stop'>;
-  return { ...resumedConfig(ck, trainConfigOf(cfg)), ...settings, kd_stop: settings.kd_stop ?? 'never', compare: false };
+  // Checkpoints from before --kd-stop and --kd-decay distilled to the last epoch at a constant α, and go on doing so.
+  const settings = kd as Partial<KdSettings> & Omit<KdSettings, 'kd_stop' | 'kd_decay'>;
+  return { ...resumedConfig(ck, trainConfigOf(cfg)), ...settings, kd_stop: settings.kd_stop ?? 'never', kd_decay: settings.kd_decay ?? 'none', compare: false };
 }

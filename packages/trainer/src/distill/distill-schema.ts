@@ -10,6 +10,7 @@ export const DISTILL_SCHEMA = {
   kd_temperature: { type: 'number', default: 2, min: 0.01, help: 'temperature T of the soft targets (KL·T²)' },
   kd_warmup: { type: 'number', default: 0, min: 0, help: 'epochs on the hard loss alone before distilling' },
   kd_ramp: { type: 'number', default: 0, min: 0, help: 'epochs over which α ramps from 0 to its value after the warm-up' },
+  kd_decay: { type: 'enum', choices: ['none', 'linear'], default: 'none', help: "α after the warm-up and ramp: 'none' holds it, 'linear' lets it fall to 0 at the last epoch (the student is weaned off the teacher)" },
   kd_stop: { type: 'enum', choices: ['teacher', 'never'], default: 'teacher', help: "when distillation stops: 'teacher' sets α to 0 once the student's val mAP50-95 has reached the teacher's on two validated epochs in a row (the teacher no longer leads; the hard loss trains on alone), 'never' distils to the last epoch" },
   kd_cls_mode: { type: 'enum', choices: ['sigmoid', 'softmax'], default: 'sigmoid', help: 'class distillation: per-class Bernoulli KL or a softmax over classes' },
   kd_box_mode: { type: 'enum', choices: ['ciou', 'l2'], default: 'ciou', help: "box distillation toward the teacher's decoded boxes" },

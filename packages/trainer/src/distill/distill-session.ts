@@ -37,6 +37,8 @@ export interface DistillSettings extends AlphaSchedule {
    * teacher's ({@link DistillSession.teacherMetrics}) on {@link STOP_EPOCHS} validated epochs in a row.
    */
   stopAtTeacher?: boolean;
+  /** `--kd-decay linear`: α falls linearly to 0 at the run's last epoch. */
+  decay?: 'linear';
 }
 
 /**
@@ -89,7 +91,7 @@ export class DistillSession implements TrainHooks {
   /** α at a fractional epoch. */
   alphaAt(epoch: number): number {
     if (this.stoppedFrom !== undefined && epoch >= this.stoppedFrom) return 0;
-    return alphaAt(epoch, this.settings);
+    return alphaAt(epoch, this.settings.decay === 'linear' ? { ...this.settings, decayTo: this.epochs } : this.settings);
   }
 
   /** The feature adapters, trained with the student but kept out of its EMA (so out of best.kdw and exports). */

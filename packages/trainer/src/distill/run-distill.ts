@@ -177,7 +177,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       log.warn(w.message);
       if (w.disablesBoxDistillation) boxWeight = 0;
     }
-    log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}, stop ${cfg.kd_stop}`);
+    log.info(`teacher: ${teacher.source} (${teacher.kind}, ${teacher.paramCount.toLocaleString('en-US')} parameters); kd: ${losses.join('+')}, α ${cfg.kd_alpha}, T ${cfg.kd_temperature}, λ ${cfg.kd_lambda}, warm-up ${cfg.kd_warmup}, ramp ${cfg.kd_ramp}, decay ${cfg.kd_decay}, stop ${cfg.kd_stop}`);
     const tMetrics = run.teacherMetrics === false ? undefined : await teacherMetrics(opened, dataset.val, trainCfg, log);
     if (tMetrics) log.info(`teacher on val: mAP50 ${tMetrics.map50.toFixed(3)}, mAP50-95 ${tMetrics.map.toFixed(3)}`);
     const stopAtTeacher = cfg.kd_stop === 'teacher' && run.teacherMetrics !== false;
@@ -201,6 +201,7 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       ...(losses.includes('cwd') ? { cwd: { weight: cfg.kd_cwd, temperature: cfg.kd_cwd_temperature } } : {}),
       ...(unlabeled ? { pseudo: { conf: cfg.pseudo_conf } } : {}),
       ...(stopAtTeacher && tMetrics ? { stopAtTeacher: true } : {}),
+      ...(cfg.kd_decay === 'linear' ? { decay: 'linear' as const } : {}),
     }, { nc, strides: plan.strides, anchors: desc.anchors });
     if (tMetrics) session.teacherMetrics = tMetrics;
     if (teacher instanceof TeacherCache) log.info(`teacher cache: ${teacher.dir}`);

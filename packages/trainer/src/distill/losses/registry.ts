@@ -69,11 +69,14 @@ export interface AlphaSchedule {
   warmup: number;
   /** Epochs of linear ramp from 0 to α after the warmup; 0 jumps straight to α. */
   ramp: number;
+  /** With `--kd-decay linear`: the epoch (the run's end) at which α has fallen linearly to 0 from its value after the ramp. */
+  decayTo?: number;
 }
 
 /**
  * α at a (fractional, 0-based) epoch: 0 during the first `warmup` epochs, then a linear ramp that
- * reaches `alpha` after `ramp` more epochs, then `alpha`.
+ * reaches `alpha` after `ramp` more epochs, then `alpha`, or with `decayTo` a linear fall from `alpha`
+ * to 0 at that epoch.
  */
 export function alphaAt(epoch: number, schedule: AlphaSchedule): number {
   const { alpha, warmup, ramp } = schedule;
@@ -81,9 +84,15 @@ export function alphaAt(epoch: number, schedule: AlphaSchedule): number {
   checkUnit(alpha, 'schedule.alpha');
   if (!(Number.isFinite(warmup) && warmup >= 0)) throw new RangeError(`schedule.warmup: expected a number ≥ 0, got ${String(warmup)}`);
   if (!(Number.isFinite(ramp) && ramp >= 0)) throw new RangeError(`schedule.ramp: expected a number ≥ 0, got ${String(ramp)}`);
+  const { decayTo } = schedule;
+  if (decayTo !== undefined && !(Number.isFinite(decayTo) && decayTo > warmup + ramp)) {
+    throw new RangeError(`schedule.decayTo: expected an epoch after the warm-up and ramp (${warmup + ramp}), got ${String(decayTo)}`);
+  }
   if (epoch < warmup) return 0;
-  if (ramp === 0 || epoch >= warmup + ramp) return alpha;
-  return alpha * (epoch - warmup) / ramp;
+  if (ramp > 0 && epoch < warmup + ramp) return alpha * (epoch - warmup) / ramp;
+  if (decayTo === undefined) return alpha;
+  const start = warmup + ramp;
+  return alpha * Math.max(0, 1 - (epoch - start) / (decayTo - start));
 }
 
 /** The training objective with distillation: `(1−α)·hard + α·λ·kd`. */
