@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
 import { CLASSIFY_DISTILL_SCHEMA } from '../src/classify/classify-schema.js';
 import { runClassifyDistill } from '../src/classify/distill.js';
-import { ClassifyKdStop } from '../src/classify/kd-stop.js';
+import { KdStop } from '../src/distill/kd-stop.js';
 import { trainClassifier, type ClassifyStepInfo } from '../src/classify/train.js';
 import { resolveOptions } from '../src/config.js';
 import { synthesizeClassifyDataset } from '../src/data/synth-classify.js';
-import { STOP_EPOCHS } from '../src/distill/distill-session.js';
+import { STOP_EPOCHS } from '../src/distill/kd-stop.js';
 import type { Teacher } from '../src/distill/types.js';
 import { readEvents } from '../src/log/event-reader.js';
 import { readResultsCsv } from '../src/log/results-csv.js';
@@ -60,7 +60,7 @@ describe('kd-trainer classify distill --kd-stop', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it(`stops after ${STOP_EPOCHS} epochs in a row at or above the teacher's top-1; a lower epoch restarts the count`, () => {
-    const s = new ClassifyKdStop(0.5);
+    const s = new KdStop(0.5);
     expect(s.observe(0, 0.6)).toBe(false); // above
     expect(s.observe(1, 0.4)).toBe(false); // below: the count starts again
     expect(s.observe(2, 0.5)).toBe(false); // level counts as reached
@@ -75,10 +75,10 @@ describe('kd-trainer classify distill --kd-stop', () => {
   });
 
   it('a resumed rule continues from the checkpoint state: the count, or the stop', () => {
-    const counting = new ClassifyKdStop(0.5, { aboveTeacher: 1 });
+    const counting = new KdStop(0.5, { aboveTeacher: 1 });
     expect(counting.observe(7, 0.7)).toBe(true);
     expect(counting.stoppedFrom).toBe(8);
-    const stopped = new ClassifyKdStop(0.5, { aboveTeacher: 2, stoppedFrom: 3 });
+    const stopped = new KdStop(0.5, { aboveTeacher: 2, stoppedFrom: 3 });
     expect([stopped.stopped(2), stopped.stopped(3)]).toEqual([false, true]);
     expect(stopped.observe(3, 0.9)).toBe(false);
     expect(stopped.state()).toEqual({ aboveTeacher: 2, stoppedFrom: 3 });

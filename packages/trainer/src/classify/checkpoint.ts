@@ -5,7 +5,7 @@ import { checkpointCommand, checkpointFile, notACheckpointError } from '../train
 import type { ModelEma } from '../train/ema.js';
 import * as tf from '../tf.js';
 import { CLASSIFY_TRAIN_SCHEMA, type ClassifyDistillConfig, type ClassifyTrainConfig } from './classify-schema.js';
-import type { ClassifyKdStopState } from './kd-stop.js';
+import type { KdStopState } from '../distill/kd-stop.js';
 import type { Normalisation } from './normalisation.js';
 import type { ClassifyOptimizer, StepLoss } from './step.js';
 
@@ -43,7 +43,7 @@ export interface ClassifyCheckpointMeta {
   opt: ClassifyTrainConfig;
   distill?: ClassifyKdSettings;
   /** With `--kd-stop teacher`: the count toward the stop, or the stop. */
-  kdStop?: ClassifyKdStopState;
+  kdStop?: KdStopState;
   names: string[];
   imgsz: number;
   normalisation: Normalisation;
@@ -126,7 +126,7 @@ export interface ClassifyCheckpointState {
   opt: ClassifyOptimizer;
   cfg: ClassifyTrainConfig;
   kd?: ClassifyKdSettings;
-  kdStop?: ClassifyKdStopState;
+  kdStop?: KdStopState;
   names: string[];
   imgsz: number;
   normalisation: Normalisation;

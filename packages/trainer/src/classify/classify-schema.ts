@@ -1,6 +1,6 @@
 import { BACKEND_NAMES } from '../backend/select.js';
 import type { OptionsSchema, Resolved } from '../config.js';
-import { STOP_EPOCHS } from '../distill/distill-session.js';
+import { STOP_EPOCHS } from '../distill/kd-stop.js';
 
 // Shared by the three commands.
 const RUNTIME = {

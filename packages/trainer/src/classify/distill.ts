@@ -6,7 +6,7 @@ import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
 import { checkCompatibility } from '../distill/teacher/compat.js';
 import { openTeacher } from '../distill/teacher/open-teacher.js';
 import { TeacherError } from '../distill/teacher/teacher-error.js';
-import { STOP_EPOCHS } from '../distill/distill-session.js';
+import { STOP_EPOCHS } from '../distill/kd-stop.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError } from '../errors.js';
 import { onnxModelInfo } from '../export/model-info.js';

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { backendForDevice } from '../backend/device.js';
 import { selectBackend } from '../backend/select.js';
 import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
-import { STOP_EPOCHS } from '../distill/distill-session.js';
+import { STOP_EPOCHS } from '../distill/kd-stop.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError, DatasetError } from '../errors.js';
 import { formatG } from '../log/results-csv.js';
@@ -23,7 +23,7 @@ import {
 } from './checkpoint.js';
 import type { ClassifyTrainConfig } from './classify-schema.js';
 import { loadClassifyDataset, type ClassifyDataset } from './dataset.js';
-import { ClassifyKdStop } from './kd-stop.js';
+import { KdStop } from '../distill/kd-stop.js';
 import { ClassifyLoader, type ClassifyBatch } from './loader.js';
 import { IMAGENET_NORMALISATION } from './normalisation.js';
 import { TfjsClassifier } from './predictor.js';
@@ -120,7 +120,7 @@ interface Run {
   /** Best top-1 so far (-1 before the first validation). */
   best: { top1: number };
   /** With `--kd-stop teacher`. */
-  kdStop?: ClassifyKdStop;
+  kdStop?: KdStop;
 }
 
 const g3 = (v: number): string => formatG(v, 3).padStart(12);
@@ -191,10 +191,10 @@ function kdIn(s: Run, epoch: number): ClassifyKd | undefined {
 }
 
 /** The `--kd-stop teacher` rule of a distillation, continued from a resumed checkpoint's count or stop. */
-function kdStopOf(run: ClassifyRunOptions, ck: ClassifyCheckpoint | undefined, log: Logger): ClassifyKdStop | undefined {
+function kdStopOf(run: ClassifyRunOptions, ck: ClassifyCheckpoint | undefined, log: Logger): KdStop | undefined {
   const kd = run.kd;
   if (!kd?.stopAtTeacher) return undefined;
-  const stop = new ClassifyKdStop(kd.teacherTop1!, ck?.meta.kdStop);
+  const stop = new KdStop(kd.teacherTop1!, ck?.meta.kdStop);
   if (stop.stoppedFrom !== undefined) log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stop.stoppedFrom + 1} on`);
   return stop;
 }
@@ -346,7 +346,7 @@ async function endEpoch(s: Run, epoch: number, loss: StepLoss): Promise<void> {
   files.tb.flush();
   // After the last epoch there is nothing left to stop distilling.
   if (epoch + 1 < cfg.epochs && s.kdStop?.observe(epoch, r.top1)) {
-    s.log.info(`kd-stop: the student's val top-1 (${r.top1.toFixed(3)}) has reached the teacher's (${s.kdStop.teacherTop1.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+    s.log.info(`kd-stop: the student's val top-1 (${r.top1.toFixed(3)}) has reached the teacher's (${s.kdStop.teacherFigure.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
   }
   // ultralytics' fitness is top-1; the first epoch is always saved, so best.kdw exists.
   const gain = r.top1 > s.best.top1;

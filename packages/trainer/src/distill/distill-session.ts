@@ -10,6 +10,7 @@ import { classProbabilities } from './class-probabilities.js';
 import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES, type DistillJob, type DistillSpec, type FeatureDistillPair } from './distill-loss.js';
 import { createFeatureAdapters, type FeatureAdapters } from './losses/feature-adapters.js';
 import { pseudoLabels, withTargets } from './pseudo-labels.js';
+import { KdStop, STOP_EPOCHS, type KdStopState } from './kd-stop.js';
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
@@ -34,18 +35,12 @@ export interface DistillSettings extends AlphaSchedule {
   pseudo?: { conf: number };
   /**
    * `--kd-stop teacher`: α is 0 for the rest of the run once the student's val mAP50-95 has reached the
-   * teacher's ({@link DistillSession.teacherMetrics}) on {@link STOP_EPOCHS} validated epochs in a row.
+   * teacher's ({@link DistillSession.teacherMetrics}, set before training) on {@link STOP_EPOCHS} validated epochs in a row.
    */
   stopAtTeacher?: boolean;
   /** `--kd-decay linear`: α falls linearly to 0 at the run's last epoch. */
   decay?: 'linear';
 }
-
-/**
- * Validated epochs in a row at or above the teacher's mAP50-95 before `--kd-stop teacher` stops
- * distilling: one epoch on a small val split can pass the teacher by noise alone.
- */
-export const STOP_EPOCHS = 2;
 
 /** A training step's info as distillation reports it: with the step's α (absent in a `--compare` baseline). */
 export interface DistillStepInfo extends StepInfo {
@@ -65,10 +60,7 @@ export class DistillSession implements TrainHooks {
   teacherMetrics?: { map50: number; map: number };
   /** α of the latest step. */
   alpha = 0;
-  /** With {@link DistillSettings.stopAtTeacher}: the 0-based epoch from which α is 0 (the student reached the teacher). */
-  stoppedFrom?: number;
-  // Validated epochs in a row with the student at or above the teacher (toward STOP_EPOCHS).
-  private aboveTeacher = 0;
+  private stop?: KdStop;
   private epochs = Infinity;
   private log?: Logger;
   private teacherMs = 0;
@@ -90,7 +82,7 @@ export class DistillSession implements TrainHooks {
 
   /** α at a fractional epoch. */
   alphaAt(epoch: number): number {
-    if (this.stoppedFrom !== undefined && epoch >= this.stoppedFrom) return 0;
+    if (this.stop?.stopped(epoch)) return 0;
     return alphaAt(epoch, this.settings.decay === 'linear' ? { ...this.settings, decayTo: this.epochs } : this.settings);
   }
 
@@ -98,11 +90,9 @@ export class DistillSession implements TrainHooks {
   onTrainStart({ cfg, log, resumedState }: TrainStart): Map<string, tf.Variable> {
     this.log = log;
     this.epochs = cfg.epochs;
-    const stop = resumedState?.kdStop as { aboveTeacher?: number; stoppedFrom?: number } | undefined;
-    this.aboveTeacher = stop?.aboveTeacher ?? 0;
-    if (stop?.stoppedFrom !== undefined) {
-      this.stoppedFrom = stop.stoppedFrom;
-      log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stop.stoppedFrom + 1} on`);
+    if (this.settings.stopAtTeacher && this.teacherMetrics) {
+      this.stop = new KdStop(this.teacherMetrics.map, resumedState?.kdStop as KdStopState | undefined);
+      if (this.stop.stoppedFrom !== undefined) log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${this.stop.stoppedFrom + 1} on`);
     }
     this.adapters = createFeatureAdapters(this.settings.features?.pairs ?? [], cfg.seed);
     const vars = new Map<string, tf.Variable>();
@@ -157,9 +147,14 @@ export class DistillSession implements TrainHooks {
     return { scalars, ...(end.valBatch ? { histograms: await this.classHistograms(end.valBatch, end) } : {}) };
   }
 
+  /** With {@link DistillSettings.stopAtTeacher}: the 0-based epoch from which α is 0 (the student reached the teacher). */
+  get stoppedFrom(): number | undefined {
+    return this.stop?.stoppedFrom;
+  }
+
   /** The `--kd-stop teacher` count and decision, which a resumed run continues from. */
   checkpointState(): Record<string, unknown> {
-    return { kdStop: { aboveTeacher: this.aboveTeacher, ...(this.stoppedFrom !== undefined ? { stoppedFrom: this.stoppedFrom } : {}) } };
+    return this.stop ? { kdStop: this.stop.state() } : {};
   }
 
   onFitEnd(): void {
@@ -187,13 +182,9 @@ export class DistillSession implements TrainHooks {
 
   /** `--kd-stop teacher`: counts validated epochs with the student at or above the teacher (a lower one restarts the count). */
   private watchTeacher(end: EpochEnd): void {
-    const t = this.teacherMetrics;
     // After the last epoch there is nothing left to stop.
-    if (!this.settings.stopAtTeacher || !t || !end.metrics || this.stoppedFrom !== undefined || end.epoch + 1 >= this.epochs) return;
-    this.aboveTeacher = end.metrics.map >= t.map ? this.aboveTeacher + 1 : 0;
-    if (this.aboveTeacher < STOP_EPOCHS) return;
-    this.stoppedFrom = end.epoch + 1;
-    this.log?.info(`kd-stop: the student's val mAP50-95 (${end.metrics.map.toFixed(3)}) has reached the teacher's (${t.map.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${end.epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+    if (!this.stop || !end.metrics || end.epoch + 1 >= this.epochs || !this.stop.observe(end.epoch, end.metrics.map)) return;
+    this.log?.info(`kd-stop: the student's val mAP50-95 (${end.metrics.map.toFixed(3)}) has reached the teacher's (${this.stop.teacherFigure.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${end.epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
   }
 
   /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up, or stopped). */
