@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { LOG_LEVELS, stderrLogger, type LogLevel } from '@kd-edge/core/util';
+import type { AdaptPullInfo } from './adapt/adapt-job.js';
 import type { FleetContext } from './server/fleet-context.js';
 import type { FleetHandler } from './server/fleet-server.js';
 
@@ -380,18 +381,7 @@ interface AdaptJobJson {
   message: string | null;
   ts: number;
   /** The fleet's pull of the adapted package; null when never pulled. */
-  pull: AdaptPullJson | null;
-}
-
-/** A job's `pull` as the API gives it (adapt/adapt-job.ts AdaptPullInfo). */
-interface AdaptPullJson {
-  state: 'requested' | 'uploading' | 'failed' | 'expired' | 'pulled';
-  commandId: string | null;
-  requestedAt: number | null;
-  expiresAt: number | null;
-  code: string | null;
-  message: string | null;
-  package: { name: string; version: string; sha256: string; keyId: string; promotedAt: number | null } | null;
+  pull: AdaptPullInfo | null;
 }
 
 /**
