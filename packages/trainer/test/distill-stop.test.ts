@@ -148,7 +148,7 @@ describe('kd-trainer distill --kd-stop', () => {
     const r = await runDistill(config({ name: 'warm', kd_warmup: 1, epochs: 3 }), HYP_SCRATCH_LOW, { logger: log, onStep: (s) => steps.push(s), progress: { write: () => true } });
     expect(r.kdStoppedFrom).toBe(2);
     expect(steps.map((s) => s.alpha)).toEqual([0, 0, 0.5, 0.5, 0, 0]);
-    expect(log.lines.some((l) => /kd-stop: distilled in epochs 2–2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
+    expect(log.lines.some((l) => /kd-stop: distilled in epoch 2, trained on the labels alone from epoch 3/.test(l.msg))).toBe(true);
   });
 
   it('--kd-decay linear: α falls step by step to 0 at the end of the run', async () => {

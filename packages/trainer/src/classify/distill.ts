@@ -6,7 +6,7 @@ import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
 import { checkCompatibility } from '../distill/teacher/compat.js';
 import { openTeacher } from '../distill/teacher/open-teacher.js';
 import { TeacherError } from '../distill/teacher/teacher-error.js';
-import { STOP_EPOCHS } from '../distill/kd-stop.js';
+import { kdStopSummary, STOP_EPOCHS } from '../distill/kd-stop.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError } from '../errors.js';
 import { onnxModelInfo } from '../export/model-info.js';
@@ -93,14 +93,6 @@ export function formatClassifyCompare(rows: readonly ClassifyCompareRow[], gapRe
   return lines;
 }
 
-/** The end-of-run line of a `--kd-stop`: the (1-based) epochs that distilled, after the warm-up and before the stop. */
-function kdStopSummary(stoppedFrom: number, warmup: number): string {
-  const first = Math.ceil(warmup);
-  if (stoppedFrom <= first) return `kd-stop: the student reached the teacher's val top-1 during the warm-up, so it never distilled: the labels alone trained it`;
-  const epochs = first + 1 === stoppedFrom ? `epoch ${stoppedFrom}` : `epochs ${first + 1}–${stoppedFrom}`;
-  return `kd-stop: distilled in ${epochs}, trained on the labels alone from epoch ${stoppedFrom + 1} (the student had reached the teacher's val top-1)`;
-}
-
 /**
  * `kd-trainer classify distill`: opens the teacher (ONNX or .kdw), checks it against the student,
  * measures its accuracy on the val split, and trains the student with Hinton's loss α·KD + (1−α)·CE
@@ -147,7 +139,7 @@ export async function runClassifyDistill(cfgIn: ClassifyDistillConfig, run: Clas
       + (cfg.kd_stop === 'teacher' ? `, until the student's val top-1 reaches the teacher's on ${STOP_EPOCHS} epochs in a row (--kd-stop teacher)` : ', to the last epoch (--kd-stop never)'));
     const distilled = await trainClassifier(cfg.compare ? { ...cfg, name: `${cfg.name}-kd` } : cfg, { ...common, kd, ...(resumeFrom ? { resumeFrom } : {}) });
     const stoppedFrom = distilled.kdStoppedFrom;
-    if (stoppedFrom !== undefined) log.info(kdStopSummary(stoppedFrom, cfg.kd_warmup));
+    if (stoppedFrom !== undefined) log.info(kdStopSummary(stoppedFrom, Math.ceil(cfg.kd_warmup), 'top-1'));
     const result: ClassifyDistillResult = {
       distilled, teacher: t, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(stoppedFrom !== undefined ? { kdStoppedFrom: stoppedFrom } : {}),
     };

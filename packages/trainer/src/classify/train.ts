@@ -5,7 +5,6 @@ import sharp from 'sharp';
 import { backendForDevice } from '../backend/device.js';
 import { selectBackend } from '../backend/select.js';
 import { WEBGPU_CANNOT_TRAIN } from '../backend/webgpu.js';
-import { STOP_EPOCHS } from '../distill/kd-stop.js';
 import type { Teacher } from '../distill/types.js';
 import { BackendError, DatasetError } from '../errors.js';
 import { formatG } from '../log/results-csv.js';
@@ -23,7 +22,7 @@ import {
 } from './checkpoint.js';
 import type { ClassifyTrainConfig } from './classify-schema.js';
 import { loadClassifyDataset, type ClassifyDataset } from './dataset.js';
-import { KdStop } from '../distill/kd-stop.js';
+import { KdStop, kdStopDecision, kdStopResumed } from '../distill/kd-stop.js';
 import { ClassifyLoader, type ClassifyBatch } from './loader.js';
 import { IMAGENET_NORMALISATION } from './normalisation.js';
 import { TfjsClassifier } from './predictor.js';
@@ -195,7 +194,7 @@ function kdStopOf(run: ClassifyRunOptions, ck: ClassifyCheckpoint | undefined, l
   const kd = run.kd;
   if (!kd?.stopAtTeacher) return undefined;
   const stop = new KdStop(kd.teacherTop1!, ck?.meta.kdStop);
-  if (stop.stoppedFrom !== undefined) log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stop.stoppedFrom + 1} on`);
+  if (stop.stoppedFrom !== undefined) log.info(kdStopResumed(stop.stoppedFrom));
   return stop;
 }
 
@@ -346,7 +345,7 @@ async function endEpoch(s: Run, epoch: number, loss: StepLoss): Promise<void> {
   files.tb.flush();
   // After the last epoch there is nothing left to stop distilling.
   if (epoch + 1 < cfg.epochs && s.kdStop?.observe(epoch, r.top1)) {
-    s.log.info(`kd-stop: the student's val top-1 (${r.top1.toFixed(3)}) has reached the teacher's (${s.kdStop.teacherFigure.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+    s.log.info(kdStopDecision(s.kdStop, epoch, 'top-1', r.top1));
   }
   // ultralytics' fitness is top-1; the first epoch is always saved, so best.kdw exists.
   const gain = r.top1 > s.best.top1;

@@ -10,7 +10,7 @@ import { classProbabilities } from './class-probabilities.js';
 import { adapterParamName, buildDistillLoss, DISTILL_ITEM_NAMES, type DistillJob, type DistillSpec, type FeatureDistillPair } from './distill-loss.js';
 import { createFeatureAdapters, type FeatureAdapters } from './losses/feature-adapters.js';
 import { pseudoLabels, withTargets } from './pseudo-labels.js';
-import { KdStop, STOP_EPOCHS, type KdStopState } from './kd-stop.js';
+import { KdStop, kdStopDecision, kdStopResumed, type KdStopState } from './kd-stop.js';
 import { alphaAt, type AlphaSchedule, type KdLossName } from './losses/registry.js';
 import type { YoloKdBoxMode, YoloKdClsMode } from './losses/yolo-kd.js';
 import { sliceTeacher } from './slice-teacher.js';
@@ -92,7 +92,7 @@ export class DistillSession implements TrainHooks {
     this.epochs = cfg.epochs;
     if (this.settings.stopAtTeacher && this.teacherMetrics) {
       this.stop = new KdStop(this.teacherMetrics.map, resumedState?.kdStop as KdStopState | undefined);
-      if (this.stop.stoppedFrom !== undefined) log.info(`kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${this.stop.stoppedFrom + 1} on`);
+      if (this.stop.stoppedFrom !== undefined) log.info(kdStopResumed(this.stop.stoppedFrom));
     }
     this.adapters = createFeatureAdapters(this.settings.features?.pairs ?? [], cfg.seed);
     const vars = new Map<string, tf.Variable>();
@@ -184,7 +184,7 @@ export class DistillSession implements TrainHooks {
   private watchTeacher(end: EpochEnd): void {
     // After the last epoch there is nothing left to stop.
     if (!this.stop || !end.metrics || end.epoch + 1 >= this.epochs || !this.stop.observe(end.epoch, end.metrics.map)) return;
-    this.log?.info(`kd-stop: the student's val mAP50-95 (${end.metrics.map.toFixed(3)}) has reached the teacher's (${this.stop.teacherFigure.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${end.epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`);
+    this.log?.info(kdStopDecision(this.stop, end.epoch, 'mAP50-95', end.metrics.map));
   }
 
   /** Starts the teacher on a batch, or returns undefined when α is 0 there (warm-up, or stopped). */

@@ -49,3 +49,23 @@ export class KdStop {
     return { aboveTeacher: this.aboveTeacher, ...(this.stoppedFrom !== undefined ? { stoppedFrom: this.stoppedFrom } : {}) };
   }
 }
+
+/**
+ * The end-of-run line of a `--kd-stop`: the (1-based) epochs that distilled, from `first` (the 0-based first epoch
+ * with α > 0, after the warm-up) to the stop; `figure` names what was compared (`mAP50-95`, `top-1`).
+ */
+export function kdStopSummary(stoppedFrom: number, first: number, figure: string): string {
+  if (stoppedFrom <= first) return `kd-stop: the student reached the teacher's val ${figure} during the warm-up, so it never distilled: the labels alone trained it`;
+  const epochs = first + 1 === stoppedFrom ? `epoch ${stoppedFrom}` : `epochs ${first + 1}–${stoppedFrom}`;
+  return `kd-stop: distilled in ${epochs}, trained on the labels alone from epoch ${stoppedFrom + 1} (the student had reached the teacher's val ${figure})`;
+}
+
+/** The line logged when a run stops distilling after `epoch` (0-based), the student at `value` of `figure`. */
+export function kdStopDecision(stop: KdStop, epoch: number, figure: string, value: number): string {
+  return `kd-stop: the student's val ${figure} (${value.toFixed(3)}) has reached the teacher's (${stop.teacherFigure.toFixed(3)}) on ${STOP_EPOCHS} epochs in a row: α is 0 from epoch ${epoch + 2} on, the labels alone train the student (--kd-stop never distils to the end)`;
+}
+
+/** The line logged when a resumed run had already stopped distilling. */
+export function kdStopResumed(stoppedFrom: number): string {
+  return `kd-stop: the student reached the teacher before this resume; α stays 0 from epoch ${stoppedFrom + 1} on`;
+}

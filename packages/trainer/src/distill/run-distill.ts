@@ -23,6 +23,7 @@ import { validate, validateWith } from '../val/validator.js';
 import { kdSettingsOf, resumedDistillConfig, trainConfigOf } from './distill-config.js';
 import type { DistillConfig } from './distill-schema.js';
 import { DistillSession, type DistillStepInfo } from './distill-session.js';
+import { kdStopSummary } from './kd-stop.js';
 import { parseKdLosses } from './losses/registry.js';
 import { checkCompatibility } from './teacher/compat.js';
 import { openTeacher, type OpenTeacherOptions } from './teacher/open-teacher.js';
@@ -214,8 +215,8 @@ export async function runDistill(cfgIn: DistillConfig, hyp: Hyp, run: DistillRun
       log.info(`teacher cache: ${c.hits} hits, ${c.misses} misses, ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(c.bytesWritten / 2 ** 20).toFixed(1)} MiB written`);
     }
     if (session.stoppedFrom !== undefined) {
-      const first = Math.floor(cfg.kd_warmup) + 1;
-      log.info(`kd-stop: distilled in epochs ${first}–${session.stoppedFrom}, trained on the labels alone from epoch ${session.stoppedFrom + 1} (the student had reached the teacher's val mAP50-95)`);
+      // α is 0 while the fractional epoch is below the warm-up, so the first epoch with α > 0 is floor(warm-up).
+      log.info(kdStopSummary(session.stoppedFrom, Math.floor(cfg.kd_warmup), 'mAP50-95'));
     }
     const result: DistillResult = {
       distilled, interrupted: distilled.interrupted, ...(baseline ? { baseline } : {}), ...(tMetrics ? { teacher: tMetrics } : {}),
