@@ -8,7 +8,7 @@ import { resolveOptions } from '../src/config.js';
 import { synthesizeDataset } from '../src/data/synth.js';
 import { DISTILL_SCHEMA } from '../src/distill/distill-schema.js';
 import { DistillSession, type DistillStepInfo } from '../src/distill/distill-session.js';
-import { STOP_EPOCHS } from '../src/distill/kd-stop.js';
+import { kdStopSummary, STOP_EPOCHS } from '../src/distill/kd-stop.js';
 import { runDistill } from '../src/distill/run-distill.js';
 import { openTeacher } from '../src/distill/teacher/open-teacher.js';
 import type { Teacher } from '../src/distill/types.js';
@@ -92,6 +92,12 @@ describe('kd-trainer distill --kd-stop', () => {
     const stopped = session(true);
     start(stopped, { kdStop: { aboveTeacher: 2, stoppedFrom: 3 } });
     expect([stopped.alphaAt(2.5), stopped.alphaAt(3)]).toEqual([0.5, 0]);
+  });
+
+  it('the end line names the epochs that distilled, one epoch, or none when the stop came in the warm-up', () => {
+    expect(kdStopSummary(5, 0, 'mAP50-95')).toMatch(/distilled in epochs 1–5, trained on the labels alone from epoch 6 .*mAP50-95/);
+    expect(kdStopSummary(3, 2, 'top-1')).toMatch(/distilled in epoch 3, trained on the labels alone from epoch 4/);
+    expect(kdStopSummary(2, 3, 'mAP50-95')).toMatch(/during the warm-up, so it never distilled/);
   });
 
   it('never stops without stopAtTeacher (--kd-stop never)', async () => {
