@@ -469,10 +469,11 @@ function addAdaptCommands(program: Command, run: Run): void {
     .action(run(async (o: ClientOpts & { device?: string; state?: string }) => {
       const q = new URLSearchParams({ ...(o.device ? { device: o.device } : {}), ...(o.state ? { state: o.state } : {}) });
       const list = await api(o, 'GET', `/api/adapt-jobs${q.size > 0 ? `?${q}` : ''}`) as AdaptJobJson[];
+      // PULL: the state of the job's latest pull, as `adapt show` reads it (— when never pulled).
       print(o, list, () => [
-        `${pad('DEVICE', 18)}${pad('JOB', 22)}${pad('STATE', 12)}${pad('EPOCH', 8)}${pad('HOLDOUT', 14)}${pad('VAL', 14)}VERSION`,
+        `${pad('DEVICE', 18)}${pad('JOB', 22)}${pad('STATE', 12)}${pad('EPOCH', 8)}${pad('HOLDOUT', 14)}${pad('VAL', 14)}${pad('PULL', 11)}VERSION`,
         ...list.map((j) => `${pad(j.deviceId, 18)}${pad(j.jobId, 22)}${pad(j.state, 12)}${pad(j.epochs ? `${j.epoch ?? 0}/${j.epochs}` : '—', 8)}` +
-          `${pad(beforeAfter(j.holdout), 14)}${pad(beforeAfter(j.val), 14)}${j.version ?? '—'}${j.activated ? ' (active)' : ''}`),
+          `${pad(beforeAfter(j.holdout), 14)}${pad(beforeAfter(j.val), 14)}${pad(j.pull?.state, 11)}${j.version ?? '—'}${j.activated ? ' (active)' : ''}`),
       ]);
     }));
   clientOptions(adapt.command('show <device> <jobId>').description('one job: its state, figures, reasons, the pull of its package, and the states it went through'))

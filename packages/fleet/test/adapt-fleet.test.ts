@@ -212,7 +212,9 @@ describe('adaptation jobs as devices report them', () => {
 
     const list = await fx.cli('adapt', 'list', '--device', 'cam-j1');
     expect(list.code).toBe(0);
-    expect(list.out).toMatch(/^cam-j1 +job-1 +succeeded +2\/2 +0\.280→0\.350 +0\.500→0\.490 +1\.0\.0\+adapt\.cam-j1\.1 \(active\)$/m);
+    expect(list.out).toMatch(/^DEVICE +JOB +STATE +EPOCH +HOLDOUT +VAL +PULL +VERSION$/m);
+    // PULL is — for a job never pulled.
+    expect(list.out).toMatch(/^cam-j1 +job-1 +succeeded +2\/2 +0\.280→0\.350 +0\.500→0\.490 +— +1\.0\.0\+adapt\.cam-j1\.1 \(active\)$/m);
     const show = await fx.cli('adapt', 'show', 'cam-j1', 'job-1');
     expect(show.out).toContain('states: queued → labelling → training → evaluating → succeeded');
     expect(show.out).toContain('accepted, activated');

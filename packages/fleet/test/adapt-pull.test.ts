@@ -1,6 +1,7 @@
 // Pulling an adapted package from a device and promoting it (issue 16): a real FleetServer (embedded aedes, SQLite,
 // API), MQTT clients playing devices that report their device key and their jobs, real device-signed packages uploaded
-// with the agent's own uploadPackage over HTTP, and the CLI in process.
+// with the agent's own uploadPackage over HTTP, and the CLI in process. A second server, whose upload URLs live 1 ms,
+// lets a pull expire unused.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -11,6 +12,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { uploadPackage } from '../../edge-agent/src/adapt/adapt-upload.js';
 import { TransferError } from '../../edge-agent/src/transfer/transfer-error.js';
+import type { AdaptJobInfo } from '../src/adapt/adapt-job.js';
 import { main } from '../src/cli.js';
 import { createApiHandler } from '../src/http/api-handler.js';
 import { FleetServer } from '../src/server/fleet-server.js';
@@ -51,21 +53,27 @@ async function call(method: string, path: string, options: { body?: unknown; tok
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
 }
 
+/** Run the kd-fleet CLI in process against the server. */
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return cliAt(server, ...args);
+}
+
+/** Run the kd-fleet CLI in process against server `at`; its exit code and output. */
+async function cliAt(at: FleetServer, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
   const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
   try {
-    return { code: await main(['node', 'kd-fleet', ...args, '--server', server.httpUrl, '--token', TOKEN]), out, err };
+    return { code: await main(['node', 'kd-fleet', ...args, '--server', at.httpUrl, '--token', TOKEN]), out, err };
   } finally {
     stdout.mockRestore();
     stderr.mockRestore();
   }
 }
 
-async function device(id: string, key: KeyPair): Promise<Device> {
-  const client = await mqtt.connectAsync(server.mqttUrl, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 });
+async function device(id: string, key: KeyPair, at: FleetServer = server): Promise<Device> {
+  const client = await mqtt.connectAsync(at.mqttUrl, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 });
   clients.push(client);
   const d: Device = {
     id, client, raw: [], commands: [],
@@ -79,7 +87,7 @@ async function device(id: string, key: KeyPair): Promise<Device> {
     },
     async job(jobId, fields) {
       await client.publishAsync(topics.adapt(id), JSON.stringify(makeAdapt({ deviceId: id, jobId, base: BASE, ...fields } as AdaptFields)), { qos: 1, retain: true });
-      await waitFor(`job ${jobId}`, () => server.context.adaptJobs.get(id, jobId)?.state === fields.state);
+      await waitFor(`job ${jobId}`, () => at.context.adaptJobs.get(id, jobId)?.state === fields.state);
     },
   };
   client.on('message', (topic, payload) => {
@@ -89,9 +97,26 @@ async function device(id: string, key: KeyPair): Promise<Device> {
   });
   await client.subscribeAsync(topics.cmd(id), { qos: 1 });
   await d.status(key);
-  await waitFor(`${id} pinned`, () => server.context.devices.get(id)?.deviceKey?.keyId === key.keyId);
+  await waitFor(`${id} pinned`, () => at.context.devices.get(id)?.deviceKey?.keyId === key.keyId);
   return d;
 }
+
+/** The PULL cell of a job's row in `kd-fleet adapt list`, checked to line up under its header; undefined without such a row. */
+async function pullColumn(at: FleetServer, deviceId: string, jobId: string): Promise<string | undefined> {
+  const list = await cliAt(at, 'adapt', 'list', '--device', deviceId);
+  expect(list.code, list.err).toBe(0);
+  const [header, ...rows] = list.out.split('\n');
+  const row = rows.find((r) => r.split(/ +/)[1] === jobId);
+  if (row === undefined) return undefined;
+  const start = header!.indexOf(' PULL ') + 1;
+  const end = header!.indexOf(' VERSION') + 1;
+  const cell = row.slice(start, end);
+  // The cell starts under PULL and the VERSION column under VERSION.
+  expect([row[start - 1], cell, row[end]]).toEqual([' ', expect.stringMatching(/^\S+ +$/), expect.stringMatching(/^\S$/)]);
+  return cell.trim();
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 const succeeded = (n: number, deviceId = 'cam-01'): Partial<AdaptFields> => ({ state: 'succeeded', accepted: true, version: `1.0.0+adapt.${deviceId}.${n}`, activated: false });
 
@@ -263,15 +288,15 @@ describe('pull an adapted package and promote it', () => {
   });
 
   it('pulls and promotes with the CLI; kd-fleet adapt show follows the pull', async () => {
-    /** `adapt show`'s pull line, and the pull its JSON carries. */
-    const shown = async (): Promise<{ line: string | undefined; pull: any }> => {
+    /** `adapt show`'s pull line, the pull its JSON carries, and `adapt list`'s PULL column. */
+    const shown = async (): Promise<{ line: string | undefined; pull: any; column: string | undefined }> => {
       const text = await cli('adapt', 'show', 'cam-01', 'job-cli');
       expect(text.code, text.err).toBe(0);
       const json = JSON.parse((await cli('adapt', 'show', 'cam-01', 'job-cli', '--json')).out);
-      return { line: text.out.split('\n').find((l) => l.startsWith('  pull:')), pull: json.job.pull };
+      return { line: text.out.split('\n').find((l) => l.startsWith('  pull:')), pull: json.job.pull, column: await pullColumn(server, 'cam-01', 'job-cli') };
     };
     await cam1.job('job-cli', succeeded(5));
-    expect(await shown()).toEqual({ line: '  pull: not pulled (kd-fleet adapt pull cam-01 job-cli)', pull: null });
+    expect(await shown()).toEqual({ line: '  pull: not pulled (kd-fleet adapt pull cam-01 job-cli)', pull: null, column: '—' });
     const before = cam1.commands.length;
     const pulled = await cli('adapt', 'pull', 'cam-01', 'job-cli');
     expect(pulled.code, pulled.err).toBe(0);
@@ -280,20 +305,23 @@ describe('pull an adapted package and promote it', () => {
     const cmd = cam1.commands[cam1.commands.length - 1] as CommandMessage & { command: 'adapt-upload' };
     const requested = await shown();
     expect(requested.pull).toMatchObject({ state: 'requested', commandId: cmd.id, code: null, package: null });
-    const iso = (ms: number): string => new Date(ms).toISOString();
+    expect(requested.column).toBe('requested');
     expect(requested.line).toBe(`  pull: requested at ${iso(requested.pull.requestedAt)} (command ${cmd.id}), waiting for the device; its upload URL expires at ${iso(requested.pull.expiresAt)}`);
 
     // The device accepts the command (as kd-agent does before it uploads).
     const accepted = makeEvent({ deviceId: 'cam-01', commandId: cmd.id, command: 'adapt-upload', state: 'accepted' });
     await cam1.client.publishAsync(topics.events('cam-01'), JSON.stringify(accepted), { qos: 1 });
     await waitFor('the pull uploading', () => server.context.adaptJobs.get('cam-01', 'job-cli')?.pull?.state === 'uploading');
-    expect((await shown()).line).toBe(`  pull: uploading (command ${cmd.id}): the device accepted; its upload URL expires at ${iso(requested.pull.expiresAt)}`);
+    const uploading = await shown();
+    expect(uploading.line).toBe(`  pull: uploading (command ${cmd.id}): the device accepted; its upload URL expires at ${iso(requested.pull.expiresAt)}`);
+    expect(uploading.column).toBe('uploading');
 
     await uploadPackage(pkgs.cli!.tar, cmd.url, fast);
     const ls = await cli('models', 'ls');
     expect(ls.out).toMatch(/1\.0\.0\+adapt\.cam-01\.5 .*device:cam-01 job job-cli \(pulled, not promoted\)/);
     const stored = await shown();
     expect(stored.pull).toMatchObject({ state: 'pulled', package: { name: 'shapes', version: '1.0.0+adapt.cam-01.5', keyId: keys.cam1.keyId, promotedAt: null } });
+    expect(stored.column).toBe('pulled');
     expect(stored.line).toBe(`  pull: pulled shapes@1.0.0+adapt.cam-01.5 sha256 ${pkgs.cli!.info.sha256.slice(0, 16)}, ` +
       `signed by the device's key ${keys.cam1.keyId}, not promoted (kd-fleet models promote shapes 1.0.0+adapt.cam-01.5)`);
     const promoted = await cli('models', 'promote', 'shapes', '1.0.0+adapt.cam-01.5');
@@ -307,5 +335,56 @@ describe('pull an adapted package and promote it', () => {
     const refused = await cli('adapt', 'pull', 'cam-01', 'job-running');
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/409 FLEET_ADAPT_JOB_STATE/);
+  });
+});
+
+describe('a pull whose upload URL expires unused', () => {
+  // The job store reads the server's real clock: a server whose upload URLs live 1 ms lets one expire at once.
+  let short: FleetServer;
+  let cam: Device;
+
+  beforeAll(async () => {
+    short = await FleetServer.start({
+      dataDir: join(root, 'fleet-short-ttl'), fleet: FLEET, httpPort: 0, mqttPort: 0, wsPort: false, token: TOKEN,
+      trustedKeys: [join(root, 'fleet.pub')], signKey: join(root, 'fleet.key'), tickMs: 100_000, adaptUploadTtlMs: 1,
+      handlers: (ctx) => [createApiHandler(ctx, { packageLimit: LIMIT, tempDir: root })],
+    });
+    cam = await device('cam-01', keys.cam1, short);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (cam !== undefined) {
+      clients.splice(clients.indexOf(cam.client), 1);
+      await cam.client.endAsync(true);
+    }
+    await short?.close();
+  });
+
+  it('shows expired in the job store, in adapt show\'s pull line and in adapt list\'s PULL column; the late upload is refused', async () => {
+    await cam.job('job-late', succeeded(6));
+    const before = cam.commands.length;
+    const pulled = await cliAt(short, 'adapt', 'pull', 'cam-01', 'job-late');
+    expect(pulled.code, pulled.err).toBe(0);
+    await waitFor('the command', () => cam.commands.length > before);
+    const cmd = cam.commands[cam.commands.length - 1] as CommandMessage & { command: 'adapt-upload' };
+    expect(cmd).toMatchObject({ command: 'adapt-upload', jobId: 'job-late' });
+
+    const job = (): AdaptJobInfo | undefined => short.context.adaptJobs.get('cam-01', 'job-late');
+    await waitFor('the pull expired', () => job()?.pull?.state === 'expired');
+    const pull = job()!.pull!;
+    expect(pull).toEqual({ state: 'expired', commandId: cmd.id, requestedAt: expect.any(Number), expiresAt: pull.requestedAt! + 1, code: null, message: null, package: null });
+
+    const show = await cliAt(short, 'adapt', 'show', 'cam-01', 'job-late');
+    expect(show.code, show.err).toBe(0);
+    expect(show.out.split('\n').find((l) => l.startsWith('  pull:')))
+      .toBe(`  pull: expired at ${iso(pull.expiresAt!)} unused (command ${cmd.id}); pull again with kd-fleet adapt pull cam-01 job-late`);
+    expect(JSON.parse((await cliAt(short, 'adapt', 'show', 'cam-01', 'job-late', '--json')).out).job.pull).toEqual(pull);
+    expect(await pullColumn(short, 'cam-01', 'job-late')).toBe('expired');
+
+    // The device's upload comes too late: refused, and the refusal is no failure of the pull, which stays expired.
+    const late = await refusal(uploadPackage(pkgs.ok!.tar, cmd.url, fast));
+    expect([late.code, late.status]).toEqual(['TRANSFER_HTTP_STATUS', 410]);
+    expect(late.message).toMatch(/FLEET_UPLOAD_EXPIRED/);
+    expect(job()!.pull).toEqual(pull);
   });
 });
