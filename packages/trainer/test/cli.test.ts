@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
+import { ConfigError } from '@kd-edge/core';
 import { resolveHyp, resolveOptions, TRAIN_SCHEMA } from '../src/config.js';
 import type { DistillStepInfo } from '../src/distill/distill-session.js';
 import { KD_TRAINER_BIN, runCli } from './cli-runner.js';
@@ -153,13 +153,9 @@ describe('kd-trainer CLI', () => {
     const synth = await cli(['data', 'synth', '--out', dir, '--train', '64', '--val', '4', '--imgsz', '64', '--classes', '2']);
     expect(synth.code).toBe(0);
     const { selectBackend } = await import('../src/backend/select.js');
-    const { createYoloModel } = await import('../src/model/yolo.js');
-    const { modelWeights } = await import('../src/export/model-weights.js');
+    const { writeUntrainedTeacher } = await import('./model-fixtures.js');
     await selectBackend('cpu');
-    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
-    const teacher = join(dir, 'teacher.onnx');
-    writeFileSync(teacher, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
-    t.dispose();
+    const teacher = await writeUntrainedTeacher(join(dir, 'teacher.onnx'));
     // --kd-stop never: α must stay 0.5 after the resume however many epochs ran before the interrupt.
     const { code, out } = await interruptedRun(['distill', '--teacher', teacher, '--kd-loss', 'yolo-kd+feature', '--kd-stop', 'never', '--data', join(dir, 'data.yaml')], dir);
     expect(code).toBe(130);

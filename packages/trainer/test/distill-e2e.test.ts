@@ -15,6 +15,7 @@ import { createYoloModel } from '../src/model/yolo.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import type { DistillStepInfo as StepInfo } from '../src/distill/distill-session.js';
 import { memoryLogger, silentLogger } from '../src/util/logger.js';
+import { writeUntrainedTeacher } from './model-fixtures.js';
 
 // A whole distillation run on a tiny set: an ONNX teacher (a wider custom YOLOv5) teaching a narrow student.
 describe('kd-trainer distill (end to end)', () => {
@@ -26,10 +27,7 @@ describe('kd-trainer distill (end to end)', () => {
   beforeAll(async () => {
     ({ yaml } = await synthesizeDataset({ out: join(root, 'shapes'), train: 16, val: 8, imgsz: 64, classes: 2, seed: 4 }));
     await selectBackend('cpu', silentLogger);
-    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
-    teacherFile = join(root, 'teacher.onnx');
-    writeFileSync(teacherFile, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
-    t.dispose();
+    teacherFile = await writeUntrainedTeacher(join(root, 'teacher.onnx'));
     writeFileSync(join(root, 'student.yaml'), JSON.stringify({ nc: 2, ...student, anchors: yoloDescription('n', 2).anchors, backbone: yoloDescription('n', 2).backbone, head: yoloDescription('n', 2).head }));
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeModel, exportOnnx, yoloDescription } from '@kd-edge/core';
+import { yoloDescription } from '@kd-edge/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/backend/select.js';
 import { resolveOptions } from '../src/config.js';
@@ -12,14 +12,13 @@ import { kdStopSummary, STOP_EPOCHS } from '../src/distill/kd-stop.js';
 import { runDistill } from '../src/distill/run-distill.js';
 import { openTeacher } from '../src/distill/teacher/open-teacher.js';
 import type { Teacher } from '../src/distill/types.js';
-import { modelWeights } from '../src/export/model-weights.js';
-import { loadModel, saveWeights } from '../src/model/weights-io.js';
-import { createYoloModel } from '../src/model/yolo.js';
+import { loadModel } from '../src/model/weights-io.js';
 import type { DetectionModel } from '../src/model/types.js';
 import type { EpochEnd } from '../src/train/hooks.js';
 import { HYP_SCRATCH_LOW } from '../src/train/hyp.js';
 import { memoryLogger, silentLogger } from '../src/util/logger.js';
 import type { ValResult } from '../src/val/validator.js';
+import { writeUntrainedTeacher } from './model-fixtures.js';
 
 // --kd-stop teacher: distillation stops once the student has reached its teacher on val.
 describe('kd-trainer distill --kd-stop', () => {
@@ -32,11 +31,7 @@ describe('kd-trainer distill --kd-stop', () => {
     ({ yaml } = await synthesizeDataset({ out: join(root, 'shapes'), train: 16, val: 8, imgsz: 64, classes: 2, seed: 4 }));
     await selectBackend('cpu', silentLogger);
     // An untrained teacher: its val mAP is about 0, so any student reaches it.
-    const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, 2), { seed: 9 });
-    teacherFile = join(root, 'teacher.onnx');
-    writeFileSync(teacherFile, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
-    await saveWeights(join(root, 'teacher.kdw'), t);
-    t.dispose();
+    teacherFile = await writeUntrainedTeacher(join(root, 'teacher.onnx'), { kdw: join(root, 'teacher.kdw') });
     teacher = await openTeacher(teacherFile);
   });
   afterAll(async () => {

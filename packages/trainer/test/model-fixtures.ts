@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '../src/tf.js';
 import { modelWeights } from '../src/export/model-weights.js';
+import { saveWeights } from '../src/model/weights-io.js';
 import { createYoloModel } from '../src/model/yolo.js';
 import type { DetectionModel, TrainableModel } from '../src/model/types.js';
 
@@ -104,4 +105,20 @@ export function worstViolation(
     if (!(excess <= 0) && (worst === undefined || excess > worst.excess)) worst = { i, got: got[i]!, want: want[i]!, tol: t, excess };
   }
   return worst === undefined ? undefined : { i: worst.i, got: worst.got, want: worst.want, tol: worst.tol };
+}
+
+/**
+ * The distillation tests' teacher: an untrained small YOLOv5 (width 0.25, seed 9) with `nc` classes, exported
+ * to ONNX at 64 px with a dynamic batch, and also saved as `.kdw` when `kdw` names a file. Its val mAP is about
+ * 0, so any student reaches it. Needs a selected backend.
+ */
+export async function writeUntrainedTeacher(file: string, opts: { nc?: number; kdw?: string } = {}): Promise<string> {
+  const t = createYoloModel(yoloDescription({ depth_multiple: 0.33, width_multiple: 0.25 }, opts.nc ?? 2), { seed: 9 });
+  try {
+    writeFileSync(file, encodeModel(exportOnnx(t.description, modelWeights(t), { imgsz: 64, dynamic: 'batch' })));
+    if (opts.kdw) await saveWeights(opts.kdw, t);
+  } finally {
+    t.dispose();
+  }
+  return file;
 }
