@@ -79,6 +79,13 @@ describe('kd-trainer distill (end to end)', () => {
       ['p3', 17, '/model.17/cv3/act/Mul_output_0'], ['p4', 20, '/model.20/cv3/act/Mul_output_0'], ['p5', 23, '/model.23/cv3/act/Mul_output_0'],
     ]);
     expect(pairs[0]!.teacherC).toBe(2 * pairs[0]!.studentC);
+
+    // The default weight (0.005) scales the term: the same first step at --kd-feature 1 is 200× larger.
+    const heavy: StepInfo[] = [];
+    await runDistill(config({ name: 'feat1', kd_loss: 'yolo-kd+feature', kd_feature: 1, epochs: 1, threads: 2 }), HYP_SCRATCH_LOW, {
+      onStep: (s) => heavy.push(s), progress: { write: () => true }, maxSteps: 1,
+    });
+    expect(heavy[0]!.loss[6]! * 0.005).toBeCloseTo(steps[0]!.loss[6]!, 4);
   });
 
   it('yolo-kd + cwd: the channel-wise term trains on the same neck pairs, from the CLI options', async () => {

@@ -17,7 +17,7 @@ export const DISTILL_SCHEMA = {
   kd_obj: { type: 'number', default: 1, min: 0, help: 'weight of the objectness KD term (times the hard obj gain)' },
   kd_cls: { type: 'number', default: 1, min: 0, help: 'weight of the class KD term (times the hard cls gain)' },
   kd_box: { type: 'number', default: 1, min: 0, help: 'weight of the box KD term (times the hard box gain)' },
-  kd_feature: { type: 'number', default: 1, min: 0, help: 'weight of the feature-imitation term (with --kd-loss …+feature)' },
+  kd_feature: { type: 'number', default: 0.005, min: 0, help: 'weight of the feature-imitation term (with --kd-loss …+feature); at 1 it is ~300× the hard loss at 128 px (docs/distill.md)' },
   kd_cwd: { type: 'number', default: 0.02, min: 0, help: 'weight of the channel-wise distillation term (with --kd-loss …+cwd); at 1 it is ~50× the hard loss at 128 px (docs/distill.md)' },
   kd_cwd_temperature: { type: 'number', default: 4, min: 0.01, help: 'temperature τ of the channel-wise spatial softmax (with --kd-loss …+cwd)' },
   unlabeled: { type: 'string', default: '', help: 'images without labels (a folder, a .txt list of image paths, or several joined with commas): the student learns on them from the teacher alone (soft targets and its confident boxes as labels)' },
