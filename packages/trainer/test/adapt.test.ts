@@ -246,6 +246,27 @@ describe('kd-trainer adapt (library)', () => {
     expect(dup.filter(Boolean)).toHaveLength(12);
   });
 
+  it('links the frames before verifying them: frames the capture evicts during the verification are still used', async () => {
+    const ring = join(root, 'capture-evicting');
+    const written = writeCapture(ring, frames);
+    const t = await OnnxTeacher.open(teacher);
+    try {
+      const log = memoryLogger();
+      // The capture evicts every frame while the frames are verified (scanSplit's closing line is logged after
+      // the last image is checked): the job must have its own links by then.
+      const evicting = { ...log, info: (m: string) => { if (m.startsWith('frames: ') && m.includes(' skipped')) rmSync(ring, { recursive: true, force: true }); log.info(m); } };
+      const s = await labelFrames({
+        paths: jobPaths(join(root, 'job-evicting')), teacher: t, names: NAMES, minFrames: 10, batchSize: 8, workers: 0, logger: evicting,
+        inputs: { frames: [ring], teacher, teacherSha256: '', weights: student, weightsSha256: '', imgsz: 64, pseudoConf: 0.5, holdout: 0.25, seed: 3 },
+      });
+      expect(readdirSync(root)).not.toContain('capture-evicting');
+      expect(s!.frames).toMatchObject({ found: 16, used: 16, skipped: 0 });
+      expect(s!.items.map((f) => f.source).sort()).toEqual([...written].sort());
+    } finally {
+      await t.dispose();
+    }
+  });
+
   it('refuses too few frames and an empty hold-out, naming the count and the folder', async () => {
     const few = join(root, 'few');
     writeCapture(few, frames.slice(0, 5));

@@ -4,7 +4,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { fsyncTree } from '@kd-edge/core';
 import { stringify } from 'yaml';
 import { evalLoader } from '../data/eval-loader.js';
-import { imageToLabelPath, scanSplit } from '../data/scan.js';
+import { imageToLabelPath, listImages, scanSplit } from '../data/scan.js';
 import type { DatasetItem } from '../data/types.js';
 import { DatasetError } from '../errors.js';
 import { pseudoDetections } from '../distill/pseudo-labels.js';
@@ -242,8 +242,8 @@ function labelRowLines(rows: Float32Array): string[] {
 
 /**
  * Stage 1 of `kd-trainer adapt`: the frames become a YOLO dataset in `data/` labelled by the teacher.
- * Every image of the sources is verified (corrupt ones skipped with a warning and counted), hard-linked
- * (or copied) into the job, split into adaptation and hold-out frames by content and seed
+ * Every image of the sources is hard-linked (or copied) into the job first, so that frames the capture evicts
+ * meanwhile stay whole, then verified there (corrupt ones skipped with a warning and counted), split into adaptation and hold-out frames by content and seed
  * ({@link holdoutSplit}), and run through the teacher letterboxed at the job's image size; its detections
  * scoring at least the pseudo-label threshold (decoded and suppressed as ultralytics' predict,
  * {@link pseudoDetections}) are written as `labels/<split>/<stem>.txt` in the frame's own coordinates
@@ -262,26 +262,39 @@ export async function labelFrames(o: LabelFramesOptions): Promise<LabelSummary |
   for (const d of [staging, ...['train', 'val'].flatMap((s) => [join(paths.data, 'images', s), join(paths.data, 'labels', s)])]) await mkdir(d, { recursive: true });
 
   const where = inputs.frames.join(', ');
-  let skippedFiles: string[] = [];
-  let items: DatasetItem[] = [];
-  try {
-    items = await scanSplit(inputs.frames, o.names.length, log, { split: 'frames', imagesOnly: true, onSkipped: (f) => { skippedFiles = f; } });
-  } catch (err) {
-    // scanSplit throws only when no image is usable (the sources exist: frameSources checked).
-    if (!(err instanceof DatasetError)) throw err;
-  }
-  const found = items.length + skippedFiles.length;
-
+  // A snapshot first: every listed frame is linked into staging before any is verified. The capture goes on
+  // evicting its oldest frames meanwhile; a link keeps a frame whole, so the set verified below no longer changes
+  // (verifying the capture itself first lost every frame it evicted during the verification).
+  const listed = await listImages(inputs.frames).catch((err: unknown) => {
+    // A source gone since frameSources checked it: no frames from it (the count below says so).
+    if (err instanceof DatasetError) return { images: [], missing: [] };
+    throw err;
+  });
+  const found = listed.images.length + listed.missing.length;
+  const skippedFiles = [...listed.missing];
   const stems = new Set<string>();
+  const sourceOf = new Map<string, string>();
+  for (const source of listed.images) {
+    const staged = join(staging, uniqueName(source, stems));
+    if (await linkOrCopy(source, staged)) sourceOf.set(staged, source);
+    else skippedFiles.push(source); // evicted by the capture between the listing and the link
+  }
+  let items: DatasetItem[] = [];
+  if (sourceOf.size > 0) {
+    try {
+      items = await scanSplit([staging], o.names.length, log, {
+        split: 'frames', imagesOnly: true, onSkipped: (f) => { skippedFiles.push(...f.map((x) => sourceOf.get(x) ?? x)); },
+      });
+    } catch (err) {
+      // scanSplit throws only when no image is usable.
+      if (!(err instanceof DatasetError)) throw err;
+    }
+  }
+  skippedFiles.sort();
+
   const frames: { source: string; name: string; sha256: string; size?: [number, number] }[] = [];
   for (const it of items) {
-    const name = uniqueName(it.image, stems);
-    if (!(await linkOrCopy(it.image, join(staging, name)))) {
-      // Evicted by the capture between the scan and the link.
-      skippedFiles.push(it.image);
-      continue;
-    }
-    frames.push({ source: it.image, name, sha256: await sha256File(join(staging, name)), ...(it.size ? { size: it.size } : {}) });
+    frames.push({ source: sourceOf.get(it.image)!, name: basename(it.image), sha256: await sha256File(it.image), ...(it.size ? { size: it.size } : {}) });
   }
   const tooFew = (why: string) => new AdaptError('ADAPT_TOO_FEW_FRAMES', `${why} (${found} image files found in ${where}, ${skippedFiles.length} skipped)`);
   if (frames.length < o.minFrames) throw tooFew(`${frames.length} usable frames, an adaptation needs at least ${o.minFrames}`);

@@ -177,6 +177,24 @@ function parseLabels(text: string, nc: number, file: string, t: LabelTallies): F
   return Float32Array.from(rows);
 }
 
+async function listImagesInto(sources: string[], missing: Tally): Promise<string[]> {
+  const lists = await Promise.all(sources.map((s) => listSource(s, missing)));
+  return [...new Set(lists.flat())].sort();
+}
+
+/**
+ * The image files of sources as {@link scanSplit} finds them (folders searched recursively, .txt lists,
+ * single images), sorted and without repeats, unverified; `missing`: files a list names that do not exist.
+ * Throws DatasetError for a source that does not exist or is none of these.
+ * @example
+ * const { images } = await listImages(['capture/']);
+ */
+export async function listImages(sources: string[]): Promise<{ images: string[]; missing: string[] }> {
+  const missing = new Tally();
+  const images = await listImagesInto(sources, missing);
+  return { images, missing: [...missing.files] };
+}
+
 /**
  * Lists the images of a split's sources (folders, searched recursively, or .txt lists), verifies
  * each image's header and end marker and each label row, and returns the usable items sorted by
@@ -189,8 +207,7 @@ export async function scanSplit(sources: string[], nc: number, logger: Logger = 
   const split = options.split ?? 'dataset';
   const concurrency = options.concurrency ?? 16;
   const missingListed = new Tally();
-  const lists = await Promise.all(sources.map((s) => listSource(s, missingListed)));
-  const images = [...new Set(lists.flat())].sort();
+  const images = await listImagesInto(sources, missingListed);
 
   const corrupt = new Tally(), truncated = new Tally(), small = new Tally(), unreadable = new Tally();
   const lt: LabelTallies = { malformed: new Tally(), classRange: new Tally(), coords: new Tally(), empty: new Tally(), duplicate: new Tally() };
