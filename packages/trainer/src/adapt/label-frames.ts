@@ -243,8 +243,8 @@ function labelRowLines(rows: Float32Array): string[] {
 /**
  * Stage 1 of `kd-trainer adapt`: the frames become a YOLO dataset in `data/` labelled by the teacher.
  * Every image of the sources is hard-linked (or copied) into the job first, so that frames the capture evicts
- * meanwhile stay whole, then verified there (corrupt ones skipped with a warning and counted), split into adaptation and hold-out frames by content and seed
- * ({@link holdoutSplit}), and run through the teacher letterboxed at the job's image size; its detections
+ * meanwhile stay whole, then verified there (corrupt ones skipped with a warning and counted), split into
+ * adaptation and hold-out frames by content and seed ({@link holdoutSplit}), and run through the teacher letterboxed at the job's image size; its detections
  * scoring at least the pseudo-label threshold (decoded and suppressed as ultralytics' predict,
  * {@link pseudoDetections}) are written as `labels/<split>/<stem>.txt` in the frame's own coordinates
  * (rows that clipping made identical once), an empty file where it found nothing (a background frame).
